@@ -14,17 +14,24 @@
 /* S3 error codes that mean "slow down": back off harder. The non-S3 spellings come from other AWS services
  * and S3-compatible servers that reuse them. */
 static const char *const throttle_codes[] = {
-    "SlowDown",           "Throttling",    "ThrottlingException",      "ThrottledException",
-    "RequestThrottled",   "RequestThrottledException", "TooManyRequests", "TooManyRequestsException",
-    "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequests",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
 };
 
 /* Transient server-side conditions. RequestTimeTooSkewed is retried because the request is re-signed with a
  * fresh date on the next attempt; IncompleteBody and BadDigest mean the body was cut or damaged in transit,
  * which a bounded number of resends can fix. */
 static const char *const transient_codes[] = {
-    "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException",
-    "RequestTimeTooSkewed", "IncompleteBody", "BadDigest",
+    "InternalError",        "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException",
+    "RequestTimeTooSkewed", "IncompleteBody",     "BadDigest",
 };
 
 static bool code_in(const char *code, const char *const *list, size_t n)
@@ -39,9 +46,9 @@ static bool curl_code_transient(int curl_code)
     switch (curl_code) {
     case CURLE_COULDNT_RESOLVE_HOST: /* DNS blips */
     case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:   /* includes our low-speed stall detection */
+    case CURLE_OPERATION_TIMEDOUT: /* includes our low-speed stall detection */
     case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:           /* connection reset */
+    case CURLE_RECV_ERROR: /* connection reset */
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
@@ -171,7 +178,8 @@ static bool parse_http_date(const char *s, time_t *out)
 double s3_retry_after_parse(const char *value, double now_epoch)
 {
     if (!value) return -1;
-    while (*value == ' ' || *value == '\t') value++;
+    while (*value == ' ' || *value == '\t')
+        value++;
     size_t len = strlen(value);
     while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t' || value[len - 1] == '\r' ||
                        value[len - 1] == '\n'))

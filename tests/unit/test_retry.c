@@ -31,7 +31,8 @@ static void test_status_retryable(void **state)
 static void test_status_permanent(void **state)
 {
     (void)state;
-    static const long no[] = {0, 200, 204, 206, 301, 304, 400, 401, 403, 404, 405, 409, 411, 412, 416, 501, 505};
+    static const long no[] = {0,   200, 204, 206, 301, 304, 400, 401, 403,
+                              404, 405, 409, 411, 412, 416, 501, 505};
     for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
         assert_int_equal(s3_retry_classify(no[i], NULL, 0), S3_RETRY_NO);
     }
@@ -99,8 +100,8 @@ static void test_curl_transient(void **state)
 {
     (void)state;
     static const int yes[] = {
-        CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR,       CURLE_RECV_ERROR,
-        CURLE_GOT_NOTHING,     CURLE_PARTIAL_FILE,       CURLE_HTTP2,            CURLE_HTTP2_STREAM,
+        CURLE_COULDNT_CONNECT,   CURLE_OPERATION_TIMEDOUT,   CURLE_SEND_ERROR, CURLE_RECV_ERROR,
+        CURLE_GOT_NOTHING,       CURLE_PARTIAL_FILE,         CURLE_HTTP2,      CURLE_HTTP2_STREAM,
         CURLE_SSL_CONNECT_ERROR, CURLE_COULDNT_RESOLVE_HOST,
     };
     for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
@@ -118,9 +119,11 @@ static void test_curl_permanent(void **state)
 {
     (void)state;
     static const int no[] = {
-        CURLE_ABORTED_BY_CALLBACK, CURLE_PEER_FAILED_VERIFICATION, CURLE_URL_MALFORMAT,
-        CURLE_UNSUPPORTED_PROTOCOL, CURLE_WRITE_ERROR, CURLE_READ_ERROR, CURLE_OUT_OF_MEMORY,
-        CURLE_SSL_CACERT_BADFILE, CURLE_LOGIN_DENIED,
+        CURLE_ABORTED_BY_CALLBACK, CURLE_PEER_FAILED_VERIFICATION,
+        CURLE_URL_MALFORMAT,       CURLE_UNSUPPORTED_PROTOCOL,
+        CURLE_WRITE_ERROR,         CURLE_READ_ERROR,
+        CURLE_OUT_OF_MEMORY,       CURLE_SSL_CACERT_BADFILE,
+        CURLE_LOGIN_DENIED,
     };
     for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
         assert_int_equal(s3_retry_classify(0, NULL, no[i]), S3_RETRY_NO);
@@ -304,14 +307,14 @@ static void test_parse_garbage(void **state)
         "12 34",
         "abc",
         "0x10",
-        "Wed, 21 Oct 2015 07:28:00",        /* no GMT */
+        "Wed, 21 Oct 2015 07:28:00", /* no GMT */
         "Wed, 21 Oct 2015 07:28:00 UTC",
         "Wed, 21 Oct 2015 07:28:00 GMT xx", /* trailing junk */
         "Wed, 32 Oct 2015 07:28:00 GMT",
         "Wed, 21 Foo 2015 07:28:00 GMT",
         "Wed, 21 Oct 2015 25:28:00 GMT",
         "Wed, 21 Oct 2015 07:61:00 GMT",
-        "Mon, 30 Feb 2015 07:28:00 GMT",    /* no such day */
+        "Mon, 30 Feb 2015 07:28:00 GMT", /* no such day */
         "Fun, 21 Oct 2015 07:28:00 GMT",
         "21 Oct 2015 07:28:00 GMT",
         "Wed, 21 Oct 2015",
