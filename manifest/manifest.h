@@ -1,0 +1,120 @@
+/* The manifest: a JSON Lines record of one replication run (header, one line per object copied or confirmed,
+ * per-pass summaries, trailer). Written as the run goes, fsynced at pass ends; read back for resume, the
+ * source-ETag map, --status and --verify. Depends on cJSON only. */
+#ifndef MANIFEST_MANIFEST_H
+#define MANIFEST_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MANIFEST_FORMAT 1
+
+struct manifest_header {
+    const char *run_id;          /* e.g. "20261126T160137Z-4f2a" */
+    const char *tool_version;
+    int64_t started;             /* unix seconds */
+    const char *source;          /* "s3://bucket/prefix" */
+    const char *target;
+    const char *source_endpoint;
+    const char *target_endpoint;
+    const char *options_json;    /* a JSON object text with the options, or NULL */
+};
+
+struct manifest_object {
+    const char *key;             /* source key (any UTF-8, may contain spaces, %, etc.) */
+    uint64_t size;
+    const char *etag;            /* source ETag, no quotes */
+    const char *last_modified;   /* source Last-Modified as listed */
+    const char *target_key;      /* key written in the target */
+    const char *target_etag;     /* ETag of the target object as written (may differ for multipart) */
+    const char *version_id;      /* target version id, or NULL when the target is unversioned */
+    int pass;                    /* 1-based pass number */
+};
+
+struct manifest_pass {
+    int pass;
+    bool maintenance;            /* ran with the maintenance flag on */
+    double started;              /* unix seconds, fractional */
+    double duration;             /* seconds */
+    uint64_t listed, copied, bytes, failed, skipped;
+};
+
+struct manifest_trailer {
+    int64_t ended;
+    const char *result;          /* "ok", "failed", "interrupted", "not-converged", "refused" */
+    uint64_t objects, bytes, failed;
+    int passes;
+    double gap;                  /* seconds; 0 when the last pass ran under the maintenance flag */
+    bool maintenance;
+};
+
+/* ---- writing ---- */
+struct manifest_writer;
+/* Creates path exclusively (never overwrites). NULL on error with a message in err. */
+struct manifest_writer *manifest_writer_open(const char *path, char *err, size_t errlen);
+/* Each returns 0, or -1 with errno set (ENOSPC, EIO...). Lines are buffered; _pass and _trailer flush and
+ * fsync. After an error the writer stays failed: every later call returns -1. */
+int manifest_writer_header(struct manifest_writer *w, const struct manifest_header *h);
+int manifest_writer_add(struct manifest_writer *w, const struct manifest_object *o);
+int manifest_writer_pass(struct manifest_writer *w, const struct manifest_pass *p);
+int manifest_writer_trailer(struct manifest_writer *w, const struct manifest_trailer *t);
+int manifest_writer_sync(struct manifest_writer *w);
+/* Flushes, fsyncs and closes; returns -1 if anything failed at any time. NULL ok. */
+int manifest_writer_close(struct manifest_writer *w);
+
+/* ---- reading ---- */
+enum manifest_rec_type { MANIFEST_REC_HEADER, MANIFEST_REC_OBJECT, MANIFEST_REC_PASS, MANIFEST_REC_TRAILER };
+
+struct manifest_record {
+    enum manifest_rec_type type;
+    /* Exactly one of these is meaningful per type; strings point into the reader and are valid until the
+     * next manifest_reader_next call. */
+    struct manifest_header header;
+    struct manifest_object object;
+    struct manifest_pass pass;
+    struct manifest_trailer trailer;
+};
+
+struct manifest_reader;
+/* Opens a manifest file, or NULL with a message in err. Reads line by line (memory bounded by the longest
+ * line, capped at 64 KiB). */
+struct manifest_reader *manifest_reader_open(const char *path, char *err, size_t errlen);
+/* 1 = a record in *rec, 0 = end of file, -1 = corrupt line (err says which line and why); after -1 the
+ * caller may call again to skip the bad line. A final line without '\n' (a crash mid-write) is reported as
+ * corrupt, never returned as a record. */
+int manifest_reader_next(struct manifest_reader *r, struct manifest_record *rec, char *err, size_t errlen);
+void manifest_reader_close(struct manifest_reader *r);
+
+/* Header + pass lines + trailer of one file, for --status. trailer_found false for a crashed run. */
+struct manifest_summary {
+    char *run_id, *source, *target, *tool_version;
+    int64_t started;
+    bool trailer_found;
+    struct manifest_trailer trailer; /* result string owned by the summary */
+    char *result;
+    int passes;
+    uint64_t objects_recorded;       /* object lines seen */
+    int corrupt_lines;
+};
+int manifest_summary_read(const char *path, struct manifest_summary *out, char *err, size_t errlen);
+void manifest_summary_free(struct manifest_summary *s);
+
+/* ---- the source-ETag index ----
+ * Maps target key -> source ETag for objects whose target ETag differs from the source ETag (multipart
+ * uploads, cross-provider copies), so change detection needs no HEAD. Memory grows only with such objects. */
+struct manifest_index;
+struct manifest_index *manifest_index_new(void);
+void manifest_index_free(struct manifest_index *idx);
+/* Adds (or replaces) one mapping; copies strings. 0 or -1 (ENOMEM). */
+int manifest_index_put(struct manifest_index *idx, const char *target_key, uint64_t size,
+                       const char *target_etag, const char *source_etag);
+/* The recorded source ETag for this target object if size and target ETag match a mapping, else NULL. */
+const char *manifest_index_get(const struct manifest_index *idx, const char *target_key, uint64_t size,
+                               const char *target_etag);
+/* Loads every object record with target_etag != etag from one manifest file (corrupt lines skipped and
+ * counted into *corrupt if non-NULL). 0 or -1. */
+int manifest_index_load(struct manifest_index *idx, const char *path, int *corrupt);
+size_t manifest_index_count(const struct manifest_index *idx);
+
+#endif

@@ -1,0 +1,81 @@
+/* The S3 operations the replicator uses, as thin asynchronous wrappers over s3_request_start: each builds the
+ * request (path, query, headers) and completes through s3_done_cb with the raw response; parse result bodies
+ * with s3/xml.h. Read operations take a struct s3_reader, write operations a struct s3_client. */
+#ifndef S3_OPS_H
+#define S3_OPS_H
+
+#include "s3/client.h"
+
+/* ListObjectsV2, one page. token/start_after/prefix may be NULL; max_keys 0 = server default (1000). */
+struct s3_request *s3_list_v2(struct s3_reader *r, const char *bucket, const char *prefix, const char *start_after,
+                              const char *token, int max_keys, s3_done_cb cb, void *ud);
+/* ListObjectVersions, one page. */
+struct s3_request *s3_list_versions(struct s3_reader *r, const char *bucket, const char *prefix,
+                                    const char *key_marker, const char *version_marker, int max_keys, s3_done_cb cb,
+                                    void *ud);
+/* HeadObject; version_id and if_match may be NULL. */
+struct s3_request *s3_head_object(struct s3_reader *r, const char *bucket, const char *key, const char *version_id,
+                                  const char *if_match, s3_done_cb cb, void *ud);
+
+struct s3_get_args {
+    const char *bucket, *key;
+    const char *version_id; /* NULL = latest */
+    const char *if_match;   /* ETag without quotes, or NULL */
+    bool ranged;            /* send Range: bytes=first-last */
+    uint64_t first, last;
+    size_t max_body;        /* cap when buffering; default 1 MiB */
+    s3_body_cb on_body;     /* stream instead of buffering */
+    s3_reset_cb on_reset;
+    void *body_ud;
+};
+struct s3_request *s3_get_object(struct s3_reader *r, const struct s3_get_args *a, s3_done_cb cb, void *ud);
+
+/* PutObject from memory (body not copied: keep it alive until cb). content_md5 is base64, or NULL. headers are
+ * the object's metadata (Content-Type, x-amz-meta-*, ...). */
+struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const char *key,
+                                 const struct s3_header *headers, size_t nheaders, const void *body, size_t len,
+                                 const char *content_md5, s3_done_cb cb, void *ud);
+
+/* CopyObject. src_if_match: x-amz-copy-source-if-match (NULL = unconditional). With headers == NULL the
+ * metadata directive is COPY; otherwise REPLACE with exactly these headers. A 200 with <Error> fails. */
+struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
+                                  const char *src_key, const char *src_if_match, const struct s3_header *headers,
+                                  size_t nheaders, s3_done_cb cb, void *ud);
+
+struct s3_request *s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
+                                 const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
+struct s3_request *s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                                      int part, const void *body, size_t len, const char *content_md5, s3_done_cb cb,
+                                      void *ud);
+/* UploadPartCopy of bytes first..last of the source (inclusive). */
+struct s3_request *s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
+                                           const char *upload_id, int part, const char *src_bucket,
+                                           const char *src_key, uint64_t first, uint64_t last,
+                                           const char *src_if_match, s3_done_cb cb, void *ud);
+/* CompleteMultipartUpload with part ETags 1..n (copied). A 200 with <Error> fails. */
+struct s3_request *s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                                   const char *const *etags, size_t n, s3_done_cb cb, void *ud);
+/* AbortMultipartUpload (the only DELETE the tool sends; it deletes no object). */
+struct s3_request *s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                                s3_done_cb cb, void *ud);
+/* ListMultipartUploads, one page. */
+struct s3_request *s3_mpu_list(struct s3_reader *r, const char *bucket, const char *prefix, const char *key_marker,
+                               const char *upload_id_marker, s3_done_cb cb, void *ud);
+
+struct s3_request *s3_versioning_get(struct s3_reader *r, const char *bucket, s3_done_cb cb, void *ud);
+/* status: "Enabled" or "Suspended". */
+struct s3_request *s3_versioning_put(struct s3_client *c, const char *bucket, const char *status, s3_done_cb cb,
+                                     void *ud);
+
+/* The headers that make up an object's metadata, as S3 returns them on GET/HEAD: Content-Type, Cache-Control,
+ * Content-Disposition, Content-Encoding, Content-Language, Expires and x-amz-meta-*. Fills up to max entries
+ * pointing into resp (valid while resp lives); returns the count. */
+size_t s3_metadata_headers(const struct s3_response *resp, struct s3_header *out, size_t max);
+
+/* base64 of 16 raw MD5 bytes into out[25]; hex MD5 (32 chars) to base64 (returns -1 if hex is not an MD5). */
+void s3_md5_base64(const unsigned char md5[16], char out[25]);
+int s3_md5_hex_to_base64(const char *hex, char out[25]);
+/* True if an ETag is a plain MD5 (32 hex digits, no "-N" multipart suffix). */
+bool s3_etag_is_md5(const char *etag);
+
+#endif

@@ -1,0 +1,35 @@
+/* Retry policy: one place decides whether a failed request is worth trying again, and how long to wait. */
+#ifndef S3_RETRY_H
+#define S3_RETRY_H
+
+#include <stdbool.h>
+
+enum s3_retry_class {
+    S3_RETRY_NO = 0,      /* permanent: 4xx other than the throttling/timeout ones, integrity of a final state */
+    S3_RETRY_YES,         /* transient: 500/502/503/504, InternalError, SlowDown, RequestTimeout, resets... */
+    S3_RETRY_THROTTLED,   /* transient and the server asked us to slow down (503 SlowDown, 429, TooManyRequests) */
+};
+
+/* Classify one attempt. http_status 0 when no response was received; s3_code is the <Code> of an error body
+ * (may be NULL, also for a 200-with-<Error> body where http_status is 200); curl_code is a CURLcode (0 if the
+ * transfer itself succeeded). */
+enum s3_retry_class s3_retry_classify(long http_status, const char *s3_code, int curl_code);
+
+struct s3_retry_policy {
+    int max_attempts;      /* total tries including the first; default 10 */
+    double base_delay;     /* seconds; default 0.1 */
+    double max_delay;      /* seconds; default 20 */
+};
+void s3_retry_policy_default(struct s3_retry_policy *p);
+
+/* Delay in seconds before attempt number `attempt` (1 = first retry): full jitter over
+ * min(max_delay, base_delay * 2^(attempt-1)), throttled responses use 4x the base. A Retry-After value
+ * (seconds, >= 0; pass a negative number when absent) is honoured as a lower bound, capped at 5*max_delay.
+ * rnd is a uniform random number in [0,1) supplied by the caller (tests pass fixed values). */
+double s3_retry_delay(const struct s3_retry_policy *p, int attempt, enum s3_retry_class cls,
+                      double retry_after, double rnd);
+
+/* Parse a Retry-After header value (delta-seconds or an HTTP-date relative to now_epoch). -1 if unusable. */
+double s3_retry_after_parse(const char *value, double now_epoch);
+
+#endif
