@@ -1,0 +1,726 @@
+/* One object's copy as a state machine. See replicator/copy.h. */
+#include <ev.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "replicator/copy.h"
+#include "s3/log.h"
+#include "s3/ops.h"
+
+/* A job's life. */
+enum copy_state {
+    CS_START,        /* deciding the path */
+    CS_WAIT_MEM,     /* queued for the memory budget */
+    CS_COPY,         /* server-side CopyObject in flight */
+    CS_GET,          /* GET of the whole object in flight (streamed copies) */
+    CS_PUT,          /* PUT of what the GET read */
+    CS_HEAD,         /* HEAD of the source for its metadata, before a multipart upload */
+    CS_MPU_CREATE,   /* CreateMultipartUpload in flight */
+    CS_MPU_PARTS,    /* parts in flight (ranged GET + UploadPart, or UploadPartCopy) */
+    CS_MPU_COMPLETE, /* CompleteMultipartUpload in flight */
+    CS_MPU_ABORT,    /* aborting the upload after a failure or a source change */
+    CS_REFRESH,      /* the source changed (412): HEAD to learn its new version */
+    CS_DONE,
+};
+
+static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "mpu-create",
+                                          "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "done"};
+
+enum part_state { P_TODO, P_GET, P_PUT, P_DONE };
+
+struct part {
+    struct copy_job *job;
+    int no;
+    uint64_t first, last;
+    enum part_state st;
+    char *etag;
+    struct s3_response *data; /* the ranged GET's body, held while the part uploads */
+};
+
+#define MAX_META 40
+#define MAX_REFRESH 3
+#define MAX_INTEGRITY 3
+#define PARTS_PER_JOB 4
+
+struct copy_job {
+    struct rep_ctx *ctx;
+    copy_done_cb cb;
+    void *ud;
+    enum copy_state state;
+    char *key, *dst_key, *etag, *last_modified;
+    uint64_t size;
+    char *target_etag, *version_id;
+    char error[700];
+    int refreshes, integrity_retries;
+    /* memory budget */
+    uint64_t mem_need;
+    bool mem_held;
+    void (*mem_resume)(struct copy_job *job);
+    struct copy_job *mem_next;
+    /* streamed single-request copy */
+    struct s3_response *data;
+    /* metadata to write (pointing into meta_resp) */
+    struct s3_response *meta_resp;
+    struct s3_header meta[MAX_META];
+    size_t nmeta;
+    /* multipart */
+    char *upload_id;
+    uint64_t part_size;
+    int nparts, next_part, inflight, parts_done, parallel;
+    struct part *parts;
+    bool parts_failed;
+    enum copy_result after_abort;
+    bool restart_after_abort;
+};
+
+static void job_start(struct copy_job *job);
+static void mpu_pump(struct copy_job *job);
+
+static void set_state(struct copy_job *job, enum copy_state st)
+{
+    if (s3_log_enabled(S3_LOG_TRACE))
+        s3_log(S3_LOG_TRACE, "copy %s: %s -> %s", job->key, state_names[job->state], state_names[st]);
+    job->state = st;
+}
+
+uint64_t copy_part_size(uint64_t object_size, uint64_t configured)
+{
+    uint64_t ps = configured ? configured : 8u << 20;
+    while (object_size / ps >= 10000) ps *= 2;
+    return ps;
+}
+
+/* ---- memory budget ---- */
+
+static void mem_release(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    if (!job->mem_held) return;
+    job->mem_held = false;
+    ctx->mem_used -= job->mem_need;
+    while (ctx->mem_wait_head) {
+        struct copy_job *w = ctx->mem_wait_head;
+        if (ctx->mem_used && ctx->mem_used + w->mem_need > ctx->o->max_memory) break;
+        ctx->mem_wait_head = w->mem_next;
+        if (!ctx->mem_wait_head) ctx->mem_wait_tail = NULL;
+        w->mem_next = NULL;
+        w->mem_held = true;
+        ctx->mem_used += w->mem_need;
+        w->mem_resume(w);
+    }
+}
+
+/* Runs resume now if the budget allows (always when nothing else holds memory), else queues the job. */
+static void mem_acquire(struct copy_job *job, uint64_t need, void (*resume)(struct copy_job *))
+{
+    struct rep_ctx *ctx = job->ctx;
+    job->mem_need = need;
+    job->mem_resume = resume;
+    if (!ctx->mem_wait_head && (!ctx->mem_used || ctx->mem_used + need <= ctx->o->max_memory)) {
+        job->mem_held = true;
+        ctx->mem_used += need;
+        resume(job);
+        return;
+    }
+    set_state(job, CS_WAIT_MEM);
+    if (ctx->mem_wait_tail) ctx->mem_wait_tail->mem_next = job;
+    else ctx->mem_wait_head = job;
+    ctx->mem_wait_tail = job;
+}
+
+/* ---- helpers ---- */
+
+static void finish(struct copy_job *job, enum copy_result r)
+{
+    mem_release(job);
+    s3_response_free(job->data);
+    job->data = NULL;
+    set_state(job, CS_DONE);
+    job->cb(job, r, job->ud);
+}
+
+static void fail(struct copy_job *job, const char *why)
+{
+    snprintf(job->error, sizeof job->error, "%s", why);
+    finish(job, COPY_FAILED);
+}
+
+static void check_started(struct copy_job *job, struct s3_request *rq)
+{
+    if (!rq) {
+        s3_log(S3_LOG_ERROR, "out of memory starting a request for %s", job->key);
+        abort();
+    }
+}
+
+static bool is_precondition_failed(const struct s3_response *r)
+{
+    return r->status == 412 || (r->s3err.code && strcmp(r->s3err.code, "PreconditionFailed") == 0);
+}
+
+static bool is_source_missing(const struct s3_response *r)
+{
+    if (r->s3err.code) return strcmp(r->s3err.code, "NoSuchKey") == 0;
+    return r->status == 404;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT") to the ISO form listings use. */
+static char *http_date_to_iso(const char *v)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (!v || !strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) return dup_or_null(v);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    return strdup(buf);
+}
+
+/* Takes what a response says about the written object. */
+static void take_result(struct copy_job *job, const struct s3_response *r, char *etag_from_body)
+{
+    free(job->version_id);
+    job->version_id = dup_or_null(s3_response_header(r, "x-amz-version-id"));
+    free(job->target_etag);
+    job->target_etag = etag_from_body ? etag_from_body : s3_response_etag(r);
+}
+
+/* Metadata of the source as returned by GET/HEAD, plus the recorded source ETag where the target's ETag will
+ * differ from it. */
+static void take_metadata(struct copy_job *job, struct s3_response *r, bool etag_will_differ)
+{
+    s3_response_free(job->meta_resp);
+    job->meta_resp = r;
+    job->nmeta = s3_metadata_headers(r, job->meta, MAX_META - 1);
+    for (size_t i = 0; i < job->nmeta; i++) /* a stale recorded ETag from a replica source is replaced */
+        if (strcmp(job->meta[i].name, SOURCE_ETAG_META) == 0) job->meta[i] = job->meta[--job->nmeta];
+    if (etag_will_differ) job->meta[job->nmeta++] = (struct s3_header){SOURCE_ETAG_META, job->etag};
+}
+
+/* The object changed between listing and copying: learn its new version and start over. */
+static void refresh_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err == S3_ERR_CANCELLED) {
+        s3_response_free(r);
+        finish(job, COPY_CANCELLED);
+        return;
+    }
+    if (r->err != S3_OK) {
+        if (r->status == 404) {
+            s3_response_free(r);
+            finish(job, COPY_VANISHED);
+            return;
+        }
+        snprintf(job->error, sizeof job->error, "re-reading the changed source failed: %s", r->message);
+        s3_response_free(r);
+        finish(job, COPY_FAILED);
+        return;
+    }
+    char *etag = s3_response_etag(r);
+    const char *len = s3_response_header(r, "content-length");
+    char *lm = http_date_to_iso(s3_response_header(r, "last-modified"));
+    if (!etag || !len) {
+        free(etag);
+        free(lm);
+        snprintf(job->error, sizeof job->error, "HEAD of the changed source returned no ETag or length");
+        s3_response_free(r);
+        finish(job, COPY_FAILED);
+        return;
+    }
+    s3_log(S3_LOG_INFO, "%s changed while being copied (ETag %s -> %s); copying the new version", job->key, job->etag,
+           etag);
+    free(job->etag);
+    job->etag = etag;
+    free(job->last_modified);
+    job->last_modified = lm;
+    job->size = strtoull(len, NULL, 10);
+    s3_response_free(r);
+    mem_release(job);
+    job_start(job);
+}
+
+static void refresh(struct copy_job *job)
+{
+    if (++job->refreshes > MAX_REFRESH) {
+        snprintf(job->error, sizeof job->error, "the source object kept changing while being copied (%d times)",
+                 MAX_REFRESH);
+        finish(job, COPY_FAILED);
+        return;
+    }
+    set_state(job, CS_REFRESH);
+    check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, NULL, NULL, refresh_done, job));
+}
+
+/* Common handling of a failed response from a step that read the source conditionally. Returns true if
+ * the job moved on (refresh, vanished, cancelled, failed). */
+static bool source_step_failed(struct copy_job *job, struct s3_response *r, const char *what)
+{
+    if (r->err == S3_OK) return false;
+    if (r->err == S3_ERR_CANCELLED) {
+        s3_response_free(r);
+        finish(job, COPY_CANCELLED);
+        return true;
+    }
+    if (is_precondition_failed(r)) {
+        s3_response_free(r);
+        refresh(job);
+        return true;
+    }
+    if (r->status == 404 && is_source_missing(r)) {
+        s3_response_free(r);
+        finish(job, COPY_VANISHED);
+        return true;
+    }
+    snprintf(job->error, sizeof job->error, "%s: %s", what, r->message);
+    s3_response_free(r);
+    finish(job, COPY_FAILED);
+    return true;
+}
+
+/* ---- server-side CopyObject ---- */
+
+static void copy_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (source_step_failed(job, r, "CopyObject")) return;
+    char *etag = NULL, *lm = NULL;
+    if (s3_xml_parse_copy(r->body, r->body_len, &etag, &lm) != S3_OK) {
+        s3_response_free(r);
+        fail(job, "CopyObject: the reply has no valid CopyObjectResult");
+        return;
+    }
+    free(lm);
+    take_result(job, r, etag);
+    s3_response_free(r);
+    finish(job, COPY_OK);
+}
+
+static void start_server_copy(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    set_state(job, CS_COPY);
+    check_started(job, s3_copy_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, ctx->o->src_bucket, job->key,
+                                      job->etag, NULL, 0, copy_done, job));
+}
+
+/* ---- streamed GET -> PUT ---- */
+
+static void put_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    s3_response_free(job->data);
+    job->data = NULL;
+    if (r->err == S3_ERR_CANCELLED) {
+        s3_response_free(r);
+        finish(job, COPY_CANCELLED);
+        return;
+    }
+    if (r->err != S3_OK) {
+        snprintf(job->error, sizeof job->error, "PutObject: %s", r->message);
+        s3_response_free(r);
+        finish(job, COPY_FAILED);
+        return;
+    }
+    take_result(job, r, NULL);
+    s3_response_free(r);
+    finish(job, COPY_OK);
+}
+
+static void start_get(struct copy_job *job);
+
+static void integrity_retry(struct copy_job *job, const char *why)
+{
+    if (++job->integrity_retries > MAX_INTEGRITY) {
+        snprintf(job->error, sizeof job->error, "%s (gave up after %d reads)", why, MAX_INTEGRITY + 1);
+        finish(job, COPY_FAILED);
+        return;
+    }
+    s3_log(S3_LOG_WARN, "%s: %s; reading it again", job->key, why);
+    start_get(job);
+}
+
+static void get_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (source_step_failed(job, r, "GetObject")) return;
+    /* what was read must be exactly the listed version */
+    if (r->body_len != job->size) {
+        s3_response_free(r);
+        integrity_retry(job, "read a different number of bytes than listed");
+        return;
+    }
+    unsigned char md[16];
+    unsigned int ml = 0;
+    EVP_Digest(r->body ? r->body : "", r->body_len, md, &ml, EVP_md5(), NULL);
+    char hex[33], b64[25];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (s3_etag_is_md5(job->etag) && strcasecmp(hex, job->etag) != 0) {
+        s3_response_free(r);
+        integrity_retry(job, "content read does not match the source ETag (MD5)");
+        return;
+    }
+    s3_md5_base64(md, b64);
+    job->data = r;
+    s3_response_free(job->meta_resp);
+    job->meta_resp = NULL;
+    job->nmeta = s3_metadata_headers(r, job->meta, MAX_META - 1);
+    for (size_t i = 0; i < job->nmeta; i++)
+        if (strcmp(job->meta[i].name, SOURCE_ETAG_META) == 0) job->meta[i] = job->meta[--job->nmeta];
+    if (!s3_etag_is_md5(job->etag)) job->meta[job->nmeta++] = (struct s3_header){SOURCE_ETAG_META, job->etag};
+    set_state(job, CS_PUT);
+    struct rep_ctx *ctx = job->ctx;
+    check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta, r->body,
+                                     r->body_len, b64, put_done, job));
+}
+
+static void start_get(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    set_state(job, CS_GET);
+    struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .if_match = job->etag,
+                            .max_body = (size_t)job->size + 1};
+    check_started(job, s3_get_object(ctx->src, &a, get_done, job));
+}
+
+/* ---- multipart ---- */
+
+static void parts_free(struct copy_job *job)
+{
+    for (int i = 0; job->parts && i < job->nparts; i++) {
+        free(job->parts[i].etag);
+        s3_response_free(job->parts[i].data);
+    }
+    free(job->parts);
+    job->parts = NULL;
+    job->nparts = job->next_part = job->inflight = job->parts_done = 0;
+    job->parts_failed = false;
+}
+
+static void abort_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err != S3_OK && r->err != S3_ERR_CANCELLED)
+        s3_log(S3_LOG_WARN, "%s: aborting multipart upload failed (%s); the next run cleans it up", job->key,
+               r->message);
+    s3_response_free(r);
+    free(job->upload_id);
+    job->upload_id = NULL;
+    parts_free(job);
+    if (job->restart_after_abort) {
+        job->restart_after_abort = false;
+        refresh(job);
+        return;
+    }
+    finish(job, job->after_abort);
+}
+
+/* Ends a multipart upload that will not complete: abort it, then finish with r (or refresh if restart). */
+static void mpu_abandon(struct copy_job *job, enum copy_result r, bool restart)
+{
+    job->after_abort = r;
+    job->restart_after_abort = restart;
+    if (!job->upload_id) {
+        abort_done(NULL, job);
+        return;
+    }
+    set_state(job, CS_MPU_ABORT);
+    struct rep_ctx *ctx = job->ctx;
+    check_started(job, s3_mpu_abort(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, abort_done, job));
+}
+
+static void complete_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err != S3_OK) {
+        bool cancelled = r->err == S3_ERR_CANCELLED;
+        snprintf(job->error, sizeof job->error, "CompleteMultipartUpload: %s", r->message);
+        s3_response_free(r);
+        mpu_abandon(job, cancelled ? COPY_CANCELLED : COPY_FAILED, false);
+        return;
+    }
+    char *etag = NULL;
+    if (s3_xml_parse_complete(r->body, r->body_len, &etag) != S3_OK) {
+        s3_response_free(r);
+        snprintf(job->error, sizeof job->error, "CompleteMultipartUpload: reply without a valid result");
+        mpu_abandon(job, COPY_FAILED, false);
+        return;
+    }
+    take_result(job, r, etag);
+    s3_response_free(r);
+    free(job->upload_id);
+    job->upload_id = NULL;
+    parts_free(job);
+    finish(job, COPY_OK);
+}
+
+static void mpu_complete(struct copy_job *job)
+{
+    const char **etags = calloc((size_t)job->nparts, sizeof *etags);
+    if (!etags) abort();
+    for (int i = 0; i < job->nparts; i++) etags[i] = job->parts[i].etag;
+    set_state(job, CS_MPU_COMPLETE);
+    struct rep_ctx *ctx = job->ctx;
+    check_started(job, s3_mpu_complete(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, etags,
+                                       (size_t)job->nparts, complete_done, job));
+    free(etags);
+}
+
+/* A part's request failed: remember the first reason; the pump abandons the upload once nothing is in flight. */
+static void part_failed(struct copy_job *job, struct s3_response *r, const char *what)
+{
+    if (!job->parts_failed) {
+        job->parts_failed = true;
+        if (r->err == S3_ERR_CANCELLED) job->after_abort = COPY_CANCELLED;
+        else if (is_precondition_failed(r)) job->after_abort = COPY_OK, job->restart_after_abort = true;
+        else if (r->status == 404 && is_source_missing(r)) job->after_abort = COPY_VANISHED;
+        else {
+            job->after_abort = COPY_FAILED;
+            snprintf(job->error, sizeof job->error, "%s: %s", what, r->message);
+        }
+    }
+    s3_response_free(r);
+}
+
+static void part_put_done(struct s3_response *r, void *ud)
+{
+    struct part *p = ud;
+    struct copy_job *job = p->job;
+    job->inflight--;
+    s3_response_free(p->data);
+    p->data = NULL;
+    if (r->err != S3_OK) {
+        part_failed(job, r, "UploadPart");
+    } else {
+        char *etag = NULL;
+        if (job->ctx->server_side) {
+            if (s3_xml_parse_copy(r->body, r->body_len, &etag, NULL) != S3_OK) etag = NULL;
+        } else {
+            etag = s3_response_etag(r);
+        }
+        if (!etag) {
+            r->err = S3_ERR_XML;
+            snprintf(r->message, sizeof r->message, "part %d: reply has no ETag", p->no);
+            part_failed(job, r, job->ctx->server_side ? "UploadPartCopy" : "UploadPart");
+        } else {
+            p->etag = etag;
+            p->st = P_DONE;
+            job->parts_done++;
+            job->ctx->total.bytes += 0; /* bytes are counted when the object completes */
+            s3_response_free(r);
+        }
+    }
+    mpu_pump(job);
+}
+
+static void part_get_done(struct s3_response *r, void *ud)
+{
+    struct part *p = ud;
+    struct copy_job *job = p->job;
+    uint64_t want = p->last - p->first + 1;
+    if (r->err != S3_OK) {
+        job->inflight--;
+        part_failed(job, r, "GetObject (range)");
+        mpu_pump(job);
+        return;
+    }
+    if (r->body_len != want) {
+        job->inflight--;
+        r->err = S3_ERR_INTEGRITY;
+        snprintf(r->message, sizeof r->message, "part %d: read %zu bytes, expected %llu", p->no, r->body_len,
+                 (unsigned long long)want);
+        part_failed(job, r, "GetObject (range)");
+        mpu_pump(job);
+        return;
+    }
+    if (job->parts_failed) { /* do not upload more once the upload is being abandoned */
+        job->inflight--;
+        s3_response_free(r);
+        mpu_pump(job);
+        return;
+    }
+    unsigned char md[16];
+    unsigned int ml = 0;
+    char b64[25];
+    EVP_Digest(r->body, r->body_len, md, &ml, EVP_md5(), NULL);
+    s3_md5_base64(md, b64);
+    p->data = r;
+    p->st = P_PUT;
+    struct rep_ctx *ctx = job->ctx;
+    check_started(job, s3_mpu_upload_part(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, p->no, r->body,
+                                          r->body_len, b64, part_put_done, p));
+}
+
+/* The scheduling decision for a multipart copy: look at what is in flight and done, start what is next. */
+static void mpu_pump(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    if (job->parts_failed || ctx->interrupted) {
+        if (!job->parts_failed) {
+            job->parts_failed = true;
+            job->after_abort = COPY_CANCELLED;
+        }
+        if (job->inflight == 0) mpu_abandon(job, job->after_abort, job->restart_after_abort);
+        return;
+    }
+    if (job->parts_done == job->nparts) {
+        mpu_complete(job);
+        return;
+    }
+    while (job->inflight < job->parallel && job->next_part < job->nparts) {
+        struct part *p = &job->parts[job->next_part++];
+        job->inflight++;
+        if (ctx->server_side) {
+            p->st = P_PUT;
+            check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
+                                                       p->no, ctx->o->src_bucket, job->key, p->first, p->last,
+                                                       job->etag, part_put_done, p));
+        } else {
+            p->st = P_GET;
+            struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .if_match = job->etag,
+                                    .ranged = true, .first = p->first, .last = p->last,
+                                    .max_body = (size_t)(p->last - p->first + 2)};
+            check_started(job, s3_get_object(ctx->src, &a, part_get_done, p));
+        }
+    }
+}
+
+static void create_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err != S3_OK) {
+        bool cancelled = r->err == S3_ERR_CANCELLED;
+        snprintf(job->error, sizeof job->error, "CreateMultipartUpload: %s", r->message);
+        s3_response_free(r);
+        finish(job, cancelled ? COPY_CANCELLED : COPY_FAILED);
+        return;
+    }
+    char *uid = NULL;
+    if (s3_xml_parse_initiate(r->body, r->body_len, &uid) != S3_OK) {
+        s3_response_free(r);
+        fail(job, "CreateMultipartUpload: reply without an UploadId");
+        return;
+    }
+    s3_response_free(r);
+    job->upload_id = uid;
+    job->part_size = copy_part_size(job->size, job->ctx->o->part_size);
+    job->nparts = (int)((job->size + job->part_size - 1) / job->part_size);
+    if (job->nparts < 1) job->nparts = 1;
+    job->parts = calloc((size_t)job->nparts, sizeof *job->parts);
+    if (!job->parts) abort();
+    for (int i = 0; i < job->nparts; i++) {
+        struct part *p = &job->parts[i];
+        p->job = job;
+        p->no = i + 1;
+        p->first = (uint64_t)i * job->part_size;
+        p->last = p->first + job->part_size - 1;
+        if (p->last >= job->size) p->last = job->size - 1;
+    }
+    set_state(job, CS_MPU_PARTS);
+    mpu_pump(job);
+}
+
+static void mpu_create(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    set_state(job, CS_MPU_CREATE);
+    check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta, create_done,
+                                     job));
+}
+
+static void mpu_with_memory(struct copy_job *job)
+{
+    mpu_create(job);
+}
+
+static void head_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (source_step_failed(job, r, "HeadObject")) return;
+    take_metadata(job, r, true);
+    struct rep_ctx *ctx = job->ctx;
+    if (ctx->server_side) {
+        job->parallel = PARTS_PER_JOB * 2;
+        mpu_create(job);
+        return;
+    }
+    uint64_t ps = copy_part_size(job->size, ctx->o->part_size);
+    uint64_t fit = ctx->o->max_memory / ps;
+    job->parallel = (int)(fit < 1 ? 1 : fit < PARTS_PER_JOB ? fit : PARTS_PER_JOB);
+    mem_acquire(job, ps * (uint64_t)job->parallel, mpu_with_memory);
+}
+
+/* ---- the job ---- */
+
+static void job_start(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    const struct rep_options *o = ctx->o;
+    if (ctx->server_side) {
+        if (job->size <= o->copy_threshold) start_server_copy(job);
+        else {
+            set_state(job, CS_HEAD);
+            check_started(job, s3_head_object(ctx->src, o->src_bucket, job->key, NULL, job->etag, head_done, job));
+        }
+        return;
+    }
+    if (job->size <= o->multipart_threshold) {
+        mem_acquire(job, job->size + 1, start_get);
+    } else {
+        set_state(job, CS_HEAD);
+        check_started(job, s3_head_object(ctx->src, o->src_bucket, job->key, NULL, job->etag, head_done, job));
+    }
+}
+
+struct copy_job *copy_start(struct rep_ctx *ctx, const struct s3_object_info *src, const char *dst_key,
+                            copy_done_cb cb, void *ud)
+{
+    struct copy_job *job = calloc(1, sizeof *job);
+    if (!job) return NULL;
+    job->ctx = ctx;
+    job->cb = cb;
+    job->ud = ud;
+    job->key = strdup(src->key);
+    job->dst_key = strdup(dst_key);
+    job->etag = strdup(src->etag ? src->etag : "");
+    job->last_modified = dup_or_null(src->last_modified);
+    job->size = src->size;
+    if (!job->key || !job->dst_key || !job->etag) {
+        copy_job_free(job);
+        return NULL;
+    }
+    job_start(job);
+    return job;
+}
+
+void copy_job_free(struct copy_job *job)
+{
+    if (!job) return;
+    parts_free(job);
+    s3_response_free(job->data);
+    s3_response_free(job->meta_resp);
+    free(job->key);
+    free(job->dst_key);
+    free(job->etag);
+    free(job->last_modified);
+    free(job->target_etag);
+    free(job->version_id);
+    free(job->upload_id);
+    free(job);
+}
+
+const char *copy_job_key(const struct copy_job *job) { return job->key; }
+const char *copy_job_dst_key(const struct copy_job *job) { return job->dst_key; }
+uint64_t copy_job_size(const struct copy_job *job) { return job->size; }
+const char *copy_job_etag(const struct copy_job *job) { return job->etag; }
+const char *copy_job_last_modified(const struct copy_job *job) { return job->last_modified; }
+const char *copy_job_target_etag(const struct copy_job *job) { return job->target_etag; }
+const char *copy_job_version_id(const struct copy_job *job) { return job->version_id; }
+const char *copy_job_error(const struct copy_job *job) { return job->error; }

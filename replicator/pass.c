@@ -1,0 +1,333 @@
+/* The merge-join of the source and target listings that drives the copies of one pass. */
+#include <errno.h>
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "replicator/copy.h"
+#include "replicator/pass.h"
+#include "s3/list.h"
+#include "s3/log.h"
+#include "s3/ops.h"
+
+struct pass {
+    struct rep_ctx *ctx;
+    struct s3_lister *src_l, *dst_l;
+    const struct s3_object_info *s, *d; /* current heads, or NULL */
+    bool s_end, d_end, s_wait, d_wait;
+    size_t src_plen, dst_plen;
+    int inflight;
+    bool stop;          /* listing failed or interrupted: start nothing new */
+    bool finished;
+    bool deadline_hit;
+    ev_timer deadline;
+    ev_idle kick;       /* re-run the pump from the loop, not from inside a callback chain */
+    struct pass_result *res;
+};
+
+/* A HEAD of the target object to read the recorded source ETag, when ETags differ but sizes match. */
+struct check {
+    struct pass *p;
+    struct s3_object_info src; /* owned copies */
+    char *dst_key;
+};
+
+static void pump(struct pass *p);
+
+static void schedule_pump(struct pass *p)
+{
+    if (!ev_is_active(&p->kick)) ev_idle_start(p->ctx->loop ? s3_loop_ev(p->ctx->loop) : EV_DEFAULT, &p->kick);
+}
+
+static void kick_cb(struct ev_loop *ev, ev_idle *w, int revents)
+{
+    (void)revents;
+    ev_idle_stop(ev, w);
+    pump(w->data);
+}
+
+static void lister_ready(void *ud)
+{
+    schedule_pump(ud);
+}
+
+static bool reserved(const char *key, size_t plen)
+{
+    return plen == 0 && strncmp(key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) == 0;
+}
+
+static void record(struct rep_ctx *ctx, const char *key, const char *dst_key, uint64_t size, const char *etag,
+                   const char *lm, const char *target_etag, const char *version_id)
+{
+    if (!ctx->mw || ctx->manifest_failed) return;
+    struct manifest_object mo = {.key = key, .size = size, .etag = etag, .last_modified = lm, .target_key = dst_key,
+                                 .target_etag = target_etag ? target_etag : etag, .version_id = version_id,
+                                 .pass = ctx->pass};
+    if (manifest_writer_add(ctx->mw, &mo) != 0) {
+        ctx->manifest_failed = true;
+        snprintf(ctx->manifest_error, sizeof ctx->manifest_error, "writing the manifest failed: %s",
+                 strerror(errno));
+    }
+}
+
+static void copy_finished(struct copy_job *job, enum copy_result r, void *ud)
+{
+    struct pass *p = ud;
+    struct rep_ctx *ctx = p->ctx;
+    p->inflight--;
+    switch (r) {
+    case COPY_OK:
+        ctx->cur.copied++;
+        ctx->cur.bytes += copy_job_size(job);
+        if (s3_log_enabled(S3_LOG_INFO))
+            s3_log(S3_LOG_INFO, "copied %s (%llu bytes)", copy_job_key(job), (unsigned long long)copy_job_size(job));
+        record(ctx, copy_job_key(job), copy_job_dst_key(job), copy_job_size(job), copy_job_etag(job),
+               copy_job_last_modified(job), copy_job_target_etag(job), copy_job_version_id(job));
+        if (copy_job_target_etag(job) && strcmp(copy_job_target_etag(job), copy_job_etag(job)) != 0)
+            manifest_index_put(ctx->idx, copy_job_dst_key(job), copy_job_size(job), copy_job_target_etag(job),
+                               copy_job_etag(job));
+        break;
+    case COPY_FAILED:
+        ctx->cur.failed++;
+        rep_note_failure(ctx, copy_job_key(job), copy_job_error(job));
+        s3_log(S3_LOG_ERROR, "FAILED %s: %s", copy_job_key(job), copy_job_error(job));
+        break;
+    case COPY_VANISHED:
+        ctx->cur.vanished++;
+        s3_log(S3_LOG_INFO, "%s was deleted from the source before it could be copied", copy_job_key(job));
+        break;
+    case COPY_CANCELLED:
+        break;
+    }
+    copy_job_free(job);
+    schedule_pump(p);
+}
+
+static void start_copy(struct pass *p, const struct s3_object_info *src, const char *dst_key)
+{
+    struct rep_ctx *ctx = p->ctx;
+    if (ctx->o->dry_run) {
+        ctx->cur.copied++;
+        ctx->cur.bytes += src->size;
+        if (!ctx->o->quiet && !ctx->o->json)
+            printf("would copy: %s (%llu bytes)\n", src->key, (unsigned long long)src->size);
+        return;
+    }
+    p->inflight++;
+    if (!copy_start(ctx, src, dst_key, copy_finished, p)) {
+        s3_log(S3_LOG_ERROR, "out of memory");
+        abort();
+    }
+}
+
+static void check_free(struct check *c)
+{
+    free(c->src.key);
+    free(c->src.etag);
+    free(c->src.last_modified);
+    free(c->dst_key);
+    free(c);
+}
+
+static void check_done(struct s3_response *r, void *ud)
+{
+    struct check *c = ud;
+    struct pass *p = c->p;
+    struct rep_ctx *ctx = p->ctx;
+    p->inflight--;
+    ctx->cur.checked++;
+    if (r->err == S3_ERR_CANCELLED) {
+        s3_response_free(r);
+        check_free(c);
+        schedule_pump(p);
+        return;
+    }
+    const char *rec = r->err == S3_OK ? s3_response_header(r, SOURCE_ETAG_META) : NULL;
+    if (rec && strcmp(rec, c->src.etag) == 0) {
+        ctx->cur.skipped++;
+        char *te = s3_response_etag(r);
+        if (te) manifest_index_put(ctx->idx, c->dst_key, c->src.size, te, c->src.etag);
+        if (ctx->pass == 1)
+            record(ctx, c->src.key, c->dst_key, c->src.size, c->src.etag, c->src.last_modified, te, NULL);
+        free(te);
+    } else {
+        start_copy(p, &c->src, c->dst_key);
+    }
+    s3_response_free(r);
+    check_free(c);
+    schedule_pump(p);
+}
+
+static char *dst_key_for(struct pass *p, const char *src_key)
+{
+    char *k = NULL;
+    if (asprintf(&k, "%s%s", p->ctx->o->dst_prefix, src_key + p->src_plen) < 0) return NULL;
+    return k;
+}
+
+/* Source and target hold the same relative key: decide whether it needs copying. */
+static void compare(struct pass *p, const struct s3_object_info *s, const struct s3_object_info *d)
+{
+    struct rep_ctx *ctx = p->ctx;
+    if (s->size == d->size) {
+        if (s->etag && d->etag && strcmp(s->etag, d->etag) == 0) goto same;
+        const char *rec = manifest_index_get(ctx->idx, d->key, d->size, d->etag);
+        if (rec) {
+            if (strcmp(rec, s->etag) == 0) goto same;
+        } else {
+            /* ETags differ (multipart or another provider): the target may carry the recorded source ETag */
+            struct check *c = calloc(1, sizeof *c);
+            if (!c) abort();
+            c->p = p;
+            c->src.key = strdup(s->key);
+            c->src.etag = strdup(s->etag ? s->etag : "");
+            c->src.last_modified = s->last_modified ? strdup(s->last_modified) : NULL;
+            c->src.size = s->size;
+            c->dst_key = strdup(d->key);
+            p->inflight++;
+            if (!s3_head_object(ctx->dst_r, ctx->o->dst_bucket, d->key, NULL, NULL, check_done, c)) abort();
+            return;
+        }
+    }
+    char *dk = dst_key_for(p, s->key);
+    if (!dk) abort();
+    start_copy(p, s, dk);
+    free(dk);
+    return;
+same:
+    ctx->cur.skipped++;
+    if (ctx->pass == 1) record(ctx, s->key, d->key, s->size, s->etag, s->last_modified, d->etag, NULL);
+}
+
+/* Advances a listing head; returns false when the pump must wait or stop. */
+static bool head(struct pass *p, bool src)
+{
+    struct s3_lister *l = src ? p->src_l : p->dst_l;
+    const struct s3_object_info **h = src ? &p->s : &p->d;
+    bool *end = src ? &p->s_end : &p->d_end;
+    size_t plen = src ? p->src_plen : p->dst_plen;
+    while (!*h && !*end) {
+        const struct s3_object_info *o;
+        switch (s3_lister_next(l, &o)) {
+        case S3_LIST_OBJECT:
+            if (reserved(o->key, plen)) continue;
+            *h = o;
+            if (src) p->ctx->cur.listed++;
+            break;
+        case S3_LIST_WAIT: return false;
+        case S3_LIST_END: *end = true; break;
+        case S3_LIST_ERROR:
+            if (!p->res->listing_failed) {
+                p->res->listing_failed = true;
+                snprintf(p->res->error, sizeof p->res->error, "%s: %s", src ? "source" : "target",
+                         s3_lister_error(l));
+            }
+            p->stop = true;
+            return false;
+        }
+    }
+    return true;
+}
+
+static void pump(struct pass *p)
+{
+    struct rep_ctx *ctx = p->ctx;
+    if (ctx->interrupted || ctx->manifest_failed) p->stop = true;
+    while (!p->stop && p->inflight < ctx->o->jobs) {
+        if (!head(p, true) || !head(p, false)) break;
+        if (p->s_end && p->d_end) break;
+        int cmp;
+        if (p->s_end) cmp = 1;
+        else if (p->d_end) cmp = -1;
+        else cmp = strcmp(p->s->key + p->src_plen, p->d->key + p->dst_plen);
+        if (cmp < 0) { /* only in the source: new */
+            char *dk = dst_key_for(p, p->s->key);
+            if (!dk) abort();
+            start_copy(p, p->s, dk);
+            free(dk);
+            p->s = NULL;
+        } else if (cmp > 0) { /* only in the target: deleted at the source, kept */
+            ctx->cur.extra++;
+            rep_note_extra(ctx, p->d->key);
+            p->d = NULL;
+        } else {
+            compare(p, p->s, p->d);
+            p->s = p->d = NULL;
+        }
+    }
+    bool listing_done = p->stop || (p->s_end && p->d_end);
+    if (listing_done && p->inflight == 0 && !p->finished) {
+        p->finished = true;
+        ev_break(s3_loop_ev(ctx->loop), EVBREAK_ONE);
+    }
+}
+
+static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    struct pass *p = w->data;
+    p->deadline_hit = true;
+    p->stop = true;
+    s3_loop_cancel_all(p->ctx->loop);
+    schedule_pump(p);
+}
+
+/* Maps a source-side bound to the target side (same relative key). */
+static char *map_bound(const struct rep_options *o, const char *bound)
+{
+    if (!bound) return NULL;
+    size_t pl = strlen(o->src_prefix);
+    const char *rel = strncmp(bound, o->src_prefix, pl) == 0 ? bound + pl : bound;
+    char *k = NULL;
+    if (asprintf(&k, "%s%s", o->dst_prefix, rel) < 0) return NULL;
+    return k;
+}
+
+int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass_result *out)
+{
+    const struct rep_options *o = ctx->o;
+    struct ev_loop *ev = s3_loop_ev(ctx->loop);
+    struct pass p = {.ctx = ctx, .res = out};
+    memset(out, 0, sizeof *out);
+    memset(&ctx->cur, 0, sizeof ctx->cur);
+    ev_now_update(ev);
+    out->started = ev_now(ev);
+    ctx->pass_started = out->started;
+    out->maintenance = maintenance;
+    p.src_plen = strlen(o->src_prefix);
+    p.dst_plen = strlen(o->dst_prefix);
+    ev_idle_init(&p.kick, kick_cb);
+    p.kick.data = &p;
+
+    char *dst_sa = map_bound(o, o->start_after), *dst_eb = map_bound(o, o->end_before);
+    p.src_l = s3_lister_new(ctx->src, o->src_bucket, o->src_prefix, o->start_after, o->end_before, 0, lister_ready, &p);
+    p.dst_l = s3_lister_new(ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, 0, lister_ready, &p);
+    free(dst_sa);
+    free(dst_eb);
+    if (!p.src_l || !p.dst_l) {
+        s3_lister_free(p.src_l);
+        s3_lister_free(p.dst_l);
+        snprintf(out->error, sizeof out->error, "out of memory");
+        return -1;
+    }
+    if (deadline > 0) {
+        ev_timer_init(&p.deadline, deadline_cb, deadline - ev_now(ev) > 0 ? deadline - ev_now(ev) : 0, 0.);
+        p.deadline.data = &p;
+        ev_timer_start(ev, &p.deadline);
+    }
+    schedule_pump(&p);
+    while (!p.finished) ev_run(ev, 0);
+    if (deadline > 0) ev_timer_stop(ev, &p.deadline);
+    ev_idle_stop(ev, &p.kick);
+    s3_lister_free(p.src_l);
+    s3_lister_free(p.dst_l);
+    ev_now_update(ev);
+    out->duration = ev_now(ev) - out->started;
+    out->st = ctx->cur;
+    out->interrupted = ctx->interrupted || p.deadline_hit;
+    if (p.deadline_hit && !out->error[0])
+        snprintf(out->error, sizeof out->error, "the pass was stopped at the --maintenance-max deadline");
+    if (ctx->manifest_failed && !out->error[0]) snprintf(out->error, sizeof out->error, "%s", ctx->manifest_error);
+    return (out->listing_failed || out->interrupted || ctx->manifest_failed) ? -1 : 0;
+}

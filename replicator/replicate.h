@@ -1,0 +1,57 @@
+/* What a replication run shares between its parts: the loop, the two sides, budgets, counters, the manifest. */
+#ifndef REPLICATOR_REPLICATE_H
+#define REPLICATOR_REPLICATE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "manifest/manifest.h"
+#include "replicator/options.h"
+#include "s3/client.h"
+
+struct copy_job;
+
+struct rep_stats {
+    uint64_t listed;    /* source objects seen */
+    uint64_t copied;    /* objects copied */
+    uint64_t bytes;     /* bytes copied */
+    uint64_t skipped;   /* already identical in the target */
+    uint64_t failed;    /* copies that failed for good */
+    uint64_t extra;     /* in the target but no longer in the source (kept) */
+    uint64_t vanished;  /* deleted from the source between listing and copying */
+    uint64_t checked;   /* HEAD requests made to confirm a recorded source ETag */
+};
+
+#define MAX_REPORTED 20
+
+struct rep_ctx {
+    const struct rep_options *o;
+    struct s3_loop *loop;
+    struct s3_reader *src;       /* read-only by construction */
+    struct s3_client *dst;
+    struct s3_reader *dst_r;
+    bool server_side;            /* same endpoint and identity: CopyObject instead of GET+PUT */
+    struct manifest_writer *mw;  /* NULL in dry runs */
+    struct manifest_index *idx;  /* target key -> source ETag where the ETags differ */
+    int pass;                    /* current pass number, 1-based */
+    bool interrupted;            /* SIGINT/SIGTERM/SIGHUP seen */
+    bool manifest_failed;        /* a manifest write failed (disk full?) */
+    char manifest_error[256];
+    /* memory budget for object data in flight */
+    uint64_t mem_used;
+    struct copy_job *mem_wait_head, *mem_wait_tail;
+    /* the first failures and extras, for the report */
+    char *failures[MAX_REPORTED];
+    size_t nfailures;
+    char *extras[MAX_REPORTED];
+    size_t nextras;
+    struct rep_stats total;  /* all passes */
+    struct rep_stats cur;    /* the pass running now */
+    double pass_started;
+};
+
+/* Records a failure line ("key: reason") for the final report (keeps the first MAX_REPORTED). */
+void rep_note_failure(struct rep_ctx *ctx, const char *key, const char *reason);
+void rep_note_extra(struct rep_ctx *ctx, const char *key);
+
+#endif

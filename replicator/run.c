@@ -1,0 +1,717 @@
+/* The replication run. */
+#include <cJSON.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "manifest/manifest.h"
+#include "replicator/maintenance.h"
+#include "replicator/notify.h"
+#include "replicator/pass.h"
+#include "replicator/run.h"
+#include "replicator/state.h"
+#include "replicator/target.h"
+#include "s3/log.h"
+#include "s3/ops.h"
+
+void rep_note_failure(struct rep_ctx *ctx, const char *key, const char *reason)
+{
+    if (ctx->nfailures >= MAX_REPORTED) return;
+    char *s = NULL;
+    if (asprintf(&s, "%s: %s", key, reason) >= 0) ctx->failures[ctx->nfailures++] = s;
+}
+
+void rep_note_extra(struct rep_ctx *ctx, const char *key)
+{
+    if (ctx->nextras >= MAX_REPORTED) return;
+    char *s = strdup(key);
+    if (s) ctx->extras[ctx->nextras++] = s;
+}
+
+static void stats_add(struct rep_stats *a, const struct rep_stats *b)
+{
+    a->listed += b->listed;
+    a->copied += b->copied;
+    a->bytes += b->bytes;
+    a->skipped += b->skipped;
+    a->failed += b->failed;
+    a->extra = b->extra; /* a property of the last listing, not a sum */
+    a->vanished += b->vanished;
+    a->checked += b->checked;
+}
+
+static struct s3_config g_src_cfg, g_dst_cfg;
+
+int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
+{
+    char err[768];
+    memset(ctx, 0, sizeof *ctx);
+    ctx->o = o;
+    if (need_source && s3_config_resolve(&o->src_req, &g_src_cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "replicate: source: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (s3_config_resolve(&o->dst_req, &g_dst_cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "replicate: target: %s\n", err);
+        return EXIT_USAGE;
+    }
+    struct s3_loop_options lo;
+    s3_loop_options_default(&lo);
+    lo.max_host_connections = o->jobs + 8;
+    lo.stall_timeout = o->timeout;
+    lo.retry.max_attempts = o->retries;
+    ctx->loop = s3_loop_new(NULL, &lo);
+    if (!ctx->loop) {
+        fprintf(stderr, "replicate: cannot initialise the network layer\n");
+        return EXIT_FAILED;
+    }
+    if (need_source) {
+        ctx->src = s3_reader_open(ctx->loop, &g_src_cfg, err, sizeof err);
+        if (!ctx->src) {
+            fprintf(stderr, "replicate: source: %s\n", err);
+            return EXIT_USAGE;
+        }
+    }
+    ctx->dst = s3_client_new(ctx->loop, &g_dst_cfg, err, sizeof err);
+    if (!ctx->dst) {
+        fprintf(stderr, "replicate: target: %s\n", err);
+        return EXIT_USAGE;
+    }
+    ctx->dst_r = s3_client_reader(ctx->dst);
+    ctx->server_side = need_source && s3_config_same_account(&g_src_cfg, &g_dst_cfg);
+    return EXIT_OK;
+}
+
+void rep_close(struct rep_ctx *ctx)
+{
+    s3_reader_close(ctx->src);
+    s3_client_free(ctx->dst);
+    s3_loop_free(ctx->loop);
+    manifest_index_free(ctx->idx);
+    for (size_t i = 0; i < ctx->nfailures; i++) free(ctx->failures[i]);
+    for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]);
+    s3_config_free(&g_src_cfg);
+    s3_config_free(&g_dst_cfg);
+}
+
+/* ---- output ---- */
+
+static FILE *human(const struct rep_options *o)
+{
+    if (o->quiet) return NULL;
+    return o->json ? stderr : stdout;
+}
+
+static void say(const struct rep_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const struct rep_options *o, const char *fmt, ...)
+{
+    FILE *f = human(o);
+    if (!f) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fflush(f);
+}
+
+static void fmt_bytes(uint64_t b, char *out, size_t n)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024 && i < 4) v /= 1024, i++;
+    if (i == 0) snprintf(out, n, "%llu B", (unsigned long long)b);
+    else snprintf(out, n, "%.1f %s", v, u[i]);
+}
+
+/* ---- signals and progress ---- */
+
+static struct rep_ctx *g_ctx;
+static int g_signals;
+
+static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    g_signals++;
+    if (!g_ctx) return;
+    if (g_signals == 1)
+        fprintf(stderr, "\nreplicate: %s received: stopping (finishing nothing new, switching maintenance off)\n",
+                strsignal(w->signum));
+    g_ctx->interrupted = true;
+    s3_loop_cancel_all(g_ctx->loop);
+}
+
+static void on_progress(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct rep_ctx *ctx = w->data;
+    const struct rep_stats *s = &ctx->cur;
+    double el = ev_now(ev) - ctx->pass_started;
+    char b[32], r[32];
+    fmt_bytes(s->bytes, b, sizeof b);
+    fmt_bytes(el > 0 ? (uint64_t)(s->bytes / el) : 0, r, sizeof r);
+    if (ctx->o->progress)
+        fprintf(stderr, "\r\033[Kpass %d: listed %llu, copied %llu (%s, %s/s), unchanged %llu, failed %llu",
+                ctx->pass, (unsigned long long)s->listed, (unsigned long long)s->copied, b, r,
+                (unsigned long long)s->skipped, (unsigned long long)s->failed);
+    else
+        s3_log(S3_LOG_INFO, "progress pass=%d listed=%llu copied=%llu bytes=%llu unchanged=%llu failed=%llu", ctx->pass,
+               (unsigned long long)s->listed, (unsigned long long)s->copied, (unsigned long long)s->bytes,
+               (unsigned long long)s->skipped, (unsigned long long)s->failed);
+}
+
+static void progress_clear(const struct rep_options *o)
+{
+    if (o->progress) fprintf(stderr, "\r\033[K");
+}
+
+/* ---- manifest ---- */
+
+static void load_index(struct rep_ctx *ctx, const char *dir)
+{
+    ctx->idx = manifest_index_new();
+    if (!ctx->idx) abort();
+    size_t n = 0;
+    char **list = state_manifests(dir, &n);
+    /* newest first, down to the last run whose first pass completed (it recorded every object) */
+    for (size_t i = 0; i < n; i++) {
+        int corrupt = 0;
+        manifest_index_load(ctx->idx, list[i], &corrupt);
+        if (corrupt) s3_log(S3_LOG_WARN, "manifest %s: %d corrupt line(s) skipped", list[i], corrupt);
+        struct manifest_summary sum;
+        char err[256];
+        if (manifest_summary_read(list[i], &sum, err, sizeof err) == 0) {
+            bool full = sum.trailer_found && sum.result &&
+                        (!strcmp(sum.result, "ok") || !strcmp(sum.result, "failed") ||
+                         !strcmp(sum.result, "not-converged"));
+            manifest_summary_free(&sum);
+            if (full) break;
+        } else {
+            s3_log(S3_LOG_WARN, "manifest %s is unreadable (%s); ignoring it", list[i], err);
+        }
+    }
+    state_free_list(list, n);
+}
+
+/* Aborts multipart uploads a killed run left behind under the target prefix. */
+static void abort_leftovers(struct rep_ctx *ctx)
+{
+    const struct rep_options *o = ctx->o;
+    struct s3_query_param q[] = {{"uploads", ""}, {"prefix", o->dst_prefix}};
+    struct s3_request_spec s = {.method = "GET", .bucket = o->dst_bucket, .query = q, .nquery = o->dst_prefix[0] ? 2 : 1,
+                                .max_body = S3_XML_MAX_BODY};
+    struct s3_response *r = s3_reader_request_wait(ctx->dst_r, &s);
+    struct s3_upload_list ul = {0};
+    if (!r || r->err != S3_OK || s3_xml_parse_uploads(r->body, r->body_len, &ul) != S3_OK) {
+        s3_log(S3_LOG_WARN, "could not list unfinished multipart uploads in the target: %s",
+               r ? r->message : "out of memory");
+        s3_response_free(r);
+        return;
+    }
+    s3_response_free(r);
+    for (size_t i = 0; i < ul.count; i++) {
+        if (strncmp(ul.uploads[i].key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) == 0 && !o->dst_prefix[0]) continue;
+        struct s3_query_param aq[] = {{"uploadId", ul.uploads[i].upload_id}};
+        struct s3_request_spec as = {.method = "DELETE", .bucket = o->dst_bucket, .key = ul.uploads[i].key,
+                                     .query = aq, .nquery = 1};
+        struct s3_response *ar = s3_request_wait(ctx->dst, &as);
+        if (ar && ar->err == S3_OK)
+            s3_log(S3_LOG_WARN, "aborted an unfinished multipart upload of %s left by an earlier run",
+                   ul.uploads[i].key);
+        s3_response_free(ar);
+    }
+    s3_upload_list_free(&ul);
+}
+
+/* Uploads the manifest file into the target's reserved prefix (PUT, or multipart when large). */
+static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *run_id)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    char key[512];
+    snprintf(key, sizeof key, "%s%s.jsonl", MANIFEST_PREFIX, run_id);
+    const size_t part = 8u << 20;
+    size_t size = (size_t)st.st_size;
+    char *buf = malloc(size < part ? (size ? size : 1) : part);
+    int rc = -1;
+    struct s3_header h[] = {{"Content-Type", "application/x-ndjson"}};
+    if (!buf) goto out;
+    if (size <= part) {
+        if (size && read(fd, buf, size) != (ssize_t)size) goto out;
+        struct s3_request_spec s = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = key, .headers = h,
+                                    .nheaders = 1, .body = buf, .body_len = size};
+        struct s3_response *r = s3_request_wait(ctx->dst, &s);
+        if (r && r->err == S3_OK) rc = 0;
+        else s3_log(S3_LOG_ERROR, "uploading the manifest failed: %s", r ? r->message : "out of memory");
+        s3_response_free(r);
+        goto out;
+    }
+    /* large manifest: sequential multipart */
+    struct s3_query_param cq[] = {{"uploads", ""}};
+    struct s3_request_spec cs = {.method = "POST", .bucket = ctx->o->dst_bucket, .key = key, .query = cq, .nquery = 1,
+                                 .headers = h, .nheaders = 1, .error_in_200 = true};
+    struct s3_response *r = s3_request_wait(ctx->dst, &cs);
+    char *uid = NULL;
+    if (!r || r->err != S3_OK || s3_xml_parse_initiate(r->body, r->body_len, &uid) != S3_OK) {
+        s3_response_free(r);
+        goto out;
+    }
+    s3_response_free(r);
+    size_t nparts = (size + part - 1) / part;
+    char **etags = calloc(nparts, sizeof *etags);
+    bool ok = etags != NULL;
+    for (size_t i = 0; ok && i < nparts; i++) {
+        size_t len = i + 1 < nparts ? part : size - i * part;
+        if (read(fd, buf, len) != (ssize_t)len) {
+            ok = false;
+            break;
+        }
+        char pn[24];
+        snprintf(pn, sizeof pn, "%zu", i + 1);
+        struct s3_query_param pq[] = {{"partNumber", pn}, {"uploadId", uid}};
+        struct s3_request_spec ps = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = key, .query = pq,
+                                     .nquery = 2, .body = buf, .body_len = len};
+        r = s3_request_wait(ctx->dst, &ps);
+        if (!r || r->err != S3_OK || !(etags[i] = s3_response_etag(r))) ok = false;
+        s3_response_free(r);
+    }
+    if (ok) {
+        size_t bl = 0;
+        char *body = s3_xml_build_complete((const char *const *)etags, nparts, &bl);
+        struct s3_query_param fq[] = {{"uploadId", uid}};
+        struct s3_request_spec fs = {.method = "POST", .bucket = ctx->o->dst_bucket, .key = key, .query = fq,
+                                     .nquery = 1, .body = body, .body_len = bl, .error_in_200 = true};
+        r = body ? s3_request_wait(ctx->dst, &fs) : NULL;
+        ok = r && r->err == S3_OK;
+        s3_response_free(r);
+        free(body);
+    }
+    if (!ok) {
+        struct s3_query_param aq[] = {{"uploadId", uid}};
+        struct s3_request_spec as = {.method = "DELETE", .bucket = ctx->o->dst_bucket, .key = key, .query = aq,
+                                     .nquery = 1};
+        s3_response_free(s3_request_wait(ctx->dst, &as));
+    }
+    for (size_t i = 0; etags && i < nparts; i++) free(etags[i]);
+    free(etags);
+    free(uid);
+    rc = ok ? 0 : -1;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* ---- the run ---- */
+
+struct run_summary {
+    const char *result;
+    int exit_code;
+    int passes;
+    double gap;
+    bool gap_zero_by_flag;
+    double duration;
+    struct pass_result passes_r[64];
+};
+
+static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, const char *run_id,
+                           const char *manifest_path, const char *message)
+{
+    const struct rep_options *o = ctx->o;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "tool", "replicate");
+    cJSON_AddStringToObject(j, "version", REPLICATE_VERSION);
+    cJSON_AddStringToObject(j, "run_id", run_id);
+    cJSON_AddStringToObject(j, "source", o->src_url);
+    cJSON_AddStringToObject(j, "target", o->dst_url);
+    cJSON_AddStringToObject(j, "result", s->result);
+    cJSON_AddNumberToObject(j, "exit_code", s->exit_code);
+    cJSON_AddBoolToObject(j, "dry_run", o->dry_run);
+    cJSON_AddStringToObject(j, "copy_mode", ctx->server_side ? "server-side" : "streamed");
+    cJSON_AddNumberToObject(j, "passes", s->passes);
+    cJSON_AddNumberToObject(j, "gap_seconds", round(s->gap * 1000) / 1000);
+    cJSON_AddBoolToObject(j, "maintenance", s->gap_zero_by_flag);
+    cJSON_AddNumberToObject(j, "duration_seconds", round(s->duration * 1000) / 1000);
+    cJSON_AddNumberToObject(j, "objects_copied", (double)ctx->total.copied);
+    cJSON_AddNumberToObject(j, "bytes_copied", (double)ctx->total.bytes);
+    cJSON_AddNumberToObject(j, "objects_failed", (double)ctx->total.failed);
+    cJSON_AddNumberToObject(j, "objects_deleted_at_source", (double)ctx->total.extra);
+    cJSON_AddNumberToObject(j, "objects_vanished", (double)ctx->total.vanished);
+    cJSON *arr = cJSON_AddArrayToObject(j, "pass_details");
+    for (int i = 0; i < s->passes && i < 64; i++) {
+        const struct pass_result *p = &s->passes_r[i];
+        cJSON *pj = cJSON_CreateObject();
+        cJSON_AddNumberToObject(pj, "pass", i + 1);
+        cJSON_AddBoolToObject(pj, "maintenance", p->maintenance);
+        cJSON_AddNumberToObject(pj, "duration_seconds", round(p->duration * 1000) / 1000);
+        cJSON_AddNumberToObject(pj, "listed", (double)p->st.listed);
+        cJSON_AddNumberToObject(pj, "copied", (double)p->st.copied);
+        cJSON_AddNumberToObject(pj, "bytes", (double)p->st.bytes);
+        cJSON_AddNumberToObject(pj, "unchanged", (double)p->st.skipped);
+        cJSON_AddNumberToObject(pj, "failed", (double)p->st.failed);
+        cJSON_AddItemToArray(arr, pj);
+    }
+    cJSON *f = cJSON_AddArrayToObject(j, "failures");
+    for (size_t i = 0; i < ctx->nfailures; i++) cJSON_AddItemToArray(f, cJSON_CreateString(ctx->failures[i]));
+    cJSON *x = cJSON_AddArrayToObject(j, "deleted_at_source");
+    for (size_t i = 0; i < ctx->nextras; i++) cJSON_AddItemToArray(x, cJSON_CreateString(ctx->extras[i]));
+    if (manifest_path) cJSON_AddStringToObject(j, "manifest", manifest_path);
+    if (message) cJSON_AddStringToObject(j, "message", message);
+    return j;
+}
+
+static void write_metrics(const struct rep_options *o, struct rep_ctx *ctx, const struct run_summary *s)
+{
+    if (!o->metrics_file) return;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        s3_log(S3_LOG_WARN, "cannot write metrics to %s: %s", o->metrics_file, strerror(errno));
+        return;
+    }
+    time_t now = time(NULL);
+    fprintf(f, "# HELP replicate_last_run_timestamp_seconds End of the last run.\n"
+               "# TYPE replicate_last_run_timestamp_seconds gauge\n"
+               "replicate_last_run_timestamp_seconds{target=\"%s\"} %lld\n",
+            o->dst_url, (long long)now);
+    if (s->exit_code == 0)
+        fprintf(f, "# TYPE replicate_last_success_timestamp_seconds gauge\n"
+                   "replicate_last_success_timestamp_seconds{target=\"%s\"} %lld\n",
+                o->dst_url, (long long)now);
+    fprintf(f, "# TYPE replicate_last_run_exit_code gauge\nreplicate_last_run_exit_code{target=\"%s\"} %d\n",
+            o->dst_url, s->exit_code);
+    fprintf(f, "# TYPE replicate_objects_copied gauge\nreplicate_objects_copied{target=\"%s\"} %llu\n", o->dst_url,
+            (unsigned long long)ctx->total.copied);
+    fprintf(f, "# TYPE replicate_bytes_copied gauge\nreplicate_bytes_copied{target=\"%s\"} %llu\n", o->dst_url,
+            (unsigned long long)ctx->total.bytes);
+    fprintf(f, "# TYPE replicate_objects_failed gauge\nreplicate_objects_failed{target=\"%s\"} %llu\n", o->dst_url,
+            (unsigned long long)ctx->total.failed);
+    fprintf(f, "# TYPE replicate_gap_seconds gauge\nreplicate_gap_seconds{target=\"%s\"} %.3f\n", o->dst_url, s->gap);
+    if (fclose(f) == 0) rename(tmp, o->metrics_file);
+}
+
+static void print_pass(const struct rep_options *o, int n, const struct pass_result *p)
+{
+    char b[32];
+    fmt_bytes(p->st.bytes, b, sizeof b);
+    say(o, "pass %d%s: listed %llu, copied %llu (%s), unchanged %llu, failed %llu, %.2fs\n", n,
+        p->maintenance ? " (maintenance on)" : "", (unsigned long long)p->st.listed, (unsigned long long)p->st.copied,
+        b, (unsigned long long)p->st.skipped, (unsigned long long)p->st.failed, p->duration);
+}
+
+static int finish_pass(struct rep_ctx *ctx, struct manifest_writer *mw, int n, const struct pass_result *p)
+{
+    stats_add(&ctx->total, &p->st);
+    progress_clear(ctx->o);
+    print_pass(ctx->o, n, p);
+    if (!mw) return 0;
+    struct manifest_pass mp = {.pass = n, .maintenance = p->maintenance, .started = p->started,
+                               .duration = p->duration, .listed = p->st.listed, .copied = p->st.copied,
+                               .bytes = p->st.bytes, .failed = p->st.failed, .skipped = p->st.skipped};
+    if (manifest_writer_pass(mw, &mp) != 0 && !ctx->manifest_failed) {
+        ctx->manifest_failed = true;
+        snprintf(ctx->manifest_error, sizeof ctx->manifest_error, "writing the manifest failed: %s", strerror(errno));
+    }
+    return ctx->manifest_failed ? -1 : 0;
+}
+
+static void grace_wait(struct rep_ctx *ctx, double seconds)
+{
+    struct ev_loop *ev = s3_loop_ev(ctx->loop);
+    ev_now_update(ev);
+    double until = ev_now(ev) + seconds;
+    while (!ctx->interrupted && ev_now(ev) < until) {
+        double left = until - ev_now(ev);
+        ev_sleep(left > 0.1 ? 0.1 : left);
+        ev_run(ev, EVRUN_NOWAIT);
+        ev_now_update(ev);
+    }
+}
+
+int run_replicate(const struct rep_options *o)
+{
+    struct rep_ctx ctx_s, *ctx = &ctx_s;
+    struct run_summary sum = {.result = "failed", .exit_code = EXIT_FAILED};
+    char run_id[32], err[1024], manifest_path[4200] = "";
+    char message[1600] = "";
+    state_run_id(run_id);
+    struct manifest_writer *mw = NULL;
+    char *state = NULL;
+    int lock_fd = -1;
+    struct maint maint;
+    bool maint_used = false;
+
+    int rc = rep_open(ctx, o, true);
+    if (rc != EXIT_OK) {
+        rep_close(ctx);
+        return rc;
+    }
+    g_ctx = ctx;
+    struct ev_loop *ev = s3_loop_ev(ctx->loop);
+    ev_signal sig_int, sig_term, sig_hup;
+    ev_signal_init(&sig_int, on_signal, SIGINT);
+    ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_init(&sig_hup, on_signal, SIGHUP);
+    ev_signal_start(ev, &sig_int);
+    ev_signal_start(ev, &sig_term);
+    ev_signal_start(ev, &sig_hup);
+    ev_unref(ev);
+    ev_unref(ev);
+    ev_unref(ev);
+    ev_now_update(ev);
+    double t0 = ev_now(ev);
+
+    state = state_target_dir(o, s3_reader_config(ctx->dst_r)->endpoint, err, sizeof err);
+    if (!state) {
+        fprintf(stderr, "replicate: %s\n", err);
+        sum.exit_code = EXIT_USAGE;
+        goto out;
+    }
+    lock_fd = state_lock(state, err, sizeof err);
+    if (lock_fd < 0) {
+        fprintf(stderr, "replicate: refused: %s\n", err);
+        sum.exit_code = EXIT_REFUSED;
+        sum.result = "refused";
+        goto out;
+    }
+    maint_init(&maint, o->maint_file, o->maint_on, o->maint_off, state);
+    /* a flag left on by a killed run is cleared before anything else */
+    int mr = maint_recover(state, err, sizeof err);
+    if (mr != 0) fprintf(stderr, "replicate: warning: %s\n", err);
+    if (mr < 0) {
+        sum.exit_code = EXIT_FAILED;
+        goto out;
+    }
+
+    bool versioned = false;
+    rc = target_prepare(ctx, &versioned);
+    if (rc != EXIT_OK) {
+        sum.exit_code = rc;
+        sum.result = rc == EXIT_REFUSED ? "refused" : "failed";
+        goto out;
+    }
+    if (!o->quiet)
+        say(o, "replicating %s -> %s (%s copy%s)\n", o->src_url, o->dst_url,
+            ctx->server_side ? "server-side" : "streamed", o->dry_run ? ", dry run: nothing is written" : "");
+    if (!o->dry_run) abort_leftovers(ctx);
+    load_index(ctx, state);
+
+    if (!o->dry_run) {
+        snprintf(manifest_path, sizeof manifest_path, "%s/manifests/%s.jsonl", state, run_id);
+        mw = manifest_writer_open(manifest_path, err, sizeof err);
+        if (!mw) {
+            fprintf(stderr, "replicate: cannot write the manifest: %s\n", err);
+            manifest_path[0] = '\0';
+            goto out;
+        }
+        cJSON *opts = cJSON_CreateObject();
+        cJSON_AddNumberToObject(opts, "jobs", o->jobs);
+        cJSON_AddNumberToObject(opts, "settle", o->settle);
+        cJSON_AddNumberToObject(opts, "max_passes", o->max_passes);
+        cJSON_AddBoolToObject(opts, "maintenance", maint_configured(&maint));
+        cJSON_AddBoolToObject(opts, "versioned_target", versioned);
+        char *ojs = cJSON_PrintUnformatted(opts);
+        cJSON_Delete(opts);
+        struct manifest_header mh = {.run_id = run_id, .tool_version = REPLICATE_VERSION, .started = (int64_t)time(NULL),
+                                     .source = o->src_url, .target = o->dst_url,
+                                     .source_endpoint = s3_reader_config(ctx->src)->endpoint,
+                                     .target_endpoint = s3_reader_config(ctx->dst_r)->endpoint, .options_json = ojs};
+        int hr = manifest_writer_header(mw, &mh);
+        free(ojs);
+        if (hr != 0) {
+            fprintf(stderr, "replicate: writing the manifest failed: %s\n", strerror(errno));
+            goto out;
+        }
+        ctx->mw = mw;
+    }
+
+    ev_timer prog;
+    ev_timer_init(&prog, on_progress, 1.0, o->progress ? 0.5 : 10.0);
+    prog.data = ctx;
+    if (o->progress || o->verbose) {
+        ev_timer_start(ev, &prog);
+        ev_unref(ev);
+    }
+
+    /* passes until converged */
+    bool converged = false, failed_listing = false;
+    double gap = 0;
+    for (int n = 1; n <= o->max_passes && !ctx->interrupted; n++) {
+        ctx->pass = n;
+        struct pass_result *pr = &sum.passes_r[sum.passes < 63 ? sum.passes : 63];
+        int prc = pass_run(ctx, false, 0, pr);
+        sum.passes++;
+        finish_pass(ctx, mw, n, pr);
+        gap = pr->duration;
+        if (prc != 0) {
+            if (pr->listing_failed) failed_listing = true;
+            snprintf(message, sizeof message, "%s", pr->error);
+            break;
+        }
+        if (pr->duration <= o->settle || pr->st.copied == 0) {
+            converged = true;
+            break;
+        }
+        if (n < o->max_passes)
+            say(o, "pass %d took %.1fs (> --settle %.0fs): running a delta pass for what changed meanwhile\n", n,
+                pr->duration, o->settle);
+    }
+
+    /* the final pass under the maintenance flag */
+    if (converged && maint_configured(&maint) && !ctx->interrupted && !ctx->manifest_failed && !o->dry_run) {
+        maint_used = true;
+        if (maint_on(&maint, run_id, err, sizeof err) != 0) {
+            fprintf(stderr, "replicate: switching maintenance on failed: %s\n  The final pass did not run; the "
+                            "flag is off.\n", err);
+            snprintf(message, sizeof message, "maintenance on failed: %s", err);
+            sum.result = "maintenance-failed";
+            sum.exit_code = EXIT_FAILED;
+            converged = false;
+        } else {
+            say(o, "maintenance on (%s); waiting %.1fs for in-flight writes\n",
+                o->maint_file ? o->maint_file : "command", o->grace);
+            ev_now_update(ev);
+            double deadline = ev_now(ev) + o->maint_max;
+            grace_wait(ctx, o->grace);
+            if (!ctx->interrupted) {
+                ctx->pass = sum.passes + 1;
+                struct pass_result *pr = &sum.passes_r[sum.passes < 63 ? sum.passes : 63];
+                int prc = pass_run(ctx, true, deadline, pr);
+                sum.passes++;
+                finish_pass(ctx, mw, ctx->pass, pr);
+                if (prc == 0) {
+                    gap = 0;
+                    sum.gap_zero_by_flag = true;
+                } else {
+                    snprintf(message, sizeof message, "final pass incomplete: %s", pr->error);
+                    converged = false;
+                    if (!ctx->interrupted) sum.result = "maintenance-incomplete";
+                }
+            }
+            if (maint_off(&maint, err, sizeof err) != 0) {
+                fprintf(stderr, "replicate: SWITCHING MAINTENANCE OFF FAILED: %s\n  Switch the app back by hand.\n", err);
+                snprintf(message, sizeof message, "maintenance off failed: %s", err);
+                converged = false;
+            } else {
+                say(o, "maintenance off\n");
+            }
+        }
+    }
+    sum.gap = gap;
+
+    if (ctx->interrupted) {
+        sum.result = "interrupted";
+        sum.exit_code = EXIT_INTERRUPTED;
+    } else if (ctx->manifest_failed) {
+        sum.result = "failed";
+        sum.exit_code = EXIT_FAILED;
+        snprintf(message, sizeof message, "%s", ctx->manifest_error);
+    } else if (failed_listing) {
+        sum.result = "failed";
+        sum.exit_code = EXIT_FAILED;
+    } else if (!strcmp(sum.result, "maintenance-failed") || !strcmp(sum.result, "maintenance-incomplete")) {
+        sum.exit_code = EXIT_FAILED;
+    } else if (ctx->total.failed) {
+        sum.result = "failed";
+        sum.exit_code = EXIT_FAILED;
+    } else if (!converged) {
+        sum.result = "not-converged";
+        sum.exit_code = EXIT_NOT_CONVERGED;
+        if (!message[0])
+            snprintf(message, sizeof message, "did not converge: %d passes and the last still took %.1fs (> --settle %.0fs)",
+                     sum.passes, gap, o->settle);
+    } else {
+        sum.result = "ok";
+        sum.exit_code = EXIT_OK;
+    }
+
+out:
+    if (maint.on) { /* any path that left the flag on */
+        if (maint_off(&maint, err, sizeof err) != 0)
+            fprintf(stderr, "replicate: SWITCHING MAINTENANCE OFF FAILED: %s\n", err);
+    }
+    (void)maint_used;
+    ev_now_update(ev);
+    sum.duration = ev_now(ev) - t0;
+    if (mw) {
+        struct manifest_trailer mt = {.ended = (int64_t)time(NULL), .result = sum.result, .objects = ctx->total.copied,
+                                      .bytes = ctx->total.bytes, .failed = ctx->total.failed, .passes = sum.passes,
+                                      .gap = sum.gap, .maintenance = sum.gap_zero_by_flag};
+        bool trailer_ok = !ctx->manifest_failed && manifest_writer_trailer(mw, &mt) == 0;
+        if (manifest_writer_close(mw) != 0 || !trailer_ok) {
+            if (sum.exit_code == EXIT_OK) {
+                sum.exit_code = EXIT_FAILED;
+                sum.result = "failed";
+            }
+            fprintf(stderr, "replicate: the manifest %s could not be written completely (%s); this run is not "
+                            "recorded as successful. Free space in the state directory.\n",
+                    manifest_path, ctx->manifest_error[0] ? ctx->manifest_error : strerror(errno));
+        } else if (!ctx->interrupted || true) {
+            if (upload_manifest(ctx, manifest_path, run_id) != 0) {
+                s3_log(S3_LOG_WARN, "the manifest stays local (%s): uploading it to the target failed", manifest_path);
+                if (sum.exit_code == EXIT_OK) {
+                    sum.exit_code = EXIT_FAILED;
+                    sum.result = "failed";
+                    snprintf(message, sizeof message, "uploading the manifest to the target failed");
+                }
+            }
+        }
+    }
+    progress_clear(o);
+    if (sum.passes > 0 || sum.exit_code == EXIT_OK) {
+        char b[32];
+        fmt_bytes(ctx->total.bytes, b, sizeof b);
+        say(o, "%s: %llu objects copied (%s) in %d pass%s, %.1fs; failed %llu; deleted at source (kept) %llu\n",
+            sum.exit_code == 0 ? "done" : sum.result, (unsigned long long)ctx->total.copied, b, sum.passes,
+            sum.passes == 1 ? "" : "es", sum.duration, (unsigned long long)ctx->total.failed,
+            (unsigned long long)ctx->total.extra);
+        if (sum.gap_zero_by_flag) say(o, "gap: 0s (the final pass ran with the maintenance flag on)\n");
+        else if (sum.passes > 0)
+            say(o, "gap: %.2fs (the last pass ran without a maintenance flag: writes in that window may be missed)\n",
+                sum.gap);
+        for (size_t i = 0; i < ctx->nextras; i++) say(o, "  deleted at source, kept in target: %s\n", ctx->extras[i]);
+        if (ctx->total.extra > ctx->nextras)
+            say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));
+    }
+    for (size_t i = 0; i < ctx->nfailures; i++) fprintf(stderr, "replicate: FAILED %s\n", ctx->failures[i]);
+    if (ctx->total.failed > ctx->nfailures)
+        fprintf(stderr, "replicate: ... and %llu more failures\n", (unsigned long long)(ctx->total.failed - ctx->nfailures));
+    if (message[0]) fprintf(stderr, "replicate: %s\n", message);
+
+    cJSON *js = summary_json(ctx, &sum, run_id, manifest_path[0] ? manifest_path : NULL, message[0] ? message : NULL);
+    if (o->json && js) {
+        char *t = cJSON_Print(js);
+        if (t) printf("%s\n", t);
+        free(t);
+    }
+    if (sum.exit_code != EXIT_OK && js) notify_failure(o, js);
+    cJSON_Delete(js);
+    write_metrics(o, ctx, &sum);
+    if (s3_log_enabled(S3_LOG_DEBUG)) {
+        struct s3_loop_stats ls;
+        s3_loop_stats(ctx->loop, &ls);
+        s3_log(S3_LOG_DEBUG, "requests: %llu (GET %llu, HEAD %llu, PUT %llu, POST %llu, DELETE %llu), retries %llu",
+               (unsigned long long)ls.requests, (unsigned long long)ls.get, (unsigned long long)ls.head,
+               (unsigned long long)ls.put, (unsigned long long)ls.post, (unsigned long long)ls.del,
+               (unsigned long long)ls.retries);
+    }
+    g_ctx = NULL;
+    if (lock_fd >= 0) close(lock_fd);
+    free(state);
+    rep_close(ctx);
+    return sum.exit_code;
+}

@@ -1,0 +1,211 @@
+/* Target and source safety checks, then marker and versioning set-up. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <ev.h>
+#include "replicator/target.h"
+#include "s3/log.h"
+#include "s3/ops.h"
+
+struct waiter {
+    bool done;
+    struct s3_response *r;
+};
+
+static void wait_cb(struct s3_response *r, void *ud)
+{
+    struct waiter *w = ud;
+    w->done = true;
+    w->r = r;
+}
+
+static struct s3_response *wait_for(struct rep_ctx *ctx, struct waiter *w, struct s3_request *rq)
+{
+    if (!rq) return NULL;
+    while (!w->done) ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
+    return w->r;
+}
+
+char *target_versioning(struct s3_reader *r, const char *bucket, char *err, size_t errlen)
+{
+    struct s3_request_spec s = {.method = "GET", .bucket = bucket,
+                                .query = (struct s3_query_param[]){{"versioning", ""}}, .nquery = 1};
+    struct s3_response *resp = s3_reader_request_wait(r, &s);
+    if (!resp) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    char *status = NULL;
+    if (resp->err != S3_OK) {
+        snprintf(err, errlen, "%s", resp->message);
+    } else if (s3_xml_parse_versioning(resp->body, resp->body_len, &status) != S3_OK) {
+        snprintf(err, errlen, "GetBucketVersioning on %s: the reply is not valid XML", bucket);
+        status = NULL;
+    }
+    s3_response_free(resp);
+    return status;
+}
+
+/* 1 = the marker exists, 0 = it does not, -1 = error (printed). */
+static int has_marker(struct s3_reader *r, const char *bucket, const char *side)
+{
+    struct s3_request_spec s = {.method = "HEAD", .bucket = bucket, .key = MARKER_KEY};
+    struct s3_response *resp = s3_reader_request_wait(r, &s);
+    if (!resp) return -1;
+    int rc;
+    if (resp->err == S3_OK) rc = 1;
+    else if (resp->status == 404) rc = 0;
+    else {
+        fprintf(stderr, "replicate: cannot check the %s bucket s3://%s: %s\n", side, bucket, resp->message);
+        if (resp->status == 403)
+            fprintf(stderr, "  Check the %s credentials (profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and endpoint.\n",
+                    side);
+        rc = -1;
+    }
+    s3_response_free(resp);
+    return rc;
+}
+
+/* 1 = the bucket holds at least one object (anywhere), 0 = empty, -1 = error. */
+static int bucket_nonempty(struct s3_reader *r, const char *bucket)
+{
+    struct s3_query_param q[] = {{"list-type", "2"}, {"max-keys", "1"}};
+    struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = 2,
+                                .max_body = S3_XML_MAX_BODY};
+    struct s3_response *resp = s3_reader_request_wait(r, &s);
+    if (!resp) return -1;
+    int rc = -1;
+    struct s3_list_page page = {0};
+    if (resp->err != S3_OK) {
+        fprintf(stderr, "replicate: cannot list the target bucket s3://%s: %s\n", bucket, resp->message);
+    } else if (s3_xml_parse_list_v2(resp->body, resp->body_len, &page) != S3_OK) {
+        fprintf(stderr, "replicate: listing s3://%s: the server's reply is not valid\n", bucket);
+    } else {
+        rc = page.count > 0;
+    }
+    s3_list_page_free(&page);
+    s3_response_free(resp);
+    return rc;
+}
+
+static int write_marker(struct rep_ctx *ctx)
+{
+    char body[1024];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n = snprintf(body, sizeof body,
+                     "{\"tool\":\"replicate\",\"version\":\"%s\",\"created\":\"%s\",\"note\":\"This bucket is a "
+                     "replica written by replicate. Do not use it as a source.\"}\n",
+                     REPLICATE_VERSION, when);
+    struct s3_header h[] = {{"Content-Type", "application/json"}};
+    struct s3_request_spec s = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = MARKER_KEY, .headers = h,
+                                .nheaders = 1, .body = body, .body_len = (size_t)n};
+    struct s3_response *resp = s3_request_wait(ctx->dst, &s);
+    int rc = resp && resp->err == S3_OK ? 0 : -1;
+    if (rc) fprintf(stderr, "replicate: writing the replica marker failed: %s\n", resp ? resp->message : "out of memory");
+    s3_response_free(resp);
+    return rc;
+}
+
+static bool overlaps(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    return strncmp(a, b, la < lb ? la : lb) == 0;
+}
+
+int target_prepare(struct rep_ctx *ctx, bool *versioned)
+{
+    const struct rep_options *o = ctx->o;
+    char err[600];
+    *versioned = false;
+
+    /* 1. the same bucket on the same service: refuse overlapping prefixes */
+    if (ctx->server_side || strcasecmp(s3_reader_config(ctx->src)->endpoint, s3_reader_config(ctx->dst_r)->endpoint) == 0) {
+        if (strcmp(o->src_bucket, o->dst_bucket) == 0 && overlaps(o->src_prefix, o->dst_prefix)) {
+            fprintf(stderr,
+                    "replicate: refused: source and target overlap (s3://%s/%s and s3://%s/%s): a backup must not "
+                    "write into what it reads.\n",
+                    o->src_bucket, o->src_prefix, o->dst_bucket, o->dst_prefix);
+            return EXIT_REFUSED;
+        }
+    }
+
+    /* 2. the source must not be a replica (swapped arguments) */
+    int src_marker = has_marker(ctx->src, o->src_bucket, "source");
+    if (src_marker < 0) return EXIT_FAILED;
+    if (src_marker && !o->source_is_replica && strcmp(o->src_bucket, o->dst_bucket) != 0) {
+        fprintf(stderr,
+                "replicate: refused: the source s3://%s holds %s, so it is a replica written by replicate.\n"
+                "  Did you swap the arguments? The order is: replicate SOURCE TARGET.\n"
+                "  To back up a replica on purpose, add --source-is-replica.\n",
+                o->src_bucket, MARKER_KEY);
+        return EXIT_REFUSED;
+    }
+
+    /* 3. the target: versioning */
+    char *status = target_versioning(ctx->dst_r, o->dst_bucket, err, sizeof err);
+    if (!status) {
+        fprintf(stderr, "replicate: cannot read the target's versioning: %s\n", err);
+        if (strstr(err, "NoSuchBucket"))
+            fprintf(stderr, "  Create the target bucket first and enable versioning on it "
+                            "(aws s3api create-bucket / put-bucket-versioning), or check --target-endpoint.\n");
+        return strstr(err, "NoSuchBucket") ? EXIT_USAGE : EXIT_FAILED;
+    }
+    bool enabled = strcmp(status, "Enabled") == 0;
+    free(status);
+
+    /* 4. the target: marker, or empty */
+    int dst_marker = has_marker(ctx->dst_r, o->dst_bucket, "target");
+    if (dst_marker < 0) return EXIT_FAILED;
+    bool need_marker = false;
+    if (!dst_marker) {
+        int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket);
+        if (nonempty < 0) return EXIT_FAILED;
+        if (nonempty && !o->init_target) {
+            fprintf(stderr,
+                    "replicate: refused: the target s3://%s is not empty and has no %s, so it is not a replica "
+                    "made by replicate.\n"
+                    "  Did you swap the arguments? The order is: replicate SOURCE TARGET.\n"
+                    "  If this bucket really is meant to receive the backup, add --init-target.\n",
+                    o->dst_bucket, MARKER_KEY);
+            return EXIT_REFUSED;
+        }
+        need_marker = true;
+    }
+
+    if (!enabled) {
+        if (o->enable_versioning) {
+            if (!o->dry_run) {
+                struct waiter w = {0};
+                struct s3_response *r = wait_for(ctx, &w, s3_versioning_put(ctx->dst, o->dst_bucket, "Enabled", wait_cb, &w));
+                bool ok = r && r->err == S3_OK;
+                if (!ok) fprintf(stderr, "replicate: enabling versioning on s3://%s failed: %s\n", o->dst_bucket,
+                                 r ? r->message : "out of memory");
+                s3_response_free(r);
+                if (!ok) return EXIT_FAILED;
+                s3_log(S3_LOG_WARN, "versioning enabled on s3://%s", o->dst_bucket);
+            }
+            enabled = true;
+        } else if (!o->allow_unversioned) {
+            fprintf(stderr,
+                    "replicate: refused: versioning is not enabled on the target s3://%s, so an overwrite would "
+                    "destroy the previous copy.\n"
+                    "  Enable it (add --enable-versioning, or aws s3api put-bucket-versioning --bucket %s "
+                    "--versioning-configuration Status=Enabled),\n"
+                    "  or accept the risk with --allow-unversioned.\n",
+                    o->dst_bucket, o->dst_bucket);
+            return EXIT_REFUSED;
+        } else {
+            s3_log(S3_LOG_WARN, "the target s3://%s is not versioned (--allow-unversioned): overwrites replace data",
+                   o->dst_bucket);
+        }
+    }
+    *versioned = enabled;
+    if (need_marker && !o->dry_run && write_marker(ctx) != 0) return EXIT_FAILED;
+    return EXIT_OK;
+}

@@ -1,0 +1,249 @@
+/* Streamed, read-ahead ListObjectsV2 over one or more key ranges. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "s3/list.h"
+#include "s3/ops.h"
+
+/* One key range: a chain of pages. */
+struct range {
+    struct s3_lister *owner;
+    char *start_after;    /* first request only */
+    char *end_before;     /* exclusive upper bound (keys >= it end the range), or NULL */
+    char *end_inclusive;  /* inclusive upper bound for split ranges, or NULL */
+    struct s3_list_page cur, next;
+    size_t pos;
+    bool have_cur, have_next, fetching, done_fetching, ended, orphan;
+    struct s3_request *rq;
+};
+
+struct s3_lister {
+    struct s3_reader *reader;
+    char *bucket, *prefix;
+    int page_size;
+    s3_lister_ready_cb ready;
+    void *ud;
+    struct range **ranges;
+    size_t nranges, cur;
+    bool waiting;
+    bool failed;
+    char error[600];
+    unsigned long pages;
+};
+
+static void range_fetch(struct range *rg);
+
+static void range_free(struct range *rg)
+{
+    if (!rg) return;
+    s3_list_page_free(&rg->cur);
+    s3_list_page_free(&rg->next);
+    free(rg->start_after);
+    free(rg->end_before);
+    free(rg->end_inclusive);
+    free(rg);
+}
+
+static void page_done(struct s3_response *resp, void *ud)
+{
+    struct range *rg = ud;
+    rg->rq = NULL;
+    rg->fetching = false;
+    if (rg->orphan) { /* the lister was freed while this page was in flight */
+        s3_response_free(resp);
+        range_free(rg);
+        return;
+    }
+    struct s3_lister *l = rg->owner;
+    l->pages++;
+    struct s3_list_page page = {0};
+    if (resp->err != S3_OK) {
+        if (!l->failed) snprintf(l->error, sizeof l->error, "listing failed: %s", resp->message);
+        l->failed = true;
+    } else {
+        enum s3_err e = s3_xml_parse_list_v2(resp->body, resp->body_len, &page);
+        if (e != S3_OK) {
+            if (!l->failed)
+                snprintf(l->error, sizeof l->error,
+                         "listing s3://%s/%s failed: the server's ListObjectsV2 reply is not valid (%s)", l->bucket,
+                         l->prefix ? l->prefix : "", s3_err_str(e));
+            l->failed = true;
+        } else if (page.is_truncated && !page.next_token) {
+            snprintf(l->error, sizeof l->error, "listing s3://%s failed: truncated page without a continuation token",
+                     l->bucket);
+            l->failed = true;
+            s3_list_page_free(&page);
+        }
+    }
+    s3_response_free(resp);
+    if (!l->failed) {
+        if (!page.is_truncated) rg->done_fetching = true;
+        /* past the range's upper bound: no need to fetch more */
+        if (page.count) {
+            const char *last = page.objects[page.count - 1].key;
+            if ((rg->end_before && strcmp(last, rg->end_before) >= 0) ||
+                (rg->end_inclusive && strcmp(last, rg->end_inclusive) >= 0))
+                rg->done_fetching = true;
+        }
+        if (!rg->have_cur) {
+            rg->cur = page;
+            rg->pos = 0;
+            rg->have_cur = true;
+        } else {
+            rg->next = page;
+            rg->have_next = true;
+        }
+        if (!rg->done_fetching && !rg->have_next) range_fetch(rg);
+    }
+    if (l->waiting) {
+        l->waiting = false;
+        l->ready(l->ud);
+    }
+}
+
+static void range_fetch(struct range *rg)
+{
+    struct s3_lister *l = rg->owner;
+    const char *token = NULL, *sa = NULL;
+    if (rg->have_cur) token = rg->cur.next_token;
+    else sa = rg->start_after;
+    if (rg->have_cur && !token) {
+        rg->done_fetching = true;
+        return;
+    }
+    /* the token lives in cur; the request copies its query, so cur may be freed afterwards */
+    rg->fetching = true;
+    rg->rq = s3_list_v2(l->reader, l->bucket, l->prefix, sa, token, l->page_size, page_done, rg);
+    if (!rg->rq) {
+        rg->fetching = false;
+        l->failed = true;
+        snprintf(l->error, sizeof l->error, "listing: out of memory");
+    }
+}
+
+static struct range *range_new(struct s3_lister *l, const char *start_after, const char *end_before,
+                               const char *end_inclusive)
+{
+    struct range *rg = calloc(1, sizeof *rg);
+    if (!rg) return NULL;
+    rg->owner = l;
+    rg->start_after = start_after ? strdup(start_after) : NULL;
+    rg->end_before = end_before ? strdup(end_before) : NULL;
+    rg->end_inclusive = end_inclusive ? strdup(end_inclusive) : NULL;
+    if ((start_after && !rg->start_after) || (end_before && !rg->end_before) ||
+        (end_inclusive && !rg->end_inclusive)) {
+        range_free(rg);
+        return NULL;
+    }
+    return rg;
+}
+
+struct s3_lister *s3_lister_new_split(struct s3_reader *r, const char *bucket, const char *prefix,
+                                      const char *start_after, const char *end_before,
+                                      const char *const *bounds, size_t nb, int page_size,
+                                      s3_lister_ready_cb ready, void *ud)
+{
+    struct s3_lister *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->reader = r;
+    l->bucket = strdup(bucket);
+    l->prefix = prefix ? strdup(prefix) : NULL;
+    l->page_size = page_size;
+    l->ready = ready;
+    l->ud = ud;
+    l->ranges = calloc(nb + 1, sizeof *l->ranges);
+    if (!l->bucket || (prefix && !l->prefix) || !l->ranges) goto error_clean_up;
+    for (size_t i = 0; i <= nb; i++) {
+        const char *sa = i == 0 ? start_after : bounds[i - 1];
+        const char *incl = i < nb ? bounds[i] : NULL;
+        l->ranges[i] = range_new(l, sa, end_before, incl);
+        if (!l->ranges[i]) goto error_clean_up;
+        l->nranges++;
+    }
+    for (size_t i = 0; i < l->nranges; i++) range_fetch(l->ranges[i]);
+    return l;
+
+error_clean_up:
+    s3_lister_free(l);
+    return NULL;
+}
+
+struct s3_lister *s3_lister_new(struct s3_reader *r, const char *bucket, const char *prefix,
+                                const char *start_after, const char *end_before, int page_size,
+                                s3_lister_ready_cb ready, void *ud)
+{
+    return s3_lister_new_split(r, bucket, prefix, start_after, end_before, NULL, 0, page_size, ready, ud);
+}
+
+enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_info **out)
+{
+    for (;;) {
+        if (l->failed) return S3_LIST_ERROR;
+        if (l->cur >= l->nranges) return S3_LIST_END;
+        struct range *rg = l->ranges[l->cur];
+        if (!rg->ended && rg->have_cur && rg->pos < rg->cur.count) {
+            const struct s3_object_info *o = &rg->cur.objects[rg->pos++];
+            if ((rg->end_before && strcmp(o->key, rg->end_before) >= 0) ||
+                (rg->end_inclusive && strcmp(o->key, rg->end_inclusive) > 0)) {
+                rg->ended = true;
+                continue;
+            }
+            *out = o;
+            return S3_LIST_OBJECT;
+        }
+        if (!rg->ended && rg->have_cur && rg->have_next) {
+            s3_list_page_free(&rg->cur);
+            rg->cur = rg->next;
+            memset(&rg->next, 0, sizeof rg->next);
+            rg->have_next = false;
+            rg->pos = 0;
+            if (!rg->done_fetching && !rg->fetching) range_fetch(rg);
+            continue;
+        }
+        if (rg->ended || (rg->have_cur && rg->done_fetching && !rg->fetching)) {
+            /* this range is finished: release its pages and move on */
+            s3_list_page_free(&rg->cur);
+            s3_list_page_free(&rg->next);
+            rg->have_cur = rg->have_next = false;
+            rg->ended = true;
+            if (rg->fetching && rg->rq) { /* cannot happen often: a read-ahead past end_before */
+                rg->orphan = true;
+                s3_request_cancel(rg->rq);
+                l->ranges[l->cur] = NULL;
+            }
+            l->cur++;
+            continue;
+        }
+        l->waiting = true;
+        return S3_LIST_WAIT;
+    }
+}
+
+const char *s3_lister_error(const struct s3_lister *l)
+{
+    return l->error;
+}
+
+unsigned long s3_lister_pages(const struct s3_lister *l)
+{
+    return l->pages;
+}
+
+void s3_lister_free(struct s3_lister *l)
+{
+    if (!l) return;
+    for (size_t i = 0; i < l->nranges; i++) {
+        struct range *rg = l->ranges[i];
+        if (!rg) continue;
+        if (rg->fetching && rg->rq) {
+            rg->orphan = true;
+            s3_request_cancel(rg->rq);
+        } else {
+            range_free(rg);
+        }
+    }
+    free(l->ranges);
+    free(l->bucket);
+    free(l->prefix);
+    free(l);
+}

@@ -1,0 +1,328 @@
+/* S3 operations as request builders. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <ctype.h>
+#include <openssl/evp.h>
+#include "s3/ops.h"
+
+#define Q(n, v) ((struct s3_query_param){(n), (v)})
+
+struct s3_request *s3_list_v2(struct s3_reader *r, const char *bucket, const char *prefix, const char *start_after,
+                              const char *token, int max_keys, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[6];
+    size_t n = 0;
+    char mk[16];
+    q[n++] = Q("list-type", "2");
+    if (prefix && prefix[0]) q[n++] = Q("prefix", prefix);
+    if (start_after && start_after[0]) q[n++] = Q("start-after", start_after);
+    if (token) q[n++] = Q("continuation-token", token);
+    if (max_keys > 0) {
+        snprintf(mk, sizeof mk, "%d", max_keys);
+        q[n++] = Q("max-keys", mk);
+    }
+    q[n++] = Q("encoding-type", "url"); /* keys with control characters survive XML */
+    struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = n,
+                                .max_body = S3_XML_MAX_BODY};
+    return s3_reader_request_start(r, &s, cb, ud);
+}
+
+struct s3_request *s3_list_versions(struct s3_reader *r, const char *bucket, const char *prefix,
+                                    const char *key_marker, const char *version_marker, int max_keys, s3_done_cb cb,
+                                    void *ud)
+{
+    struct s3_query_param q[6];
+    size_t n = 0;
+    char mk[16];
+    q[n++] = Q("versions", "");
+    if (prefix && prefix[0]) q[n++] = Q("prefix", prefix);
+    if (key_marker) q[n++] = Q("key-marker", key_marker);
+    if (version_marker) q[n++] = Q("version-id-marker", version_marker);
+    if (max_keys > 0) {
+        snprintf(mk, sizeof mk, "%d", max_keys);
+        q[n++] = Q("max-keys", mk);
+    }
+    struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = n,
+                                .max_body = S3_XML_MAX_BODY};
+    return s3_reader_request_start(r, &s, cb, ud);
+}
+
+static size_t cond_header(struct s3_header *h, size_t n, const char *name, const char *etag, char *buf, size_t bl)
+{
+    if (!etag) return n;
+    snprintf(buf, bl, "\"%s\"", etag);
+    h[n].name = name;
+    h[n].value = buf;
+    return n + 1;
+}
+
+struct s3_request *s3_head_object(struct s3_reader *r, const char *bucket, const char *key, const char *version_id,
+                                  const char *if_match, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[1];
+    struct s3_header h[1];
+    char im[160];
+    size_t nq = 0, nh = cond_header(h, 0, "If-Match", if_match, im, sizeof im);
+    if (version_id) q[nq++] = Q("versionId", version_id);
+    struct s3_request_spec s = {.method = "HEAD", .bucket = bucket, .key = key, .query = q, .nquery = nq,
+                                .headers = h, .nheaders = nh};
+    return s3_reader_request_start(r, &s, cb, ud);
+}
+
+struct s3_request *s3_get_object(struct s3_reader *r, const struct s3_get_args *a, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[1];
+    struct s3_header h[2];
+    char im[160], range[64];
+    size_t nq = 0, nh = cond_header(h, 0, "If-Match", a->if_match, im, sizeof im);
+    if (a->version_id) q[nq++] = Q("versionId", a->version_id);
+    if (a->ranged) {
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)a->first, (unsigned long long)a->last);
+        h[nh++] = (struct s3_header){"Range", range};
+    }
+    struct s3_request_spec s = {.method = "GET", .bucket = a->bucket, .key = a->key, .query = q, .nquery = nq,
+                                .headers = h, .nheaders = nh, .max_body = a->max_body, .on_body = a->on_body,
+                                .on_reset = a->on_reset, .body_ud = a->body_ud};
+    return s3_reader_request_start(r, &s, cb, ud);
+}
+
+/* Copies caller headers plus up to `extra` more into a new array. */
+static struct s3_header *headers_with(const struct s3_header *headers, size_t n, size_t extra)
+{
+    struct s3_header *h = calloc(n + extra + 1, sizeof *h);
+    if (h && n) memcpy(h, headers, n * sizeof *h);
+    return h;
+}
+
+struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const char *key,
+                                 const struct s3_header *headers, size_t nheaders, const void *body, size_t len,
+                                 const char *content_md5, s3_done_cb cb, void *ud)
+{
+    struct s3_header *h = headers_with(headers, nheaders, 1);
+    if (!h) return NULL;
+    size_t nh = nheaders;
+    if (content_md5) h[nh++] = (struct s3_header){"Content-MD5", content_md5};
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .headers = h, .nheaders = nh,
+                                .body = body, .body_len = len, .unsigned_payload = content_md5 != NULL};
+    struct s3_request *rq = s3_request_start(c, &s, cb, ud);
+    free(h);
+    return rq;
+}
+
+static char *copy_source(const char *bucket, const char *key)
+{
+    return s3_uri_encode_path(bucket, key);
+}
+
+struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
+                                  const char *src_key, const char *src_if_match, const struct s3_header *headers,
+                                  size_t nheaders, s3_done_cb cb, void *ud)
+{
+    char *src = copy_source(src_bucket, src_key);
+    struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 3);
+    struct s3_request *rq = NULL;
+    char im[160];
+    if (!src || !h) goto out;
+    size_t nh = headers ? nheaders : 0;
+    h[nh++] = (struct s3_header){"x-amz-copy-source", src};
+    nh = cond_header(h, nh, "x-amz-copy-source-if-match", src_if_match, im, sizeof im);
+    h[nh++] = (struct s3_header){"x-amz-metadata-directive", headers ? "REPLACE" : "COPY"};
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .headers = h, .nheaders = nh,
+                                .error_in_200 = true};
+    rq = s3_request_start(c, &s, cb, ud);
+out:
+    free(src);
+    free(h);
+    return rq;
+}
+
+struct s3_request *s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
+                                 const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[] = {Q("uploads", "")};
+    struct s3_request_spec s = {.method = "POST", .bucket = bucket, .key = key, .query = q, .nquery = 1,
+                                .headers = headers, .nheaders = nheaders, .error_in_200 = true};
+    return s3_request_start(c, &s, cb, ud);
+}
+
+struct s3_request *s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                                      int part, const void *body, size_t len, const char *content_md5, s3_done_cb cb,
+                                      void *ud)
+{
+    char pn[16];
+    snprintf(pn, sizeof pn, "%d", part);
+    struct s3_query_param q[] = {Q("partNumber", pn), Q("uploadId", upload_id)};
+    struct s3_header h[1];
+    size_t nh = 0;
+    if (content_md5) h[nh++] = (struct s3_header){"Content-MD5", content_md5};
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .query = q, .nquery = 2,
+                                .headers = h, .nheaders = nh, .body = body, .body_len = len,
+                                .unsigned_payload = content_md5 != NULL};
+    return s3_request_start(c, &s, cb, ud);
+}
+
+struct s3_request *s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
+                                           const char *upload_id, int part, const char *src_bucket,
+                                           const char *src_key, uint64_t first, uint64_t last,
+                                           const char *src_if_match, s3_done_cb cb, void *ud)
+{
+    char pn[16], range[64], im[160];
+    snprintf(pn, sizeof pn, "%d", part);
+    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)first, (unsigned long long)last);
+    char *src = copy_source(src_bucket, src_key);
+    if (!src) return NULL;
+    struct s3_query_param q[] = {Q("partNumber", pn), Q("uploadId", upload_id)};
+    struct s3_header h[3];
+    size_t nh = 0;
+    h[nh++] = (struct s3_header){"x-amz-copy-source", src};
+    h[nh++] = (struct s3_header){"x-amz-copy-source-range", range};
+    nh = cond_header(h, nh, "x-amz-copy-source-if-match", src_if_match, im, sizeof im);
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .query = q, .nquery = 2,
+                                .headers = h, .nheaders = nh, .error_in_200 = true};
+    struct s3_request *rq = s3_request_start(c, &s, cb, ud);
+    free(src);
+    return rq;
+}
+
+/* Requests whose body this module allocates: free it when the request completes. */
+struct owned_body {
+    char *body;
+    s3_done_cb cb;
+    void *ud;
+};
+
+static void owned_body_done(struct s3_response *resp, void *ud)
+{
+    struct owned_body *ob = ud;
+    s3_done_cb cb = ob->cb;
+    void *cud = ob->ud;
+    free(ob->body);
+    free(ob);
+    cb(resp, cud);
+}
+
+static struct s3_request *start_owned(struct s3_client *c, struct s3_request_spec *s, char *body, size_t len,
+                                      s3_done_cb cb, void *ud)
+{
+    struct owned_body *ob = malloc(sizeof *ob);
+    if (!body || !ob) {
+        free(body);
+        free(ob);
+        return NULL;
+    }
+    ob->body = body;
+    ob->cb = cb;
+    ob->ud = ud;
+    s->body = body;
+    s->body_len = len;
+    struct s3_request *rq = s3_request_start(c, s, owned_body_done, ob);
+    if (!rq) {
+        free(body);
+        free(ob);
+    }
+    return rq;
+}
+
+struct s3_request *s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                                   const char *const *etags, size_t n, s3_done_cb cb, void *ud)
+{
+    size_t len = 0;
+    char *body = s3_xml_build_complete(etags, n, &len);
+    struct s3_query_param q[] = {Q("uploadId", upload_id)};
+    struct s3_header h[] = {{"Content-Type", "application/xml"}};
+    struct s3_request_spec s = {.method = "POST", .bucket = bucket, .key = key, .query = q, .nquery = 1,
+                                .headers = h, .nheaders = 1, .error_in_200 = true};
+    return start_owned(c, &s, body, len, cb, ud);
+}
+
+struct s3_request *s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
+                                s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[] = {Q("uploadId", upload_id)};
+    struct s3_request_spec s = {.method = "DELETE", .bucket = bucket, .key = key, .query = q, .nquery = 1};
+    return s3_request_start(c, &s, cb, ud);
+}
+
+struct s3_request *s3_mpu_list(struct s3_reader *r, const char *bucket, const char *prefix, const char *key_marker,
+                               const char *upload_id_marker, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[4];
+    size_t n = 0;
+    q[n++] = Q("uploads", "");
+    if (prefix && prefix[0]) q[n++] = Q("prefix", prefix);
+    if (key_marker) q[n++] = Q("key-marker", key_marker);
+    if (upload_id_marker) q[n++] = Q("upload-id-marker", upload_id_marker);
+    struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = n,
+                                .max_body = S3_XML_MAX_BODY};
+    return s3_reader_request_start(r, &s, cb, ud);
+}
+
+struct s3_request *s3_versioning_get(struct s3_reader *r, const char *bucket, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[] = {Q("versioning", "")};
+    struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = 1};
+    return s3_reader_request_start(r, &s, cb, ud);
+}
+
+struct s3_request *s3_versioning_put(struct s3_client *c, const char *bucket, const char *status, s3_done_cb cb,
+                                     void *ud)
+{
+    size_t len = 0;
+    char *body = s3_xml_build_versioning(status, &len);
+    struct s3_query_param q[] = {Q("versioning", "")};
+    struct s3_header h[2] = {{"Content-Type", "application/xml"}};
+    char md5b64[25];
+    size_t nh = 1;
+    if (body) {
+        unsigned char md[16];
+        unsigned int ml = 0;
+        EVP_Digest(body, len, md, &ml, EVP_md5(), NULL);
+        s3_md5_base64(md, md5b64);
+        h[nh++] = (struct s3_header){"Content-MD5", md5b64};
+    }
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .query = q, .nquery = 1, .headers = h,
+                                .nheaders = nh};
+    return start_owned(c, &s, body, len, cb, ud);
+}
+
+size_t s3_metadata_headers(const struct s3_response *resp, struct s3_header *out, size_t max)
+{
+    static const char *const keep[] = {"content-type", "cache-control", "content-disposition",
+                                       "content-encoding", "content-language", "expires"};
+    size_t n = 0;
+    for (size_t i = 0; i < resp->nheaders && n < max; i++) {
+        const char *name = resp->headers[i].name;
+        bool take = strncmp(name, "x-amz-meta-", 11) == 0;
+        for (size_t k = 0; !take && k < sizeof keep / sizeof keep[0]; k++) take = strcmp(name, keep[k]) == 0;
+        if (take) out[n++] = (struct s3_header){name, resp->headers[i].value};
+    }
+    return n;
+}
+
+void s3_md5_base64(const unsigned char md5[16], char out[25])
+{
+    EVP_EncodeBlock((unsigned char *)out, md5, 16);
+}
+
+int s3_md5_hex_to_base64(const char *hex, char out[25])
+{
+    unsigned char md[16];
+    if (!s3_etag_is_md5(hex)) return -1;
+    for (int i = 0; i < 16; i++) {
+        unsigned int v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
+        md[i] = (unsigned char)v;
+    }
+    s3_md5_base64(md, out);
+    return 0;
+}
+
+bool s3_etag_is_md5(const char *etag)
+{
+    if (!etag || strlen(etag) != 32) return false;
+    for (int i = 0; i < 32; i++)
+        if (!isxdigit((unsigned char)etag[i])) return false;
+    return true;
+}
