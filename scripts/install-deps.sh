@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing replicate need (`make deps`, run by `make check`).
+# Idempotent: asks dpkg which are missing and runs apt-get only for those; one line when all are present.
+set -euo pipefail
+
+pkgs=(
+  build-essential pkg-config libcurl4-openssl-dev libxml2-dev libssl-dev libev-dev libcjson-dev libcmocka-dev
+  ceph-mon ceph-osd radosgw ceph-common   # the test S3 server (Ceph RGW on loopback, scripts/rgw.sh)
+  awscli rclone curl procps python3       # independent clients and helpers for tests and benchmarks only
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$st" = installed ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]}" >&2
+  echo "deps: run as root (or: sudo apt-get install -y --no-install-recommends ${missing[*]})" >&2
+  exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+echo "deps: installed ${#missing[@]} package(s)"
