@@ -1,0 +1,836 @@
+/* The manifest as JSON Lines: the writer (buffered, fsynced at pass ends, sticky failure), the bounded line
+ * reader (corrupt lines reported and skipped) and the --status summary. Every line is built and parsed by
+ * cJSON. */
+#include "manifest/manifest.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Longest line (without its '\n') the reader accepts and the writer will produce. */
+#define MANIFEST_LINE_MAX 65536
+/* The writer's buffer holds at least one maximal line plus its newline, so a line is never split by a flush.
+ */
+#define WRITE_BUF_SIZE (2 * MANIFEST_LINE_MAX)
+#define READ_CHUNK_SIZE 16384
+#define LINE_INITIAL_CAP 4096
+/* Integers up to 2^53 fit a double exactly, so the reader accepts them. But cJSON 1.7.15 prints a number with
+ * 15 significant digits whenever that reads back within a relative DBL_EPSILON, so integers of 16 digits may
+ * come back a few units off: the writer refuses object sizes that large (S3 objects stop at 5 TiB, 13 digits)
+ * and accepts run counters up to 2^53 knowing they may be rounded by a few units past 10^15. */
+#define EXACT_INT_MAX 9007199254740992.0
+#define PRINT_EXACT_MAX 999999999999999ULL
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- field rules shared by writer and reader, so what one writes the other accepts ---- */
+
+static bool u64_ok(uint64_t v)
+{
+    return v <= (uint64_t)EXACT_INT_MAX;
+}
+
+static bool i64_ok(int64_t v)
+{
+    return v >= -(int64_t)EXACT_INT_MAX && v <= (int64_t)EXACT_INT_MAX;
+}
+
+static bool key_ok(const char *key)
+{
+    return key && key[0] != '\0'; /* S3 keys are at least one byte */
+}
+
+/* ---- writer ---- */
+
+enum writer_stage {
+    WRITER_NEED_HEADER, /* nothing written yet: only the header is accepted */
+    WRITER_BODY,        /* object and pass lines */
+    WRITER_DONE,        /* trailer written: only sync and close */
+};
+
+struct manifest_writer {
+    int fd;
+    bool failed;     /* sticky: set by the first error, never cleared */
+    int saved_errno; /* errno of that first error, returned by every later call */
+    enum writer_stage stage;
+    size_t len; /* bytes pending in buf */
+    char buf[WRITE_BUF_SIZE];
+};
+
+static int writer_fail(struct manifest_writer *w, int err)
+{
+    if (!w->failed) {
+        w->failed = true;
+        w->saved_errno = err ? err : EIO;
+    }
+    errno = w->saved_errno;
+    return -1;
+}
+
+static int writer_usable(struct manifest_writer *w)
+{
+    if (!w) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (w->failed) {
+        errno = w->saved_errno;
+        return -1;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (k == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int writer_flush(struct manifest_writer *w)
+{
+    if (w->len > 0 && write_all(w->fd, w->buf, w->len) != 0) return writer_fail(w, errno);
+    w->len = 0;
+    return 0;
+}
+
+static int writer_flush_sync(struct manifest_writer *w)
+{
+    if (writer_flush(w) != 0) return -1;
+    while (fsync(w->fd) != 0) {
+        if (errno != EINTR) return writer_fail(w, errno);
+    }
+    return 0;
+}
+
+/* Prints obj as one line into the buffer and consumes obj. */
+static int writer_emit(struct manifest_writer *w, cJSON *obj)
+{
+    char *text = cJSON_PrintUnformatted(obj);
+    size_t n;
+
+    cJSON_Delete(obj);
+    if (!text) return writer_fail(w, ENOMEM);
+    n = strlen(text);
+    if (n > MANIFEST_LINE_MAX) {
+        free(text);
+        return writer_fail(w, EINVAL); /* the reader would refuse it: keep the file readable */
+    }
+    if (w->len + n + 1 > sizeof w->buf && writer_flush(w) != 0) {
+        free(text);
+        return -1;
+    }
+    memcpy(w->buf + w->len, text, n);
+    w->buf[w->len + n] = '\n';
+    w->len += n + 1;
+    free(text);
+    return 0;
+}
+
+/* Each add_* returns false when cJSON could not allocate; callers fold them into one flag. */
+static bool add_str(cJSON *o, const char *name, const char *value)
+{
+    return cJSON_AddStringToObject(o, name, value) != NULL;
+}
+
+static bool add_num(cJSON *o, const char *name, double value)
+{
+    return cJSON_AddNumberToObject(o, name, value) != NULL;
+}
+
+static bool add_bool(cJSON *o, const char *name, bool value)
+{
+    return cJSON_AddBoolToObject(o, name, value) != NULL;
+}
+
+/* Builds obj's line or fails the writer: EINVAL for a record the reader would refuse, ENOMEM otherwise. */
+static int writer_finish(struct manifest_writer *w, cJSON *obj, bool ok)
+{
+    if (!ok) {
+        cJSON_Delete(obj);
+        return writer_fail(w, ENOMEM);
+    }
+    return writer_emit(w, obj);
+}
+
+static int fsync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd, rc = 0;
+
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (!dir) return -1;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return -1;
+    while (fsync(fd) != 0) {
+        if (errno == EINTR) continue;
+        if (errno != EINVAL)
+            rc = -1; /* some filesystems cannot fsync a directory; nothing more to do there */
+        break;
+    }
+    if (rc != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+struct manifest_writer *manifest_writer_open(const char *path, char *err, size_t errlen)
+{
+    struct manifest_writer *w = NULL;
+    bool created = false;
+    int saved;
+
+    if (!path || !*path) {
+        set_err(err, errlen, "manifest path is empty");
+        errno = EINVAL;
+        return NULL;
+    }
+    w = calloc(1, sizeof *w);
+    if (!w) {
+        set_err(err, errlen, "creating manifest %s: out of memory", path);
+        goto error_clean_up;
+    }
+    w->fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        set_err(err, errlen, "creating manifest %s: %s", path, strerror(errno));
+        goto error_clean_up;
+    }
+    created = true;
+    if (fsync_parent_dir(path) != 0) {
+        set_err(err, errlen, "creating manifest %s: fsync of its directory: %s", path, strerror(errno));
+        goto error_clean_up;
+    }
+    w->stage = WRITER_NEED_HEADER;
+    return w;
+
+error_clean_up:
+    saved = errno;
+    if (w && w->fd >= 0) close(w->fd);
+    if (created) unlink(path);
+    free(w);
+    errno = saved;
+    return NULL;
+}
+
+int manifest_writer_header(struct manifest_writer *w, const struct manifest_header *h)
+{
+    cJSON *o, *opts = NULL;
+    bool ok;
+
+    if (writer_usable(w) != 0) return -1;
+    if (!h || w->stage != WRITER_NEED_HEADER || !h->run_id || !h->tool_version || !h->source || !h->target ||
+        !i64_ok(h->started))
+        return writer_fail(w, EINVAL);
+    o = cJSON_CreateObject();
+    ok = o && add_str(o, "t", "header") && add_num(o, "format", MANIFEST_FORMAT) &&
+         add_str(o, "run_id", h->run_id) && add_str(o, "tool_version", h->tool_version) &&
+         add_num(o, "started", (double)h->started) && add_str(o, "source", h->source) &&
+         add_str(o, "target", h->target);
+    if (ok && h->source_endpoint) ok = add_str(o, "source_endpoint", h->source_endpoint);
+    if (ok && h->target_endpoint) ok = add_str(o, "target_endpoint", h->target_endpoint);
+    if (ok && h->options_json) {
+        /* An options object is embedded as JSON; anything else is kept verbatim as a string. */
+        opts = cJSON_ParseWithOpts(h->options_json, NULL, 1);
+        if (opts && !cJSON_IsObject(opts)) {
+            cJSON_Delete(opts);
+            opts = NULL;
+        }
+        if (opts)
+            ok = cJSON_AddItemToObject(o, "options", opts);
+        else
+            ok = add_str(o, "options", h->options_json);
+        if (!ok) cJSON_Delete(opts);
+    }
+    if (writer_finish(w, o, ok) != 0) return -1;
+    w->stage = WRITER_BODY;
+    return 0;
+}
+
+int manifest_writer_add(struct manifest_writer *w, const struct manifest_object *obj)
+{
+    cJSON *o;
+    bool ok;
+
+    if (writer_usable(w) != 0) return -1;
+    if (!obj || w->stage != WRITER_BODY || !key_ok(obj->key) || !obj->etag || !obj->last_modified ||
+        obj->size > PRINT_EXACT_MAX || obj->pass < 1 || (obj->target_key && !key_ok(obj->target_key)))
+        return writer_fail(w, EINVAL);
+    o = cJSON_CreateObject();
+    ok = o && add_str(o, "t", "object") && add_str(o, "key", obj->key) &&
+         add_num(o, "size", (double)obj->size) && add_str(o, "etag", obj->etag) &&
+         add_str(o, "last_modified", obj->last_modified);
+    /* target_key / target_etag are omitted when equal to the source's: the common case costs nothing. */
+    if (ok && obj->target_key && strcmp(obj->target_key, obj->key) != 0)
+        ok = add_str(o, "target_key", obj->target_key);
+    if (ok && obj->target_etag && strcmp(obj->target_etag, obj->etag) != 0)
+        ok = add_str(o, "target_etag", obj->target_etag);
+    if (ok && obj->version_id) ok = add_str(o, "version_id", obj->version_id);
+    if (ok) ok = add_num(o, "pass", obj->pass);
+    return writer_finish(w, o, ok);
+}
+
+int manifest_writer_pass(struct manifest_writer *w, const struct manifest_pass *p)
+{
+    cJSON *o;
+    bool ok;
+
+    if (writer_usable(w) != 0) return -1;
+    if (!p || w->stage != WRITER_BODY || p->pass < 1 || !isfinite(p->started) || !isfinite(p->duration) ||
+        !u64_ok(p->listed) || !u64_ok(p->copied) || !u64_ok(p->bytes) || !u64_ok(p->failed) ||
+        !u64_ok(p->skipped))
+        return writer_fail(w, EINVAL);
+    o = cJSON_CreateObject();
+    ok = o && add_str(o, "t", "pass") && add_num(o, "pass", p->pass) &&
+         add_bool(o, "maintenance", p->maintenance) && add_num(o, "started", p->started) &&
+         add_num(o, "duration", p->duration) && add_num(o, "listed", (double)p->listed) &&
+         add_num(o, "copied", (double)p->copied) && add_num(o, "bytes", (double)p->bytes) &&
+         add_num(o, "failed", (double)p->failed) && add_num(o, "skipped", (double)p->skipped);
+    if (writer_finish(w, o, ok) != 0) return -1;
+    return writer_flush_sync(w);
+}
+
+int manifest_writer_trailer(struct manifest_writer *w, const struct manifest_trailer *t)
+{
+    cJSON *o;
+    bool ok;
+
+    if (writer_usable(w) != 0) return -1;
+    if (!t || w->stage != WRITER_BODY || !t->result || !i64_ok(t->ended) || !u64_ok(t->objects) ||
+        !u64_ok(t->bytes) || !u64_ok(t->failed) || t->passes < 0 || !isfinite(t->gap))
+        return writer_fail(w, EINVAL);
+    o = cJSON_CreateObject();
+    ok = o && add_str(o, "t", "trailer") && add_num(o, "ended", (double)t->ended) &&
+         add_str(o, "result", t->result) && add_num(o, "objects", (double)t->objects) &&
+         add_num(o, "bytes", (double)t->bytes) && add_num(o, "failed", (double)t->failed) &&
+         add_num(o, "passes", t->passes) && add_num(o, "gap", t->gap) &&
+         add_bool(o, "maintenance", t->maintenance);
+    if (writer_finish(w, o, ok) != 0) return -1;
+    w->stage = WRITER_DONE;
+    return writer_flush_sync(w);
+}
+
+int manifest_writer_sync(struct manifest_writer *w)
+{
+    if (writer_usable(w) != 0) return -1;
+    return writer_flush_sync(w);
+}
+
+int manifest_writer_close(struct manifest_writer *w)
+{
+    int rc = 0, saved = 0;
+
+    if (!w) return 0;
+    if (w->failed || writer_flush_sync(w) != 0) {
+        rc = -1;
+        saved = w->saved_errno;
+    }
+    if (close(w->fd) != 0 && rc == 0) {
+        rc = -1;
+        saved = errno;
+    }
+    free(w);
+    if (rc != 0) errno = saved;
+    return rc;
+}
+
+/* ---- reader ---- */
+
+struct manifest_reader {
+    int fd;
+    char *path;
+    unsigned long lineno; /* number of the line last read, 1-based */
+    bool eof;             /* read() returned 0 or failed: no more input */
+    size_t rpos, rlen;    /* unread part of rbuf */
+    char *line;           /* current line, NUL-terminated, at most MANIFEST_LINE_MAX + 1 bytes */
+    size_t line_cap;
+    cJSON *json;        /* tree of the last record returned; its strings are what *rec points to */
+    char *options_text; /* printed "options" object of the last header returned */
+    char rbuf[READ_CHUNK_SIZE];
+};
+
+enum line_status {
+    LINE_OK,           /* a complete line, newline stripped */
+    LINE_EOF,          /* no more input */
+    LINE_TOO_LONG,     /* over MANIFEST_LINE_MAX; consumed up to and including its newline */
+    LINE_UNTERMINATED, /* the file ends without a final newline: a crash mid-write */
+    LINE_READ_ERROR,   /* read() failed; errno set; treated as the end of the file afterwards */
+    LINE_NO_MEMORY,
+};
+
+struct manifest_reader *manifest_reader_open(const char *path, char *err, size_t errlen)
+{
+    struct manifest_reader *r = NULL;
+    int saved;
+
+    if (!path) {
+        set_err(err, errlen, "no manifest path");
+        errno = EINVAL;
+        return NULL;
+    }
+    r = calloc(1, sizeof *r);
+    if (!r) {
+        set_err(err, errlen, "opening manifest %s: out of memory", path);
+        goto error_clean_up;
+    }
+    r->fd = -1;
+    r->path = strdup(path);
+    if (!r->path) {
+        set_err(err, errlen, "opening manifest %s: out of memory", path);
+        goto error_clean_up;
+    }
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0) {
+        set_err(err, errlen, "opening manifest %s: %s", path, strerror(errno));
+        goto error_clean_up;
+    }
+    return r;
+
+error_clean_up:
+    saved = errno;
+    manifest_reader_close(r);
+    errno = saved;
+    return NULL;
+}
+
+static int line_reserve(struct manifest_reader *r, size_t need)
+{
+    size_t cap = r->line_cap ? r->line_cap : LINE_INITIAL_CAP;
+    char *p;
+
+    if (need <= r->line_cap) return 0;
+    while (cap < need)
+        cap *= 2;
+    if (cap > MANIFEST_LINE_MAX + 1) cap = MANIFEST_LINE_MAX + 1;
+    p = realloc(r->line, cap);
+    if (!p) return -1;
+    r->line = p;
+    r->line_cap = cap;
+    return 0;
+}
+
+/* Reads the next line into r->line without ever holding more than MANIFEST_LINE_MAX bytes of it. */
+static enum line_status read_line(struct manifest_reader *r, size_t *out_len)
+{
+    size_t len = 0;
+    bool any = false, too_long = false;
+
+    *out_len = 0;
+    for (;;) {
+        const char *start, *nl;
+        size_t avail, take;
+
+        if (r->rpos == r->rlen) {
+            ssize_t n;
+
+            if (r->eof) break;
+            do
+                n = read(r->fd, r->rbuf, sizeof r->rbuf);
+            while (n < 0 && errno == EINTR);
+            if (n <= 0) {
+                r->eof = true;
+                if (n < 0) return LINE_READ_ERROR;
+                break;
+            }
+            r->rpos = 0;
+            r->rlen = (size_t)n;
+        }
+        any = true;
+        start = r->rbuf + r->rpos;
+        avail = r->rlen - r->rpos;
+        nl = memchr(start, '\n', avail);
+        take = nl ? (size_t)(nl - start) : avail;
+        if (!too_long) {
+            if (take > MANIFEST_LINE_MAX - len) {
+                too_long = true; /* keep consuming up to the newline, storing nothing more */
+            } else {
+                if (line_reserve(r, len + take + 1) != 0) return LINE_NO_MEMORY;
+                memcpy(r->line + len, start, take);
+                len += take;
+            }
+        }
+        r->rpos += take + (nl ? 1 : 0);
+        if (nl) {
+            *out_len = len;
+            return too_long ? LINE_TOO_LONG : LINE_OK;
+        }
+    }
+    if (!any) return LINE_EOF;
+    return too_long ? LINE_TOO_LONG : LINE_UNTERMINATED;
+}
+
+/* Field accessors: on a missing or ill-typed field they name it in *bad (the first one only). */
+static void mark_bad(const char **bad, const char *name)
+{
+    if (!*bad) *bad = name;
+}
+
+static const char *get_str(const cJSON *o, const char *name, bool required, const char **bad)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (!it || cJSON_IsNull(it)) {
+        if (required) mark_bad(bad, name);
+        return NULL;
+    }
+    if (!cJSON_IsString(it) || !it->valuestring) {
+        mark_bad(bad, name);
+        return NULL;
+    }
+    return it->valuestring;
+}
+
+static double get_num(const cJSON *o, const char *name, const char **bad)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+        mark_bad(bad, name);
+        return 0;
+    }
+    return it->valuedouble;
+}
+
+static uint64_t get_u64(const cJSON *o, const char *name, const char **bad)
+{
+    double d = get_num(o, name, bad);
+
+    if (!(d >= 0 && d <= EXACT_INT_MAX) || (double)(uint64_t)d != d) {
+        mark_bad(bad, name);
+        return 0;
+    }
+    return (uint64_t)d;
+}
+
+static int64_t get_i64(const cJSON *o, const char *name, const char **bad)
+{
+    double d = get_num(o, name, bad);
+
+    if (!(d >= -EXACT_INT_MAX && d <= EXACT_INT_MAX) || (double)(int64_t)d != d) {
+        mark_bad(bad, name);
+        return 0;
+    }
+    return (int64_t)d;
+}
+
+static int get_int(const cJSON *o, const char *name, int min, const char **bad)
+{
+    double d = get_num(o, name, bad);
+
+    if (!(d >= min && d <= INT_MAX) || (double)(int)d != d) {
+        mark_bad(bad, name);
+        return 0;
+    }
+    return (int)d;
+}
+
+static bool get_bool(const cJSON *o, const char *name, const char **bad)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (!cJSON_IsBool(it)) {
+        mark_bad(bad, name);
+        return false;
+    }
+    return cJSON_IsTrue(it);
+}
+
+/* Fills rec from one parsed line. NULL when the line is a valid record, else why it is not. */
+static const char *decode_header(struct manifest_reader *r, const cJSON *o, struct manifest_header *h,
+                                 const char **bad)
+{
+    const cJSON *opts;
+    double format = get_num(o, "format", bad);
+
+    if (*bad) return NULL;
+    if (format != MANIFEST_FORMAT) return "unsupported manifest format";
+    h->run_id = get_str(o, "run_id", true, bad);
+    h->tool_version = get_str(o, "tool_version", true, bad);
+    h->started = get_i64(o, "started", bad);
+    h->source = get_str(o, "source", true, bad);
+    h->target = get_str(o, "target", true, bad);
+    h->source_endpoint = get_str(o, "source_endpoint", false, bad);
+    h->target_endpoint = get_str(o, "target_endpoint", false, bad);
+    opts = cJSON_GetObjectItemCaseSensitive(o, "options");
+    if (cJSON_IsObject(opts)) {
+        r->options_text = cJSON_PrintUnformatted(opts);
+        if (!r->options_text) return "out of memory";
+        h->options_json = r->options_text;
+    } else {
+        h->options_json = get_str(o, "options", false, bad);
+    }
+    return NULL;
+}
+
+static void decode_object(const cJSON *o, struct manifest_object *obj, const char **bad)
+{
+    obj->key = get_str(o, "key", true, bad);
+    if (obj->key && !key_ok(obj->key)) mark_bad(bad, "key");
+    obj->size = get_u64(o, "size", bad);
+    obj->etag = get_str(o, "etag", true, bad);
+    obj->last_modified = get_str(o, "last_modified", true, bad);
+    obj->target_key = get_str(o, "target_key", false, bad);
+    if (obj->target_key && !key_ok(obj->target_key)) mark_bad(bad, "target_key");
+    if (!obj->target_key) obj->target_key = obj->key;
+    obj->target_etag = get_str(o, "target_etag", false, bad);
+    if (!obj->target_etag) obj->target_etag = obj->etag;
+    obj->version_id = get_str(o, "version_id", false, bad);
+    obj->pass = get_int(o, "pass", 1, bad);
+}
+
+static void decode_pass(const cJSON *o, struct manifest_pass *p, const char **bad)
+{
+    p->pass = get_int(o, "pass", 1, bad);
+    p->maintenance = get_bool(o, "maintenance", bad);
+    p->started = get_num(o, "started", bad);
+    p->duration = get_num(o, "duration", bad);
+    p->listed = get_u64(o, "listed", bad);
+    p->copied = get_u64(o, "copied", bad);
+    p->bytes = get_u64(o, "bytes", bad);
+    p->failed = get_u64(o, "failed", bad);
+    p->skipped = get_u64(o, "skipped", bad);
+}
+
+static void decode_trailer(const cJSON *o, struct manifest_trailer *t, const char **bad)
+{
+    t->ended = get_i64(o, "ended", bad);
+    t->result = get_str(o, "result", true, bad);
+    t->objects = get_u64(o, "objects", bad);
+    t->bytes = get_u64(o, "bytes", bad);
+    t->failed = get_u64(o, "failed", bad);
+    t->passes = get_int(o, "passes", 0, bad);
+    t->gap = get_num(o, "gap", bad);
+    t->maintenance = get_bool(o, "maintenance", bad);
+}
+
+static const char *decode(struct manifest_reader *r, const cJSON *o, struct manifest_record *rec,
+                          const char **bad)
+{
+    const char *t;
+
+    if (!cJSON_IsObject(o)) return "not a JSON object";
+    t = get_str(o, "t", true, bad);
+    if (!t) return NULL;
+    if (strcmp(t, "header") == 0) {
+        rec->type = MANIFEST_REC_HEADER;
+        return decode_header(r, o, &rec->header, bad);
+    }
+    if (strcmp(t, "object") == 0) {
+        rec->type = MANIFEST_REC_OBJECT;
+        decode_object(o, &rec->object, bad);
+    } else if (strcmp(t, "pass") == 0) {
+        rec->type = MANIFEST_REC_PASS;
+        decode_pass(o, &rec->pass, bad);
+    } else if (strcmp(t, "trailer") == 0) {
+        rec->type = MANIFEST_REC_TRAILER;
+        decode_trailer(o, &rec->trailer, bad);
+    } else {
+        return "unknown record type \"t\"";
+    }
+    return NULL;
+}
+
+static void reader_release_record(struct manifest_reader *r)
+{
+    cJSON_Delete(r->json);
+    r->json = NULL;
+    free(r->options_text);
+    r->options_text = NULL;
+}
+
+int manifest_reader_next(struct manifest_reader *r, struct manifest_record *rec, char *err, size_t errlen)
+{
+    const char *why = NULL, *bad = NULL;
+    enum line_status st;
+    size_t len;
+    cJSON *j;
+
+    if (!r || !rec) {
+        set_err(err, errlen, "manifest_reader_next: no reader or record");
+        errno = EINVAL;
+        return -1;
+    }
+    reader_release_record(r);
+    memset(rec, 0, sizeof *rec);
+    st = read_line(r, &len);
+    if (st == LINE_EOF) return 0;
+    r->lineno++;
+    switch (st) {
+    case LINE_OK:
+        break;
+    case LINE_EOF:
+        return 0;
+    case LINE_TOO_LONG:
+        set_err(err, errlen, "%s:%lu: corrupt line: longer than %d bytes", r->path, r->lineno,
+                MANIFEST_LINE_MAX);
+        return -1;
+    case LINE_UNTERMINATED:
+        set_err(err, errlen, "%s:%lu: corrupt line: no newline at end of file (interrupted write)", r->path,
+                r->lineno);
+        return -1;
+    case LINE_READ_ERROR:
+        set_err(err, errlen, "%s:%lu: read error: %s", r->path, r->lineno, strerror(errno));
+        return -1;
+    case LINE_NO_MEMORY:
+        set_err(err, errlen, "%s:%lu: out of memory", r->path, r->lineno);
+        return -1;
+    }
+    if (len == 0) {
+        set_err(err, errlen, "%s:%lu: corrupt line: empty", r->path, r->lineno);
+        return -1;
+    }
+    r->line[len] = '\0';
+    if (memchr(r->line, '\0', len)) {
+        set_err(err, errlen, "%s:%lu: corrupt line: contains a NUL byte", r->path, r->lineno);
+        return -1;
+    }
+    j = cJSON_ParseWithOpts(r->line, NULL, 1);
+    if (!j) {
+        set_err(err, errlen, "%s:%lu: corrupt line: not valid JSON", r->path, r->lineno);
+        return -1;
+    }
+    why = decode(r, j, rec, &bad);
+    if (why || bad) {
+        if (why)
+            set_err(err, errlen, "%s:%lu: corrupt line: %s", r->path, r->lineno, why);
+        else
+            set_err(err, errlen, "%s:%lu: corrupt line: field \"%s\" missing or invalid", r->path, r->lineno,
+                    bad);
+        cJSON_Delete(j);
+        reader_release_record(r);
+        memset(rec, 0, sizeof *rec);
+        return -1;
+    }
+    r->json = j;
+    return 1;
+}
+
+void manifest_reader_close(struct manifest_reader *r)
+{
+    if (!r) return;
+    reader_release_record(r);
+    if (r->fd >= 0) close(r->fd);
+    free(r->line);
+    free(r->path);
+    free(r);
+}
+
+/* ---- summary ---- */
+
+static int dup_opt(char **dst, const char *src)
+{
+    if (!src) return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+int manifest_summary_read(const char *path, struct manifest_summary *out, char *err, size_t errlen)
+{
+    struct manifest_reader *r;
+    struct manifest_record rec;
+    bool have_header = false;
+    int rc;
+
+    if (!out) {
+        set_err(err, errlen, "manifest_summary_read: no output");
+        errno = EINVAL;
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    r = manifest_reader_open(path, err, errlen);
+    if (!r) return -1;
+    while ((rc = manifest_reader_next(r, &rec, NULL, 0)) != 0) {
+        if (rc < 0) {
+            if (out->corrupt_lines < INT_MAX) out->corrupt_lines++;
+            continue;
+        }
+        switch (rec.type) {
+        case MANIFEST_REC_HEADER:
+            if (have_header) break; /* the first header describes the run */
+            have_header = true;
+            out->started = rec.header.started;
+            if (dup_opt(&out->run_id, rec.header.run_id) || dup_opt(&out->source, rec.header.source) ||
+                dup_opt(&out->target, rec.header.target) ||
+                dup_opt(&out->tool_version, rec.header.tool_version))
+                goto nomem;
+            break;
+        case MANIFEST_REC_OBJECT:
+            out->objects_recorded++;
+            break;
+        case MANIFEST_REC_PASS:
+            if (out->passes < INT_MAX) out->passes++;
+            break;
+        case MANIFEST_REC_TRAILER:
+            /* the last trailer wins; normally there is exactly one */
+            free(out->result);
+            out->trailer = rec.trailer;
+            out->result = strdup(rec.trailer.result);
+            out->trailer.result = out->result;
+            out->trailer_found = true;
+            if (!out->result) goto nomem;
+            break;
+        }
+    }
+    manifest_reader_close(r);
+    if (!have_header) {
+        set_err(err, errlen, "%s: no valid manifest header", path);
+        manifest_summary_free(out);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+
+nomem:
+    set_err(err, errlen, "reading manifest %s: out of memory", path);
+    manifest_reader_close(r);
+    manifest_summary_free(out);
+    errno = ENOMEM;
+    return -1;
+}
+
+void manifest_summary_free(struct manifest_summary *s)
+{
+    if (!s) return;
+    free(s->run_id);
+    free(s->source);
+    free(s->target);
+    free(s->tool_version);
+    free(s->result);
+    memset(s, 0, sizeof *s);
+}
