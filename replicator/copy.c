@@ -436,6 +436,15 @@ static void mpu_abandon(struct copy_job *job, enum copy_result r, bool restart)
     check_started(job, s3_mpu_abort(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, abort_done, job));
 }
 
+static void etag_head_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err == S3_OK) job->target_etag = s3_response_etag(r);
+    else s3_log(S3_LOG_WARN, "%s: could not read the new object's ETag (%s)", job->dst_key, r->message);
+    s3_response_free(r);
+    finish(job, COPY_OK);
+}
+
 static void complete_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
@@ -447,17 +456,28 @@ static void complete_done(struct s3_response *r, void *ud)
         return;
     }
     char *etag = NULL;
-    if (s3_xml_parse_complete(r->body, r->body_len, &etag) != S3_OK) {
+    if (s3_xml_parse_complete(r->body, r->body_len, &etag) != S3_OK && s3_xml_is_error(r->body, r->body_len)) {
         s3_response_free(r);
         snprintf(job->error, sizeof job->error, "CompleteMultipartUpload: reply without a valid result");
         mpu_abandon(job, COPY_FAILED, false);
         return;
+    }
+    if (etag && !etag[0]) {
+        free(etag);
+        etag = NULL;
     }
     take_result(job, r, etag);
     s3_response_free(r);
     free(job->upload_id);
     job->upload_id = NULL;
     parts_free(job);
+    if (!job->target_etag) { /* RGW sends an empty <ETag>: learn it from the object itself */
+        struct rep_ctx *ctx = job->ctx;
+        set_state(job, CS_MPU_COMPLETE);
+        check_started(job, s3_head_object(ctx->dst_r, ctx->o->dst_bucket, job->dst_key, job->version_id, NULL,
+                                          etag_head_done, job));
+        return;
+    }
     finish(job, COPY_OK);
 }
 

@@ -179,24 +179,28 @@ static void load_index(struct rep_ctx *ctx, const char *dir)
 {
     ctx->idx = manifest_index_new();
     if (!ctx->idx) abort();
-    size_t n = 0;
+    size_t n = 0, use = 0;
     char **list = state_manifests(dir, &n);
-    /* newest first, down to the last run whose first pass completed (it recorded every object) */
-    for (size_t i = 0; i < n; i++) {
+    /* newest first, back to the last run whose first pass completed (it recorded every object) */
+    while (use < n) {
+        struct manifest_summary sum;
+        char err[256];
+        bool full = false;
+        if (manifest_summary_read(list[use], &sum, err, sizeof err) == 0) {
+            full = sum.trailer_found && sum.result &&
+                   (!strcmp(sum.result, "ok") || !strcmp(sum.result, "failed") || !strcmp(sum.result, "not-converged"));
+            manifest_summary_free(&sum);
+        } else {
+            s3_log(S3_LOG_WARN, "manifest %s is unreadable (%s); ignoring it", list[use], err);
+        }
+        use++;
+        if (full) break;
+    }
+    /* then load them oldest first, so newer records win */
+    for (size_t i = use; i-- > 0;) {
         int corrupt = 0;
         manifest_index_load(ctx->idx, list[i], &corrupt);
         if (corrupt) s3_log(S3_LOG_WARN, "manifest %s: %d corrupt line(s) skipped", list[i], corrupt);
-        struct manifest_summary sum;
-        char err[256];
-        if (manifest_summary_read(list[i], &sum, err, sizeof err) == 0) {
-            bool full = sum.trailer_found && sum.result &&
-                        (!strcmp(sum.result, "ok") || !strcmp(sum.result, "failed") ||
-                         !strcmp(sum.result, "not-converged"));
-            manifest_summary_free(&sum);
-            if (full) break;
-        } else {
-            s3_log(S3_LOG_WARN, "manifest %s is unreadable (%s); ignoring it", list[i], err);
-        }
     }
     state_free_list(list, n);
 }

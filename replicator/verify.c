@@ -1,17 +1,1607 @@
-/* --verify and --status (stubs until implemented). */
+/* --verify: an audit of the target against the source and the manifests recorded in the target; --status: the
+ * last runs recorded in the target and their age. Both only read from S3 (GET and HEAD); the only files they
+ * write are temporary copies of manifests, removed before they return. */
+#include <cJSON.h>
+#include <errno.h>
+#include <ev.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "manifest/manifest.h"
+#include "replicator/run.h"
+#include "replicator/state.h"
+#include "replicator/target.h"
 #include "replicator/verify.h"
+#include "s3/list.h"
+#include "s3/log.h"
+#include "s3/ops.h"
+
+#define JSON_MAX_ENTRIES 100000   /* per list in the --json report */
+#define VERSION_CHECK_MAX 10000   /* recorded versions checked by one --verify */
+#define VERIFY_MANIFESTS_MAX 3    /* target manifests --verify downloads (newest first) */
+#define LOCAL_MANIFESTS_MAX 3     /* local manifests --verify loads (newest first) */
+#define STATUS_MANIFESTS_MAX 100  /* newest manifests --status looks at for the last successful run */
+#define SUMMARY_CHUNK (128u * 1024) /* --status reads this much of each end of a large manifest */
+
+/* ---- output helpers ---- */
+
+static FILE *human(const struct rep_options *o)
+{
+    if (o->quiet) return NULL;
+    return o->json ? stderr : stdout;
+}
+
+static void say(const struct rep_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const struct rep_options *o, const char *fmt, ...)
+{
+    FILE *f = human(o);
+    if (!f) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+}
+
+/* A key with control characters escaped, so a hostile key cannot rewrite the terminal. */
+static void put_key(FILE *f, const char *k)
+{
+    if (!f) return;
+    for (const unsigned char *p = (const unsigned char *)k; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
+        else fputc(*p, f);
+    }
+}
+
+static void fmt_bytes(uint64_t b, char *out, size_t n)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024 && i < 4) v /= 1024, i++;
+    if (i == 0) snprintf(out, n, "%llu B", (unsigned long long)b);
+    else snprintf(out, n, "%.1f %s", v, u[i]);
+}
+
+/* Unix seconds as "2026-11-26T16:02:01Z" (iso) or "2026-11-26 16:02:01 UTC". */
+static void fmt_time(int64_t t, bool iso, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    size_t w = 0;
+    if (gmtime_r(&tt, &tm))
+        w = iso ? strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) : strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (!w) snprintf(out, n, "%lld", (long long)t);
+}
+
+static void fmt_age(double secs, char *out, size_t n)
+{
+    if (secs < -5) snprintf(out, n, "%.0f seconds in the future: check the clocks", -secs);
+    else if (secs < 120) snprintf(out, n, "%.0f seconds ago", secs < 0 ? 0 : secs);
+    else if (secs < 7200) snprintf(out, n, "%.0f minutes ago", secs / 60);
+    else if (secs < 3 * 86400) snprintf(out, n, "%.1f hours ago", secs / 3600);
+    else snprintf(out, n, "%.1f days ago (%.0f hours)", secs / 86400, secs / 3600);
+}
+
+static double round3(double v)
+{
+    return round(v * 1000) / 1000;
+}
+
+/* ---- signals: stop cleanly ---- */
+
+static struct rep_ctx *g_vctx;
+
+static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    if (!g_vctx) return;
+    if (!g_vctx->interrupted) fprintf(stderr, "\nreplicate: %s received: stopping\n", strsignal(w->signum));
+    g_vctx->interrupted = true;
+    s3_loop_cancel_all(g_vctx->loop);
+}
+
+struct signals {
+    ev_signal s[3];
+};
+
+static void signals_start(struct rep_ctx *ctx, struct signals *sg)
+{
+    struct ev_loop *ev = s3_loop_ev(ctx->loop);
+    int nums[3] = {SIGINT, SIGTERM, SIGHUP};
+    g_vctx = ctx;
+    for (int i = 0; i < 3; i++) {
+        ev_signal_init(&sg->s[i], on_signal, nums[i]);
+        ev_signal_start(ev, &sg->s[i]);
+        ev_unref(ev); /* the watchers alone must not keep the loop running */
+    }
+}
+
+static void signals_stop(struct rep_ctx *ctx, struct signals *sg)
+{
+    struct ev_loop *ev = s3_loop_ev(ctx->loop);
+    for (int i = 0; i < 3; i++) {
+        ev_ref(ev);
+        ev_signal_stop(ev, &sg->s[i]);
+    }
+    g_vctx = NULL;
+}
+
+/* ---- manifests stored in the target ---- */
+
+struct stored_manifest {
+    char *key;     /* ".replicate/manifests/<run id>.jsonl" */
+    uint64_t size;
+};
+
+static void stored_free(struct stored_manifest *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(m[i].key);
+    free(m);
+}
+
+struct list_wait {
+    bool ready;
+};
+
+static void list_ready(void *ud)
+{
+    ((struct list_wait *)ud)->ready = true;
+}
+
+/* A manifest's name: directly under MANIFEST_PREFIX and ending in ".jsonl". */
+static bool manifest_name_ok(const char *key)
+{
+    const char *name = key + sizeof MANIFEST_PREFIX - 1;
+    size_t l = strlen(name);
+    return strncmp(key, MANIFEST_PREFIX, sizeof MANIFEST_PREFIX - 1) == 0 && l > 6 && !strchr(name, '/') &&
+           strcmp(name + l - 6, ".jsonl") == 0;
+}
+
+/* Lists the target's manifests and returns the newest `keep` of them, newest first (run ids sort by time), in a
+ * malloc'd array; *total counts them all. Memory is bounded by keep, not by the number of runs.
+ * Returns 0, or -1 with a message in err. */
+static int list_manifests(struct rep_ctx *ctx, size_t keep, struct stored_manifest **out, size_t *n,
+                          unsigned long *total, char *err, size_t errlen)
+{
+    struct stored_manifest *ring = calloc(keep, sizeof *ring);
+    struct list_wait w = {0};
+    struct s3_lister *l = ring ? s3_lister_new(ctx->dst_r, ctx->o->dst_bucket, MANIFEST_PREFIX, NULL, NULL, 0,
+                                               list_ready, &w)
+                               : NULL;
+    *out = NULL;
+    *n = 0;
+    *total = 0;
+    if (!l) {
+        free(ring);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    unsigned long seen = 0;
+    for (;;) {
+        const struct s3_object_info *oi;
+        enum s3_list_status st = s3_lister_next(l, &oi);
+        if (st == S3_LIST_OBJECT) {
+            if (!manifest_name_ok(oi->key)) continue;
+            struct stored_manifest *slot = &ring[seen % keep];
+            free(slot->key);
+            slot->key = strdup(oi->key);
+            slot->size = oi->size;
+            if (!slot->key) {
+                snprintf(err, errlen, "out of memory");
+                rc = -1;
+                break;
+            }
+            seen++;
+        } else if (st == S3_LIST_WAIT) {
+            w.ready = false;
+            while (!w.ready && !ctx->interrupted) ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
+            if (ctx->interrupted) {
+                snprintf(err, errlen, "interrupted");
+                rc = -1;
+                break;
+            }
+        } else if (st == S3_LIST_END) {
+            break;
+        } else {
+            snprintf(err, errlen, "listing %s in s3://%s: %s", MANIFEST_PREFIX, ctx->o->dst_bucket,
+                     s3_lister_error(l));
+            rc = -1;
+            break;
+        }
+    }
+    s3_lister_free(l);
+    if (rc != 0) {
+        for (size_t i = 0; i < keep; i++) free(ring[i].key);
+        free(ring);
+        return -1;
+    }
+    size_t have = seen < keep ? (size_t)seen : keep;
+    struct stored_manifest *res = calloc(have ? have : 1, sizeof *res);
+    if (!res) {
+        for (size_t i = 0; i < keep; i++) free(ring[i].key);
+        free(ring);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < have; i++) res[i] = ring[(seen - 1 - i) % keep]; /* newest first */
+    free(ring);
+    *out = res;
+    *n = have;
+    *total = seen;
+    return 0;
+}
+
+static FILE *temp_file(char *path, size_t len)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !dir[0]) dir = "/tmp";
+    snprintf(path, len, "%s/replicate-manifest-XXXXXX", dir);
+    int fd = mkstemp(path);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "w+");
+    if (!f) {
+        close(fd);
+        unlink(path);
+    }
+    return f;
+}
+
+struct file_sink {
+    FILE *f;
+    bool failed;
+};
+
+static bool sink_body(const void *data, size_t len, void *ud)
+{
+    struct file_sink *s = ud;
+    if (fwrite(data, 1, len, s->f) != len) {
+        s->failed = true;
+        return false;
+    }
+    return true;
+}
+
+static void sink_reset(void *ud)
+{
+    struct file_sink *s = ud;
+    fflush(s->f);
+    rewind(s->f);
+    if (ftruncate(fileno(s->f), 0) != 0) s->failed = true;
+}
+
+/* GETs a byte range (or the whole object when last < first) into memory (small ranges only). */
+static struct s3_response *get_range(struct rep_ctx *ctx, const char *key, uint64_t first, uint64_t last)
+{
+    char range[64];
+    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)first, (unsigned long long)last);
+    struct s3_header h[] = {{"Range", range}};
+    struct s3_request_spec s = {.method = "GET", .bucket = ctx->o->dst_bucket, .key = key, .headers = h,
+                                .nheaders = 1, .max_body = SUMMARY_CHUNK + 1024};
+    return s3_reader_request_wait(ctx->dst_r, &s);
+}
+
+/* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks it).
+ * With summary_only, a large manifest is reduced to its first line (the header) and its last SUMMARY_CHUNK
+ * bytes (the pass lines of the last passes and the trailer): enough for manifest_summary_read, at a bounded
+ * cost. Returns 0, or -1 with a message in err. */
+static int download_manifest(struct rep_ctx *ctx, const struct stored_manifest *m, bool summary_only, char *path,
+                             size_t pathlen, char *err, size_t errlen)
+{
+    FILE *f = temp_file(path, pathlen);
+    if (!f) {
+        snprintf(err, errlen, "cannot create a temporary file in %s: %s",
+                 getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp", strerror(errno));
+        path[0] = '\0';
+        return -1;
+    }
+    int rc = -1;
+    if (summary_only && m->size > 2 * (uint64_t)SUMMARY_CHUNK) {
+        struct s3_response *h = get_range(ctx, m->key, 0, SUMMARY_CHUNK - 1);
+        struct s3_response *t = h && h->err == S3_OK ? get_range(ctx, m->key, m->size - SUMMARY_CHUNK, m->size - 1)
+                                                     : NULL;
+        if (!h || h->err != S3_OK || !t || t->err != S3_OK) {
+            snprintf(err, errlen, "%s", !h ? "out of memory" : h->err != S3_OK ? h->message
+                                                           : t ? t->message : "out of memory");
+        } else {
+            /* the header line, then the tail from its first complete line on */
+            const char *nl = h->body ? memchr(h->body, '\n', h->body_len) : NULL;
+            size_t hl = nl ? (size_t)(nl - h->body) + 1 : h->body_len;
+            const char *tn = t->body ? memchr(t->body, '\n', t->body_len) : NULL;
+            size_t toff = tn ? (size_t)(tn - t->body) + 1 : t->body_len;
+            bool ok = (hl == 0 || fwrite(h->body, 1, hl, f) == hl) && (!nl ? fputc('\n', f) != EOF : true) &&
+                      (t->body_len == toff || fwrite(t->body + toff, 1, t->body_len - toff, f) == t->body_len - toff);
+            if (ok) rc = 0;
+            else snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+        }
+        s3_response_free(h);
+        s3_response_free(t);
+    } else {
+        struct file_sink sink = {.f = f};
+        struct s3_request_spec s = {.method = "GET", .bucket = ctx->o->dst_bucket, .key = m->key,
+                                    .on_body = sink_body, .on_reset = sink_reset, .body_ud = &sink};
+        struct s3_response *r = s3_reader_request_wait(ctx->dst_r, &s);
+        if (!r) snprintf(err, errlen, "out of memory");
+        else if (sink.failed) snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+        else if (r->err != S3_OK) snprintf(err, errlen, "%s", r->message);
+        else rc = 0;
+        s3_response_free(r);
+    }
+    if (fclose(f) != 0 && rc == 0) {
+        snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) {
+        unlink(path);
+        path[0] = '\0';
+    }
+    return rc;
+}
+
+/* The run id part of a manifest key or path: "<run id>.jsonl" after the last '/'. */
+static const char *manifest_base(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* An error message about a temporary copy, without the temporary path (the caller names the manifest). */
+static const char *strip_path(const char *err, const char *path)
+{
+    size_t pl = strlen(path);
+    if (pl && strncmp(err, path, pl) == 0) err += pl;
+    while (*err == ':' || *err == ' ') err++;
+    return err;
+}
+
+/* Whether a manifest header's target URL names our target (same bucket and prefix). */
+static bool manifest_for_target(const struct rep_options *o, const char *target_url)
+{
+    char *b = NULL, *p = NULL, err[256];
+    if (!target_url || cli_parse_s3_url(target_url, &b, &p, err, sizeof err) != 0) return false;
+    bool same = strcmp(b, o->dst_bucket) == 0 && strcmp(p, o->dst_prefix) == 0;
+    free(b);
+    free(p);
+    return same;
+}
+
+/* A run whose first pass completed recorded every object it saw. */
+static bool summary_complete(const struct manifest_summary *s)
+{
+    return s->trailer_found && s->result &&
+           (!strcmp(s->result, "ok") || !strcmp(s->result, "failed") || !strcmp(s->result, "not-converged"));
+}
+
+/* ======================================== --verify ======================================== */
+
+enum disc_kind { D_MISSING, D_DIFFERENT, D_EXTRA, D_UNVERSIONED, D_LOST_VERSION, D_ERROR };
+static const char *const kind_name[] = {"missing", "different", "extra", "unversioned", "lost-version", "error"};
+
+struct disc_line {
+    enum disc_kind kind;
+    char *key;
+    char *detail;
+};
+
+struct verify_counts {
+    uint64_t src_listed, dst_listed, both, same;
+    uint64_t missing, different, extra, lost_versions, errors, unversioned;
+    uint64_t same_etag, by_manifest, by_header, heads;
+    uint64_t deep_read, deep_same, deep_bytes, changed;
+    uint64_t versions_checked, version_records;
+    uint64_t records_without_version; /* object records the version check cannot use */
+};
+
+struct loaded_manifest {
+    char *path;        /* a local manifest, or a temporary copy of one stored in the target */
+    char *name;        /* "<run id>.jsonl" */
+    bool from_target;
+    bool temp;         /* unlink path at the end */
+};
+
+struct verify {
+    struct rep_ctx *ctx;
+    const struct rep_options *o;
+    struct s3_lister *src_l, *dst_l;
+    const struct s3_object_info *s, *d; /* current heads, or NULL */
+    bool s_end, d_end;
+    size_t src_plen, dst_plen;
+    int inflight; /* requests in flight */
+    bool stop, finished;
+    bool listing_failed;
+    char error[700];
+    ev_idle kick;
+    void (*pump)(struct verify *v);
+    struct verify_counts c;
+    /* the first discrepancies (and extras) for the human summary */
+    struct disc_line first[MAX_REPORTED];
+    size_t nfirst;
+    struct disc_line first_extra[MAX_REPORTED];
+    size_t nfirst_extra;
+    struct disc_line first_error[MAX_REPORTED];
+    size_t nfirst_error;
+    /* the --json lists */
+    cJSON *jdisc, *jextra, *jerrors;
+    size_t njdisc, njextra, njerrors;
+    bool jdisc_trunc, jextra_trunc, jerrors_trunc;
+    /* manifests */
+    struct loaded_manifest *mans;
+    size_t nmans;
+    cJSON *jmanifest_notes;
+    /* the version check: target manifests, newest first */
+    size_t vm_next;             /* next entry of mans to read */
+    bool versions_from_target;  /* read the target's manifests (else the local ones: the target has none) */
+    struct manifest_reader *mr;
+    struct manifest_record rec; /* the reader's current record (strings point into the reader) */
+    const char *mr_name;
+    bool versions_done, versions_truncated;
+    uint64_t *vseen;            /* hashes of (key, version) already checked: an open-addressing set */
+};
+
+#define VSEEN_SLOTS 32768 /* a power of two, over twice VERSION_CHECK_MAX */
+
+static void schedule_pump(struct verify *v)
+{
+    if (!ev_is_active(&v->kick)) ev_idle_start(s3_loop_ev(v->ctx->loop), &v->kick);
+}
+
+static void kick_cb(struct ev_loop *ev, ev_idle *w, int revents)
+{
+    (void)revents;
+    ev_idle_stop(ev, w);
+    struct verify *v = w->data;
+    v->pump(v);
+}
+
+static void lister_ready(void *ud)
+{
+    schedule_pump(ud);
+}
+
+static void line_keep(struct disc_line *arr, size_t *n, enum disc_kind k, const char *key, const char *detail)
+{
+    if (*n >= MAX_REPORTED) return;
+    arr[*n].kind = k;
+    arr[*n].key = strdup(key ? key : "");
+    arr[*n].detail = detail ? strdup(detail) : NULL;
+    (*n)++;
+}
+
+static void lines_free(struct disc_line *arr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(arr[i].key);
+        free(arr[i].detail);
+    }
+}
+
+/* Records one finding: counts it, keeps it for the summary and the JSON report (both capped). */
+static void report(struct verify *v, enum disc_kind k, const char *src_key, const char *dst_key, const char *detail)
+{
+    const char *key = dst_key ? dst_key : src_key ? src_key : "";
+    switch (k) {
+    case D_MISSING: v->c.missing++; break;
+    case D_DIFFERENT: v->c.different++; break;
+    case D_EXTRA: v->c.extra++; break;
+    case D_UNVERSIONED: v->c.unversioned++; break;
+    case D_LOST_VERSION: v->c.lost_versions++; break;
+    case D_ERROR: v->c.errors++; break;
+    }
+    if (k == D_MISSING) key = src_key ? src_key : key;
+    if (k == D_EXTRA) line_keep(v->first_extra, &v->nfirst_extra, k, key, detail);
+    else if (k == D_ERROR) line_keep(v->first_error, &v->nfirst_error, k, key, detail);
+    else line_keep(v->first, &v->nfirst, k, key, detail);
+    s3_log(k == D_ERROR ? S3_LOG_WARN : S3_LOG_INFO, "verify: %s %s%s%s", kind_name[k], key, detail ? ": " : "",
+           detail ? detail : "");
+    if (!v->o->json) return;
+    cJSON *arr = k == D_EXTRA ? v->jextra : k == D_ERROR ? v->jerrors : v->jdisc;
+    size_t *cnt = k == D_EXTRA ? &v->njextra : k == D_ERROR ? &v->njerrors : &v->njdisc;
+    bool *trunc = k == D_EXTRA ? &v->jextra_trunc : k == D_ERROR ? &v->jerrors_trunc : &v->jdisc_trunc;
+    if (*cnt >= JSON_MAX_ENTRIES) {
+        *trunc = true;
+        return;
+    }
+    cJSON *e = cJSON_CreateObject();
+    if (!e) return;
+    cJSON_AddStringToObject(e, "kind", kind_name[k]);
+    if (src_key) cJSON_AddStringToObject(e, "source_key", src_key);
+    if (dst_key) cJSON_AddStringToObject(e, "target_key", dst_key);
+    if (detail) cJSON_AddStringToObject(e, "detail", detail);
+    cJSON_AddItemToArray(arr, e);
+    (*cnt)++;
+}
+
+/* ---- the merge-join ---- */
+
+static bool reserved(const char *key, size_t plen)
+{
+    return plen == 0 && strncmp(key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) == 0;
+}
+
+/* A HEAD of the target object, to read the source ETag recorded on it. */
+struct head_check {
+    struct verify *v;
+    char *src_key, *dst_key, *src_etag, *dst_etag;
+    const char *recorded; /* the manifest's source ETag for the target object, or NULL (owned copy) */
+    char *rec;
+};
+
+static void head_check_free(struct head_check *h)
+{
+    free(h->src_key);
+    free(h->dst_key);
+    free(h->src_etag);
+    free(h->dst_etag);
+    free(h->rec);
+    free(h);
+}
+
+static void head_done(struct s3_response *r, void *ud)
+{
+    struct head_check *h = ud;
+    struct verify *v = h->v;
+    v->inflight--;
+    char detail[1200];
+    if (r->err == S3_ERR_CANCELLED) {
+        /* shutting down */
+    } else if (r->err == S3_OK) {
+        const char *meta = s3_response_header(r, SOURCE_ETAG_META);
+        if (meta && strcmp(meta, h->src_etag) == 0) {
+            v->c.same++;
+            v->c.by_header++;
+        } else {
+            int n = snprintf(detail, sizeof detail, "ETag differs (source %s, target %s)", h->src_etag, h->dst_etag);
+            if (meta)
+                snprintf(detail + n, sizeof detail - (size_t)n, "; the target is a copy of source ETag %s: the "
+                         "source changed since, or the target was overwritten", meta);
+            else if (h->rec)
+                snprintf(detail + n, sizeof detail - (size_t)n, "; the manifest records the target as a copy of "
+                         "source ETag %s", h->rec);
+            else
+                snprintf(detail + n, sizeof detail - (size_t)n, "; no recorded source ETag explains it");
+            report(v, D_DIFFERENT, h->src_key, h->dst_key, detail);
+        }
+    } else if (r->status == 404) {
+        report(v, D_MISSING, h->src_key, NULL, "deleted from the target during the audit");
+    } else {
+        report(v, D_ERROR, h->src_key, h->dst_key, r->message);
+    }
+    s3_response_free(r);
+    head_check_free(h);
+    schedule_pump(v);
+}
+
+/* Equal sizes, ETags compared: identical, explained by the manifest, or a HEAD decides. */
+static void etag_check(struct verify *v, const struct s3_object_info *s, const struct s3_object_info *d)
+{
+    struct rep_ctx *ctx = v->ctx;
+    if (s->etag && d->etag && strcmp(s->etag, d->etag) == 0) {
+        v->c.same++;
+        v->c.same_etag++;
+        return;
+    }
+    const char *rec = manifest_index_get(ctx->idx, d->key, d->size, d->etag);
+    if (rec && s->etag && strcmp(rec, s->etag) == 0) {
+        v->c.same++;
+        v->c.by_manifest++;
+        return;
+    }
+    struct head_check *h = calloc(1, sizeof *h);
+    if (!h) abort();
+    h->v = v;
+    h->src_key = strdup(s->key);
+    h->dst_key = strdup(d->key);
+    h->src_etag = strdup(s->etag ? s->etag : "");
+    h->dst_etag = strdup(d->etag ? d->etag : "");
+    h->rec = rec ? strdup(rec) : NULL;
+    if (!h->src_key || !h->dst_key || !h->src_etag || !h->dst_etag) abort();
+    v->inflight++;
+    v->c.heads++;
+    if (!s3_head_object(ctx->dst_r, v->o->dst_bucket, d->key, NULL, NULL, head_done, h)) abort();
+}
+
+/* --deep: both sides read and hashed as they stream; nothing is buffered. */
+struct deep_side {
+    EVP_MD_CTX *md;
+    uint64_t n;
+    bool done, failed;
+    struct s3_response *resp;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+};
+
+struct deep_check {
+    struct verify *v;
+    char *src_key, *dst_key;
+    uint64_t size;
+    struct deep_side side[2]; /* 0 source, 1 target */
+    struct s3_request *rq[2];
+    int first_fail;           /* the side that failed first (its twin was cancelled), or -1 */
+};
+
+static void deep_free(struct deep_check *dc)
+{
+    for (int i = 0; i < 2; i++) {
+        EVP_MD_CTX_free(dc->side[i].md);
+        s3_response_free(dc->side[i].resp);
+    }
+    free(dc->src_key);
+    free(dc->dst_key);
+    free(dc);
+}
+
+static bool deep_body(const void *data, size_t len, void *ud)
+{
+    struct deep_side *s = ud;
+    s->n += len;
+    if (EVP_DigestUpdate(s->md, data, len) != 1) {
+        s->failed = true;
+        return false;
+    }
+    return true;
+}
+
+static void deep_reset(void *ud)
+{
+    struct deep_side *s = ud;
+    s->n = 0;
+    if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) s->failed = true;
+}
+
+static void hex8(const unsigned char *d, char out[17])
+{
+    for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void deep_finish(struct deep_check *dc)
+{
+    struct verify *v = dc->v;
+    char detail[1200];
+    if (dc->first_fail >= 0) {
+        struct s3_response *r = dc->side[dc->first_fail].resp;
+        const char *side = dc->first_fail == 0 ? "source" : "target";
+        if (r->err == S3_ERR_CANCELLED && !dc->side[dc->first_fail].failed) {
+            /* shutting down */
+        } else if (r->status == 412 || r->status == 404) {
+            v->c.changed++;
+            s3_log(S3_LOG_INFO, "verify: %s changed on the %s during the audit: not compared", dc->src_key, side);
+        } else {
+            report(v, D_ERROR, dc->src_key, dc->dst_key,
+                   dc->side[dc->first_fail].failed ? "hashing failed" : r->message);
+        }
+    } else if (dc->side[0].resp->err != S3_OK || dc->side[1].resp->err != S3_OK) {
+        /* both cancelled: shutting down */
+    } else {
+        unsigned int l0 = 0, l1 = 0;
+        EVP_DigestFinal_ex(dc->side[0].md, dc->side[0].digest, &l0);
+        EVP_DigestFinal_ex(dc->side[1].md, dc->side[1].digest, &l1);
+        v->c.deep_read++;
+        v->c.deep_bytes += dc->side[0].n + dc->side[1].n;
+        if (dc->side[0].n != dc->size || dc->side[1].n != dc->size) {
+            snprintf(detail, sizeof detail, "read %llu bytes from the source and %llu from the target, listed %llu",
+                     (unsigned long long)dc->side[0].n, (unsigned long long)dc->side[1].n,
+                     (unsigned long long)dc->size);
+            report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
+        } else if (l0 != l1 || memcmp(dc->side[0].digest, dc->side[1].digest, l0) != 0) {
+            char a[17], b[17];
+            hex8(dc->side[0].digest, a);
+            hex8(dc->side[1].digest, b);
+            snprintf(detail, sizeof detail, "content differs (--deep: SHA-256 source %s..., target %s...)", a, b);
+            report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
+        } else {
+            v->c.same++;
+            v->c.deep_same++;
+        }
+    }
+    deep_free(dc);
+    schedule_pump(v);
+}
+
+static void deep_done(struct s3_response *r, void *ud, int i)
+{
+    struct deep_check *dc = ud;
+    dc->v->inflight--;
+    dc->side[i].resp = r;
+    dc->side[i].done = true;
+    dc->rq[i] = NULL; /* freed by the client before this callback */
+    bool bad = r->err != S3_OK || dc->side[i].failed;
+    if (bad && (r->err != S3_ERR_CANCELLED || dc->side[i].failed) && dc->first_fail < 0) dc->first_fail = i;
+    if (bad && !dc->side[1 - i].done && dc->rq[1 - i]) {
+        /* no point reading the other side to the end */
+        s3_request_cancel(dc->rq[1 - i]);
+    }
+    if (dc->side[0].done && dc->side[1].done) deep_finish(dc);
+}
+
+static void deep_done_src(struct s3_response *r, void *ud)
+{
+    deep_done(r, ud, 0);
+}
+
+static void deep_done_dst(struct s3_response *r, void *ud)
+{
+    deep_done(r, ud, 1);
+}
+
+static void deep_check(struct verify *v, const struct s3_object_info *s, const struct s3_object_info *d)
+{
+    struct rep_ctx *ctx = v->ctx;
+    struct deep_check *dc = calloc(1, sizeof *dc);
+    if (!dc) abort();
+    dc->v = v;
+    dc->src_key = strdup(s->key);
+    dc->dst_key = strdup(d->key);
+    dc->size = s->size;
+    dc->first_fail = -1;
+    for (int i = 0; i < 2; i++) {
+        dc->side[i].md = EVP_MD_CTX_new();
+        if (!dc->side[i].md || EVP_DigestInit_ex(dc->side[i].md, EVP_sha256(), NULL) != 1) abort();
+    }
+    if (!dc->src_key || !dc->dst_key) abort();
+    /* If-Match pins the versions that were listed: a change meanwhile is a 412, not a false difference */
+    struct s3_get_args gs = {.bucket = v->o->src_bucket, .key = s->key, .if_match = s->etag,
+                             .on_body = deep_body, .on_reset = deep_reset, .body_ud = &dc->side[0]};
+    struct s3_get_args gd = {.bucket = v->o->dst_bucket, .key = d->key, .if_match = d->etag,
+                             .on_body = deep_body, .on_reset = deep_reset, .body_ud = &dc->side[1]};
+    v->inflight += 2;
+    if (!(dc->rq[0] = s3_get_object(ctx->src, &gs, deep_done_src, dc))) abort();
+    if (!(dc->rq[1] = s3_get_object(ctx->dst_r, &gd, deep_done_dst, dc))) abort();
+}
+
+static bool sampled(struct verify *v)
+{
+    return v->o->sample >= 100 || drand48() * 100.0 < v->o->sample;
+}
+
+/* Source and target hold the same relative key. */
+static void compare(struct verify *v, const struct s3_object_info *s, const struct s3_object_info *d)
+{
+    v->c.both++;
+    if (s->size != d->size) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "size differs (source %llu bytes, target %llu bytes)",
+                 (unsigned long long)s->size, (unsigned long long)d->size);
+        report(v, D_DIFFERENT, s->key, d->key, detail);
+        return;
+    }
+    if (v->o->deep && sampled(v)) deep_check(v, s, d);
+    else etag_check(v, s, d);
+}
+
+/* Advances a listing head; false when the pump must wait or stop. */
+static bool head(struct verify *v, bool src)
+{
+    struct s3_lister *l = src ? v->src_l : v->dst_l;
+    const struct s3_object_info **h = src ? &v->s : &v->d;
+    bool *end = src ? &v->s_end : &v->d_end;
+    size_t plen = src ? v->src_plen : v->dst_plen;
+    while (!*h && !*end) {
+        const struct s3_object_info *oi;
+        switch (s3_lister_next(l, &oi)) {
+        case S3_LIST_OBJECT:
+            if (reserved(oi->key, plen)) continue;
+            *h = oi;
+            if (src) v->c.src_listed++;
+            else v->c.dst_listed++;
+            break;
+        case S3_LIST_WAIT: return false;
+        case S3_LIST_END: *end = true; break;
+        case S3_LIST_ERROR:
+            if (!v->listing_failed) {
+                v->listing_failed = true;
+                snprintf(v->error, sizeof v->error, "%s: %s", src ? "source" : "target", s3_lister_error(l));
+            }
+            v->stop = true;
+            return false;
+        }
+    }
+    return true;
+}
+
+static void join_pump(struct verify *v)
+{
+    struct rep_ctx *ctx = v->ctx;
+    if (ctx->interrupted) v->stop = true;
+    while (!v->stop && v->inflight < v->o->jobs) {
+        if (!head(v, true) || !head(v, false)) break;
+        if (v->s_end && v->d_end) break;
+        int cmp;
+        if (v->s_end) cmp = 1;
+        else if (v->d_end) cmp = -1;
+        else cmp = strcmp(v->s->key + v->src_plen, v->d->key + v->dst_plen);
+        if (cmp < 0) {
+            report(v, D_MISSING, v->s->key, NULL, NULL);
+            v->s = NULL;
+        } else if (cmp > 0) {
+            report(v, D_EXTRA, NULL, v->d->key, "deleted at the source, kept in the target");
+            v->d = NULL;
+        } else {
+            compare(v, v->s, v->d);
+            v->s = v->d = NULL;
+        }
+    }
+    bool done = v->stop || (v->s_end && v->d_end);
+    if (done && v->inflight == 0 && !v->finished) {
+        v->finished = true;
+        ev_break(s3_loop_ev(ctx->loop), EVBREAK_ONE);
+    }
+}
+
+/* Maps a source-side bound to the target side (same relative key), as pass.c does. */
+static char *map_bound(const struct rep_options *o, const char *bound)
+{
+    if (!bound) return NULL;
+    size_t pl = strlen(o->src_prefix);
+    const char *rel = strncmp(bound, o->src_prefix, pl) == 0 ? bound + pl : bound;
+    char *k = NULL;
+    if (asprintf(&k, "%s%s", o->dst_prefix, rel) < 0) return NULL;
+    return k;
+}
+
+static int run_join(struct verify *v)
+{
+    const struct rep_options *o = v->o;
+    struct ev_loop *ev = s3_loop_ev(v->ctx->loop);
+    v->src_plen = strlen(o->src_prefix);
+    v->dst_plen = strlen(o->dst_prefix);
+    char *dst_sa = map_bound(o, o->start_after), *dst_eb = map_bound(o, o->end_before);
+    v->src_l = s3_lister_new(v->ctx->src, o->src_bucket, o->src_prefix, o->start_after, o->end_before, 0,
+                             lister_ready, v);
+    v->dst_l = s3_lister_new(v->ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, 0, lister_ready, v);
+    free(dst_sa);
+    free(dst_eb);
+    if (!v->src_l || !v->dst_l) {
+        s3_lister_free(v->src_l);
+        s3_lister_free(v->dst_l);
+        snprintf(v->error, sizeof v->error, "out of memory");
+        v->listing_failed = true;
+        return -1;
+    }
+    v->pump = join_pump;
+    v->finished = v->stop = false;
+    schedule_pump(v);
+    while (!v->finished) ev_run(ev, 0);
+    ev_idle_stop(ev, &v->kick);
+    s3_lister_free(v->src_l);
+    s3_lister_free(v->dst_l);
+    v->src_l = v->dst_l = NULL;
+    v->s = v->d = NULL;
+    return v->listing_failed ? -1 : 0;
+}
+
+/* ---- recorded versions still exist ---- */
+
+struct version_check {
+    struct verify *v;
+    char *key, *version_id, *run;
+};
+
+static void version_done(struct s3_response *r, void *ud)
+{
+    struct version_check *vc = ud;
+    struct verify *v = vc->v;
+    v->inflight--;
+    if (r->err == S3_ERR_CANCELLED) {
+        /* shutting down */
+    } else if (r->err == S3_OK) {
+        v->c.versions_checked++;
+    } else if (r->status == 404 || r->status == 405) {
+        char detail[800];
+        v->c.versions_checked++;
+        snprintf(detail, sizeof detail, "version %s recorded by run %s no longer exists in the target (HTTP %ld%s)",
+                 vc->version_id, vc->run, r->status, r->status == 405 ? ": it is a delete marker" : "");
+        report(v, D_LOST_VERSION, NULL, vc->key, detail);
+    } else {
+        report(v, D_ERROR, NULL, vc->key, r->message);
+    }
+    s3_response_free(r);
+    free(vc->key);
+    free(vc->version_id);
+    free(vc->run);
+    free(vc);
+    schedule_pump(v);
+}
+
+/* The next object record with a version id from the target's manifests (newest first); NULL at the end. */
+static const struct manifest_object *next_versioned(struct verify *v)
+{
+    struct manifest_record *rec = &v->rec;
+    char err[512];
+    for (;;) {
+        if (!v->mr) {
+            while (v->vm_next < v->nmans && v->mans[v->vm_next].from_target != v->versions_from_target) v->vm_next++;
+            if (v->vm_next >= v->nmans) return NULL;
+            struct loaded_manifest *m = &v->mans[v->vm_next++];
+            v->mr = manifest_reader_open(m->path, err, sizeof err);
+            v->mr_name = m->name;
+            if (!v->mr) {
+                s3_log(S3_LOG_WARN, "manifest %s: %s", m->name, err);
+                continue;
+            }
+        }
+        int rc = manifest_reader_next(v->mr, rec, err, sizeof err);
+        if (rc == 0) {
+            manifest_reader_close(v->mr);
+            v->mr = NULL;
+            continue;
+        }
+        if (rc < 0) continue; /* corrupt lines were reported when the manifest was loaded */
+        if (rec->type != MANIFEST_REC_OBJECT) continue;
+        if (rec->object.version_id && rec->object.version_id[0]) return &rec->object;
+        v->c.records_without_version++;
+    }
+}
+
+/* True the first time a (key, version) pair is seen: a run recorded in two manifests is checked once. */
+static bool version_first_seen(struct verify *v, const char *key, const char *version)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull; /* a byte no key contains between the two parts */
+    for (const unsigned char *p = (const unsigned char *)version; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    if (h == 0) h = 1;
+    for (size_t i = (size_t)h & (VSEEN_SLOTS - 1);; i = (i + 1) & (VSEEN_SLOTS - 1)) {
+        if (v->vseen[i] == h) return false;
+        if (v->vseen[i] == 0) {
+            v->vseen[i] = h;
+            return true;
+        }
+    }
+}
+
+static void versions_pump(struct verify *v)
+{
+    struct rep_ctx *ctx = v->ctx;
+    if (ctx->interrupted) v->stop = true;
+    while (!v->stop && !v->versions_done && v->inflight < v->o->jobs) {
+        const struct manifest_object *mo = next_versioned(v);
+        if (!mo) {
+            v->versions_done = true;
+            break;
+        }
+        if (!version_first_seen(v, mo->target_key, mo->version_id)) continue;
+        if (v->c.version_records >= VERSION_CHECK_MAX) {
+            v->versions_truncated = true;
+            v->versions_done = true;
+            break;
+        }
+        v->c.version_records++;
+        struct version_check *vc = calloc(1, sizeof *vc);
+        if (!vc) abort();
+        vc->v = v;
+        vc->key = strdup(mo->target_key);
+        vc->version_id = strdup(mo->version_id);
+        vc->run = strdup(v->mr_name ? v->mr_name : "?");
+        char *dot = vc->run ? strrchr(vc->run, '.') : NULL;
+        if (dot) *dot = '\0';
+        if (!vc->key || !vc->version_id || !vc->run) abort();
+        v->inflight++;
+        if (!s3_head_object(ctx->dst_r, v->o->dst_bucket, vc->key, vc->version_id, NULL, version_done, vc)) abort();
+    }
+    if ((v->stop || v->versions_done) && v->inflight == 0 && !v->finished) {
+        v->finished = true;
+        ev_break(s3_loop_ev(ctx->loop), EVBREAK_ONE);
+    }
+}
+
+static void run_versions(struct verify *v)
+{
+    struct ev_loop *ev = s3_loop_ev(v->ctx->loop);
+    v->vseen = calloc(VSEEN_SLOTS, sizeof *v->vseen);
+    if (!v->vseen) abort();
+    v->pump = versions_pump;
+    v->finished = v->stop = false;
+    v->vm_next = 0;
+    v->versions_from_target = false;
+    for (size_t i = 0; i < v->nmans; i++)
+        if (v->mans[i].from_target) v->versions_from_target = true;
+    schedule_pump(v);
+    while (!v->finished) ev_run(ev, 0);
+    ev_idle_stop(ev, &v->kick);
+    manifest_reader_close(v->mr);
+    v->mr = NULL;
+    free(v->vseen);
+    v->vseen = NULL;
+}
+
+/* ---- manifests: local state and the target's own copies ---- */
+
+static void manifest_note(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void manifest_note(struct verify *v, const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "replicate: warning: %s\n", msg);
+    if (v->jmanifest_notes) cJSON_AddItemToArray(v->jmanifest_notes, cJSON_CreateString(msg));
+}
+
+static int add_manifest(struct verify *v, const char *path, bool from_target, bool temp)
+{
+    struct loaded_manifest *nm = realloc(v->mans, (v->nmans + 1) * sizeof *nm);
+    if (!nm) return -1;
+    v->mans = nm;
+    struct loaded_manifest *m = &v->mans[v->nmans];
+    m->path = strdup(path);
+    m->name = strdup(manifest_base(path));
+    m->from_target = from_target;
+    m->temp = temp;
+    if (!m->path || !m->name) {
+        free(m->path);
+        free(m->name);
+        return -1;
+    }
+    v->nmans++;
+    return 0;
+}
+
+/* Reads a manifest's summary; reports and returns -1 when it is unusable (corrupt, truncated, another target). */
+static int check_manifest(struct verify *v, const char *shown, const char *path, bool *complete)
+{
+    struct manifest_summary sum;
+    char err[600];
+    if (manifest_summary_read(path, &sum, err, sizeof err) != 0) {
+        manifest_note(v, "manifest %s is corrupt or truncated (%s): skipped", shown, strip_path(err, path));
+        return -1;
+    }
+    int rc = 0;
+    if (!manifest_for_target(v->o, sum.target)) {
+        s3_log(S3_LOG_INFO, "manifest %s is for %s, not %s: skipped", shown, sum.target ? sum.target : "?",
+               v->o->dst_url);
+        rc = -1;
+    } else {
+        if (sum.corrupt_lines)
+            manifest_note(v, "manifest %s has %d corrupt line(s); they were skipped", shown, sum.corrupt_lines);
+        *complete = summary_complete(&sum);
+    }
+    manifest_summary_free(&sum);
+    return rc;
+}
+
+static void collect_manifests(struct verify *v, int *stored_total)
+{
+    struct rep_ctx *ctx = v->ctx;
+    char err[1024];
+    *stored_total = 0;
+    /* the target's own copies first: they are what an auditor without local state has */
+    struct stored_manifest *sm = NULL;
+    size_t n = 0;
+    unsigned long total = 0;
+    if (list_manifests(ctx, 32, &sm, &n, &total, err, sizeof err) != 0) {
+        if (!ctx->interrupted) manifest_note(v, "cannot read the manifests stored in the target: %s", err);
+    } else {
+        *stored_total = (int)total;
+        int got = 0;
+        for (size_t i = 0; i < n && got < VERIFY_MANIFESTS_MAX && !ctx->interrupted; i++) {
+            char path[4096];
+            if (download_manifest(ctx, &sm[i], false, path, sizeof path, err, sizeof err) != 0) {
+                manifest_note(v, "cannot download the manifest s3://%s/%s: %s", ctx->o->dst_bucket, sm[i].key, err);
+                continue;
+            }
+            /* the temporary file is named by its run in notes and reports */
+            char shown[1200];
+            snprintf(shown, sizeof shown, "s3://%s/%s", ctx->o->dst_bucket, sm[i].key);
+            bool complete = false;
+            if (check_manifest(v, shown, path, &complete) != 0 || add_manifest(v, path, true, true) != 0) {
+                unlink(path);
+                continue;
+            }
+            free(v->mans[v->nmans - 1].name);
+            v->mans[v->nmans - 1].name = strdup(manifest_base(sm[i].key));
+            if (!v->mans[v->nmans - 1].name) abort();
+            got++;
+            if (complete) break;
+        }
+    }
+    stored_free(sm, n);
+
+    /* the local state directory of this target, when this machine ran the replication */
+    char *dir = state_target_dir(ctx->o, s3_reader_config(ctx->dst_r)->endpoint, err, sizeof err);
+    if (!dir) {
+        s3_log(S3_LOG_INFO, "no local state: %s", err);
+        return;
+    }
+    size_t ln = 0;
+    char **list = state_manifests(dir, &ln);
+    for (size_t i = 0, got = 0; i < ln && got < LOCAL_MANIFESTS_MAX; i++) {
+        bool complete = false;
+        if (check_manifest(v, list[i], list[i], &complete) != 0) continue;
+        if (add_manifest(v, list[i], false, false) != 0) break;
+        got++;
+        if (complete) break;
+    }
+    state_free_list(list, ln);
+    free(dir);
+}
+
+static int cmp_run_asc(const void *a, const void *b)
+{
+    const struct loaded_manifest *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c) return c;
+    return (int)x->from_target - (int)y->from_target;
+}
+
+/* Loads the source-ETag index from every collected manifest, oldest first so that the newest record of a key
+ * wins; leaves v->mans sorted newest first. */
+static void load_index(struct verify *v)
+{
+    struct rep_ctx *ctx = v->ctx;
+    ctx->idx = manifest_index_new();
+    if (!ctx->idx) abort();
+    qsort(v->mans, v->nmans, sizeof *v->mans, cmp_run_asc);
+    for (size_t i = 0; i < v->nmans; i++) {
+        int corrupt = 0;
+        if (manifest_index_load(ctx->idx, v->mans[i].path, &corrupt) != 0)
+            manifest_note(v, "cannot read the manifest %s: %s", v->mans[i].name, strerror(errno));
+    }
+    for (size_t i = 0; i < v->nmans / 2; i++) { /* newest first */
+        struct loaded_manifest t = v->mans[i];
+        v->mans[i] = v->mans[v->nmans - 1 - i];
+        v->mans[v->nmans - 1 - i] = t;
+    }
+}
+
+/* ---- the report ---- */
+
+static void print_lines(FILE *f, const struct disc_line *arr, size_t n, uint64_t total, const char *more)
+{
+    if (!f) return;
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "  %-13s ", kind_name[arr[i].kind]);
+        put_key(f, arr[i].key);
+        if (arr[i].detail) fprintf(f, "%s%s", arr[i].key[0] ? ": " : "", arr[i].detail);
+        fputc('\n', f);
+    }
+    if (total > n) fprintf(f, "  ... and %llu more %s\n", (unsigned long long)(total - n), more);
+}
+
+static cJSON *verify_json(struct verify *v, const char *result, int exit_code, const char *versioning,
+                          int stored_total)
+{
+    const struct rep_options *o = v->o;
+    const struct verify_counts *c = &v->c;
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "tool", "replicate");
+    cJSON_AddStringToObject(j, "version", REPLICATE_VERSION);
+    cJSON_AddStringToObject(j, "mode", "verify");
+    cJSON_AddStringToObject(j, "source", o->src_url);
+    cJSON_AddStringToObject(j, "target", o->dst_url);
+    cJSON_AddStringToObject(j, "result", result);
+    cJSON_AddNumberToObject(j, "exit_code", exit_code);
+    if (versioning) cJSON_AddStringToObject(j, "target_versioning", versioning[0] ? versioning : "Off");
+    else cJSON_AddNullToObject(j, "target_versioning");
+    cJSON_AddNumberToObject(j, "source_objects", (double)c->src_listed);
+    cJSON_AddNumberToObject(j, "target_objects", (double)c->dst_listed);
+    cJSON_AddNumberToObject(j, "compared", (double)c->both);
+    cJSON_AddNumberToObject(j, "identical", (double)c->same);
+    cJSON_AddNumberToObject(j, "missing", (double)c->missing);
+    cJSON_AddNumberToObject(j, "different", (double)c->different);
+    cJSON_AddNumberToObject(j, "extra", (double)c->extra);
+    cJSON_AddNumberToObject(j, "lost_versions", (double)c->lost_versions);
+    cJSON_AddNumberToObject(j, "errors", (double)c->errors);
+    cJSON_AddNumberToObject(j, "changed_during_audit", (double)c->changed);
+    cJSON *e = cJSON_AddObjectToObject(j, "etag_check");
+    cJSON_AddNumberToObject(e, "same_etag", (double)c->same_etag);
+    cJSON_AddNumberToObject(e, "explained_by_manifest", (double)c->by_manifest);
+    cJSON_AddNumberToObject(e, "explained_by_target_metadata", (double)c->by_header);
+    cJSON_AddNumberToObject(e, "head_requests", (double)c->heads);
+    cJSON *d = cJSON_AddObjectToObject(j, "deep");
+    cJSON_AddBoolToObject(d, "enabled", o->deep);
+    cJSON_AddNumberToObject(d, "sample_percent", o->deep ? o->sample : 0);
+    cJSON_AddNumberToObject(d, "objects_read", (double)c->deep_read);
+    cJSON_AddNumberToObject(d, "identical", (double)c->deep_same);
+    cJSON_AddNumberToObject(d, "bytes_read", (double)c->deep_bytes);
+    cJSON *m = cJSON_AddObjectToObject(j, "manifests");
+    cJSON_AddNumberToObject(m, "stored_in_target", stored_total);
+    cJSON *ml = cJSON_AddArrayToObject(m, "loaded");
+    for (size_t i = 0; i < v->nmans; i++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", v->mans[i].name);
+        cJSON_AddStringToObject(x, "from", v->mans[i].from_target ? "target" : "local");
+        cJSON_AddItemToArray(ml, x);
+    }
+    cJSON_AddNumberToObject(m, "etag_mappings", (double)manifest_index_count(v->ctx->idx));
+    cJSON_AddNumberToObject(m, "versions_checked", (double)c->versions_checked);
+    cJSON_AddBoolToObject(m, "versions_truncated", v->versions_truncated);
+    cJSON_AddStringToObject(m, "versions_from", v->versions_from_target ? "target" : "local");
+    cJSON_AddNumberToObject(m, "records_without_version", (double)c->records_without_version);
+    cJSON_AddItemToObject(m, "warnings", v->jmanifest_notes);
+    v->jmanifest_notes = NULL;
+    cJSON_AddItemToObject(j, "discrepancies", v->jdisc);
+    cJSON_AddBoolToObject(j, "discrepancies_truncated", v->jdisc_trunc);
+    cJSON_AddItemToObject(j, "extra_in_target", v->jextra);
+    cJSON_AddBoolToObject(j, "extra_truncated", v->jextra_trunc);
+    cJSON_AddItemToObject(j, "error_list", v->jerrors);
+    cJSON_AddBoolToObject(j, "errors_truncated", v->jerrors_trunc);
+    v->jdisc = v->jextra = v->jerrors = NULL;
+    if (v->error[0]) cJSON_AddStringToObject(j, "message", v->error);
+    return j;
+}
 
 int run_verify(const struct rep_options *o)
 {
-    (void)o;
-    fprintf(stderr, "replicate: --verify is not implemented yet\n");
-    return EXIT_FAILED;
+    struct rep_ctx ctx_s, *ctx = &ctx_s;
+    int rc = rep_open(ctx, o, true);
+    if (rc != EXIT_OK) {
+        rep_close(ctx);
+        return rc;
+    }
+    struct verify *v = calloc(1, sizeof *v);
+    if (!v) {
+        rep_close(ctx);
+        return EXIT_FAILED;
+    }
+    v->ctx = ctx;
+    v->o = o;
+    ev_idle_init(&v->kick, kick_cb);
+    v->kick.data = v;
+    if (o->json) {
+        v->jdisc = cJSON_CreateArray();
+        v->jextra = cJSON_CreateArray();
+        v->jerrors = cJSON_CreateArray();
+        v->jmanifest_notes = cJSON_CreateArray();
+    }
+    srand48((long)time(NULL) ^ (long)getpid());
+    struct signals sg;
+    signals_start(ctx, &sg);
+    struct ev_loop *ev = s3_loop_ev(ctx->loop);
+    ev_now_update(ev);
+    double t0 = ev_now(ev);
+    FILE *hf = human(o);
+    char err[768];
+    int stored_total = 0;
+    int exit_code = EXIT_OK;
+    const char *result = "ok";
+
+    say(o, "verifying %s -> %s%s\n", o->src_url, o->dst_url,
+        o->deep ? (o->sample < 100 ? " (deep, sampled)" : " (deep: reading both sides)") : "");
+
+    /* 1. the target must still be versioned */
+    char *versioning = target_versioning(ctx->dst_r, o->dst_bucket, err, sizeof err);
+    if (!versioning) {
+        fprintf(stderr, "replicate: cannot read the target's versioning: %s\n", err);
+        if (strstr(err, "NoSuchBucket")) {
+            fprintf(stderr, "  Check the target URL and --target-endpoint.\n");
+            exit_code = EXIT_USAGE;
+            result = "failed";
+            snprintf(v->error, sizeof v->error, "the target bucket does not exist");
+            goto out;
+        }
+        report(v, D_ERROR, NULL, NULL, err);
+    } else if (strcmp(versioning, "Enabled") != 0) {
+        char detail[600];
+        snprintf(detail, sizeof detail, "versioning is %s on s3://%s: an overwrite or delete destroys the only copy",
+                 versioning[0] ? versioning : "not enabled", o->dst_bucket);
+        report(v, D_UNVERSIONED, NULL, NULL, detail);
+    }
+
+    /* 2. manifests: the source ETags recorded where the target's ETag differs, and the versions written */
+    collect_manifests(v, &stored_total);
+    load_index(v);
+    if (ctx->interrupted) goto out;
+
+    /* 3. both listings, merge-joined */
+    if (run_join(v) != 0 && !ctx->interrupted) fprintf(stderr, "replicate: %s\n", v->error);
+
+    /* 4. the versions recorded in the target's manifests still exist */
+    if (!ctx->interrupted) run_versions(v);
+
+out:
+    ev_now_update(ev);
+    double duration = ev_now(ev) - t0;
+    const struct verify_counts *c = &v->c;
+    uint64_t bad = c->missing + c->different + c->unversioned + c->lost_versions;
+    if (exit_code != EXIT_OK) {
+        /* set above */
+    } else if (ctx->interrupted) {
+        exit_code = EXIT_INTERRUPTED;
+        result = "interrupted";
+    } else if (bad) {
+        exit_code = EXIT_DISCREPANCY;
+        result = "discrepancies";
+    } else if (v->listing_failed || c->errors) {
+        exit_code = EXIT_FAILED;
+        result = "failed";
+    }
+
+    if (hf && exit_code != EXIT_USAGE) {
+        char b[32];
+        fprintf(hf, "target versioning: %s\n", !versioning ? "unknown (could not be read)"
+                                                : versioning[0] ? versioning : "not enabled");
+        if (v->nmans) {
+            fprintf(hf, "manifests: ");
+            for (size_t i = 0; i < v->nmans; i++)
+                fprintf(hf, "%s%s (%s)", i ? ", " : "", v->mans[i].name, v->mans[i].from_target ? "target" : "local");
+            fprintf(hf, "; %zu recorded source ETag%s\n", manifest_index_count(ctx->idx),
+                    manifest_index_count(ctx->idx) == 1 ? "" : "s");
+        } else {
+            fprintf(hf, "manifests: none found (%d stored in the target, none usable locally)\n", stored_total);
+        }
+        fprintf(hf, "listed: %llu source objects, %llu target objects; %llu on both sides\n",
+                (unsigned long long)c->src_listed, (unsigned long long)c->dst_listed, (unsigned long long)c->both);
+        fprintf(hf, "compared: %llu identical (%llu same ETag, %llu explained by the manifest, %llu by the target's "
+                    "recorded source ETag; %llu HEAD requests)\n",
+                (unsigned long long)c->same, (unsigned long long)c->same_etag, (unsigned long long)c->by_manifest,
+                (unsigned long long)c->by_header, (unsigned long long)c->heads);
+        if (o->deep) {
+            fmt_bytes(c->deep_bytes, b, sizeof b);
+            fprintf(hf, "deep: %llu objects read on both sides (%s, %.0f%% sample), %llu with identical content\n",
+                    (unsigned long long)c->deep_read, b, o->sample, (unsigned long long)c->deep_same);
+        }
+        if (c->changed)
+            fprintf(hf, "changed during the audit (not compared): %llu\n", (unsigned long long)c->changed);
+        fprintf(hf, "versions: %llu recorded versions checked in the target (from the %s manifests), %llu lost%s\n",
+                (unsigned long long)c->versions_checked, v->versions_from_target ? "target's" : "local",
+                (unsigned long long)c->lost_versions,
+                v->versions_truncated ? " (stopped at 10000: the check is truncated)" : "");
+        if (c->records_without_version)
+            fprintf(hf, "versions: %llu%s manifest records carry no version id (copies whose reply named no version): "
+                        "not checkable\n",
+                    (unsigned long long)c->records_without_version, v->versions_truncated ? "+" : "");
+        fprintf(hf, "found: %llu missing, %llu different, %llu lost versions%s; %llu extra in the target "
+                    "(deleted at the source, kept: informational)\n",
+                (unsigned long long)c->missing, (unsigned long long)c->different,
+                (unsigned long long)c->lost_versions, c->unversioned ? ", target NOT versioned" : "",
+                (unsigned long long)c->extra);
+        print_lines(hf, v->first, v->nfirst, bad, "discrepancies (see --json for all)");
+        print_lines(hf, v->first_extra, v->nfirst_extra, c->extra, "extra objects");
+        print_lines(hf, v->first_error, v->nfirst_error, c->errors, "errors");
+        if (exit_code == EXIT_OK)
+            fprintf(hf, "verify: ok, the target holds every source object (%.1fs)\n", duration);
+        else if (exit_code == EXIT_DISCREPANCY)
+            fprintf(hf, "verify: DISCREPANCIES: the target does not hold everything%s (%.1fs)\n",
+                    v->listing_failed || c->errors ? "; the audit was also incomplete" : "", duration);
+        else if (exit_code == EXIT_FAILED)
+            fprintf(hf, "verify: FAILED: the audit could not be completed%s%s\n", v->error[0] ? ": " : "",
+                    v->error);
+        fflush(hf);
+    }
+    if (o->json) {
+        cJSON *j = verify_json(v, result, exit_code, versioning, stored_total);
+        char *t = j ? cJSON_Print(j) : NULL;
+        if (t) printf("%s\n", t);
+        else fprintf(stderr, "replicate: out of memory building the JSON report\n");
+        free(t);
+        cJSON_Delete(j);
+    }
+
+    free(versioning);
+    signals_stop(ctx, &sg);
+    for (size_t i = 0; i < v->nmans; i++) {
+        if (v->mans[i].temp) unlink(v->mans[i].path);
+        free(v->mans[i].path);
+        free(v->mans[i].name);
+    }
+    free(v->mans);
+    lines_free(v->first, v->nfirst);
+    lines_free(v->first_extra, v->nfirst_extra);
+    lines_free(v->first_error, v->nfirst_error);
+    cJSON_Delete(v->jdisc);
+    cJSON_Delete(v->jextra);
+    cJSON_Delete(v->jerrors);
+    cJSON_Delete(v->jmanifest_notes);
+    free(v);
+    rep_close(ctx);
+    return exit_code;
+}
+
+/* ======================================== --status ======================================== */
+
+struct run_info {
+    char *key;                    /* the manifest's key in the target */
+    struct manifest_summary sum;
+};
+
+static cJSON *run_json(const struct run_info *r, double now)
+{
+    const struct manifest_summary *s = &r->sum;
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    char iso[40];
+    cJSON_AddStringToObject(j, "run_id", s->run_id ? s->run_id : "");
+    cJSON_AddStringToObject(j, "manifest", r->key);
+    if (s->source) cJSON_AddStringToObject(j, "source", s->source);
+    if (s->tool_version) cJSON_AddStringToObject(j, "tool_version", s->tool_version);
+    cJSON_AddStringToObject(j, "result", s->trailer_found && s->result ? s->result : "unfinished");
+    fmt_time(s->started, true, iso, sizeof iso);
+    cJSON_AddStringToObject(j, "started", iso);
+    if (s->trailer_found) {
+        fmt_time(s->trailer.ended, true, iso, sizeof iso);
+        cJSON_AddStringToObject(j, "ended", iso);
+        cJSON_AddNumberToObject(j, "ended_unix", (double)s->trailer.ended);
+        cJSON_AddNumberToObject(j, "age_seconds", round(now - (double)s->trailer.ended));
+        cJSON_AddNumberToObject(j, "objects_copied", (double)s->trailer.objects);
+        cJSON_AddNumberToObject(j, "bytes_copied", (double)s->trailer.bytes);
+        cJSON_AddNumberToObject(j, "objects_failed", (double)s->trailer.failed);
+        cJSON_AddNumberToObject(j, "passes", s->trailer.passes);
+        cJSON_AddNumberToObject(j, "gap_seconds", round3(s->trailer.gap));
+        cJSON_AddBoolToObject(j, "maintenance", s->trailer.maintenance);
+    } else {
+        cJSON_AddNullToObject(j, "ended");
+        cJSON_AddNumberToObject(j, "passes", s->passes);
+    }
+    cJSON_AddNumberToObject(j, "corrupt_lines", s->corrupt_lines);
+    return j;
+}
+
+static void print_run(FILE *f, const char *title, const struct run_info *r, double now)
+{
+    if (!f) return;
+    const struct manifest_summary *s = &r->sum;
+    char when[40], age[80], b[32];
+    fprintf(f, "%s: %s\n", title, s->run_id ? s->run_id : "?");
+    fprintf(f, "  result:   %s\n", s->trailer_found && s->result ? s->result : "unfinished (no trailer)");
+    if (s->source) fprintf(f, "  source:   %s\n", s->source);
+    fmt_time(s->started, false, when, sizeof when);
+    fprintf(f, "  started:  %s\n", when);
+    if (!s->trailer_found) {
+        fprintf(f, "  the manifest has no trailer: the run did not finish writing it\n");
+        return;
+    }
+    fmt_time(s->trailer.ended, false, when, sizeof when);
+    fmt_age(now - (double)s->trailer.ended, age, sizeof age);
+    fprintf(f, "  ended:    %s (%s)\n", when, age);
+    fmt_bytes(s->trailer.bytes, b, sizeof b);
+    fprintf(f, "  copied:   %llu objects, %s (%llu bytes); failed %llu\n", (unsigned long long)s->trailer.objects, b,
+            (unsigned long long)s->trailer.bytes, (unsigned long long)s->trailer.failed);
+    fprintf(f, "  passes:   %d\n", s->trailer.passes);
+    if (s->trailer.maintenance) fprintf(f, "  gap:      0s (the final pass ran under the maintenance flag)\n");
+    else fprintf(f, "  gap:      %.2fs (the last pass ran without a maintenance flag)\n", s->trailer.gap);
+    if (s->corrupt_lines) fprintf(f, "  warning:  %d corrupt line(s) in its manifest were skipped\n", s->corrupt_lines);
 }
 
 int run_status(const struct rep_options *o)
 {
-    (void)o;
-    fprintf(stderr, "replicate: --status is not implemented yet\n");
-    return EXIT_FAILED;
+    struct rep_ctx ctx_s, *ctx = &ctx_s;
+    int rc = rep_open(ctx, o, false);
+    if (rc != EXIT_OK) {
+        rep_close(ctx);
+        return rc;
+    }
+    struct signals sg;
+    signals_start(ctx, &sg);
+    FILE *hf = human(o);
+    char err[1024];
+    int exit_code = EXIT_OK;
+    struct stored_manifest *sm = NULL;
+    size_t n = 0;
+    unsigned long total = 0;
+    struct run_info last = {0}, success = {0};
+    bool have_last = false, have_success = false, success_is_last = false;
+    size_t other_targets = 0, examined = 0;
+    cJSON *skipped = cJSON_CreateArray();
+    const char *message = NULL;
+    char msgbuf[1200] = "";
+    double now = (double)time(NULL);
+
+    if (list_manifests(ctx, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
+        snprintf(msgbuf, sizeof msgbuf, "%s", err);
+        message = msgbuf;
+        fprintf(stderr, "replicate: cannot read the runs recorded in the target: %s\n", err);
+        exit_code = ctx->interrupted ? EXIT_INTERRUPTED : strstr(err, "NoSuchBucket") ? EXIT_USAGE : EXIT_FAILED;
+        goto report;
+    }
+    for (size_t i = 0; i < n && !have_success && !ctx->interrupted; i++) {
+        char path[4096], shown[1200];
+        snprintf(shown, sizeof shown, "s3://%s/%s", o->dst_bucket, sm[i].key);
+        examined++;
+        if (download_manifest(ctx, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
+            fprintf(stderr, "replicate: warning: cannot read the manifest %s: %s; skipped\n", shown, err);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "manifest", sm[i].key);
+            cJSON_AddStringToObject(x, "error", err);
+            cJSON_AddItemToArray(skipped, x);
+            continue;
+        }
+        struct run_info ri = {.key = sm[i].key};
+        int r = manifest_summary_read(path, &ri.sum, err, sizeof err);
+        unlink(path);
+        if (r != 0) {
+            /* the temporary path means nothing to the user: name the stored manifest */
+            const char *why = strip_path(err, path);
+            fprintf(stderr, "replicate: warning: the manifest %s is corrupt or truncated (%s); skipped\n", shown, why);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "manifest", sm[i].key);
+            cJSON_AddStringToObject(x, "error", why);
+            cJSON_AddItemToArray(skipped, x);
+            continue;
+        }
+        if (!manifest_for_target(o, ri.sum.target)) {
+            other_targets++;
+            manifest_summary_free(&ri.sum);
+            continue;
+        }
+        if (ri.sum.corrupt_lines)
+            fprintf(stderr, "replicate: warning: the manifest %s has %d corrupt line(s); they were skipped\n", shown,
+                    ri.sum.corrupt_lines);
+        bool ok = ri.sum.trailer_found && ri.sum.result && strcmp(ri.sum.result, "ok") == 0;
+        if (!have_last) {
+            last = ri;
+            have_last = true;
+            if (ok) {
+                have_success = success_is_last = true;
+                success = ri;
+            }
+        } else if (ok) {
+            success = ri;
+            have_success = true;
+        } else {
+            manifest_summary_free(&ri.sum);
+        }
+    }
+    if (ctx->interrupted) {
+        exit_code = EXIT_INTERRUPTED;
+        goto report;
+    }
+
+    double age = have_success ? now - (double)success.sum.trailer.ended : 0;
+    bool stale = !have_success || (o->max_age > 0 && age > o->max_age);
+    if (stale) exit_code = EXIT_STALE;
+
+    if (hf) {
+        fprintf(hf, "target: %s (%lu manifest%s in %s)\n", o->dst_url, total, total == 1 ? "" : "s", MANIFEST_PREFIX);
+        if (have_last) print_run(hf, "last run", &last, now);
+        else if (other_targets)
+            fprintf(hf, "no run recorded for %s (the %zu manifest%s read belong to other prefixes of the bucket)\n",
+                    o->dst_url, other_targets, other_targets == 1 ? "" : "s");
+        else fprintf(hf, "no run recorded in the target\n");
+        if (have_success && !success_is_last) print_run(hf, "last successful run", &success, now);
+        else if (have_success) fprintf(hf, "the last run was successful\n");
+        else if (have_last)
+            fprintf(hf, "no successful run among the newest %zu manifest%s examined\n", examined,
+                    examined == 1 ? "" : "s");
+        char a[80], m[80];
+        if (!have_success) {
+            fprintf(hf, "status: STALE: no successful run is recorded in the target\n");
+        } else if (o->max_age > 0) {
+            fmt_age(age, a, sizeof a);
+            fmt_age(o->max_age, m, sizeof m);
+            char *ago = strstr(m, " ago");
+            if (ago) *ago = '\0';
+            fprintf(hf, "status: %s: the last successful run ended %s (max age %s)\n", stale ? "STALE" : "fresh", a, m);
+        }
+        fflush(hf);
+    }
+
+report:
+    if (o->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "tool", "replicate");
+        cJSON_AddStringToObject(j, "version", REPLICATE_VERSION);
+        cJSON_AddStringToObject(j, "mode", "status");
+        cJSON_AddStringToObject(j, "target", o->dst_url);
+        cJSON_AddNumberToObject(j, "manifests", (double)total);
+        if (have_last) cJSON_AddItemToObject(j, "last_run", run_json(&last, now));
+        else cJSON_AddNullToObject(j, "last_run");
+        if (have_success) cJSON_AddItemToObject(j, "last_success", run_json(&success, now));
+        else cJSON_AddNullToObject(j, "last_success");
+        if (o->max_age > 0) cJSON_AddNumberToObject(j, "max_age_seconds", o->max_age);
+        else cJSON_AddNullToObject(j, "max_age_seconds");
+        cJSON_AddStringToObject(j, "result", exit_code == EXIT_OK ? "fresh" : exit_code == EXIT_STALE ? "stale"
+                                                                                                      : "failed");
+        cJSON_AddNumberToObject(j, "exit_code", exit_code);
+        cJSON_AddItemToObject(j, "skipped_manifests", skipped);
+        skipped = NULL;
+        if (message) cJSON_AddStringToObject(j, "message", message);
+        char *t = cJSON_Print(j);
+        if (t) printf("%s\n", t);
+        free(t);
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(skipped);
+    if (!success_is_last && have_success) manifest_summary_free(&success.sum);
+    if (have_last) manifest_summary_free(&last.sum);
+    stored_free(sm, n);
+    signals_stop(ctx, &sg);
+    rep_close(ctx);
+    return exit_code;
 }

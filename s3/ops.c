@@ -121,13 +121,15 @@ struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const
                                   size_t nheaders, s3_done_cb cb, void *ud)
 {
     char *src = copy_source(src_bucket, src_key);
-    struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 3);
+    struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 4);
     struct s3_request *rq = NULL;
     char im[160];
     if (!src || !h) goto out;
     size_t nh = headers ? nheaders : 0;
     h[nh++] = (struct s3_header){"x-amz-copy-source", src};
     nh = cond_header(h, nh, "x-amz-copy-source-if-match", src_if_match, im, sizeof im);
+    /* Ceph RGW (16.x) ignores x-amz-copy-source-if-match and honours only the older name */
+    if (src_if_match) h[nh++] = (struct s3_header){"x-amz-copy-if-match", im};
     h[nh++] = (struct s3_header){"x-amz-metadata-directive", headers ? "REPLACE" : "COPY"};
     struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .headers = h, .nheaders = nh,
                                 .error_in_200 = true};
@@ -174,11 +176,12 @@ struct s3_request *s3_mpu_upload_part_copy(struct s3_client *c, const char *buck
     char *src = copy_source(src_bucket, src_key);
     if (!src) return NULL;
     struct s3_query_param q[] = {Q("partNumber", pn), Q("uploadId", upload_id)};
-    struct s3_header h[3];
+    struct s3_header h[4];
     size_t nh = 0;
     h[nh++] = (struct s3_header){"x-amz-copy-source", src};
     h[nh++] = (struct s3_header){"x-amz-copy-source-range", range};
     nh = cond_header(h, nh, "x-amz-copy-source-if-match", src_if_match, im, sizeof im);
+    if (src_if_match) h[nh++] = (struct s3_header){"x-amz-copy-if-match", im}; /* RGW, see s3_copy_object */
     struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .query = q, .nquery = 2,
                                 .headers = h, .nheaders = nh, .error_in_200 = true};
     struct s3_request *rq = s3_request_start(c, &s, cb, ud);
