@@ -121,10 +121,13 @@ static void io_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
     (void)ev;
     struct sock_watch *sw = (struct sock_watch *)w;
+    /* socket_action may close this socket and free sw (CURL_POLL_REMOVE): read what we need first */
+    struct s3_loop *loop = sw->loop;
+    curl_socket_t fd = w->fd;
     int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(sw->loop->multi, w->fd, action, &running);
-    check_multi_info(sw->loop);
+    curl_multi_socket_action(loop->multi, fd, action, &running);
+    check_multi_info(loop);
 }
 
 static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
