@@ -77,6 +77,7 @@ struct copy_job {
 };
 
 static void job_start(struct copy_job *job);
+static void finish_written(struct copy_job *job);
 static void mpu_pump(struct copy_job *job);
 
 static void set_state(struct copy_job *job, enum copy_state st)
@@ -300,7 +301,7 @@ static void copy_done(struct s3_response *r, void *ud)
     free(lm);
     take_result(job, r, etag);
     s3_response_free(r);
-    finish(job, COPY_OK);
+    finish_written(job);
 }
 
 static void start_server_copy(struct copy_job *job)
@@ -331,7 +332,7 @@ static void put_done(struct s3_response *r, void *ud)
     }
     take_result(job, r, NULL);
     s3_response_free(r);
-    finish(job, COPY_OK);
+    finish_written(job);
 }
 
 static void start_get(struct copy_job *job);
@@ -436,13 +437,32 @@ static void mpu_abandon(struct copy_job *job, enum copy_result r, bool restart)
     check_started(job, s3_mpu_abort(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, abort_done, job));
 }
 
-static void etag_head_done(struct s3_response *r, void *ud)
+/* Some servers (Ceph RGW) name neither the new version (CopyObject) nor the ETag (CompleteMultipartUpload) in
+ * their reply: read them from the object. Only this tool writes the target (per-target lock), so the latest
+ * version is the one just written. */
+static void result_head_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
-    if (r->err == S3_OK) job->target_etag = s3_response_etag(r);
-    else s3_log(S3_LOG_WARN, "%s: could not read the new object's ETag (%s)", job->dst_key, r->message);
+    if (r->err == S3_OK) {
+        if (!job->target_etag) job->target_etag = s3_response_etag(r);
+        if (!job->version_id) job->version_id = dup_or_null(s3_response_header(r, "x-amz-version-id"));
+    } else {
+        s3_log(S3_LOG_WARN, "%s: could not read the new object's version (%s)", job->dst_key, r->message);
+    }
     s3_response_free(r);
     finish(job, COPY_OK);
+}
+
+/* Finishes a successful write, first asking the target what the reply left out. */
+static void finish_written(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    if (job->target_etag && (job->version_id || !ctx->target_versioned)) {
+        finish(job, COPY_OK);
+        return;
+    }
+    check_started(job, s3_head_object(ctx->dst_r, ctx->o->dst_bucket, job->dst_key, job->version_id, NULL,
+                                      result_head_done, job));
 }
 
 static void complete_done(struct s3_response *r, void *ud)
@@ -471,14 +491,7 @@ static void complete_done(struct s3_response *r, void *ud)
     free(job->upload_id);
     job->upload_id = NULL;
     parts_free(job);
-    if (!job->target_etag) { /* RGW sends an empty <ETag>: learn it from the object itself */
-        struct rep_ctx *ctx = job->ctx;
-        set_state(job, CS_MPU_COMPLETE);
-        check_started(job, s3_head_object(ctx->dst_r, ctx->o->dst_bucket, job->dst_key, job->version_id, NULL,
-                                          etag_head_done, job));
-        return;
-    }
-    finish(job, COPY_OK);
+    finish_written(job);
 }
 
 static void mpu_complete(struct copy_job *job)

@@ -291,6 +291,8 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     struct pass p = {.ctx = ctx, .res = out};
     memset(out, 0, sizeof *out);
     memset(&ctx->cur, 0, sizeof ctx->cur);
+    for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]); /* each pass lists the extras anew */
+    ctx->nextras = 0;
     ev_now_update(ev);
     out->started = ev_now(ev);
     ctx->pass_started = out->started;

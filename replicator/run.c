@@ -503,6 +503,7 @@ int run_replicate(const struct rep_options *o)
 
     bool versioned = false;
     rc = target_prepare(ctx, &versioned);
+    ctx->target_versioned = versioned;
     if (rc != EXIT_OK) {
         sum.exit_code = rc;
         sum.result = rc == EXIT_REFUSED ? "refused" : "failed";

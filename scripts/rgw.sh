@@ -32,11 +32,15 @@ ENV_FILE=$STATE_DIR/env
 say() { printf 'rgw: %s\n' "$*"; }
 die() { printf 'rgw: error: %s\n' "$*" >&2; exit 1; }
 
+# RGW_PORT_OFFSET (default 0) shifts every port so that independent pairs can run side by side
+# (use it together with a different RGW_STATE_DIR): S3 on 7480+OFF / 7481+OFF.
+OFF=${RGW_PORT_OFFSET:-0}
+
 # Per-instance settings; sets MON2 MON1 PORT AK SK DIR CONF NAME in the caller's (local) scope.
 inst_conf() {
   case $1 in
-    a) MON2=3300 MON1=6789 PORT=7480 AK=AKIDREPLICATEA SK=replicate-secret-A-0123456789 ;;
-    b) MON2=3301 MON1=6790 PORT=7481 AK=AKIDREPLICATEB SK=replicate-secret-B-9876543210 ;;
+    a) MON2=$((3300 + OFF)) MON1=$((6789 - OFF)) PORT=$((7480 + OFF)) AK=AKIDREPLICATEA SK=replicate-secret-A-0123456789 ;;
+    b) MON2=$((3301 + OFF)) MON1=$((6790 - OFF)) PORT=$((7481 + OFF)) AK=AKIDREPLICATEB SK=replicate-secret-B-9876543210 ;;
     *) die "unknown instance '$1'" ;;
   esac
   DIR=$STATE_DIR/$1
