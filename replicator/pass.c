@@ -63,7 +63,14 @@ static void record(struct rep_ctx *ctx, const char *key, const char *dst_key, ui
     struct manifest_object mo = {.key = key, .size = size, .etag = etag, .last_modified = lm, .target_key = dst_key,
                                  .target_etag = target_etag ? target_etag : etag, .version_id = version_id,
                                  .pass = ctx->pass};
-    if (manifest_writer_add(ctx->mw, &mo) != 0) {
+    int rc = manifest_writer_add(ctx->mw, &mo);
+    /* a killed run's manifest must show what it finished: push records to disk about once a second */
+    double now = ev_now(s3_loop_ev(ctx->loop));
+    if (rc == 0 && now - ctx->manifest_synced >= 1.0) {
+        ctx->manifest_synced = now;
+        rc = manifest_writer_sync(ctx->mw);
+    }
+    if (rc != 0) {
         ctx->manifest_failed = true;
         snprintf(ctx->manifest_error, sizeof ctx->manifest_error, "writing the manifest failed: %s",
                  strerror(errno));

@@ -38,6 +38,7 @@ struct rep_ctx {
     bool interrupted;            /* SIGINT/SIGTERM/SIGHUP seen */
     bool manifest_failed;        /* a manifest write failed (disk full?) */
     char manifest_error[256];
+    double manifest_synced;      /* ev_now() of the last manifest sync */
     /* memory budget for object data in flight */
     uint64_t mem_used;
     struct copy_job *mem_wait_head, *mem_wait_tail;

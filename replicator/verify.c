@@ -21,11 +21,11 @@
 #include "s3/log.h"
 #include "s3/ops.h"
 
-#define JSON_MAX_ENTRIES 100000   /* per list in the --json report */
-#define VERSION_CHECK_MAX 10000   /* recorded versions checked by one --verify */
-#define VERIFY_MANIFESTS_MAX 3    /* target manifests --verify downloads (newest first) */
-#define LOCAL_MANIFESTS_MAX 3     /* local manifests --verify loads (newest first) */
-#define STATUS_MANIFESTS_MAX 100  /* newest manifests --status looks at for the last successful run */
+#define JSON_MAX_ENTRIES 100000     /* per list in the --json report */
+#define VERSION_CHECK_MAX 10000     /* recorded versions checked by one --verify */
+#define VERIFY_MANIFESTS_MAX 3      /* target manifests --verify downloads (newest first) */
+#define LOCAL_MANIFESTS_MAX 3       /* local manifests --verify loads (newest first) */
+#define STATUS_MANIFESTS_MAX 100    /* newest manifests --status looks at for the last successful run */
 #define SUMMARY_CHUNK (128u * 1024) /* --status reads this much of each end of a large manifest */
 
 /* ---- output helpers ---- */
@@ -52,8 +52,10 @@ static void put_key(FILE *f, const char *k)
 {
     if (!f) return;
     for (const unsigned char *p = (const unsigned char *)k; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
-        else fputc(*p, f);
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
     }
 }
 
@@ -62,9 +64,12 @@ static void fmt_bytes(uint64_t b, char *out, size_t n)
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)b;
     int i = 0;
-    while (v >= 1024 && i < 4) v /= 1024, i++;
-    if (i == 0) snprintf(out, n, "%llu B", (unsigned long long)b);
-    else snprintf(out, n, "%.1f %s", v, u[i]);
+    while (v >= 1024 && i < 4)
+        v /= 1024, i++;
+    if (i == 0)
+        snprintf(out, n, "%llu B", (unsigned long long)b);
+    else
+        snprintf(out, n, "%.1f %s", v, u[i]);
 }
 
 /* Unix seconds as "2026-11-26T16:02:01Z" (iso) or "2026-11-26 16:02:01 UTC". */
@@ -74,17 +79,23 @@ static void fmt_time(int64_t t, bool iso, char *out, size_t n)
     struct tm tm;
     size_t w = 0;
     if (gmtime_r(&tt, &tm))
-        w = iso ? strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) : strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        w = iso ? strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm)
+                : strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
     if (!w) snprintf(out, n, "%lld", (long long)t);
 }
 
 static void fmt_age(double secs, char *out, size_t n)
 {
-    if (secs < -5) snprintf(out, n, "%.0f seconds in the future: check the clocks", -secs);
-    else if (secs < 120) snprintf(out, n, "%.0f seconds ago", secs < 0 ? 0 : secs);
-    else if (secs < 7200) snprintf(out, n, "%.0f minutes ago", secs / 60);
-    else if (secs < 3 * 86400) snprintf(out, n, "%.1f hours ago", secs / 3600);
-    else snprintf(out, n, "%.1f days ago (%.0f hours)", secs / 86400, secs / 3600);
+    if (secs < -5)
+        snprintf(out, n, "%.0f seconds in the future: check the clocks", -secs);
+    else if (secs < 120)
+        snprintf(out, n, "%.0f seconds ago", secs < 0 ? 0 : secs);
+    else if (secs < 7200)
+        snprintf(out, n, "%.0f minutes ago", secs / 60);
+    else if (secs < 3 * 86400)
+        snprintf(out, n, "%.1f hours ago", secs / 3600);
+    else
+        snprintf(out, n, "%.1f days (%.0f hours) ago", secs / 86400, secs / 3600);
 }
 
 static double round3(double v)
@@ -135,13 +146,14 @@ static void signals_stop(struct rep_ctx *ctx, struct signals *sg)
 /* ---- manifests stored in the target ---- */
 
 struct stored_manifest {
-    char *key;     /* ".replicate/manifests/<run id>.jsonl" */
+    char *key; /* ".replicate/manifests/<run id>.jsonl" */
     uint64_t size;
 };
 
 static void stored_free(struct stored_manifest *m, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(m[i].key);
+    for (size_t i = 0; i < n; i++)
+        free(m[i].key);
     free(m);
 }
 
@@ -157,23 +169,23 @@ static void list_ready(void *ud)
 /* A manifest's name: directly under MANIFEST_PREFIX and ending in ".jsonl". */
 static bool manifest_name_ok(const char *key)
 {
+    if (strncmp(key, MANIFEST_PREFIX, sizeof MANIFEST_PREFIX - 1) != 0) return false;
     const char *name = key + sizeof MANIFEST_PREFIX - 1;
     size_t l = strlen(name);
-    return strncmp(key, MANIFEST_PREFIX, sizeof MANIFEST_PREFIX - 1) == 0 && l > 6 && !strchr(name, '/') &&
-           strcmp(name + l - 6, ".jsonl") == 0;
+    return l > 6 && !strchr(name, '/') && strcmp(name + l - 6, ".jsonl") == 0;
 }
 
-/* Lists the target's manifests and returns the newest `keep` of them, newest first (run ids sort by time), in a
- * malloc'd array; *total counts them all. Memory is bounded by keep, not by the number of runs.
- * Returns 0, or -1 with a message in err. */
+/* Lists the target's manifests and returns the newest `keep` of them, newest first (run ids sort by time), in
+ * a malloc'd array; *total counts them all. Memory is bounded by keep, not by the number of runs. Returns 0,
+ * or -1 with a message in err. */
 static int list_manifests(struct rep_ctx *ctx, size_t keep, struct stored_manifest **out, size_t *n,
                           unsigned long *total, char *err, size_t errlen)
 {
     struct stored_manifest *ring = calloc(keep, sizeof *ring);
     struct list_wait w = {0};
-    struct s3_lister *l = ring ? s3_lister_new(ctx->dst_r, ctx->o->dst_bucket, MANIFEST_PREFIX, NULL, NULL, 0,
-                                               list_ready, &w)
-                               : NULL;
+    struct s3_lister *l =
+        ring ? s3_lister_new(ctx->dst_r, ctx->o->dst_bucket, MANIFEST_PREFIX, NULL, NULL, 0, list_ready, &w)
+             : NULL;
     *out = NULL;
     *n = 0;
     *total = 0;
@@ -201,7 +213,8 @@ static int list_manifests(struct rep_ctx *ctx, size_t keep, struct stored_manife
             seen++;
         } else if (st == S3_LIST_WAIT) {
             w.ready = false;
-            while (!w.ready && !ctx->interrupted) ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
+            while (!w.ready && !ctx->interrupted)
+                ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
             if (ctx->interrupted) {
                 snprintf(err, errlen, "interrupted");
                 rc = -1;
@@ -218,19 +231,22 @@ static int list_manifests(struct rep_ctx *ctx, size_t keep, struct stored_manife
     }
     s3_lister_free(l);
     if (rc != 0) {
-        for (size_t i = 0; i < keep; i++) free(ring[i].key);
+        for (size_t i = 0; i < keep; i++)
+            free(ring[i].key);
         free(ring);
         return -1;
     }
     size_t have = seen < keep ? (size_t)seen : keep;
     struct stored_manifest *res = calloc(have ? have : 1, sizeof *res);
     if (!res) {
-        for (size_t i = 0; i < keep; i++) free(ring[i].key);
+        for (size_t i = 0; i < keep; i++)
+            free(ring[i].key);
         free(ring);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < have; i++) res[i] = ring[(seen - 1 - i) % keep]; /* newest first */
+    for (size_t i = 0; i < have; i++)
+        res[i] = ring[(seen - 1 - i) % keep]; /* newest first */
     free(ring);
     *out = res;
     *n = have;
@@ -276,23 +292,27 @@ static void sink_reset(void *ud)
     if (ftruncate(fileno(s->f), 0) != 0) s->failed = true;
 }
 
-/* GETs a byte range (or the whole object when last < first) into memory (small ranges only). */
+/* GETs bytes first..last (inclusive) of a target object into memory; for small ranges only. */
 static struct s3_response *get_range(struct rep_ctx *ctx, const char *key, uint64_t first, uint64_t last)
 {
     char range[64];
     snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)first, (unsigned long long)last);
     struct s3_header h[] = {{"Range", range}};
-    struct s3_request_spec s = {.method = "GET", .bucket = ctx->o->dst_bucket, .key = key, .headers = h,
-                                .nheaders = 1, .max_body = SUMMARY_CHUNK + 1024};
+    struct s3_request_spec s = {.method = "GET",
+                                .bucket = ctx->o->dst_bucket,
+                                .key = key,
+                                .headers = h,
+                                .nheaders = 1,
+                                .max_body = SUMMARY_CHUNK + 1024};
     return s3_reader_request_wait(ctx->dst_r, &s);
 }
 
-/* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks it).
- * With summary_only, a large manifest is reduced to its first line (the header) and its last SUMMARY_CHUNK
- * bytes (the pass lines of the last passes and the trailer): enough for manifest_summary_read, at a bounded
- * cost. Returns 0, or -1 with a message in err. */
-static int download_manifest(struct rep_ctx *ctx, const struct stored_manifest *m, bool summary_only, char *path,
-                             size_t pathlen, char *err, size_t errlen)
+/* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks
+ * it). With summary_only, a large manifest is reduced to its first line (the header) and its last
+ * SUMMARY_CHUNK bytes (the pass lines of the last passes and the trailer): enough for manifest_summary_read,
+ * at a bounded cost. Returns 0, or -1 with a message in err. */
+static int download_manifest(struct rep_ctx *ctx, const struct stored_manifest *m, bool summary_only,
+                             char *path, size_t pathlen, char *err, size_t errlen)
 {
     FILE *f = temp_file(path, pathlen);
     if (!f) {
@@ -304,11 +324,14 @@ static int download_manifest(struct rep_ctx *ctx, const struct stored_manifest *
     int rc = -1;
     if (summary_only && m->size > 2 * (uint64_t)SUMMARY_CHUNK) {
         struct s3_response *h = get_range(ctx, m->key, 0, SUMMARY_CHUNK - 1);
-        struct s3_response *t = h && h->err == S3_OK ? get_range(ctx, m->key, m->size - SUMMARY_CHUNK, m->size - 1)
-                                                     : NULL;
+        struct s3_response *t =
+            h && h->err == S3_OK ? get_range(ctx, m->key, m->size - SUMMARY_CHUNK, m->size - 1) : NULL;
         if (!h || h->err != S3_OK || !t || t->err != S3_OK) {
-            snprintf(err, errlen, "%s", !h ? "out of memory" : h->err != S3_OK ? h->message
-                                                           : t ? t->message : "out of memory");
+            snprintf(err, errlen, "%s",
+                     !h                ? "out of memory"
+                     : h->err != S3_OK ? h->message
+                     : t               ? t->message
+                                       : "out of memory");
         } else {
             /* the header line, then the tail from its first complete line on */
             const char *nl = h->body ? memchr(h->body, '\n', h->body_len) : NULL;
@@ -316,21 +339,32 @@ static int download_manifest(struct rep_ctx *ctx, const struct stored_manifest *
             const char *tn = t->body ? memchr(t->body, '\n', t->body_len) : NULL;
             size_t toff = tn ? (size_t)(tn - t->body) + 1 : t->body_len;
             bool ok = (hl == 0 || fwrite(h->body, 1, hl, f) == hl) && (!nl ? fputc('\n', f) != EOF : true) &&
-                      (t->body_len == toff || fwrite(t->body + toff, 1, t->body_len - toff, f) == t->body_len - toff);
-            if (ok) rc = 0;
-            else snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+                      (t->body_len == toff ||
+                       fwrite(t->body + toff, 1, t->body_len - toff, f) == t->body_len - toff);
+            if (ok)
+                rc = 0;
+            else
+                snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
         }
         s3_response_free(h);
         s3_response_free(t);
     } else {
         struct file_sink sink = {.f = f};
-        struct s3_request_spec s = {.method = "GET", .bucket = ctx->o->dst_bucket, .key = m->key,
-                                    .on_body = sink_body, .on_reset = sink_reset, .body_ud = &sink};
+        struct s3_request_spec s = {.method = "GET",
+                                    .bucket = ctx->o->dst_bucket,
+                                    .key = m->key,
+                                    .on_body = sink_body,
+                                    .on_reset = sink_reset,
+                                    .body_ud = &sink};
         struct s3_response *r = s3_reader_request_wait(ctx->dst_r, &s);
-        if (!r) snprintf(err, errlen, "out of memory");
-        else if (sink.failed) snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
-        else if (r->err != S3_OK) snprintf(err, errlen, "%s", r->message);
-        else rc = 0;
+        if (!r)
+            snprintf(err, errlen, "out of memory");
+        else if (sink.failed)
+            snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+        else if (r->err != S3_OK)
+            snprintf(err, errlen, "%s", r->message);
+        else
+            rc = 0;
         s3_response_free(r);
     }
     if (fclose(f) != 0 && rc == 0) {
@@ -356,7 +390,8 @@ static const char *strip_path(const char *err, const char *path)
 {
     size_t pl = strlen(path);
     if (pl && strncmp(err, path, pl) == 0) err += pl;
-    while (*err == ':' || *err == ' ') err++;
+    while (*err == ':' || *err == ' ')
+        err++;
     return err;
 }
 
@@ -381,7 +416,8 @@ static bool summary_complete(const struct manifest_summary *s)
 /* ======================================== --verify ======================================== */
 
 enum disc_kind { D_MISSING, D_DIFFERENT, D_EXTRA, D_UNVERSIONED, D_LOST_VERSION, D_ERROR };
-static const char *const kind_name[] = {"missing", "different", "extra", "unversioned", "lost-version", "error"};
+static const char *const kind_name[] = {"missing",     "different",    "extra",
+                                        "unversioned", "lost-version", "error"};
 
 struct disc_line {
     enum disc_kind kind;
@@ -399,10 +435,10 @@ struct verify_counts {
 };
 
 struct loaded_manifest {
-    char *path;        /* a local manifest, or a temporary copy of one stored in the target */
-    char *name;        /* "<run id>.jsonl" */
+    char *path; /* a local manifest, or a temporary copy of one stored in the target */
+    char *name; /* "<run id>.jsonl" */
     bool from_target;
-    bool temp;         /* unlink path at the end */
+    bool temp; /* unlink path at the end */
 };
 
 struct verify {
@@ -435,13 +471,13 @@ struct verify {
     size_t nmans;
     cJSON *jmanifest_notes;
     /* the version check: target manifests, newest first */
-    size_t vm_next;             /* next entry of mans to read */
-    bool versions_from_target;  /* read the target's manifests (else the local ones: the target has none) */
+    size_t vm_next;            /* next entry of mans to read */
+    bool versions_from_target; /* read the target's manifests (else the local ones: the target has none) */
     struct manifest_reader *mr;
     struct manifest_record rec; /* the reader's current record (strings point into the reader) */
     const char *mr_name;
     bool versions_done, versions_truncated;
-    uint64_t *vseen;            /* hashes of (key, version) already checked: an open-addressing set */
+    uint64_t *vseen; /* hashes of (key, version) already checked: an open-addressing set */
 };
 
 #define VSEEN_SLOTS 32768 /* a power of two, over twice VERSION_CHECK_MAX */
@@ -482,23 +518,39 @@ static void lines_free(struct disc_line *arr, size_t n)
 }
 
 /* Records one finding: counts it, keeps it for the summary and the JSON report (both capped). */
-static void report(struct verify *v, enum disc_kind k, const char *src_key, const char *dst_key, const char *detail)
+static void report(struct verify *v, enum disc_kind k, const char *src_key, const char *dst_key,
+                   const char *detail)
 {
     const char *key = dst_key ? dst_key : src_key ? src_key : "";
     switch (k) {
-    case D_MISSING: v->c.missing++; break;
-    case D_DIFFERENT: v->c.different++; break;
-    case D_EXTRA: v->c.extra++; break;
-    case D_UNVERSIONED: v->c.unversioned++; break;
-    case D_LOST_VERSION: v->c.lost_versions++; break;
-    case D_ERROR: v->c.errors++; break;
+    case D_MISSING:
+        v->c.missing++;
+        break;
+    case D_DIFFERENT:
+        v->c.different++;
+        break;
+    case D_EXTRA:
+        v->c.extra++;
+        break;
+    case D_UNVERSIONED:
+        v->c.unversioned++;
+        break;
+    case D_LOST_VERSION:
+        v->c.lost_versions++;
+        break;
+    case D_ERROR:
+        v->c.errors++;
+        break;
     }
     if (k == D_MISSING) key = src_key ? src_key : key;
-    if (k == D_EXTRA) line_keep(v->first_extra, &v->nfirst_extra, k, key, detail);
-    else if (k == D_ERROR) line_keep(v->first_error, &v->nfirst_error, k, key, detail);
-    else line_keep(v->first, &v->nfirst, k, key, detail);
-    s3_log(k == D_ERROR ? S3_LOG_WARN : S3_LOG_INFO, "verify: %s %s%s%s", kind_name[k], key, detail ? ": " : "",
-           detail ? detail : "");
+    if (k == D_EXTRA)
+        line_keep(v->first_extra, &v->nfirst_extra, k, key, detail);
+    else if (k == D_ERROR)
+        line_keep(v->first_error, &v->nfirst_error, k, key, detail);
+    else
+        line_keep(v->first, &v->nfirst, k, key, detail);
+    s3_log(k == D_ERROR ? S3_LOG_WARN : S3_LOG_INFO, "verify: %s %s%s%s", kind_name[k], key,
+           detail ? ": " : "", detail ? detail : "");
     if (!v->o->json) return;
     cJSON *arr = k == D_EXTRA ? v->jextra : k == D_ERROR ? v->jerrors : v->jdisc;
     size_t *cnt = k == D_EXTRA ? &v->njextra : k == D_ERROR ? &v->njerrors : &v->njdisc;
@@ -556,13 +608,18 @@ static void head_done(struct s3_response *r, void *ud)
             v->c.same++;
             v->c.by_header++;
         } else {
-            int n = snprintf(detail, sizeof detail, "ETag differs (source %s, target %s)", h->src_etag, h->dst_etag);
+            int n = snprintf(detail, sizeof detail, "ETag differs (source %s, target %s)", h->src_etag,
+                             h->dst_etag);
             if (meta)
-                snprintf(detail + n, sizeof detail - (size_t)n, "; the target is a copy of source ETag %s: the "
-                         "source changed since, or the target was overwritten", meta);
+                snprintf(detail + n, sizeof detail - (size_t)n,
+                         "; the target is a copy of source ETag %s: the "
+                         "source changed since, or the target was overwritten",
+                         meta);
             else if (h->rec)
-                snprintf(detail + n, sizeof detail - (size_t)n, "; the manifest records the target as a copy of "
-                         "source ETag %s", h->rec);
+                snprintf(detail + n, sizeof detail - (size_t)n,
+                         "; the manifest records the target as a copy of "
+                         "source ETag %s",
+                         h->rec);
             else
                 snprintf(detail + n, sizeof detail - (size_t)n, "; no recorded source ETag explains it");
             report(v, D_DIFFERENT, h->src_key, h->dst_key, detail);
@@ -621,7 +678,7 @@ struct deep_check {
     uint64_t size;
     struct deep_side side[2]; /* 0 source, 1 target */
     struct s3_request *rq[2];
-    int first_fail;           /* the side that failed first (its twin was cancelled), or -1 */
+    int first_fail; /* the side that failed first (its twin was cancelled), or -1 */
 };
 
 static void deep_free(struct deep_check *dc)
@@ -655,7 +712,8 @@ static void deep_reset(void *ud)
 
 static void hex8(const unsigned char *d, char out[17])
 {
-    for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
 static void deep_finish(struct deep_check *dc)
@@ -669,7 +727,8 @@ static void deep_finish(struct deep_check *dc)
             /* shutting down */
         } else if (r->status == 412 || r->status == 404) {
             v->c.changed++;
-            s3_log(S3_LOG_INFO, "verify: %s changed on the %s during the audit: not compared", dc->src_key, side);
+            s3_log(S3_LOG_INFO, "verify: %s changed on the %s during the audit: not compared", dc->src_key,
+                   side);
         } else {
             report(v, D_ERROR, dc->src_key, dc->dst_key,
                    dc->side[dc->first_fail].failed ? "hashing failed" : r->message);
@@ -683,7 +742,8 @@ static void deep_finish(struct deep_check *dc)
         v->c.deep_read++;
         v->c.deep_bytes += dc->side[0].n + dc->side[1].n;
         if (dc->side[0].n != dc->size || dc->side[1].n != dc->size) {
-            snprintf(detail, sizeof detail, "read %llu bytes from the source and %llu from the target, listed %llu",
+            snprintf(detail, sizeof detail,
+                     "read %llu bytes from the source and %llu from the target, listed %llu",
                      (unsigned long long)dc->side[0].n, (unsigned long long)dc->side[1].n,
                      (unsigned long long)dc->size);
             report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
@@ -691,7 +751,8 @@ static void deep_finish(struct deep_check *dc)
             char a[17], b[17];
             hex8(dc->side[0].digest, a);
             hex8(dc->side[1].digest, b);
-            snprintf(detail, sizeof detail, "content differs (--deep: SHA-256 source %s..., target %s...)", a, b);
+            snprintf(detail, sizeof detail, "content differs (--deep: SHA-256 source %s..., target %s...)", a,
+                     b);
             report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
         } else {
             v->c.same++;
@@ -744,10 +805,18 @@ static void deep_check(struct verify *v, const struct s3_object_info *s, const s
     }
     if (!dc->src_key || !dc->dst_key) abort();
     /* If-Match pins the versions that were listed: a change meanwhile is a 412, not a false difference */
-    struct s3_get_args gs = {.bucket = v->o->src_bucket, .key = s->key, .if_match = s->etag,
-                             .on_body = deep_body, .on_reset = deep_reset, .body_ud = &dc->side[0]};
-    struct s3_get_args gd = {.bucket = v->o->dst_bucket, .key = d->key, .if_match = d->etag,
-                             .on_body = deep_body, .on_reset = deep_reset, .body_ud = &dc->side[1]};
+    struct s3_get_args gs = {.bucket = v->o->src_bucket,
+                             .key = s->key,
+                             .if_match = s->etag,
+                             .on_body = deep_body,
+                             .on_reset = deep_reset,
+                             .body_ud = &dc->side[0]};
+    struct s3_get_args gd = {.bucket = v->o->dst_bucket,
+                             .key = d->key,
+                             .if_match = d->etag,
+                             .on_body = deep_body,
+                             .on_reset = deep_reset,
+                             .body_ud = &dc->side[1]};
     v->inflight += 2;
     if (!(dc->rq[0] = s3_get_object(ctx->src, &gs, deep_done_src, dc))) abort();
     if (!(dc->rq[1] = s3_get_object(ctx->dst_r, &gd, deep_done_dst, dc))) abort();
@@ -769,8 +838,10 @@ static void compare(struct verify *v, const struct s3_object_info *s, const stru
         report(v, D_DIFFERENT, s->key, d->key, detail);
         return;
     }
-    if (v->o->deep && sampled(v)) deep_check(v, s, d);
-    else etag_check(v, s, d);
+    if (v->o->deep && sampled(v))
+        deep_check(v, s, d);
+    else
+        etag_check(v, s, d);
 }
 
 /* Advances a listing head; false when the pump must wait or stop. */
@@ -786,11 +857,16 @@ static bool head(struct verify *v, bool src)
         case S3_LIST_OBJECT:
             if (reserved(oi->key, plen)) continue;
             *h = oi;
-            if (src) v->c.src_listed++;
-            else v->c.dst_listed++;
+            if (src)
+                v->c.src_listed++;
+            else
+                v->c.dst_listed++;
             break;
-        case S3_LIST_WAIT: return false;
-        case S3_LIST_END: *end = true; break;
+        case S3_LIST_WAIT:
+            return false;
+        case S3_LIST_END:
+            *end = true;
+            break;
         case S3_LIST_ERROR:
             if (!v->listing_failed) {
                 v->listing_failed = true;
@@ -811,9 +887,12 @@ static void join_pump(struct verify *v)
         if (!head(v, true) || !head(v, false)) break;
         if (v->s_end && v->d_end) break;
         int cmp;
-        if (v->s_end) cmp = 1;
-        else if (v->d_end) cmp = -1;
-        else cmp = strcmp(v->s->key + v->src_plen, v->d->key + v->dst_plen);
+        if (v->s_end)
+            cmp = 1;
+        else if (v->d_end)
+            cmp = -1;
+        else
+            cmp = strcmp(v->s->key + v->src_plen, v->d->key + v->dst_plen);
         if (cmp < 0) {
             report(v, D_MISSING, v->s->key, NULL, NULL);
             v->s = NULL;
@@ -865,7 +944,8 @@ static int run_join(struct verify *v)
     v->pump = join_pump;
     v->finished = v->stop = false;
     schedule_pump(v);
-    while (!v->finished) ev_run(ev, 0);
+    while (!v->finished)
+        ev_run(ev, 0);
     ev_idle_stop(ev, &v->kick);
     s3_lister_free(v->src_l);
     s3_lister_free(v->dst_l);
@@ -893,8 +973,9 @@ static void version_done(struct s3_response *r, void *ud)
     } else if (r->status == 404 || r->status == 405) {
         char detail[800];
         v->c.versions_checked++;
-        snprintf(detail, sizeof detail, "version %s recorded by run %s no longer exists in the target (HTTP %ld%s)",
-                 vc->version_id, vc->run, r->status, r->status == 405 ? ": it is a delete marker" : "");
+        snprintf(detail, sizeof detail,
+                 "version %s recorded by run %s no longer exists in the target (HTTP %ld%s)", vc->version_id,
+                 vc->run, r->status, r->status == 405 ? ": it is a delete marker" : "");
         report(v, D_LOST_VERSION, NULL, vc->key, detail);
     } else {
         report(v, D_ERROR, NULL, vc->key, r->message);
@@ -914,7 +995,8 @@ static const struct manifest_object *next_versioned(struct verify *v)
     char err[512];
     for (;;) {
         if (!v->mr) {
-            while (v->vm_next < v->nmans && v->mans[v->vm_next].from_target != v->versions_from_target) v->vm_next++;
+            while (v->vm_next < v->nmans && v->mans[v->vm_next].from_target != v->versions_from_target)
+                v->vm_next++;
             if (v->vm_next >= v->nmans) return NULL;
             struct loaded_manifest *m = &v->mans[v->vm_next++];
             v->mr = manifest_reader_open(m->path, err, sizeof err);
@@ -941,9 +1023,11 @@ static const struct manifest_object *next_versioned(struct verify *v)
 static bool version_first_seen(struct verify *v, const char *key, const char *version)
 {
     uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
     h = (h ^ 0xff) * 1099511628211ull; /* a byte no key contains between the two parts */
-    for (const unsigned char *p = (const unsigned char *)version; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    for (const unsigned char *p = (const unsigned char *)version; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
     if (h == 0) h = 1;
     for (size_t i = (size_t)h & (VSEEN_SLOTS - 1);; i = (i + 1) & (VSEEN_SLOTS - 1)) {
         if (v->vseen[i] == h) return false;
@@ -981,7 +1065,8 @@ static void versions_pump(struct verify *v)
         if (dot) *dot = '\0';
         if (!vc->key || !vc->version_id || !vc->run) abort();
         v->inflight++;
-        if (!s3_head_object(ctx->dst_r, v->o->dst_bucket, vc->key, vc->version_id, NULL, version_done, vc)) abort();
+        if (!s3_head_object(ctx->dst_r, v->o->dst_bucket, vc->key, vc->version_id, NULL, version_done, vc))
+            abort();
     }
     if ((v->stop || v->versions_done) && v->inflight == 0 && !v->finished) {
         v->finished = true;
@@ -997,11 +1082,9 @@ static void run_versions(struct verify *v)
     v->pump = versions_pump;
     v->finished = v->stop = false;
     v->vm_next = 0;
-    v->versions_from_target = false;
-    for (size_t i = 0; i < v->nmans; i++)
-        if (v->mans[i].from_target) v->versions_from_target = true;
     schedule_pump(v);
-    while (!v->finished) ev_run(ev, 0);
+    while (!v->finished)
+        ev_run(ev, 0);
     ev_idle_stop(ev, &v->kick);
     manifest_reader_close(v->mr);
     v->mr = NULL;
@@ -1042,7 +1125,8 @@ static int add_manifest(struct verify *v, const char *path, bool from_target, bo
     return 0;
 }
 
-/* Reads a manifest's summary; reports and returns -1 when it is unusable (corrupt, truncated, another target). */
+/* Reads a manifest's summary; reports and returns -1 when it is unusable (corrupt, truncated, another
+ * target). */
 static int check_manifest(struct verify *v, const char *shown, const char *path, bool *complete)
 {
     struct manifest_summary sum;
@@ -1058,7 +1142,8 @@ static int check_manifest(struct verify *v, const char *shown, const char *path,
         rc = -1;
     } else {
         if (sum.corrupt_lines)
-            manifest_note(v, "manifest %s has %d corrupt line(s); they were skipped", shown, sum.corrupt_lines);
+            manifest_note(v, "manifest %s has %d corrupt line(s); they were skipped", shown,
+                          sum.corrupt_lines);
         *complete = summary_complete(&sum);
     }
     manifest_summary_free(&sum);
@@ -1082,7 +1167,8 @@ static void collect_manifests(struct verify *v, int *stored_total)
         for (size_t i = 0; i < n && got < VERIFY_MANIFESTS_MAX && !ctx->interrupted; i++) {
             char path[4096];
             if (download_manifest(ctx, &sm[i], false, path, sizeof path, err, sizeof err) != 0) {
-                manifest_note(v, "cannot download the manifest s3://%s/%s: %s", ctx->o->dst_bucket, sm[i].key, err);
+                manifest_note(v, "cannot download the manifest s3://%s/%s: %s", ctx->o->dst_bucket, sm[i].key,
+                              err);
                 continue;
             }
             /* the temporary file is named by its run in notes and reports */
@@ -1136,12 +1222,15 @@ static void load_index(struct verify *v)
     struct rep_ctx *ctx = v->ctx;
     ctx->idx = manifest_index_new();
     if (!ctx->idx) abort();
-    qsort(v->mans, v->nmans, sizeof *v->mans, cmp_run_asc);
+    if (v->nmans > 1) qsort(v->mans, v->nmans, sizeof *v->mans, cmp_run_asc);
     for (size_t i = 0; i < v->nmans; i++) {
         int corrupt = 0;
         if (manifest_index_load(ctx->idx, v->mans[i].path, &corrupt) != 0)
             manifest_note(v, "cannot read the manifest %s: %s", v->mans[i].name, strerror(errno));
     }
+    /* the versions the backup documents itself are checked; local manifests only when it holds none */
+    for (size_t i = 0; i < v->nmans; i++)
+        if (v->mans[i].from_target) v->versions_from_target = true;
     for (size_t i = 0; i < v->nmans / 2; i++) { /* newest first */
         struct loaded_manifest t = v->mans[i];
         v->mans[i] = v->mans[v->nmans - 1 - i];
@@ -1177,8 +1266,10 @@ static cJSON *verify_json(struct verify *v, const char *result, int exit_code, c
     cJSON_AddStringToObject(j, "target", o->dst_url);
     cJSON_AddStringToObject(j, "result", result);
     cJSON_AddNumberToObject(j, "exit_code", exit_code);
-    if (versioning) cJSON_AddStringToObject(j, "target_versioning", versioning[0] ? versioning : "Off");
-    else cJSON_AddNullToObject(j, "target_versioning");
+    if (versioning)
+        cJSON_AddStringToObject(j, "target_versioning", versioning[0] ? versioning : "Off");
+    else
+        cJSON_AddNullToObject(j, "target_versioning");
     cJSON_AddNumberToObject(j, "source_objects", (double)c->src_listed);
     cJSON_AddNumberToObject(j, "target_objects", (double)c->dst_listed);
     cJSON_AddNumberToObject(j, "compared", (double)c->both);
@@ -1279,7 +1370,8 @@ int run_verify(const struct rep_options *o)
         report(v, D_ERROR, NULL, NULL, err);
     } else if (strcmp(versioning, "Enabled") != 0) {
         char detail[600];
-        snprintf(detail, sizeof detail, "versioning is %s on s3://%s: an overwrite or delete destroys the only copy",
+        snprintf(detail, sizeof detail,
+                 "versioning is %s on s3://%s: an overwrite or delete destroys the only copy",
                  versioning[0] ? versioning : "not enabled", o->dst_bucket);
         report(v, D_UNVERSIONED, NULL, NULL, detail);
     }
@@ -1315,40 +1407,58 @@ out:
 
     if (hf && exit_code != EXIT_USAGE) {
         char b[32];
-        fprintf(hf, "target versioning: %s\n", !versioning ? "unknown (could not be read)"
-                                                : versioning[0] ? versioning : "not enabled");
+        fprintf(hf, "target versioning: %s\n",
+                !versioning     ? "unknown (could not be read)"
+                : versioning[0] ? versioning
+                                : "not enabled");
         if (v->nmans) {
             fprintf(hf, "manifests: ");
             for (size_t i = 0; i < v->nmans; i++)
-                fprintf(hf, "%s%s (%s)", i ? ", " : "", v->mans[i].name, v->mans[i].from_target ? "target" : "local");
+                fprintf(hf, "%s%s (%s)", i ? ", " : "", v->mans[i].name,
+                        v->mans[i].from_target ? "target" : "local");
             fprintf(hf, "; %zu recorded source ETag%s\n", manifest_index_count(ctx->idx),
                     manifest_index_count(ctx->idx) == 1 ? "" : "s");
         } else {
-            fprintf(hf, "manifests: none found (%d stored in the target, none usable locally)\n", stored_total);
+            fprintf(hf, "manifests: none found (%d stored in the target, none usable locally)\n",
+                    stored_total);
         }
         fprintf(hf, "listed: %llu source objects, %llu target objects; %llu on both sides\n",
-                (unsigned long long)c->src_listed, (unsigned long long)c->dst_listed, (unsigned long long)c->both);
-        fprintf(hf, "compared: %llu identical (%llu same ETag, %llu explained by the manifest, %llu by the target's "
-                    "recorded source ETag; %llu HEAD requests)\n",
-                (unsigned long long)c->same, (unsigned long long)c->same_etag, (unsigned long long)c->by_manifest,
-                (unsigned long long)c->by_header, (unsigned long long)c->heads);
+                (unsigned long long)c->src_listed, (unsigned long long)c->dst_listed,
+                (unsigned long long)c->both);
+        char deep_part[64] = "";
+        if (o->deep)
+            snprintf(deep_part, sizeof deep_part, "%llu same content (--deep), ",
+                     (unsigned long long)c->deep_same);
+        fprintf(hf,
+                "compared: %llu identical (%s%llu same ETag, %llu explained by the manifest, %llu by the "
+                "target's recorded source ETag; %llu HEAD requests)\n",
+                (unsigned long long)c->same, deep_part, (unsigned long long)c->same_etag,
+                (unsigned long long)c->by_manifest, (unsigned long long)c->by_header,
+                (unsigned long long)c->heads);
         if (o->deep) {
             fmt_bytes(c->deep_bytes, b, sizeof b);
-            fprintf(hf, "deep: %llu objects read on both sides (%s, %.0f%% sample), %llu with identical content\n",
-                    (unsigned long long)c->deep_read, b, o->sample, (unsigned long long)c->deep_same);
+            fprintf(
+                hf,
+                "deep: %llu objects read on both sides (%s, %.0f%% sample), %llu with identical content\n",
+                (unsigned long long)c->deep_read, b, o->sample, (unsigned long long)c->deep_same);
         }
         if (c->changed)
             fprintf(hf, "changed during the audit (not compared): %llu\n", (unsigned long long)c->changed);
-        fprintf(hf, "versions: %llu recorded versions checked in the target (from the %s manifests), %llu lost%s\n",
-                (unsigned long long)c->versions_checked, v->versions_from_target ? "target's" : "local",
-                (unsigned long long)c->lost_versions,
-                v->versions_truncated ? " (stopped at 10000: the check is truncated)" : "");
+        fprintf(
+            hf,
+            "versions: %llu recorded versions checked in the target (from the %s manifests), %llu lost%s\n",
+            (unsigned long long)c->versions_checked, v->versions_from_target ? "target's" : "local",
+            (unsigned long long)c->lost_versions,
+            v->versions_truncated ? " (stopped at 10000: the check is truncated)" : "");
         if (c->records_without_version)
-            fprintf(hf, "versions: %llu%s manifest records carry no version id (copies whose reply named no version): "
-                        "not checkable\n",
+            fprintf(hf,
+                    "versions: %llu%s manifest records carry no version id (copies whose reply named no "
+                    "version): "
+                    "not checkable\n",
                     (unsigned long long)c->records_without_version, v->versions_truncated ? "+" : "");
-        fprintf(hf, "found: %llu missing, %llu different, %llu lost versions%s; %llu extra in the target "
-                    "(deleted at the source, kept: informational)\n",
+        fprintf(hf,
+                "found: %llu missing, %llu different, %llu lost versions%s; %llu extra in the target "
+                "(deleted at the source, kept: informational)\n",
                 (unsigned long long)c->missing, (unsigned long long)c->different,
                 (unsigned long long)c->lost_versions, c->unversioned ? ", target NOT versioned" : "",
                 (unsigned long long)c->extra);
@@ -1363,13 +1473,19 @@ out:
         else if (exit_code == EXIT_FAILED)
             fprintf(hf, "verify: FAILED: the audit could not be completed%s%s\n", v->error[0] ? ": " : "",
                     v->error);
+        else if (exit_code == EXIT_INTERRUPTED)
+            fprintf(
+                hf,
+                "verify: INTERRUPTED: the audit is incomplete; the findings above are those made so far\n");
         fflush(hf);
     }
     if (o->json) {
         cJSON *j = verify_json(v, result, exit_code, versioning, stored_total);
         char *t = j ? cJSON_Print(j) : NULL;
-        if (t) printf("%s\n", t);
-        else fprintf(stderr, "replicate: out of memory building the JSON report\n");
+        if (t)
+            printf("%s\n", t);
+        else
+            fprintf(stderr, "replicate: out of memory building the JSON report\n");
         free(t);
         cJSON_Delete(j);
     }
@@ -1397,7 +1513,7 @@ out:
 /* ======================================== --status ======================================== */
 
 struct run_info {
-    char *key;                    /* the manifest's key in the target */
+    char *key; /* the manifest's key in the target */
     struct manifest_summary sum;
 };
 
@@ -1451,12 +1567,16 @@ static void print_run(FILE *f, const char *title, const struct run_info *r, doub
     fmt_age(now - (double)s->trailer.ended, age, sizeof age);
     fprintf(f, "  ended:    %s (%s)\n", when, age);
     fmt_bytes(s->trailer.bytes, b, sizeof b);
-    fprintf(f, "  copied:   %llu objects, %s (%llu bytes); failed %llu\n", (unsigned long long)s->trailer.objects, b,
-            (unsigned long long)s->trailer.bytes, (unsigned long long)s->trailer.failed);
+    fprintf(f, "  copied:   %llu objects, %s (%llu bytes); failed %llu\n",
+            (unsigned long long)s->trailer.objects, b, (unsigned long long)s->trailer.bytes,
+            (unsigned long long)s->trailer.failed);
     fprintf(f, "  passes:   %d\n", s->trailer.passes);
-    if (s->trailer.maintenance) fprintf(f, "  gap:      0s (the final pass ran under the maintenance flag)\n");
-    else fprintf(f, "  gap:      %.2fs (the last pass ran without a maintenance flag)\n", s->trailer.gap);
-    if (s->corrupt_lines) fprintf(f, "  warning:  %d corrupt line(s) in its manifest were skipped\n", s->corrupt_lines);
+    if (s->trailer.maintenance)
+        fprintf(f, "  gap:      0s (the final pass ran under the maintenance flag)\n");
+    else
+        fprintf(f, "  gap:      %.2fs (the last pass ran without a maintenance flag)\n", s->trailer.gap);
+    if (s->corrupt_lines)
+        fprintf(f, "  warning:  %d corrupt line(s) in its manifest were skipped\n", s->corrupt_lines);
 }
 
 int run_status(const struct rep_options *o)
@@ -1487,7 +1607,9 @@ int run_status(const struct rep_options *o)
         snprintf(msgbuf, sizeof msgbuf, "%s", err);
         message = msgbuf;
         fprintf(stderr, "replicate: cannot read the runs recorded in the target: %s\n", err);
-        exit_code = ctx->interrupted ? EXIT_INTERRUPTED : strstr(err, "NoSuchBucket") ? EXIT_USAGE : EXIT_FAILED;
+        exit_code = ctx->interrupted              ? EXIT_INTERRUPTED
+                    : strstr(err, "NoSuchBucket") ? EXIT_USAGE
+                                                  : EXIT_FAILED;
         goto report;
     }
     for (size_t i = 0; i < n && !have_success && !ctx->interrupted; i++) {
@@ -1508,7 +1630,8 @@ int run_status(const struct rep_options *o)
         if (r != 0) {
             /* the temporary path means nothing to the user: name the stored manifest */
             const char *why = strip_path(err, path);
-            fprintf(stderr, "replicate: warning: the manifest %s is corrupt or truncated (%s); skipped\n", shown, why);
+            fprintf(stderr, "replicate: warning: the manifest %s is corrupt or truncated (%s); skipped\n",
+                    shown, why);
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "manifest", sm[i].key);
             cJSON_AddStringToObject(x, "error", why);
@@ -1521,8 +1644,8 @@ int run_status(const struct rep_options *o)
             continue;
         }
         if (ri.sum.corrupt_lines)
-            fprintf(stderr, "replicate: warning: the manifest %s has %d corrupt line(s); they were skipped\n", shown,
-                    ri.sum.corrupt_lines);
+            fprintf(stderr, "replicate: warning: the manifest %s has %d corrupt line(s); they were skipped\n",
+                    shown, ri.sum.corrupt_lines);
         bool ok = ri.sum.trailer_found && ri.sum.result && strcmp(ri.sum.result, "ok") == 0;
         if (!have_last) {
             last = ri;
@@ -1548,14 +1671,21 @@ int run_status(const struct rep_options *o)
     if (stale) exit_code = EXIT_STALE;
 
     if (hf) {
-        fprintf(hf, "target: %s (%lu manifest%s in %s)\n", o->dst_url, total, total == 1 ? "" : "s", MANIFEST_PREFIX);
-        if (have_last) print_run(hf, "last run", &last, now);
+        fprintf(hf, "target: %s (%lu manifest%s in %s)\n", o->dst_url, total, total == 1 ? "" : "s",
+                MANIFEST_PREFIX);
+        if (have_last)
+            print_run(hf, "last run", &last, now);
         else if (other_targets)
-            fprintf(hf, "no run recorded for %s (the %zu manifest%s read belong to other prefixes of the bucket)\n",
-                    o->dst_url, other_targets, other_targets == 1 ? "" : "s");
-        else fprintf(hf, "no run recorded in the target\n");
-        if (have_success && !success_is_last) print_run(hf, "last successful run", &success, now);
-        else if (have_success) fprintf(hf, "the last run was successful\n");
+            fprintf(hf,
+                    "no run recorded for %s (the %zu manifest%s read %s to other prefixes of the bucket)\n",
+                    o->dst_url, other_targets, other_targets == 1 ? "" : "s",
+                    other_targets == 1 ? "belongs" : "belong");
+        else
+            fprintf(hf, "no run recorded in the target\n");
+        if (have_success && !success_is_last)
+            print_run(hf, "last successful run", &success, now);
+        else if (have_success)
+            fprintf(hf, "the last run was successful\n");
         else if (have_last)
             fprintf(hf, "no successful run among the newest %zu manifest%s examined\n", examined,
                     examined == 1 ? "" : "s");
@@ -1567,7 +1697,8 @@ int run_status(const struct rep_options *o)
             fmt_age(o->max_age, m, sizeof m);
             char *ago = strstr(m, " ago");
             if (ago) *ago = '\0';
-            fprintf(hf, "status: %s: the last successful run ended %s (max age %s)\n", stale ? "STALE" : "fresh", a, m);
+            fprintf(hf, "status: %s: the last successful run ended %s (max age %s)\n",
+                    stale ? "STALE" : "fresh", a, m);
         }
         fflush(hf);
     }
@@ -1580,14 +1711,22 @@ report:
         cJSON_AddStringToObject(j, "mode", "status");
         cJSON_AddStringToObject(j, "target", o->dst_url);
         cJSON_AddNumberToObject(j, "manifests", (double)total);
-        if (have_last) cJSON_AddItemToObject(j, "last_run", run_json(&last, now));
-        else cJSON_AddNullToObject(j, "last_run");
-        if (have_success) cJSON_AddItemToObject(j, "last_success", run_json(&success, now));
-        else cJSON_AddNullToObject(j, "last_success");
-        if (o->max_age > 0) cJSON_AddNumberToObject(j, "max_age_seconds", o->max_age);
-        else cJSON_AddNullToObject(j, "max_age_seconds");
-        cJSON_AddStringToObject(j, "result", exit_code == EXIT_OK ? "fresh" : exit_code == EXIT_STALE ? "stale"
-                                                                                                      : "failed");
+        if (have_last)
+            cJSON_AddItemToObject(j, "last_run", run_json(&last, now));
+        else
+            cJSON_AddNullToObject(j, "last_run");
+        if (have_success)
+            cJSON_AddItemToObject(j, "last_success", run_json(&success, now));
+        else
+            cJSON_AddNullToObject(j, "last_success");
+        if (o->max_age > 0)
+            cJSON_AddNumberToObject(j, "max_age_seconds", o->max_age);
+        else
+            cJSON_AddNullToObject(j, "max_age_seconds");
+        cJSON_AddStringToObject(j, "result",
+                                exit_code == EXIT_OK      ? "fresh"
+                                : exit_code == EXIT_STALE ? "stale"
+                                                          : "failed");
         cJSON_AddNumberToObject(j, "exit_code", exit_code);
         cJSON_AddItemToObject(j, "skipped_manifests", skipped);
         skipped = NULL;
