@@ -44,7 +44,8 @@ void cli_usage(FILE *f)
 "  --retries N              attempts per request, with backoff and jitter (default 10)\n"
 "  --list-ranges N          list the key space in N parallel ranges on delta passes (default auto)\n"
 "  --start-after KEY --end-before KEY   copy only keys in this range (for sharding)\n"
-"  --shard I/N              copy shard I of N (0-based) of the key space, split by the first key byte\n"
+"  --shard I/N              copy shard I of N (0-based, N <= 62) of the key space, split on the first\n"
+"                           character after the prefix (0-9A-Za-z boundaries); run N processes for N shards\n"
 "  -n, --dry-run            list and compare, print what would be copied, write nothing\n"
 "\n"
 "Target safety (the target must be versioned; nothing is ever deleted on either side):\n"
@@ -336,8 +337,8 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
         case OPT_END_BEFORE: o->end_before = optarg; break;
         case OPT_SHARD: {
             int i, n, used = 0;
-            if (sscanf(optarg, "%d/%d%n", &i, &n, &used) != 2 || optarg[used] || n < 1 || n > 256 || i < 0 || i >= n)
-                return bad("--shard needs I/N with 0 <= I < N <= 256, not \"%s\"", optarg);
+            if (sscanf(optarg, "%d/%d%n", &i, &n, &used) != 2 || optarg[used] || n < 1 || n > 62 || i < 0 || i >= n)
+                return bad("--shard needs I/N with 0 <= I < N <= 62, not \"%s\"", optarg);
             o->shard_i = i;
             o->shard_n = n;
             break;
@@ -411,11 +412,28 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
         return EXIT_USAGE;
     }
     if (o->part_size && o->part_size > o->max_memory) o->max_memory = o->part_size;
+    if (o->shard_n > 1 && o->mode != MODE_STATUS) {
+        /* shard i covers keys whose first character after the prefix is in [b_i, b_{i+1}), with the
+         * boundaries spread over 0-9A-Za-z (other bytes sort into the first or last shard). The lower
+         * bound becomes a start-after key: the character before b_i followed by U+10FFFF, the largest
+         * code point, so every key that starts with b_i comes after it. */
+        static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        int i = o->shard_i, n = o->shard_n;
+        if (i > 0 && asprintf(&o->shard_start_after, "%s%c\xf4\x8f\xbf\xbf", o->src_prefix,
+                              alnum[62 * i / n] - 1) < 0)
+            return EXIT_USAGE;
+        if (i < n - 1 && asprintf(&o->shard_end_before, "%s%c", o->src_prefix, alnum[62 * (i + 1) / n]) < 0)
+            return EXIT_USAGE;
+        o->start_after = o->shard_start_after;
+        o->end_before = o->shard_end_before;
+    }
     return 0;
 }
 
 void cli_options_free(struct rep_options *o)
 {
+    free(o->shard_start_after);
+    free(o->shard_end_before);
     free(o->src_bucket);
     free(o->src_prefix);
     free(o->dst_bucket);

@@ -54,6 +54,7 @@ struct rep_options {
     const char *notify_cmd, *notify_url;
     const char *start_after, *end_before;
     int shard_i, shard_n;   /* --shard I/N, n = 0 when not sharded */
+    char *shard_start_after, *shard_end_before; /* the shard's key range (owned) */
     long timeout;           /* stall timeout seconds */
     int retries;            /* attempts per request */
     int list_ranges;        /* parallel listing ranges for delta passes; 0 = automatic */

@@ -49,7 +49,10 @@ char *state_target_dir(const struct rep_options *o, const char *dst_endpoint, ch
     }
     /* one folder per target: bucket name plus a hash of endpoint, bucket and prefix */
     char id[1024];
-    snprintf(id, sizeof id, "%s\n%s\n%s", dst_endpoint, o->dst_bucket, o->dst_prefix);
+    /* a key range (shard) has its own folder, lock and manifests: shards of one target run side by side */
+    snprintf(id, sizeof id, "%s\n%s\n%s%s%s%s%s", dst_endpoint, o->dst_bucket, o->dst_prefix,
+             o->start_after || o->end_before ? "\n" : "", o->start_after ? o->start_after : "",
+             o->start_after || o->end_before ? "\n" : "", o->end_before ? o->end_before : "");
     unsigned char md[32];
     unsigned int ml = 0;
     EVP_Digest(id, strlen(id), md, &ml, EVP_sha256(), NULL);
