@@ -359,8 +359,7 @@ static void get_done(struct s3_response *r, void *ud)
         return;
     }
     unsigned char md[16];
-    unsigned int ml = 0;
-    EVP_Digest(r->body ? r->body : "", r->body_len, md, &ml, EVP_md5(), NULL);
+    s3_md5(r->body, r->body_len, md);
     char hex[33], b64[25];
     for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     if (s3_etag_is_md5(job->etag) && strcasecmp(hex, job->etag) != 0) {
@@ -580,9 +579,8 @@ static void part_get_done(struct s3_response *r, void *ud)
         return;
     }
     unsigned char md[16];
-    unsigned int ml = 0;
     char b64[25];
-    EVP_Digest(r->body, r->body_len, md, &ml, EVP_md5(), NULL);
+    s3_md5(r->body, r->body_len, md);
     s3_md5_base64(md, b64);
     p->data = r;
     p->st = P_PUT;

@@ -22,6 +22,8 @@ struct s3_loop {
     struct s3_request *live;  /* every request not yet completed */
     struct s3_request *done;  /* finished attempts waiting to be processed at a safe point */
     unsigned int rng;
+    CURL *pool[128];  /* finished easy handles kept for reuse: curl_easy_reset is cheaper than init */
+    size_t npool;
 };
 
 struct sock_watch {
@@ -223,6 +225,7 @@ void s3_loop_free(struct s3_loop *loop)
         request_free(rq);
     }
     ev_timer_stop(loop->ev, &loop->timer);
+    while (loop->npool) curl_easy_cleanup(loop->pool[--loop->npool]);
     curl_multi_cleanup(loop->multi);
     free(loop);
 }
@@ -404,7 +407,15 @@ char *s3_object_url(const char *bucket, const char *key)
 static void request_free(struct s3_request *rq)
 {
     if (!rq) return;
-    if (rq->easy) curl_easy_cleanup(rq->easy);
+    if (rq->easy) {
+        struct s3_loop *loop = rq->loop;
+        if (loop && loop->npool < sizeof loop->pool / sizeof loop->pool[0]) {
+            curl_easy_reset(rq->easy);
+            loop->pool[loop->npool++] = rq->easy;
+        } else {
+            curl_easy_cleanup(rq->easy);
+        }
+    }
     curl_slist_free_all(rq->hdrs);
     free(rq->method);
     free(rq->bucket);
@@ -590,7 +601,7 @@ out:
 static int easy_setup(struct s3_request *rq)
 {
     struct s3_loop *loop = rq->loop;
-    CURL *e = curl_easy_init();
+    CURL *e = loop->npool ? loop->pool[--loop->npool] : curl_easy_init();
     if (!e) return -1;
     rq->easy = e;
     curl_easy_setopt(e, CURLOPT_URL, rq->url);
@@ -864,7 +875,8 @@ static struct s3_request *request_start(struct s3_client *c, const struct s3_req
         }
     }
     if (rq->unsigned_payload) snprintf(rq->payload_hash, sizeof rq->payload_hash, "UNSIGNED-PAYLOAD");
-    else sigv4_sha256_hex(rq->body ? rq->body : "", rq->body_len, rq->payload_hash);
+    else if (!rq->body_len) memcpy(rq->payload_hash, SIGV4_EMPTY_SHA256, sizeof SIGV4_EMPTY_SHA256);
+    else sigv4_sha256_hex(rq->body, rq->body_len, rq->payload_hash);
 
     bool vhost = !c->cfg.path_style && rq->bucket[0];
     rq->canonical_uri = s3_uri_encode_path(vhost ? NULL : rq->bucket, rq->key);

@@ -72,6 +72,8 @@ struct s3_request *s3_versioning_put(struct s3_client *c, const char *bucket, co
  * pointing into resp (valid while resp lives); returns the count. */
 size_t s3_metadata_headers(const struct s3_response *resp, struct s3_header *out, size_t max);
 
+/* MD5 of data (the integrity hash S3 uses for Content-MD5 and plain ETags). */
+void s3_md5(const void *data, size_t len, unsigned char out[16]);
 /* base64 of 16 raw MD5 bytes into out[25]; hex MD5 (32 chars) to base64 (returns -1 if hex is not an MD5). */
 void s3_md5_base64(const unsigned char md5[16], char out[25]);
 int s3_md5_hex_to_base64(const char *hex, char out[25]);

@@ -328,7 +328,15 @@ static int sha256_hex(const void *data, size_t len, char out[65])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (!data) data = empty;
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != SHA256_LEN) return -1;
+    /* fetched once: an implicit fetch per digest costs more than hashing a canonical request */
+    static EVP_MD *sha256;
+    static EVP_MD_CTX *ctx;
+    if (!sha256) sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!ctx) ctx = EVP_MD_CTX_new();
+    if (!sha256 || !ctx) return -1;
+    if (!EVP_DigestInit_ex(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, data, len) ||
+        !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != SHA256_LEN)
+        return -1;
     hex_encode(md, SHA256_LEN, out);
     return 0;
 }
@@ -404,42 +412,95 @@ static int hmac_sha256(EVP_MAC_CTX *ctx, const void *key, size_t keylen, const v
     return 0;
 }
 
-/* Signature = hex(HMAC(kSigning, sts)), kSigning derived from the secret through date, region, service. */
-static int compute_signature(const char *secret, const char *amz_date, const char *region,
-                             const char *service, const char *sts, char out[65])
+/* The HMAC implementation, fetched once: EVP_MAC_fetch is costly in OpenSSL 3 and the program signs
+ * thousands of requests a second. */
+static EVP_MAC *hmac_impl(void)
 {
+    static EVP_MAC *mac;
+    if (!mac) mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    return mac;
+}
+
+/* kSigning depends only on the secret, the date, the region and the service: derived keys are kept for
+ * the last few (secret, date, region, service) tuples (a run has two sides). */
+#define KEY_CACHE 4
+struct key_cache_entry {
+    char *secret, *region, *service;
+    char date[9];
+    unsigned char key[SHA256_LEN];
+};
+static struct key_cache_entry key_cache[KEY_CACHE];
+static unsigned key_cache_next;
+
+static int derive_key(EVP_MAC_CTX *ctx, const char *secret, const char *amz_date, const char *region,
+                      const char *service, unsigned char out[SHA256_LEN])
+{
+    for (int i = 0; i < KEY_CACHE; i++) {
+        struct key_cache_entry *e = &key_cache[i];
+        if (e->secret && strncmp(e->date, amz_date, 8) == 0 && strcmp(e->secret, secret) == 0 &&
+            strcmp(e->region, region) == 0 && strcmp(e->service, service) == 0) {
+            memcpy(out, e->key, SHA256_LEN);
+            return 0;
+        }
+    }
     int rc = -1;
-    unsigned char k1[SHA256_LEN], k2[SHA256_LEN], sig[SHA256_LEN];
-    EVP_MAC *mac = NULL;
-    EVP_MAC_CTX *ctx = NULL;
+    unsigned char k1[SHA256_LEN], k2[SHA256_LEN];
     size_t slen = strlen(secret);
     char *ksecret = NULL;
-
     if (slen > SIZE_MAX - 5) return -1;
     ksecret = malloc(slen + 5);
     if (!ksecret) return -1;
     memcpy(ksecret, "AWS4", 4);
     memcpy(ksecret + 4, secret, slen + 1);
-
-    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (!mac) goto cleanup;
-    ctx = EVP_MAC_CTX_new(mac);
-    if (!ctx) goto cleanup;
     if (hmac_sha256(ctx, ksecret, slen + 4, amz_date, 8, k1) != 0 ||
         hmac_sha256(ctx, k1, sizeof(k1), region, strlen(region), k2) != 0 ||
         hmac_sha256(ctx, k2, sizeof(k2), service, strlen(service), k1) != 0 ||
-        hmac_sha256(ctx, k1, sizeof(k1), "aws4_request", 12, k2) != 0 ||
-        hmac_sha256(ctx, k2, sizeof(k2), sts, strlen(sts), sig) != 0)
+        hmac_sha256(ctx, k1, sizeof(k1), "aws4_request", 12, out) != 0)
         goto cleanup;
-    hex_encode(sig, sizeof(sig), out);
+    struct key_cache_entry *e = &key_cache[key_cache_next++ % KEY_CACHE];
+    char *cs = strdup(secret), *cr = strdup(region), *cv = strdup(service);
+    if (cs && cr && cv) {
+        if (e->secret) OPENSSL_cleanse(e->secret, strlen(e->secret));
+        free(e->secret);
+        free(e->region);
+        free(e->service);
+        e->secret = cs;
+        e->region = cr;
+        e->service = cv;
+        memcpy(e->date, amz_date, 8);
+        e->date[8] = '\0';
+        memcpy(e->key, out, SHA256_LEN);
+    } else {
+        free(cs);
+        free(cr);
+        free(cv);
+    }
     rc = 0;
 cleanup:
     OPENSSL_cleanse(ksecret, slen + 5);
     OPENSSL_cleanse(k1, sizeof(k1));
     OPENSSL_cleanse(k2, sizeof(k2));
     free(ksecret);
+    return rc;
+}
+
+/* Signature = hex(HMAC(kSigning, sts)), kSigning derived from the secret through date, region, service. */
+static int compute_signature(const char *secret, const char *amz_date, const char *region,
+                             const char *service, const char *sts, char out[65])
+{
+    int rc = -1;
+    unsigned char key[SHA256_LEN], sig[SHA256_LEN];
+    EVP_MAC *mac = hmac_impl();
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    if (!ctx) return -1;
+    if (derive_key(ctx, secret, amz_date, region, service, key) != 0 ||
+        hmac_sha256(ctx, key, sizeof(key), sts, strlen(sts), sig) != 0)
+        goto cleanup;
+    hex_encode(sig, sizeof(sig), out);
+    rc = 0;
+cleanup:
+    OPENSSL_cleanse(key, sizeof(key));
     EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
     return rc;
 }
 
