@@ -12,6 +12,8 @@
 #include "s3/client.h"
 #include "s3/log.h"
 
+#define ERROR_BODY_MAX (64 * 1024) /* room for an <Error> document, whatever the expected body's cap */
+
 struct s3_loop {
     struct ev_loop *ev;
     CURLM *multi;
@@ -436,6 +438,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     long status = 0;
     curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &status);
     rq->loop->stats.bytes_in += n;
+    /* an error document is kept whatever the cap for the expected body: a 503 for a 100-byte object must
+     * stay a retryable 503, not become "response too large" */
+    if ((status < 200 || status >= 300) && rq->buf.cap < ERROR_BODY_MAX) rq->buf.cap = ERROR_BODY_MAX;
     if (rq->on_body && status >= 200 && status < 300) {
         rq->streamed = true;
         if (!rq->on_body(ptr, n, rq->body_ud)) {
@@ -668,6 +673,7 @@ static void attempt_start(struct s3_request *rq)
     rq->streamed = rq->sink_abort = rq->too_large = false;
     rq->errbuf[0] = '\0';
     s3_buf_reset(&rq->buf);
+    rq->buf.cap = rq->max_body; /* write_cb may have raised it for an error document */
     kv_free(rq->rh, rq->nrh);
     rq->rh = NULL;
     rq->nrh = rq->arh = 0;
