@@ -3,7 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "s3/list.h"
+#include "s3/log.h"
 #include "s3/ops.h"
+
+/* A listing reply that arrives whole but is not a valid page (truncated or garbled XML, a body over the cap,
+ * truncated without a token) is a transport accident as much as a reset is: ask for the page again. */
+#define MAX_BAD_REPLIES 5
 
 /* One key range: a chain of pages. */
 struct range {
@@ -14,6 +19,7 @@ struct range {
     struct s3_list_page cur, next;
     size_t pos;
     bool have_cur, have_next, fetching, done_fetching, ended, orphan;
+    int bad_replies; /* invalid replies in a row for the page being fetched */
     struct s3_request *rq;
 };
 
@@ -57,18 +63,32 @@ static void page_done(struct s3_response *resp, void *ud)
     struct s3_lister *l = rg->owner;
     l->pages++;
     struct s3_list_page page = {0};
+    enum s3_err e = resp->err == S3_OK ? s3_xml_parse_list_v2(resp->body, resp->body_len, &page) : S3_OK;
+    bool no_token = resp->err == S3_OK && e == S3_OK && page.is_truncated && !page.next_token;
+    bool invalid = resp->err == S3_ERR_TOO_LARGE || e != S3_OK || no_token;
+    if (invalid && !l->failed && rg->bad_replies < MAX_BAD_REPLIES) {
+        rg->bad_replies++;
+        s3_log(S3_LOG_INFO, "listing s3://%s/%s: the reply is not a valid page (%s); asking again (%d of %d)",
+               l->bucket, l->prefix ? l->prefix : "",
+               no_token ? "truncated without a continuation token" : s3_err_str(e != S3_OK ? e : resp->err),
+               rg->bad_replies, MAX_BAD_REPLIES);
+        s3_list_page_free(&page);
+        s3_response_free(resp);
+        range_fetch(rg);
+        return;
+    }
+    if (!invalid) rg->bad_replies = 0;
     if (resp->err != S3_OK) {
         if (!l->failed) snprintf(l->error, sizeof l->error, "listing failed: %s", resp->message);
         l->failed = true;
     } else {
-        enum s3_err e = s3_xml_parse_list_v2(resp->body, resp->body_len, &page);
         if (e != S3_OK) {
             if (!l->failed)
                 snprintf(l->error, sizeof l->error,
                          "listing s3://%s/%s failed: the server's ListObjectsV2 reply is not valid (%s)", l->bucket,
                          l->prefix ? l->prefix : "", s3_err_str(e));
             l->failed = true;
-        } else if (page.is_truncated && !page.next_token) {
+        } else if (no_token) {
             snprintf(l->error, sizeof l->error, "listing s3://%s failed: truncated page without a continuation token",
                      l->bucket);
             l->failed = true;
