@@ -74,6 +74,7 @@ struct copy_job {
     bool parts_failed;
     enum copy_result after_abort;
     bool restart_after_abort;
+    bool part_copy; /* parts by UploadPartCopy (server-side) rather than ranged GET + UploadPart */
 };
 
 static void job_start(struct copy_job *job);
@@ -464,6 +465,24 @@ static void finish_written(struct copy_job *job)
                                       result_head_done, job));
 }
 
+/* After a part-copied upload: if the source changed meanwhile the parts may mix two versions; copy again
+ * (the mixed upload stays only as an older version of the target object). */
+static void source_recheck_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err != S3_OK && (is_precondition_failed(r) || r->status == 404)) {
+        s3_log(S3_LOG_WARN, "%s changed during a multipart copy; copying it again", job->key);
+        s3_response_free(r);
+        free(job->target_etag);
+        free(job->version_id);
+        job->target_etag = job->version_id = NULL;
+        refresh(job);
+        return;
+    }
+    s3_response_free(r);
+    finish_written(job);
+}
+
 static void complete_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
@@ -490,6 +509,11 @@ static void complete_done(struct s3_response *r, void *ud)
     free(job->upload_id);
     job->upload_id = NULL;
     parts_free(job);
+    if (job->part_copy) { /* some servers (RGW) ignore the condition on UploadPartCopy: check afterwards */
+        check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, NULL, job->etag,
+                                          source_recheck_done, job));
+        return;
+    }
     finish_written(job);
 }
 
@@ -532,7 +556,7 @@ static void part_put_done(struct s3_response *r, void *ud)
         part_failed(job, r, "UploadPart");
     } else {
         char *etag = NULL;
-        if (job->ctx->server_side) {
+        if (job->part_copy) {
             if (s3_xml_parse_copy(r->body, r->body_len, &etag, NULL) != S3_OK) etag = NULL;
         } else {
             etag = s3_response_etag(r);
@@ -540,7 +564,7 @@ static void part_put_done(struct s3_response *r, void *ud)
         if (!etag) {
             r->err = S3_ERR_XML;
             snprintf(r->message, sizeof r->message, "part %d: reply has no ETag", p->no);
-            part_failed(job, r, job->ctx->server_side ? "UploadPartCopy" : "UploadPart");
+            part_failed(job, r, job->part_copy ? "UploadPartCopy" : "UploadPart");
         } else {
             p->etag = etag;
             p->st = P_DONE;
@@ -608,7 +632,7 @@ static void mpu_pump(struct copy_job *job)
     while (job->inflight < job->parallel && job->next_part < job->nparts) {
         struct part *p = &job->parts[job->next_part++];
         job->inflight++;
-        if (ctx->server_side) {
+        if (job->part_copy) {
             p->st = P_PUT;
             check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
                                                        p->no, ctx->o->src_bucket, job->key, p->first, p->last,
@@ -677,7 +701,7 @@ static void head_done(struct s3_response *r, void *ud)
     if (source_step_failed(job, r, "HeadObject")) return;
     take_metadata(job, r, true);
     struct rep_ctx *ctx = job->ctx;
-    if (ctx->server_side) {
+    if (job->part_copy) {
         job->parallel = PARTS_PER_JOB * 2;
         mpu_create(job);
         return;
@@ -694,7 +718,10 @@ static void job_start(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
     const struct rep_options *o = ctx->o;
-    if (ctx->server_side) {
+    /* Ceph RGW decodes an UploadPartCopy source twice: a key with '%' would copy another object's bytes (or
+     * crash the server), so such keys take the streamed multipart path. */
+    job->part_copy = ctx->server_side && job->size > o->copy_threshold && !strchr(job->key, '%');
+    if (ctx->server_side && (job->size <= o->copy_threshold || job->part_copy)) {
         if (job->size <= o->copy_threshold) start_server_copy(job);
         else {
             set_state(job, CS_HEAD);

@@ -567,7 +567,7 @@ int run_replicate(const struct rep_options *o)
             snprintf(message, sizeof message, "%s", pr->error);
             break;
         }
-        if (pr->duration <= o->settle || pr->st.copied == 0) {
+        if (o->dry_run || pr->duration <= o->settle || pr->st.copied == 0) { /* a dry run copies nothing: one pass */
             converged = true;
             break;
         }
@@ -680,8 +680,9 @@ out:
     if (sum.passes > 0 || sum.exit_code == EXIT_OK) {
         char b[32];
         fmt_bytes(ctx->total.bytes, b, sizeof b);
-        say(o, "%s: %llu objects copied (%s) in %d pass%s, %.1fs; failed %llu; deleted at source (kept) %llu\n",
-            sum.exit_code == 0 ? "done" : sum.result, (unsigned long long)ctx->total.copied, b, sum.passes,
+        say(o, "%s: %llu objects %s (%s) in %d pass%s, %.1fs; failed %llu; deleted at source (kept) %llu\n",
+            sum.exit_code == 0 ? (o->dry_run ? "dry run" : "done") : sum.result, (unsigned long long)ctx->total.copied,
+            o->dry_run ? "would be copied" : "copied", b, sum.passes,
             sum.passes == 1 ? "" : "es", sum.duration, (unsigned long long)ctx->total.failed,
             (unsigned long long)ctx->total.extra);
         if (sum.gap_zero_by_flag) say(o, "gap: 0s (the final pass ran with the maintenance flag on)\n");
