@@ -280,6 +280,16 @@ static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents)
     schedule_pump(p);
 }
 
+/* Whether the failures noted so far name the key of NOTE ("key: reason"). */
+static bool failure_noted(const struct rep_ctx *ctx, const char *note)
+{
+    const char *sep = strstr(note, ": ");
+    size_t n = sep ? (size_t)(sep - note) + 2 : strlen(note);
+    for (size_t i = 0; i < ctx->nfailures; i++)
+        if (strncmp(ctx->failures[i], note, n) == 0) return true;
+    return false;
+}
+
 /* Maps a source-side bound to the target side (same relative key). */
 static char *map_bound(const struct rep_options *o, const char *bound)
 {
@@ -300,6 +310,12 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     memset(&ctx->cur, 0, sizeof ctx->cur);
     for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]); /* each pass lists the extras anew */
     ctx->nextras = 0;
+    /* A pass that completes its listing examines every key again, so its failures replace those of earlier
+     * passes: an object that failed twice is one failure, one that failed and was then copied is none. */
+    char *earlier[MAX_REPORTED];
+    size_t nearlier = ctx->nfailures;
+    memcpy(earlier, ctx->failures, nearlier * sizeof *earlier);
+    ctx->nfailures = 0;
     ev_now_update(ev);
     out->started = ev_now(ev);
     ctx->pass_started = out->started;
@@ -338,5 +354,12 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     if (p.deadline_hit && !out->error[0])
         snprintf(out->error, sizeof out->error, "the pass was stopped at the --maintenance-max deadline");
     if (ctx->manifest_failed && !out->error[0]) snprintf(out->error, sizeof out->error, "%s", ctx->manifest_error);
-    return (out->listing_failed || out->interrupted || ctx->manifest_failed) ? -1 : 0;
+    bool complete = !(out->listing_failed || out->interrupted || ctx->manifest_failed);
+    for (size_t i = 0; i < nearlier; i++) { /* an incomplete pass may not have reached them: keep them */
+        if (!complete && ctx->nfailures < MAX_REPORTED && !failure_noted(ctx, earlier[i]))
+            ctx->failures[ctx->nfailures++] = earlier[i];
+        else
+            free(earlier[i]);
+    }
+    return complete ? 0 : -1;
 }

@@ -420,6 +420,8 @@ static void print_pass(const struct rep_options *o, int n, const struct pass_res
 static int finish_pass(struct rep_ctx *ctx, struct manifest_writer *mw, int n, const struct pass_result *p)
 {
     stats_add(&ctx->total, &p->st);
+    /* a pass that completed its listing retried every earlier failure (see pass_run): its count is the run's */
+    if (!p->listing_failed && !p->interrupted && !ctx->manifest_failed) ctx->total.failed = p->st.failed;
     progress_clear(ctx->o);
     print_pass(ctx->o, n, p);
     if (!mw) return 0;
