@@ -310,12 +310,6 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     memset(&ctx->cur, 0, sizeof ctx->cur);
     for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]); /* each pass lists the extras anew */
     ctx->nextras = 0;
-    /* A pass that completes its listing examines every key again, so its failures replace those of earlier
-     * passes: an object that failed twice is one failure, one that failed and was then copied is none. */
-    char *earlier[MAX_REPORTED];
-    size_t nearlier = ctx->nfailures;
-    memcpy(earlier, ctx->failures, nearlier * sizeof *earlier);
-    ctx->nfailures = 0;
     ev_now_update(ev);
     out->started = ev_now(ev);
     ctx->pass_started = out->started;
@@ -341,6 +335,12 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
         p.deadline.data = &p;
         ev_timer_start(ev, &p.deadline);
     }
+    /* A pass that completes its listing examines every key again, so its failures replace those of earlier
+     * passes: an object that failed twice is one failure, one that failed and was then copied is none. */
+    char *earlier[MAX_REPORTED];
+    size_t nearlier = ctx->nfailures;
+    memcpy(earlier, ctx->failures, nearlier * sizeof *earlier);
+    ctx->nfailures = 0;
     schedule_pump(&p);
     while (!p.finished) ev_run(ev, 0);
     if (deadline > 0) ev_timer_stop(ev, &p.deadline);
