@@ -57,7 +57,8 @@ static int group_teardown(void **state)
 /* A fresh path in the test directory; the name is for reading failures. */
 static void tpath(char *buf, size_t n, const char *name)
 {
-    snprintf(buf, n, "%s/%u-%s", g_dir, ++g_seq, name);
+    int w = snprintf(buf, n, "%s/%u-%s", g_dir, ++g_seq, name);
+    assert_true(w > 0 && (size_t)w < n);
 }
 
 static void write_bytes(const char *path, const char *data, size_t len)
