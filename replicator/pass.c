@@ -1,9 +1,11 @@
 /* The merge-join of the source and target listings that drives the copies of one pass. */
 #include <errno.h>
+#include <cJSON.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "replicator/copy.h"
 #include "replicator/pass.h"
 #include "s3/list.h"
@@ -33,6 +35,7 @@ struct check {
 };
 
 static void pump(struct pass *p);
+static void sample_key(struct rep_ctx *ctx, const char *rel);
 
 static void schedule_pump(struct pass *p)
 {
@@ -219,7 +222,10 @@ static bool head(struct pass *p, bool src)
         case S3_LIST_OBJECT:
             if (reserved(o->key, plen)) continue;
             *h = o;
-            if (src) p->ctx->cur.listed++;
+            if (src) {
+                p->ctx->cur.listed++;
+                sample_key(p->ctx, o->key + plen);
+            }
             break;
         case S3_LIST_WAIT: return false;
         case S3_LIST_END: *end = true; break;
@@ -234,6 +240,142 @@ static bool head(struct pass *p, bool src)
         }
     }
     return true;
+}
+
+/* ---- key-range sampling ----
+ * Every sample_every-th source key is kept; when more than MAX_SAMPLE are kept, every other one is dropped
+ * and the step doubles. The kept keys split the next listing into about nranges equal ranges. */
+#define MAX_SAMPLE 256
+
+static void sample_key(struct rep_ctx *ctx, const char *rel)
+{
+    if (!ctx->sample_every) ctx->sample_every = 64;
+    if (ctx->sample_seen++ % ctx->sample_every != ctx->sample_every - 1) return;
+    if (!ctx->sample) {
+        ctx->sample = calloc(MAX_SAMPLE + 1, sizeof *ctx->sample);
+        if (!ctx->sample) return;
+    }
+    if (ctx->nsample == MAX_SAMPLE) {
+        size_t k = 0;
+        for (size_t i = 0; i < ctx->nsample; i++) {
+            if (i % 2) ctx->sample[k++] = ctx->sample[i];
+            else free(ctx->sample[i]);
+        }
+        ctx->nsample = k;
+        ctx->sample_every *= 2;
+    }
+    char *c = strdup(rel);
+    if (c) ctx->sample[ctx->nsample++] = c;
+}
+
+static void free_list(char **l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
+/* Turns the collected sample into the boundaries for the next pass (at most nranges - 1 of them). */
+static void sample_finish(struct rep_ctx *ctx)
+{
+    int nranges = ctx->o->list_ranges ? ctx->o->list_ranges : 16;
+    free_list(ctx->bounds, ctx->nbounds);
+    ctx->bounds = NULL;
+    ctx->nbounds = 0;
+    if (nranges > 1 && ctx->nsample >= 2) {
+        size_t want = (size_t)nranges - 1;
+        if (want > ctx->nsample) want = ctx->nsample;
+        ctx->bounds = calloc(want, sizeof *ctx->bounds);
+        for (size_t i = 0; ctx->bounds && i < want; i++) {
+            char *b = ctx->sample[(i + 1) * ctx->nsample / (want + 1)];
+            if (ctx->nbounds && strcmp(ctx->bounds[ctx->nbounds - 1], b) >= 0) continue;
+            ctx->bounds[ctx->nbounds] = strdup(b);
+            if (ctx->bounds[ctx->nbounds]) ctx->nbounds++;
+        }
+    }
+    /* ListObjectsV2 has no upper bound: size the pages to the keys a range is expected to hold, so that
+     * ranges do not list far past their end */
+    uint64_t per = ctx->sample_seen / (ctx->nbounds + 1);
+    uint64_t page = per + per / 4 + 16;
+    ctx->range_page = ctx->nbounds ? (int)(page > 1000 ? 1000 : page) : 0;
+    free_list(ctx->sample, ctx->nsample);
+    ctx->sample = NULL;
+    ctx->nsample = 0;
+    ctx->sample_every = 0;
+    ctx->sample_seen = 0;
+}
+
+void pass_bounds_free(struct rep_ctx *ctx)
+{
+    free_list(ctx->bounds, ctx->nbounds);
+    free_list(ctx->sample, ctx->nsample);
+    ctx->bounds = ctx->sample = NULL;
+    ctx->nbounds = ctx->nsample = 0;
+}
+
+void pass_bounds_load(struct rep_ctx *ctx, const char *state_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ranges.json", state_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!buf) return;
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    free(buf);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "bounds");
+    const cJSON *pg = cJSON_GetObjectItemCaseSensitive(j, "page");
+    int cnt = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0;
+    ctx->range_page = cJSON_IsNumber(pg) && pg->valuedouble >= 1 && pg->valuedouble <= 1000 ? pg->valueint : 0;
+    if (cnt > 0 && (ctx->bounds = calloc((size_t)cnt, sizeof *ctx->bounds))) {
+        for (int i = 0; i < cnt; i++) {
+            const cJSON *e = cJSON_GetArrayItem(a, i);
+            if (!cJSON_IsString(e)) continue;
+            if (ctx->nbounds && strcmp(ctx->bounds[ctx->nbounds - 1], e->valuestring) >= 0) continue;
+            if ((ctx->bounds[ctx->nbounds] = strdup(e->valuestring))) ctx->nbounds++;
+        }
+    }
+    cJSON_Delete(j);
+}
+
+void pass_bounds_save(struct rep_ctx *ctx, const char *state_dir)
+{
+    if (!ctx->nbounds) return;
+    cJSON *j = cJSON_CreateObject();
+    cJSON *a = j ? cJSON_AddArrayToObject(j, "bounds") : NULL;
+    if (j) cJSON_AddNumberToObject(j, "page", ctx->range_page);
+    for (size_t i = 0; a && i < ctx->nbounds; i++) cJSON_AddItemToArray(a, cJSON_CreateString(ctx->bounds[i]));
+    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/ranges.json", state_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = t ? fopen(tmp, "w") : NULL;
+    if (f) {
+        bool ok = fputs(t, f) >= 0;
+        if (fclose(f) == 0 && ok) rename(tmp, path);
+        else unlink(tmp);
+    }
+    free(t);
+}
+
+/* Full keys for the boundaries that fall inside (start_after, end_before) of this run. */
+static char **map_bounds(struct rep_ctx *ctx, const char *prefix, size_t *n)
+{
+    const struct rep_options *o = ctx->o;
+    size_t pl = strlen(o->src_prefix);
+    const char *sa = o->start_after && strncmp(o->start_after, o->src_prefix, pl) == 0 ? o->start_after + pl : NULL;
+    const char *eb = o->end_before && strncmp(o->end_before, o->src_prefix, pl) == 0 ? o->end_before + pl : NULL;
+    *n = 0;
+    if (!ctx->nbounds) return NULL;
+    char **out = calloc(ctx->nbounds, sizeof *out);
+    for (size_t i = 0; out && i < ctx->nbounds; i++) {
+        if ((sa && strcmp(ctx->bounds[i], sa) <= 0) || (eb && strcmp(ctx->bounds[i], eb) >= 0)) continue;
+        if (asprintf(&out[*n], "%s%s", prefix, ctx->bounds[i]) >= 0) (*n)++;
+    }
+    return out;
 }
 
 static void pump(struct pass *p)
@@ -320,8 +462,15 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     p.kick.data = &p;
 
     char *dst_sa = map_bound(o, o->start_after), *dst_eb = map_bound(o, o->end_before);
-    p.src_l = s3_lister_new(ctx->src, o->src_bucket, o->src_prefix, o->start_after, o->end_before, 0, lister_ready, &p);
-    p.dst_l = s3_lister_new(ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, 0, lister_ready, &p);
+    /* both listings split at the same relative keys, each range listed in parallel */
+    size_t nsb = 0, ndb = 0;
+    char **sb = map_bounds(ctx, o->src_prefix, &nsb), **db = map_bounds(ctx, o->dst_prefix, &ndb);
+    p.src_l = s3_lister_new_split(ctx->src, o->src_bucket, o->src_prefix, o->start_after, o->end_before,
+                                  (const char *const *)sb, nsb, nsb ? ctx->range_page : 0, lister_ready, &p);
+    p.dst_l = s3_lister_new_split(ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, (const char *const *)db,
+                                  ndb, ndb ? ctx->range_page : 0, lister_ready, &p);
+    free_list(sb, nsb);
+    free_list(db, ndb);
     free(dst_sa);
     free(dst_eb);
     if (!p.src_l || !p.dst_l) {
@@ -347,6 +496,7 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     ev_idle_stop(ev, &p.kick);
     s3_lister_free(p.src_l);
     s3_lister_free(p.dst_l);
+    if (!out->listing_failed && !ctx->interrupted && !p.deadline_hit) sample_finish(ctx);
     ev_now_update(ev);
     out->duration = ev_now(ev) - out->started;
     out->st = ctx->cur;

@@ -49,11 +49,23 @@ struct rep_ctx {
     size_t nextras;
     struct rep_stats total;  /* all passes */
     struct rep_stats cur;    /* the pass running now */
+    /* Key-range boundaries (relative keys, sorted) sampled from the previous listing, so the next pass can
+     * list the key space in parallel ranges. */
+    char **bounds;
+    size_t nbounds;
+    char **sample;           /* being collected during the current pass */
+    size_t nsample, sample_every;
+    uint64_t sample_seen;
+    int range_page;          /* keys per listing page when listing in ranges */
     double pass_started;
 };
 
 /* Records a failure line ("key: reason") for the final report (keeps the first MAX_REPORTED). */
 void rep_note_failure(struct rep_ctx *ctx, const char *key, const char *reason);
 void rep_note_extra(struct rep_ctx *ctx, const char *key);
+/* Range boundaries: persisted in the state folder between runs (replicator/pass.c). */
+void pass_bounds_load(struct rep_ctx *ctx, const char *state_dir);
+void pass_bounds_save(struct rep_ctx *ctx, const char *state_dir);
+void pass_bounds_free(struct rep_ctx *ctx);
 
 #endif

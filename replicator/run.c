@@ -95,6 +95,7 @@ void rep_close(struct rep_ctx *ctx)
     s3_client_free(ctx->dst);
     s3_loop_free(ctx->loop);
     manifest_index_free(ctx->idx);
+    pass_bounds_free(ctx);
     for (size_t i = 0; i < ctx->nfailures; i++) free(ctx->failures[i]);
     for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]);
     s3_config_free(&g_src_cfg);
@@ -516,6 +517,7 @@ int run_replicate(const struct rep_options *o)
             ctx->server_side ? "server-side" : "streamed", o->dry_run ? ", dry run: nothing is written" : "");
     if (!o->dry_run) abort_leftovers(ctx);
     load_index(ctx, state);
+    pass_bounds_load(ctx, state);
 
     if (!o->dry_run) {
         snprintf(manifest_path, sizeof manifest_path, "%s/manifests/%s.jsonl", state, run_id);
@@ -619,6 +621,7 @@ int run_replicate(const struct rep_options *o)
         }
     }
     sum.gap = gap;
+    if (!o->dry_run) pass_bounds_save(ctx, state);
 
     if (ctx->interrupted) {
         sum.result = "interrupted";
