@@ -87,5 +87,21 @@ if diff -r "$work/src" "$work/dst" >/dev/null; then
 else
   bad "target differs from source"; diff -rq "$work/src" "$work/dst" | head
 fi
+# ---- a corrupt and a truncated manifest in the state folder never stop a new run from a correct backup
+for m in "$work"/state/*/manifests/*.jsonl; do
+  head -c 300 "$m" >"$m.cut" && mv "$m.cut" "$m" # truncated mid-line
+  break
+done
+printf '{"t":"object","key":\n\x00garbage\n' >"$work/state/$(ls "$work/state" | head -n 1)/manifests/99999999T000000Z-zzzz.jsonl"
+A "$TOOLS/s3tool" fill "$src" after/ 20 100 200 13 || exit 1
+"$REPLICATE" "${args[@]}" --settle 60 --json "s3://$src" "s3://$dst" >"$work/run3.json" 2>"$work/run3.err"
+rc=$?
+[ "$rc" = 0 ] && ok "a run with a corrupt and a truncated manifest in its state folder completed" \
+  || { bad "exit $rc with corrupt manifests"; tail "$work/run3.err"; }
+grep -qiE 'corrupt|unreadable' "$work/run3.err" && ok "and reported them: $(grep -m1 -iE 'corrupt|unreadable' "$work/run3.err")" \
+  || bad "the corrupt manifests were not reported"
+copied=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["objects_copied"])' "$work/run3.json")
+[ "$copied" = 20 ] && ok "it copied exactly the 20 new objects" || bad "it copied $copied objects (expected 20)"
+
 echo "resume: $fails failure(s)"
 [ "$fails" = 0 ]
