@@ -670,6 +670,11 @@ out:
             fprintf(stderr, "replicate: the manifest %s could not be written completely (%s); this run is not "
                             "recorded as successful. Free space in the state directory.\n",
                     manifest_path, ctx->manifest_error[0] ? ctx->manifest_error : strerror(errno));
+            /* without its header (a full disk from the start) it is not a manifest: do not leave it as the latest */
+            struct manifest_summary ms;
+            char merr[256];
+            if (manifest_summary_read(manifest_path, &ms, merr, sizeof merr) == 0) manifest_summary_free(&ms);
+            else if (unlink(manifest_path) == 0) manifest_path[0] = '\0';
         } else if (!ctx->interrupted || true) {
             if (upload_manifest(ctx, manifest_path, run_id) != 0) {
                 s3_log(S3_LOG_WARN, "the manifest stays local (%s): uploading it to the target failed", manifest_path);
