@@ -44,6 +44,7 @@ struct part {
 #define MAX_REFRESH 3
 #define MAX_INTEGRITY 3
 #define PARTS_PER_JOB 4
+#define SMALL_STREAM_MAX (256u * 1024)
 
 struct copy_job {
     struct rep_ctx *ctx;
@@ -302,6 +303,13 @@ static void copy_done(struct s3_response *r, void *ud)
     free(lm);
     take_result(job, r, etag);
     s3_response_free(r);
+    if (job->ctx->target_versioned && job->ctx->copy_names_version == 0) {
+        job->ctx->copy_names_version = job->version_id ? 1 : -1;
+        if (!job->version_id)
+            s3_log(S3_LOG_INFO, "the target does not name the new version in CopyObject replies: objects up to "
+                                "%llu bytes are copied by GET+PUT from now on (one request pair instead of "
+                                "CopyObject+HEAD)", (unsigned long long)SMALL_STREAM_MAX);
+    }
     finish_written(job);
 }
 
@@ -721,7 +729,11 @@ static void job_start(struct copy_job *job)
     /* Ceph RGW decodes an UploadPartCopy source twice: a key with '%' would copy another object's bytes (or
      * crash the server), so such keys take the streamed multipart path. */
     job->part_copy = ctx->server_side && job->size > o->copy_threshold && !strchr(job->key, '%');
-    if (ctx->server_side && (job->size <= o->copy_threshold || job->part_copy)) {
+    /* On a server whose CopyObject reply names no version (Ceph RGW), a server-side copy of a small object
+     * costs CopyObject + HEAD; GET + PUT costs the same two requests, less server work, and the PUT names
+     * the version. */
+    bool small_streamed = ctx->copy_names_version < 0 && job->size <= SMALL_STREAM_MAX;
+    if (ctx->server_side && !small_streamed && (job->size <= o->copy_threshold || job->part_copy)) {
         if (job->size <= o->copy_threshold) start_server_copy(job);
         else {
             set_state(job, CS_HEAD);

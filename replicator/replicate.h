@@ -32,6 +32,7 @@ struct rep_ctx {
     struct s3_reader *dst_r;
     bool server_side;            /* same endpoint and identity: CopyObject instead of GET+PUT */
     bool target_versioned;       /* versioning Enabled on the target */
+    int copy_names_version;      /* CopyObject replies carry x-amz-version-id: 1 yes, -1 no, 0 unknown */
     struct manifest_writer *mw;  /* NULL in dry runs */
     struct manifest_index *idx;  /* target key -> source ETag where the ETags differ */
     int pass;                    /* current pass number, 1-based */
