@@ -160,8 +160,9 @@ static void on_progress(struct ev_loop *ev, ev_timer *w, int revents)
     fmt_bytes(s->bytes, b, sizeof b);
     fmt_bytes(el > 0 ? (uint64_t)(s->bytes / el) : 0, r, sizeof r);
     if (ctx->o->progress)
-        fprintf(stderr, "\r\033[Kpass %d: listed %llu, copied %llu (%s, %s/s), unchanged %llu, failed %llu",
-                ctx->pass, (unsigned long long)s->listed, (unsigned long long)s->copied, b, r,
+        fprintf(stderr, "\r\033[Kpass %d: listed %llu, copied %llu (%s; %.0f obj/s, %s/s), unchanged %llu, failed %llu",
+                ctx->pass, (unsigned long long)s->listed, (unsigned long long)s->copied, b,
+                el > 0 ? s->copied / el : 0.0, r,
                 (unsigned long long)s->skipped, (unsigned long long)s->failed);
     else
         s3_log(S3_LOG_INFO, "progress pass=%d listed=%llu copied=%llu bytes=%llu unchanged=%llu failed=%llu", ctx->pass,
