@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cross-endpoint replication: source on RGW A, target on RGW B, separate credentials (profiles a and b in a
 # temporary credentials file), so every object is streamed GET -> PUT, multipart above --multipart-threshold
-# 8MiB in 5 MiB parts. The source is the one of test_replicate_same.sh (awkward keys, 0-byte object, 12 and
-# 20 MiB objects, every preserved header and user metadata, 1,100 small objects). Afterwards awscli must see
+# 8MiB in 5 MiB parts. The source is the one of test_replicate_same.sh (awkward keys, 0-byte object, 12, 20 and
+# 11 MiB objects, every preserved header and user metadata, 1,100 small objects). Afterwards awscli must see
 # the same keys, sizes, content MD5s, headers and user metadata on B, and the objects whose ETag differs must
 # carry x-amz-meta-replicate-source-etag = the source ETag.
 # Exit 0 pass, 77 skip, anything else fail.
@@ -47,7 +47,7 @@ check "the target on B has the same keys, sizes, content MD5s, headers and metad
   compare_snapshots "$T_TMP/src.json" "$T_TMP/dst.json"
 check "the target carries .replicate/marker" \
   test "$(jget "$T_TMP/dst.json" "'.replicate/marker' in d['objects']")" = true
-for k in "$KEY_BIG1" "$KEY_BIG2"; do
+for k in "$KEY_BIG1" "$KEY_BIG2" "$KEY_BIG3"; do
   rec=$(jget "$T_TMP/dst.json" "d['objects']['$k']['metadata'].get('replicate-source-etag')")
   want=$(jget "$T_TMP/src.json" "d['objects']['$k']['etag']")
   got=$(jget "$T_TMP/dst.json" "d['objects']['$k']['etag']")

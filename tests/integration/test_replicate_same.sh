@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Same-endpoint replication (both buckets on RGW A, one profile: server-side copies). The source holds awkward
-# keys (space, +, %, #, ?, unicode, //, trailing /, a 1,000-byte key), a 0-byte object, a 12 MiB and a 20 MiB
-# multipart object, objects with every preserved header and user metadata, and 1,100 small objects.
+# keys (space, +, %, #, ?, unicode, //, trailing /, a 1,000-byte key), a 0-byte object, a 12 MiB, a 20 MiB
+# multipart and an 11 MiB awkwardly named object, objects with every preserved header and user metadata, and
+# 1,100 small objects.
 #   run 1: --multipart-threshold 8MiB --part-size 5MiB (CopyObject for everything)
-#   run 2: into another target with --copy-threshold 10MiB, so both big objects go through UploadPartCopy
+#   run 2: into another target with --copy-threshold 10MiB, so the 12 and 20 MiB objects go through
+#          UploadPartCopy (checked in RGW's log); the awkward 11 MiB key must arrive intact however it is copied
 # After each, awscli must see in the target the same keys, sizes, content MD5s, headers and user metadata.
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
@@ -11,11 +13,11 @@
 lib_init test_replicate_same
 
 src=$(bucket src) dst=$(bucket dst) dst2=$(bucket dst-upc)
-no_client_get() { # RUN FROM: replicate did not GET the big source objects (awscli's own reads are ignored)
+no_client_get() { # RUN FROM [KEY-REGEX]: replicate did not GET the big source objects (awscli's reads ignored)
   local gets
-  gets=$(log_requests a "$2" "\"GET /$src/big/" | grep -av 'aws-cli/')
+  gets=$(log_requests a "$2" "\"GET /$src/big/${3:-}" | grep -av 'aws-cli/')
   if [ -z "$gets" ]; then
-    ok "$1: the big objects' bytes never went through the client (no GET of $src/big/* by it in RGW's log)"
+    ok "$1: the big objects' bytes never went through the client (no GET of $src/big/${3:-*} by it in RGW's log)"
   else
     bad "$1: server-side copy, yet the big objects were read through the client:"
     head -n 5 <<<"$gets" | indent
@@ -70,13 +72,14 @@ for k in "$KEY_BIG1" "$KEY_BIG2"; do
   check "run 2: $k was copied with UploadPartCopy in $want parts of 5 MiB (RGW logged $parts distinct parts answered 200)" \
     test "$parts" -eq "$want"
 done
-no_client_get run2 "$mark"
+# (not the awkward key: RGW decodes an UploadPartCopy source twice, so replicate streams keys with '%')
+no_client_get run2 "$mark" '(single-12m|multipart-20m)\.bin'
 small_upc=$(log_requests a "$mark" "\"PUT /$dst2/(bulk|meta|special|empty)/[^ ]*\\?partNumber=" | head -n 3)
 check "run 2: objects below the copy threshold were not copied in parts" test -z "$small_upc"
 snapshot_wait "$T_TMP/dst2.json"
 check "run 2: the target has the same keys, sizes, content MD5s, headers and metadata as the source" \
   compare_snapshots "$T_TMP/src.json" "$T_TMP/dst2.json"
-for k in "$KEY_BIG1" "$KEY_BIG2"; do
+for k in "$KEY_BIG1" "$KEY_BIG2" "$KEY_BIG3"; do
   rec=$(jget "$T_TMP/dst2.json" "d['objects']['$k']['metadata'].get('replicate-source-etag')")
   want=$(jget "$T_TMP/src.json" "d['objects']['$k']['etag']")
   got=$(jget "$T_TMP/dst2.json" "d['objects']['$k']['etag']")
