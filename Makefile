@@ -22,6 +22,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 APP_OBJ := $(APP_LIB:%.c=$(BUILD)/%.o)
 UNIT_SRC:= $(wildcard tests/unit/test_*.c)
 UNIT_BIN:= $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC:= $(wildcard tests/fuzz/fuzz_*.c)
+UNIT_BIN+= $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 TOOL_SRC:= $(wildcard tests/tools/*.c)
 TOOL_BIN:= $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 ITEST_SRC:= $(wildcard tests/integration/*.c)
@@ -51,6 +53,32 @@ $(BUILD)/itests/%: tests/integration/%.c $(APP_OBJ) $(LIB_OBJ)
 $(BUILD)/tools/%: tests/tools/%.c $(APP_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+# Saved fuzz inputs (tests/fuzz/corpus/NAME) replayed as unit tests with any compiler (tests/fuzz/replay_main.c),
+# the target and the code under it built with ASan+UBSan when the compiler has them.
+REPLAY_SAN := $(if $(SANITIZE),,$(shell echo 'int main(void){return 0;}' | $(CC) -x c -fsanitize=address,undefined -o /dev/null - 2>/dev/null && echo -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer))
+$(BUILD)/replay/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(REPLAY_SAN) -c -o $@ $<
+$(BUILD)/tests/replay_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(APP_LIB:%.c=$(BUILD)/replay/%.o) $(LIB_SRC:%.c=$(BUILD)/replay/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(REPLAY_SAN) -DFUZZ_CORPUS='"tests/fuzz/corpus/$*"' $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS) -lcmocka
+
+# libFuzzer targets (clang; `make fuzz` installs it): each runs FUZZ_SECONDS on a scratch dir + the corpus.
+FUZZ_CC  ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c -o $@ $<
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(APP_LIB:%.c=$(BUILD)/fuzz/obj/%.o) $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+	$(FUZZ_CC) $(CFLAGS) -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LDLIBS)
+.PRECIOUS: $(BUILD)/replay/%.o $(BUILD)/fuzz/obj/%.o
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BIN)
 
 # Offline tests: no server, seconds.
 unit: $(UNIT_BIN)

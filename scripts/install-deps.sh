@@ -8,6 +8,7 @@ pkgs=(
   ceph-mon ceph-osd radosgw ceph-common   # the test S3 server (Ceph RGW on loopback, scripts/rgw.sh)
   awscli rclone curl procps python3       # independent clients and helpers for tests and benchmarks only
 )
+if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-dev); fi # `make fuzz` only: clang and its libFuzzer runtime
 
 missing=()
 for p in "${pkgs[@]}"; do
