@@ -5,8 +5,9 @@
 # an <Error> body for CopyObject, UploadPartCopy and CompleteMultipartUpload):
 #   same-endpoint (CopyObject and UploadPartCopy, both sides through one proxy in front of A) and
 #   cross-endpoint (streamed GET -> PUT and multipart; a proxy in front of A and another in front of B):
-# exit 0, and the target equals the source (awscli against RGW directly: keys, sizes, content). Then a
-# delta run whose listing replies are truncated, garbled or oversized XML a quarter of the time: exit 0.
+# exit 0, the target equals the source (awscli against RGW directly: keys, sizes, content), and every object
+# the manifest records is in the target as the recorded version. Then a delta run whose listing replies are
+# truncated, garbled or oversized XML a quarter of the time: exit 0.
 # FAULT_SEED=N picks another fault sequence.
 . "$(dirname "$0")/faultlib.sh"
 
@@ -57,6 +58,7 @@ show_counts p-same
 n=$(grep -c "^PUT /$dst1/m/[a-z-]*?partNumber=.* -> 200" "$work/p-same.log")
 [ "$n" -ge 11 ] && ok "UploadPartCopy used for the objects over --copy-threshold ($n parts)" || bad "only $n UploadPartCopy parts"
 same_content awsA "$src" awsA "$dst1" same-endpoint
+recorded_exist "$(ls "$work"/state-same-endpoint/*/manifests/*.jsonl | head -n 1)" awsA "$dst1" same-endpoint
 
 # ---- cross endpoint: streamed GET -> PUT, ranged GET -> UploadPart
 dst2=$tag-cross
@@ -76,6 +78,7 @@ show_counts p-cross-b
 n=$(grep -c "^PUT /$dst2/m/[a-z-]*?partNumber=.* -> 200" "$work/p-cross-b.log")
 [ "$n" -ge 13 ] && ok "multipart UploadPart used for the objects over --multipart-threshold ($n parts)" || bad "only $n UploadPart parts"
 same_content awsA "$src" awsB "$dst2" cross-endpoint
+recorded_exist "$(ls "$work"/state-cross-endpoint/*/manifests/*.jsonl | head -n 1)" awsB "$dst2" cross-endpoint
 
 kinds=$(python3 - "$work"/p-same.counts.json "$work"/p-cross-?.counts.json <<'EOF'
 import json, sys
