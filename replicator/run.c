@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "manifest/manifest.h"
 #include "replicator/maintenance.h"
+#include "replicator/output.h"
 #include "replicator/notify.h"
 #include "replicator/pass.h"
 #include "replicator/run.h"
@@ -104,34 +105,6 @@ void rep_close(struct rep_ctx *ctx)
 
 /* ---- output ---- */
 
-static FILE *human(const struct rep_options *o)
-{
-    if (o->quiet) return NULL;
-    return o->json ? stderr : stdout;
-}
-
-static void say(const struct rep_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const struct rep_options *o, const char *fmt, ...)
-{
-    FILE *f = human(o);
-    if (!f) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fflush(f);
-}
-
-static void fmt_bytes(uint64_t b, char *out, size_t n)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 4) v /= 1024, i++;
-    if (i == 0) snprintf(out, n, "%llu B", (unsigned long long)b);
-    else snprintf(out, n, "%.1f %s", v, u[i]);
-}
-
 /* ---- signals and progress ---- */
 
 static struct rep_ctx *g_ctx;
@@ -157,8 +130,8 @@ static void on_progress(struct ev_loop *ev, ev_timer *w, int revents)
     const struct rep_stats *s = &ctx->cur;
     double el = ev_now(ev) - ctx->pass_started;
     char b[32], r[32];
-    fmt_bytes(s->bytes, b, sizeof b);
-    fmt_bytes(el > 0 ? (uint64_t)(s->bytes / el) : 0, r, sizeof r);
+    rep_fmt_bytes(s->bytes, b, sizeof b);
+    rep_fmt_bytes(el > 0 ? (uint64_t)(s->bytes / el) : 0, r, sizeof r);
     if (ctx->o->progress)
         fprintf(stderr, "\r\033[Kpass %d: listed %llu, copied %llu (%s; %.0f obj/s, %s/s), unchanged %llu, failed %llu",
                 ctx->pass, (unsigned long long)s->listed, (unsigned long long)s->copied, b,
@@ -413,8 +386,8 @@ static void write_metrics(const struct rep_options *o, struct rep_ctx *ctx, cons
 static void print_pass(const struct rep_options *o, int n, const struct pass_result *p)
 {
     char b[32];
-    fmt_bytes(p->st.bytes, b, sizeof b);
-    say(o, "pass %d%s: listed %llu, copied %llu (%s), unchanged %llu, failed %llu, %.2fs\n", n,
+    rep_fmt_bytes(p->st.bytes, b, sizeof b);
+    rep_say(o, "pass %d%s: listed %llu, copied %llu (%s), unchanged %llu, failed %llu, %.2fs\n", n,
         p->maintenance ? " (maintenance on)" : "", (unsigned long long)p->st.listed, (unsigned long long)p->st.copied,
         b, (unsigned long long)p->st.skipped, (unsigned long long)p->st.failed, p->duration);
 }
@@ -514,7 +487,7 @@ int run_replicate(const struct rep_options *o)
         goto out;
     }
     if (!o->quiet)
-        say(o, "replicating %s -> %s (%s copy%s)\n", o->src_url, o->dst_url,
+        rep_say(o, "replicating %s -> %s (%s copy%s)\n", o->src_url, o->dst_url,
             ctx->server_side ? "server-side" : "streamed", o->dry_run ? ", dry run: nothing is written" : "");
     if (!o->dry_run) abort_leftovers(ctx);
     load_index(ctx, state);
@@ -577,7 +550,7 @@ int run_replicate(const struct rep_options *o)
             break;
         }
         if (n < o->max_passes)
-            say(o, "pass %d took %.1fs (> --settle %.0fs): running a delta pass for what changed meanwhile\n", n,
+            rep_say(o, "pass %d took %.1fs (> --settle %.0fs): running a delta pass for what changed meanwhile\n", n,
                 pr->duration, o->settle);
     }
 
@@ -592,7 +565,7 @@ int run_replicate(const struct rep_options *o)
             sum.exit_code = EXIT_FAILED;
             converged = false;
         } else {
-            say(o, "maintenance on (%s); waiting %.1fs for in-flight writes\n",
+            rep_say(o, "maintenance on (%s); waiting %.1fs for in-flight writes\n",
                 o->maint_file ? o->maint_file : "command", o->grace);
             ev_now_update(ev);
             double deadline = ev_now(ev) + o->maint_max;
@@ -617,7 +590,7 @@ int run_replicate(const struct rep_options *o)
                 snprintf(message, sizeof message, "maintenance off failed: %s", err);
                 converged = false;
             } else {
-                say(o, "maintenance off\n");
+                rep_say(o, "maintenance off\n");
             }
         }
     }
@@ -690,19 +663,19 @@ out:
     progress_clear(o);
     if (sum.passes > 0 || sum.exit_code == EXIT_OK) {
         char b[32];
-        fmt_bytes(ctx->total.bytes, b, sizeof b);
-        say(o, "%s: %llu objects %s (%s) in %d pass%s, %.1fs; failed %llu; deleted at source (kept) %llu\n",
+        rep_fmt_bytes(ctx->total.bytes, b, sizeof b);
+        rep_say(o, "%s: %llu objects %s (%s) in %d pass%s, %.1fs; failed %llu; deleted at source (kept) %llu\n",
             sum.exit_code == 0 ? (o->dry_run ? "dry run" : "done") : sum.result, (unsigned long long)ctx->total.copied,
             o->dry_run ? "would be copied" : "copied", b, sum.passes,
             sum.passes == 1 ? "" : "es", sum.duration, (unsigned long long)ctx->total.failed,
             (unsigned long long)ctx->total.extra);
-        if (sum.gap_zero_by_flag) say(o, "gap: 0s (the final pass ran with the maintenance flag on)\n");
+        if (sum.gap_zero_by_flag) rep_say(o, "gap: 0s (the final pass ran with the maintenance flag on)\n");
         else if (sum.passes > 0)
-            say(o, "gap: %.2fs (the last pass ran without a maintenance flag: writes in that window may be missed)\n",
+            rep_say(o, "gap: %.2fs (the last pass ran without a maintenance flag: writes in that window may be missed)\n",
                 sum.gap);
-        for (size_t i = 0; i < ctx->nextras; i++) say(o, "  deleted at source, kept in target: %s\n", ctx->extras[i]);
+        for (size_t i = 0; i < ctx->nextras; i++) rep_say(o, "  deleted at source, kept in target: %s\n", ctx->extras[i]);
         if (ctx->total.extra > ctx->nextras)
-            say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));
+            rep_say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));
     }
     for (size_t i = 0; i < ctx->nfailures; i++) fprintf(stderr, "replicate: FAILED %s\n", ctx->failures[i]);
     if (ctx->total.failed > ctx->nfailures)

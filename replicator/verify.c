@@ -16,6 +16,7 @@
 #include "replicator/run.h"
 #include "replicator/state.h"
 #include "replicator/target.h"
+#include "replicator/output.h"
 #include "replicator/verify.h"
 #include "s3/list.h"
 #include "s3/log.h"
@@ -30,23 +31,6 @@
 
 /* ---- output helpers ---- */
 
-static FILE *human(const struct rep_options *o)
-{
-    if (o->quiet) return NULL;
-    return o->json ? stderr : stdout;
-}
-
-static void say(const struct rep_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const struct rep_options *o, const char *fmt, ...)
-{
-    FILE *f = human(o);
-    if (!f) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-}
-
 /* A key with control characters escaped, so a hostile key cannot rewrite the terminal. */
 static void put_key(FILE *f, const char *k)
 {
@@ -57,19 +41,6 @@ static void put_key(FILE *f, const char *k)
         else
             fputc(*p, f);
     }
-}
-
-static void fmt_bytes(uint64_t b, char *out, size_t n)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)b;
-    int i = 0;
-    while (v >= 1024 && i < 4)
-        v /= 1024, i++;
-    if (i == 0)
-        snprintf(out, n, "%llu B", (unsigned long long)b);
-    else
-        snprintf(out, n, "%.1f %s", v, u[i]);
 }
 
 /* Unix seconds as "2026-11-26T16:02:01Z" (iso) or "2026-11-26 16:02:01 UTC". */
@@ -1347,13 +1318,13 @@ int run_verify(const struct rep_options *o)
     struct ev_loop *ev = s3_loop_ev(ctx->loop);
     ev_now_update(ev);
     double t0 = ev_now(ev);
-    FILE *hf = human(o);
+    FILE *hf = rep_human(o);
     char err[768];
     int stored_total = 0;
     int exit_code = EXIT_OK;
     const char *result = "ok";
 
-    say(o, "verifying %s -> %s%s\n", o->src_url, o->dst_url,
+    rep_say(o, "verifying %s -> %s%s\n", o->src_url, o->dst_url,
         o->deep ? (o->sample < 100 ? " (deep, sampled)" : " (deep: reading both sides)") : "");
 
     /* 1. the target must still be versioned */
@@ -1436,7 +1407,7 @@ out:
                 (unsigned long long)c->by_manifest, (unsigned long long)c->by_header,
                 (unsigned long long)c->heads);
         if (o->deep) {
-            fmt_bytes(c->deep_bytes, b, sizeof b);
+            rep_fmt_bytes(c->deep_bytes, b, sizeof b);
             fprintf(
                 hf,
                 "deep: %llu objects read on both sides (%s, %.0f%% sample), %llu with identical content\n",
@@ -1566,7 +1537,7 @@ static void print_run(FILE *f, const char *title, const struct run_info *r, doub
     fmt_time(s->trailer.ended, false, when, sizeof when);
     fmt_age(now - (double)s->trailer.ended, age, sizeof age);
     fprintf(f, "  ended:    %s (%s)\n", when, age);
-    fmt_bytes(s->trailer.bytes, b, sizeof b);
+    rep_fmt_bytes(s->trailer.bytes, b, sizeof b);
     fprintf(f, "  copied:   %llu objects, %s (%llu bytes); failed %llu\n",
             (unsigned long long)s->trailer.objects, b, (unsigned long long)s->trailer.bytes,
             (unsigned long long)s->trailer.failed);
@@ -1589,7 +1560,7 @@ int run_status(const struct rep_options *o)
     }
     struct signals sg;
     signals_start(ctx, &sg);
-    FILE *hf = human(o);
+    FILE *hf = rep_human(o);
     char err[1024];
     int exit_code = EXIT_OK;
     struct stored_manifest *sm = NULL;
