@@ -48,7 +48,7 @@ char *target_versioning(struct s3_reader *r, const char *bucket, char *err, size
     return status;
 }
 
-/* 1 = the marker exists, 0 = it does not, -1 = error (printed). */
+/* 1 = the marker exists, 0 = it does not, -1 = error, -2 = access denied (printed). */
 static int has_marker(struct s3_reader *r, const char *bucket, const char *side)
 {
     struct s3_request_spec s = {.method = "HEAD", .bucket = bucket, .key = MARKER_KEY};
@@ -62,7 +62,7 @@ static int has_marker(struct s3_reader *r, const char *bucket, const char *side)
         if (resp->status == 403)
             fprintf(stderr, "  Check the %s credentials (profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and endpoint.\n",
                     side);
-        rc = -1;
+        rc = resp->status == 403 ? -2 : -1;
     }
     s3_response_free(resp);
     return rc;
@@ -137,7 +137,7 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
 
     /* 2. the source must not be a replica (swapped arguments) */
     int src_marker = has_marker(ctx->src, o->src_bucket, "source");
-    if (src_marker < 0) return EXIT_FAILED;
+    if (src_marker < 0) return src_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
     if (src_marker && !o->source_is_replica && strcmp(o->src_bucket, o->dst_bucket) != 0) {
         fprintf(stderr,
                 "replicate: refused: the source s3://%s holds %s, so it is a replica written by replicate.\n"
@@ -161,7 +161,7 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
 
     /* 4. the target: marker, or empty */
     int dst_marker = has_marker(ctx->dst_r, o->dst_bucket, "target");
-    if (dst_marker < 0) return EXIT_FAILED;
+    if (dst_marker < 0) return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
     bool need_marker = false;
     if (!dst_marker) {
         int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket);

@@ -799,7 +799,11 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         break;
     case S3_ERR_HTTP:
         snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: HTTP %ld %s%s%s%s", rq->method, rq->bucket, k,
-                 status, einfo.code ? einfo.code : (status == 404 ? "NotFound" : ""),
+                 status,
+                 einfo.code ? einfo.code
+                 : status == 404 ? "NotFound"
+                 : status == 403 ? "Forbidden (wrong access key or secret, no permission, or the wrong region)"
+                                 : "",
                  einfo.message && einfo.message[0] ? ": " : "", einfo.message ? einfo.message : "",
                  rq->attempt > 1 ? " (after retries)" : "");
         break;

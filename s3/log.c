@@ -26,7 +26,7 @@ int s3_log_enabled(enum s3_log_level level)
 
 void s3_log_add_secret(const char *secret)
 {
-    if (!secret || strlen(secret) < 4) return;
+    if (!secret || strlen(secret) < 8) return; /* shorter values would blank ordinary words */
     for (int i = 0; i < MAX_SECRETS; i++) {
         if (g_secrets[i] && strcmp(g_secrets[i], secret) == 0) return;
         if (!g_secrets[i]) {
