@@ -1,11 +1,12 @@
-/* Replays saved inputs through a libFuzzer target without libFuzzer (any C compiler): each file is one cmocka
- * test that hands its bytes to LLVMFuzzerTestOneInput, so `make unit` and `make check` catch a regression on
- * the corpus and on every crash reproducer kept there. The Makefile links this with tests/fuzz/fuzz_NAME.c
- * into BUILD/tests/replay_fuzz_NAME, with AddressSanitizer and UBSan when the compiler has them.
+/* Replays saved inputs through a libFuzzer target without libFuzzer (any C compiler): every file is handed to
+ * LLVMFuzzerTestOneInput, so `make unit` and `make check` catch a regression on the corpus and on every crash
+ * reproducer kept there. The Makefile links this with tests/fuzz/fuzz_NAME.c into
+ * BUILD/tests/replay_fuzz_NAME, with AddressSanitizer and UBSan when the compiler has them.
  *   replay_fuzz_NAME [DIR|FILE]...   without arguments: FUZZ_CORPUS (tests/fuzz/corpus/NAME, from the
  *                                    repository root, where make and scripts/check.sh run)
- * Files in a directory run in name order; names starting with '.' are skipped. TMPDIR points at a fresh
- * directory for the run (targets may write files there) which is removed at the end. */
+ * Each argument is one cmocka test; the files of a directory run in name order (names starting with '.' are
+ * skipped). An input that crashes the target (abort, a signal, a sanitizer report) is named on stderr before
+ * the process dies. TMPDIR points at a fresh directory (targets may write files) removed at the end. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,21 +33,49 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
-static struct CMUnitTest *g_tests;
-static size_t g_n, g_cap;
+/* One argument: its files. */
+struct input_set {
+    char *name;
+    char **files;
+    size_t n, cap;
+};
 
-static int add_file(const char *path)
+static const char *volatile g_current; /* the input being replayed, for the crash message */
+
+/* Sanitizers report, then abort() (instead of _exit), so that the handler below names the input. */
+const char *__asan_default_options(void);
+const char *__ubsan_default_options(void);
+const char *__asan_default_options(void)
 {
-    if (g_n == g_cap) {
-        size_t nc = g_cap ? g_cap * 2 : 64;
-        struct CMUnitTest *t = realloc(g_tests, nc * sizeof *t);
-        if (!t) return -1;
-        g_tests = t;
-        g_cap = nc;
+    return "abort_on_error=1";
+}
+const char *__ubsan_default_options(void)
+{
+    return "abort_on_error=1:print_stacktrace=1";
+}
+
+static void on_crash(int sig)
+{
+    static const char pre[] = "\nreplay: the target crashed on the input ";
+    const char *f = g_current;
+    if (write(2, pre, sizeof pre - 1) < 0 || (f && write(2, f, strlen(f)) < 0) || write(2, "\n", 1) < 0) {
+        /* nothing more to do */
     }
-    char *p = strdup(path);
-    if (!p) return -1;
-    g_tests[g_n++] = (struct CMUnitTest){.name = p, .test_func = NULL, .initial_state = p};
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int add_file(struct input_set *set, const char *path)
+{
+    if (set->n == set->cap) {
+        size_t nc = set->cap ? set->cap * 2 : 64;
+        char **t = realloc(set->files, nc * sizeof *t);
+        if (!t) return -1;
+        set->files = t;
+        set->cap = nc;
+    }
+    if (!(set->files[set->n] = strdup(path))) return -1;
+    set->n++;
     return 0;
 }
 
@@ -55,14 +85,14 @@ static int dot_filter(const struct dirent *d)
 }
 
 /* A directory's regular files in name order, or the file itself. */
-static int add_path(const char *path)
+static int add_path(struct input_set *set, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
         fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    if (!S_ISDIR(st.st_mode)) return add_file(path);
+    if (!S_ISDIR(st.st_mode)) return add_file(set, path);
     struct dirent **names;
     int n = scandir(path, &names, dot_filter, alphasort);
     if (n < 0) {
@@ -73,7 +103,7 @@ static int add_path(const char *path)
     for (int i = 0; i < n; i++) {
         char *full = NULL;
         if (rc == 0 && asprintf(&full, "%s/%s", path, names[i]->d_name) >= 0) {
-            if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) rc = add_file(full);
+            if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) rc = add_file(set, full);
         }
         free(full);
         free(names[i]);
@@ -82,9 +112,8 @@ static int add_path(const char *path)
     return rc;
 }
 
-static void replay_one(void **state)
+static void replay_one(const char *path)
 {
-    const char *path = *state;
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     size_t cap = 4096, n = 0;
@@ -107,8 +136,20 @@ static void replay_one(void **state)
     assert_non_null(data);
     memcpy(data, buf, n);
     free(buf);
+    g_current = path;
     LLVMFuzzerTestOneInput(data, n);
+    g_current = NULL;
     free(data);
+}
+
+static void replay_set(void **state)
+{
+    const struct input_set *set = *state;
+    static const int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], on_crash); /* over cmocka's */
+    assert_true(set->n > 0);
+    for (size_t i = 0; i < set->n; i++) replay_one(set->files[i]);
+    print_message("replay: %zu input(s) from %s\n", set->n, set->name);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -122,18 +163,22 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 int main(int argc, char **argv)
 {
     const char *self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-    int rc = 0;
-    if (argc > 1) {
-        for (int i = 1; i < argc && rc == 0; i++) rc = add_path(argv[i]);
-    } else {
-        rc = add_path(FUZZ_CORPUS);
+    static char *dflt[] = {(char *)FUZZ_CORPUS};
+    char **paths = argc > 1 ? argv + 1 : dflt;
+    size_t npaths = argc > 1 ? (size_t)argc - 1 : 1;
+    struct input_set *sets = calloc(npaths, sizeof *sets);
+    struct CMUnitTest *tests = calloc(npaths, sizeof *tests);
+    if (!sets || !tests) return 1;
+    for (size_t i = 0; i < npaths; i++) {
+        sets[i].name = paths[i];
+        if (add_path(&sets[i], paths[i]) != 0) return 1;
+        if (sets[i].n == 0) {
+            fprintf(stderr, "%s: no inputs in %s (a replay that tests nothing does not pass)\n", self, paths[i]);
+            return 1;
+        }
+        tests[i] = (struct CMUnitTest){.name = paths[i], .test_func = replay_set, .initial_state = &sets[i]};
     }
-    if (rc != 0) return 1;
-    if (g_n == 0) {
-        fprintf(stderr, "%s: no inputs to replay (a replay that tests nothing does not pass)\n", self);
-        return 1;
-    }
-    for (size_t i = 0; i < g_n; i++) g_tests[i].test_func = replay_one;
+    int rc;
 
     char tmp[] = "/tmp/replay-fuzz.XXXXXX";
     const char *base = getenv("TMPDIR");
@@ -145,11 +190,15 @@ int main(int argc, char **argv)
     if (dir) setenv("TMPDIR", dir, 1);
     if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
 
-    rc = _cmocka_run_group_tests(self, g_tests, g_n, NULL, NULL);
+    rc = _cmocka_run_group_tests(self, tests, npaths, NULL, NULL);
 
     if (dir) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(dir);
-    for (size_t i = 0; i < g_n; i++) free((void *)g_tests[i].name);
-    free(g_tests);
+    for (size_t i = 0; i < npaths; i++) {
+        for (size_t k = 0; k < sets[i].n; k++) free(sets[i].files[k]);
+        free(sets[i].files);
+    }
+    free(sets);
+    free(tests);
     return rc;
 }
