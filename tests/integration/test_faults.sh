@@ -9,6 +9,7 @@
 # the manifest records is in the target as the recorded version. Then a delta run whose listing replies are
 # truncated, garbled or oversized XML a quarter of the time: exit 0.
 # FAULT_SEED=N picks another fault sequence.
+# shellcheck source=tests/integration/faultlib.sh
 . "$(dirname "$0")/faultlib.sh"
 
 tag=f$(date +%s)$$

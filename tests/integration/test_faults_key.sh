@@ -4,6 +4,7 @@
 # exits 1, its output names that key and the reason, every other object (multipart ones too) is copied, and
 # the key is recorded as copied nowhere: not in the local manifest (--state-dir), not in the manifest uploaded
 # to the target's .replicate/manifests/, not in the target itself.
+# shellcheck source=tests/integration/faultlib.sh
 . "$(dirname "$0")/faultlib.sh"
 
 tag=k$(date +%s)$$
@@ -35,7 +36,7 @@ for mode in same cross; do
   rc=$?
   stop_proxy "$pp"
   show_counts "p-$mode"
-  tries=$(grep -c " /[^ ]*/$poison[ ?].*fault=" "$work/p-$mode.log")
+  tries=$(grep -c " /[^ ]*/${poison}[ ?].*fault=" "$work/p-$mode.log")
   echo "  requests for $poison that the proxy failed: $tries"
   [ "$rc" = 1 ] && ok "$mode endpoint: exit 1" || { bad "$mode endpoint: exit $rc, expected 1"; tail -20 "$work/$mode.err"; }
   line=$(grep "FAILED $poison: " "$work/$mode.err" | tail -n 1)

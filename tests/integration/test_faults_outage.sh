@@ -8,6 +8,7 @@
 #      fails and names the objects and the reason (or completes);
 # in both cases what the run recorded as copied is in the target, and the following run completes with the
 # target equal to the source (awscli against RGW directly).
+# shellcheck source=tests/integration/faultlib.sh
 . "$(dirname "$0")/faultlib.sh"
 
 tag=o$(date +%s)$$

@@ -10,6 +10,7 @@
 # and checks stdout, stderr, the JSON summaries, the local and uploaded manifests, the metrics file and the
 # notification for the secret keys, the session tokens (also their first 12 characters), and any
 # "Signature=" / "X-Amz-Signature" / "x-amz-security-token" value.
+# shellcheck source=tests/integration/faultlib.sh
 . "$(dirname "$0")/faultlib.sh"
 
 tok_a="IQoJb3JpZ2luX2VjEAsessionTokenA$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
