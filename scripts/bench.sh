@@ -86,6 +86,10 @@ complete=0
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ -n "${MEASURE_PID:-}" ]; then
+    kill -TERM "$MEASURE_PID" 2>/dev/null
+    wait "$MEASURE_PID" 2>/dev/null
+  fi
   if [ -n "${RGW_UP:-}" ]; then
     say "stopping the bench RGW pair"
     scripts/rgw.sh stop >/dev/null 2>&1 || say "warning: scripts/rgw.sh stop failed"
@@ -108,19 +112,47 @@ REP=$work/bin/replicate
 S3TOOL=$work/bin/s3tool
 
 # ---- servers
+# The OSDs keep everything in RAM (memstore), about 50-60 KB per small object and 1.6x the size of large ones,
+# and RSS does not shrink when buckets are deleted. On a shared machine the pair is therefore restarted (and
+# the current corpus seeded again, with the same seeds) when switching corpus and whenever the pair's RSS
+# exceeds BENCH_SERVER_MEM_MB; shorter pg logs (CEPH_ARGS, for these daemons only) save ~40% on the targets.
+BENCH_SERVER_MEM_MB=${BENCH_SERVER_MEM_MB:-2500}
+BENCH_CEPH_ARGS=${BENCH_CEPH_ARGS:---osd_max_pg_log_entries=500 --osd_min_pg_log_entries=100 --osd_pg_log_dups_tracked=100 --osd_pg_log_trim_min=50}
+declare -A SEEDED
+rgw_start() {
+  CEPH_ARGS=$BENCH_CEPH_ARGS scripts/rgw.sh start 2 || die "could not start the bench RGW pair"
+  set -a
+  # shellcheck disable=SC1091
+  . "$RGW_STATE_DIR/env"
+  set +a
+  A=$RGW_A_ENDPOINT
+  B=$RGW_B_ENDPOINT
+  PIDS=(--server-pids "$RGW_STATE_DIR/a/pids" --server-pids "$RGW_STATE_DIR/b/pids")
+  SEEDED=()
+  rgw_restarts=$((${rgw_restarts:--1} + 1))
+}
+rgw_restart() {
+  say "restarting the bench RGW pair ($1)"
+  scripts/rgw.sh stop >/dev/null 2>&1 || say "warning: scripts/rgw.sh stop failed"
+  rgw_start
+}
+server_rss_mb() { # resident memory of the pair's daemons, MiB
+  local f pid _ kb=0 k
+  for f in "$RGW_STATE_DIR"/a/pids "$RGW_STATE_DIR"/b/pids; do
+    [ -f "$f" ] || continue
+    while read -r pid _; do
+      k=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) && kb=$((kb + ${k:-0}))
+    done <"$f"
+  done
+  echo $((kb / 1024))
+}
+mem_available_mb() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
 if scripts/rgw.sh status >/dev/null 2>&1 || [ -d "$RGW_STATE_DIR" ]; then
   say "a bench RGW pair from an earlier run is still there: restarting it from scratch"
   scripts/rgw.sh stop >/dev/null 2>&1 || true
 fi
 RGW_UP=1
-scripts/rgw.sh start 2 || die "could not start the bench RGW pair"
-set -a
-# shellcheck disable=SC1091
-. "$RGW_STATE_DIR/env"
-set +a
-A=$RGW_A_ENDPOINT
-B=$RGW_B_ENDPOINT
-PIDS=(--server-pids "$RGW_STATE_DIR/a/pids" --server-pids "$RGW_STATE_DIR/b/pids")
+rgw_start
 
 # ---- client environment: nothing from the caller's AWS setup leaks in
 unset AWS_CA_BUNDLE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE \
@@ -235,7 +267,18 @@ seed_corpus() {
   esac
   python3 "$REPORT" list --endpoint "$A" --profile a --bucket "$b" --out "$work/list-$b.json" >/dev/null ||
     die "listing $b"
+  SEEDED[$c]=1
   say "seeded $c: ${DESC[$c]} in $((SECONDS - t0)) s"
+}
+ensure_corpus() { [ -n "${SEEDED[$1]:-}" ] || seed_corpus "$1"; }
+# Before a run: a fresh pair when the current one holds too much RAM, then the corpus.
+ready_for() {
+  local rss
+  rss=$(server_rss_mb)
+  if [ "$rss" -gt "$BENCH_SERVER_MEM_MB" ]; then
+    rgw_restart "its daemons use $rss MiB > BENCH_SERVER_MEM_MB=$BENCH_SERVER_MEM_MB; $(mem_available_mb) MiB available"
+  fi
+  ensure_corpus "$1"
 }
 
 # ---- one tool, one mode, one repeat: full copy, no-change pass, delta pass; each measured and checked
@@ -263,6 +306,19 @@ tool_cmd() { # TOOL MODE SRC DST STATE STAGE -> CMD array
           DST_AK="$RGW_B_ACCESS_KEY" DST_SK="$RGW_B_SECRET_KEY" "$work/aws-cross.sh" "$cfg" "$src" "$stage" "$dst")
       fi ;;
   esac
+}
+
+# measure BASE CMD...: run CMD measured (BASE.m.json, BASE.out, BASE.err). In the background with a wait, so
+# that an interrupt reaches our trap at once (the trap stops the measured command).
+MEASURE_PID=""
+measure() {
+  local base=$1
+  shift
+  python3 "$REPORT" measure --out "$base.m.json" "${PIDS[@]}" --stdout "$base.out" --stderr "$base.err" \
+    -- "$@" >/dev/null &
+  MEASURE_PID=$!
+  wait "$MEASURE_PID"
+  MEASURE_PID=""
 }
 
 free_bucket() { # SIDE BUCKET: remove a target with all its versions and let RGW free the space now
@@ -297,8 +353,7 @@ bench_run() { # CORPUS MODE TOOL REP
       sleep 1 # let the servers settle after the fill
     fi
     local base=$work/r$run_seq-$phase
-    python3 "$REPORT" measure --out "$base.m.json" "${PIDS[@]}" --stdout "$base.out" --stderr "$base.err" \
-      -- "${CMD[@]}" >/dev/null
+    measure "$base" "${CMD[@]}"
     python3 "$REPORT" check --src-list "$work/list-$src.json" "${live[@]}" --src-endpoint "$A" --src-profile a \
       --src-bucket "$src" --dst-endpoint "$(endpoint_of "$side")" --dst-profile "$side" --dst-bucket "$dst" \
       --md5-cache "$work/md5-cache.json" --sample 1 --sample-offset $((run_seq + i)) --out "$base.c.json" \
@@ -321,40 +376,63 @@ bench_run() { # CORPUS MODE TOOL REP
 }
 
 # ---- the runs
-for c in $BENCH_CORPORA; do seed_corpus "$c"; done
+first=1
 for c in $BENCH_CORPORA; do
+  [ "$first" = 1 ] || rgw_restart "next corpus: $c"
+  first=0
   REPS=1
   [ "$c" = small ] && REPS=$BENCH_REPEAT
   # Repeats interleave the tools, so slow drifts in the machine's load spread over all of them.
   for ((r = 1; r <= REPS; r++)); do
     for m in $BENCH_MODES; do
-      for t in "${tools[@]}"; do bench_run "$c" "$m" "$t" "$r"; done
+      for t in "${tools[@]}"; do
+        ready_for "$c"
+        bench_run "$c" "$m" "$t" "$r"
+      done
     done
   done
 done
 
-# ---- memory scaling: replicate no-change pass over BENCH_SCALE objects (same endpoint)
+# ---- memory scaling: replicate no-change pass over BENCH_SCALE objects (same endpoint), on a fresh pair.
+# Source and versioned target cost the OSDs about 75-100 KB of RAM per object together: when that does not fit
+# in what the machine has available (keeping BENCH_MEM_RESERVE_MB free for everybody else), the corpus is cut
+# to what fits, in steps of 10,000, and the table says so.
+BENCH_MEM_RESERVE_MB=${BENCH_MEM_RESERVE_MB:-2048}
+scale_note=""
 if [ "$BENCH_SCALE" -gt 0 ] && [[ " ${tools[*]} " == *" replicate "* ]]; then
-  t0=$SECONDS
-  s3tool_on a mkbucket src-scale >/dev/null || die "mkbucket src-scale"
-  seed_small src-scale "$BENCH_SCALE" 100 5000 || die "seeding src-scale"
-  python3 "$REPORT" list --endpoint "$A" --profile a --bucket src-scale --out "$work/list-src-scale.json" \
-    >/dev/null || die "listing src-scale"
-  say "seeded scale: $BENCH_SCALE objects in $((SECONDS - t0)) s"
-  s3tool_on a mkbucket t-scale --versioned >/dev/null || die "mkbucket t-scale"
-  CMD=("$REP" --endpoint "$A" --profile a --no-progress --settle 0 --max-passes 1 --json
-    --state-dir "$work/state-scale" s3://src-scale s3://t-scale)
-  for phase in full no-change; do
-    base=$work/scale-$phase
-    say "scale / same / replicate: $phase over $BENCH_SCALE objects"
-    python3 "$REPORT" measure --out "$base.m.json" "${PIDS[@]}" --stdout "$base.out" --stderr "$base.err" \
-      -- "${CMD[@]}" >/dev/null
-    python3 "$REPORT" check --src-list "$work/list-src-scale.json" --src-endpoint "$A" --src-profile a \
-      --src-bucket src-scale --dst-endpoint "$A" --dst-profile a --dst-bucket t-scale --sample 0 \
-      --out "$base.c.json" >/dev/null 2>"$base.check.err"
-    python3 "$REPORT" record --results "$RESULTS" --measure "$base.m.json" --check "$base.c.json" --ok-rc 0,4 \
-      --tool-json "$base.out" kind=scale corpus=scale mode=same tool=replicate rep=1 phase="$phase"
-  done
+  rgw_restart "memory-scaling test"
+  n=$BENCH_SCALE
+  fit=$(((($(mem_available_mb) - BENCH_MEM_RESERVE_MB) * 1024 / 100) / 10000 * 10000))
+  if [ "$fit" -lt "$n" ]; then
+    scale_note="The memory-scaling corpus was cut from $BENCH_SCALE to $fit objects: the RGW OSDs keep objects in RAM (~100 KB per object for source and target) and only $(mem_available_mb) MiB were available on the shared machine."
+    n=$fit
+    say "$scale_note"
+  fi
+  if [ "$n" -lt 20000 ]; then
+    scale_note="The memory-scaling test was skipped: not enough free RAM for the RGW OSDs to hold a scale corpus (${BENCH_SCALE} objects requested)."
+    say "$scale_note"
+  else
+    t0=$SECONDS
+    s3tool_on a mkbucket src-scale >/dev/null || die "mkbucket src-scale"
+    seed_small src-scale "$n" 100 5000 || die "seeding src-scale"
+    python3 "$REPORT" list --endpoint "$A" --profile a --bucket src-scale --out "$work/list-src-scale.json" \
+      >/dev/null || die "listing src-scale"
+    say "seeded scale: $n objects in $((SECONDS - t0)) s (pair RSS $(server_rss_mb) MiB)"
+    s3tool_on a mkbucket t-scale --versioned >/dev/null || die "mkbucket t-scale"
+    CMD=("$REP" --endpoint "$A" --profile a --no-progress --settle 0 --max-passes 1 --json
+      --state-dir "$work/state-scale" s3://src-scale s3://t-scale)
+    for phase in full no-change; do
+      base=$work/scale-$phase
+      say "scale / same / replicate: $phase over $n objects"
+      measure "$base" "${CMD[@]}"
+      python3 "$REPORT" check --src-list "$work/list-src-scale.json" --src-endpoint "$A" --src-profile a \
+        --src-bucket src-scale --dst-endpoint "$A" --dst-profile a --dst-bucket t-scale --sample 0 \
+        --out "$base.c.json" >/dev/null 2>"$base.check.err"
+      python3 "$REPORT" record --results "$RESULTS" --measure "$base.m.json" --check "$base.c.json" --ok-rc 0,4 \
+        --tool-json "$base.out" kind=scale corpus=scale mode=same tool=replicate rep=1 phase="$phase"
+    done
+    say "pair RSS after the scale test: $(server_rss_mb) MiB"
+  fi
 fi
 
 # ---- report
@@ -388,6 +466,10 @@ if "aws" in "$BENCH_TOOLS" and "cross" in "$BENCH_MODES":
                          "user would, sync A to a local temp dir and then the dir to B (both timed together; "
                          "the dir is kept between the phases of a run)." if "$BENCH_AWS_CROSS" != "skip" else
                          "aws s3 sync cannot copy from one endpoint to another: n/a in cross mode.")
+if "$scale_note":
+    meta["notes"].append("$scale_note")
+meta["notes"].append("The bench pair runs with shorter OSD pg logs (BENCH_CEPH_ARGS) to save RAM and was "
+                     "restarted $rgw_restarts times (new corpus, or its RSS above $BENCH_SERVER_MEM_MB MiB).")
 meta["notes"].append("replicate runs with --settle 0 --max-passes 1, one pass per phase; it exits 4 "
                      "(\"did not converge\") after such a pass, which the bench accepts when no object failed.")
 json.dump(meta, open(sys.argv[1], "w"))

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -96,7 +97,17 @@ def cmd_measure(a):
     so = open(a.stdout or os.devnull, "wb")
     se = open(a.stderr or os.devnull, "wb")
     t0 = time.monotonic()
-    proc = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tfile] + a.command, stdout=so, stderr=se)
+    # Own session: a TERM to us (the bench being stopped) is passed on to the whole measured process group.
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tfile] + a.command, stdout=so, stderr=se,
+                            start_new_session=True)
+
+    def stop(signum, frame):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     hwm = 0
     samples = 0
     while proc.poll() is None:
