@@ -124,11 +124,14 @@ double cli_parse_duration(const char *s)
     char *end;
     double v = strtod(s, &end);
     if (end == s || v < 0 || !isfinite(v)) return -1;
-    if (!*end || !strcmp(end, "s")) return v;
-    if (!strcmp(end, "m")) return v * 60;
-    if (!strcmp(end, "h")) return v * 3600;
-    if (!strcmp(end, "d")) return v * 86400;
-    return -1;
+    double m;
+    if (!*end || !strcmp(end, "s")) m = 1;
+    else if (!strcmp(end, "m")) m = 60;
+    else if (!strcmp(end, "h")) m = 3600;
+    else if (!strcmp(end, "d")) m = 86400;
+    else return -1;
+    v *= m;
+    return isfinite(v) && v <= 1e9 ? v : -1; /* about 30 years: anything longer is a typo */
 }
 
 uint64_t cli_parse_size(const char *s)
@@ -254,7 +257,7 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     long v;
     double d;
     int c;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then resets all of getopt's state */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":j:nqvh", long_opts, NULL)) != -1) {
         switch (c) {
