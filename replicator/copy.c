@@ -323,17 +323,38 @@ static void start_server_copy(struct copy_job *job)
 
 /* ---- streamed GET -> PUT ---- */
 
+static void start_get(struct copy_job *job);
+static void integrity_retry(struct copy_job *job, const char *why);
+
+/* Whether the bytes read (job->data) hash to the source's plain-MD5 ETag. */
+static bool data_matches_etag(const struct copy_job *job)
+{
+    unsigned char md[16];
+    char hex[33];
+    s3_md5(job->data->body, job->data->body_len, md);
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return strcasecmp(hex, job->etag) == 0;
+}
+
 static void put_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
-    s3_response_free(job->data);
-    job->data = NULL;
     if (r->err == S3_ERR_CANCELLED) {
         s3_response_free(r);
         finish(job, COPY_CANCELLED);
         return;
     }
+    /* Content-MD5 was the source's ETag: a target refusing it means the bytes read were not that version. */
+    if (r->err != S3_OK && r->s3err.code && strcmp(r->s3err.code, "BadDigest") == 0) {
+        s3_response_free(r);
+        s3_response_free(job->data);
+        job->data = NULL;
+        integrity_retry(job, "content read does not match the source ETag (MD5): the target refused it");
+        return;
+    }
     if (r->err != S3_OK) {
+        s3_response_free(job->data);
+        job->data = NULL;
         snprintf(job->error, sizeof job->error, "PutObject: %s", r->message);
         s3_response_free(r);
         finish(job, COPY_FAILED);
@@ -341,10 +362,21 @@ static void put_done(struct s3_response *r, void *ud)
     }
     take_result(job, r, NULL);
     s3_response_free(r);
+    /* A plain-MD5 source copied whole: the target's ETag is the MD5 of what it stored, so equal ETags prove the
+     * copy end to end without hashing here. Otherwise (a target whose ETags are not MD5s, or one that ignored
+     * Content-MD5) hash what was read: if it is not the listed version, read and write it again (what was
+     * written stays only as an older version). */
+    if (s3_etag_is_md5(job->etag) && !(job->target_etag && strcasecmp(job->target_etag, job->etag) == 0) &&
+        !data_matches_etag(job)) {
+        s3_response_free(job->data);
+        job->data = NULL;
+        integrity_retry(job, "content read does not match the source ETag (MD5)");
+        return;
+    }
+    s3_response_free(job->data);
+    job->data = NULL;
     finish_written(job);
 }
-
-static void start_get(struct copy_job *job);
 
 static void integrity_retry(struct copy_job *job, const char *why)
 {
@@ -367,16 +399,14 @@ static void get_done(struct s3_response *r, void *ud)
         integrity_retry(job, "read a different number of bytes than listed");
         return;
     }
-    unsigned char md[16];
-    s3_md5(r->body, r->body_len, md);
-    char hex[33], b64[25];
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    if (s3_etag_is_md5(job->etag) && strcasecmp(hex, job->etag) != 0) {
-        s3_response_free(r);
-        integrity_retry(job, "content read does not match the source ETag (MD5)");
-        return;
+    /* Content-MD5: a plain-MD5 source ETag names the digest of the listed version, so the target checks the
+     * bytes against the source itself (put_done); otherwise the digest of what was read. */
+    char b64[25];
+    if (s3_md5_hex_to_base64(job->etag, b64) != 0) {
+        unsigned char md[16];
+        s3_md5(r->body, r->body_len, md);
+        s3_md5_base64(md, b64);
     }
-    s3_md5_base64(md, b64);
     job->data = r;
     s3_response_free(job->meta_resp);
     job->meta_resp = NULL;

@@ -68,6 +68,7 @@ struct s3_request {
     s3_reset_cb on_reset;
     void *body_ud;
     int max_attempts;
+    bool bad_digest_final;
     char payload_hash[65];
     s3_done_cb cb;
     void *ud;
@@ -744,6 +745,7 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         err = S3_ERR_HTTP;
         if (rq->buf.len && s3_xml_parse_error(rq->buf.data, rq->buf.len, &einfo) == S3_OK) code = einfo.code;
         cls = s3_retry_classify(status, code, 0);
+        if (rq->bad_digest_final && code && strcmp(code, "BadDigest") == 0) cls = S3_RETRY_NO;
     } else if (rq->error_in_200 && (!rq->buf.len || s3_xml_is_error(rq->buf.data, rq->buf.len))) {
         /* 200 with an <Error> body (or an empty body where a result document was due) */
         err = S3_ERR_HTTP;
@@ -870,6 +872,7 @@ static struct s3_request *request_start(struct s3_client *c, const struct s3_req
     rq->on_reset = spec->on_reset;
     rq->body_ud = spec->body_ud;
     rq->max_attempts = spec->max_attempts;
+    rq->bad_digest_final = spec->bad_digest_final;
     s3_buf_init(&rq->buf, rq->max_body);
     ev_timer_init(&rq->timer, timer_fire, 0., 0.);
     rq->timer.data = rq;

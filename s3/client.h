@@ -107,6 +107,7 @@ struct s3_request_spec {
     s3_reset_cb on_reset;
     void *body_ud;
     int max_attempts;        /* 0 = the loop's policy */
+    bool bad_digest_final;   /* a BadDigest reply is not resent: the body itself is wrong (see s3_put_object) */
 };
 
 /* Starts a request on a client (or reader, via s3_reader_request_start). NULL only on allocation failure;

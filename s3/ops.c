@@ -105,7 +105,8 @@ struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const 
     size_t nh = nheaders;
     if (content_md5) h[nh++] = (struct s3_header){"Content-MD5", content_md5};
     struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .headers = h, .nheaders = nh,
-                                .body = body, .body_len = len, .unsigned_payload = content_md5 != NULL};
+                                .body = body, .body_len = len, .unsigned_payload = content_md5 != NULL,
+                                .bad_digest_final = content_md5 != NULL};
     struct s3_request *rq = s3_request_start(c, &s, cb, ud);
     free(h);
     return rq;
@@ -324,10 +325,11 @@ int s3_md5_hex_to_base64(const char *hex, char out[25])
 {
     unsigned char md[16];
     if (!s3_etag_is_md5(hex)) return -1;
-    for (int i = 0; i < 16; i++) {
-        unsigned int v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
-        md[i] = (unsigned char)v;
+    for (int i = 0; i < 16; i++) { /* digits checked above */
+        int hi = hex[2 * i], lo = hex[2 * i + 1];
+        hi = isdigit(hi) ? hi - '0' : (tolower(hi) - 'a' + 10);
+        lo = isdigit(lo) ? lo - '0' : (tolower(lo) - 'a' + 10);
+        md[i] = (unsigned char)(hi << 4 | lo);
     }
     s3_md5_base64(md, out);
     return 0;

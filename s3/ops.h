@@ -30,7 +30,9 @@ struct s3_get_args {
 };
 struct s3_request *s3_get_object(struct s3_reader *r, const struct s3_get_args *a, s3_done_cb cb, void *ud);
 
-/* PutObject from memory (body not copied: keep it alive until cb). content_md5 is base64, or NULL. headers are
+/* PutObject from memory (body not copied: keep it alive until cb). content_md5 is base64, or NULL; with it, a
+ * BadDigest reply is delivered at once instead of resending the same bytes (the caller may have taken the
+ * digest from the source, so only reading the body again can help). headers are
  * the object's metadata (Content-Type, x-amz-meta-*, ...). */
 struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const char *key,
                                  const struct s3_header *headers, size_t nheaders, const void *body, size_t len,

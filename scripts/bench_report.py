@@ -97,11 +97,17 @@ def cmd_measure(a):
     so = open(a.stdout or os.devnull, "wb")
     se = open(a.stderr or os.devnull, "wb")
     t0 = time.monotonic()
-    # Own session: a TERM to us (the bench being stopped) is passed on to the whole measured process group.
+    # Own session: a TERM to us (the bench being stopped) is passed on to every process under it.
     proc = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tfile] + a.command, stdout=so, stderr=se,
                             start_new_session=True)
 
     def stop(signum, frame):
+        # The whole session: `timeout` moves itself and the tool into a process group of their own.
+        for p in _descendants(proc.pid):
+            try:
+                os.kill(p, signal.SIGTERM)
+            except OSError:
+                pass
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except OSError:

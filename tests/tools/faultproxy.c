@@ -1,7 +1,7 @@
 /* faultproxy: a fault-injecting HTTP/1.1 reverse proxy for tests. It sits between an S3 client and an S3
  * server and, per request (by --rule or by --rate), answers 503 SlowDown or 500, resets the connection,
  * stalls, cuts a body short, serves malformed listings, or turns a CopyObject / CompleteMultipartUpload
- * result into "200 OK" with an <Error> body. Forwarded requests are relayed byte for byte, so SigV4
+ * result into "200 OK" with an <Error> body, or (only when asked for) changes one byte of an object's body. Forwarded requests are relayed byte for byte, so SigV4
  * signatures stay valid. One libev loop, non-blocking sockets, two fixed buffers per connection with
  * back-pressure. */
 #include <arpa/inet.h>
@@ -45,13 +45,18 @@ enum fault {
     F_SHORT_BODY,     /* forward, relay the head and part of the body, then FIN */
     F_BAD_XML,        /* listing replaced by 200 with malformed XML */
     F_ERROR_200,      /* copy/complete forwarded, client gets 200 with an <Error> body */
+    F_CORRUPT_BODY,   /* GET of an object forwarded, one byte in the middle of its body changed (opt-in) */
     F_NKINDS
 };
 
 static const char *const fault_names[F_NKINDS] = {
     "none",           "slowdown", "internal",   "reset-before", "reset-request",
     "reset-response", "stall",    "short-body", "bad-xml",      "error-200",
+    "corrupt-body",
 };
+/* Kinds "all" (and the default) leave out: a changed body is not a transport accident a client can notice
+ * by itself, so only the tests that check integrity ask for it. */
+#define OPT_IN_KIND(k) ((k) == F_CORRUPT_BODY)
 
 enum badxml { BX_ANY, BX_TRUNCATED, BX_GARBAGE, BX_OVERSIZED };
 
@@ -778,6 +783,8 @@ static bool fault_applies(enum fault f, const struct exch *x)
         return strcmp(x->method, "GET") == 0 || strcmp(x->method, "POST") == 0;
     case F_BAD_XML:
         return strcmp(x->method, "GET") == 0 && is_listing(x->uri);
+    case F_CORRUPT_BODY:
+        return strcmp(x->method, "GET") == 0 && !is_listing(x->uri) && strchr(x->uri + 1, '/') != NULL;
     case F_ERROR_200:
         return (strcmp(x->method, "PUT") == 0 && x->copy_source) ||
                (strcmp(x->method, "POST") == 0 && strstr(x->uri, "uploadId=") != NULL);
@@ -994,6 +1001,7 @@ static bool request_head(struct conn *c)
     case F_RESET_RESPONSE:
     case F_SHORT_BODY:
     case F_ERROR_200:
+    case F_CORRUPT_BODY:
         b->fwd += hl;
         x->rq_disp = RQ_FORWARD;
         x->rs_st = RS_HEAD;
@@ -1131,6 +1139,12 @@ static bool response_head(struct conn *c)
         else
             x->rs_disp = RS_CUT_FIN;
         break;
+    case F_CORRUPT_BODY:
+        if (status / 100 != 2 || x->rsf.type != FR_LEN || x->rsf.left == 0)
+            x->fault = F_NONE; /* only a plain body of known length is changed */
+        else
+            x->rs_cut = x->rsf.left / 2; /* the offset of the byte to change */
+        break;
     default:
         break;
     }
@@ -1158,6 +1172,8 @@ static bool response_body(struct conn *c)
         return true;
     }
     if (cut && x->rsf.done && n > 0) n--; /* never let a cut reply look complete */
+    if (x->fault == F_CORRUPT_BODY && x->rs_cut >= x->rs_seen && x->rs_cut < x->rs_seen + n)
+        b->d[b->fwd + (x->rs_cut - x->rs_seen)] ^= 0x20;
     if (x->rs_disp == RS_DISCARD)
         buf_drop(b, n);
     else
@@ -1427,7 +1443,8 @@ static void usage(FILE *f)
                "                  [--faults KIND,...] [--rule KIND:SUBSTRING]... [--log FILE]\n"
                "                  [--stall-seconds 30] [--count-file FILE]\n"
                "kinds: slowdown internal reset-before reset-request reset-response stall short-body\n"
-               "       bad-xml error-200 (all by default); rules also take none, bad-xml-truncated,\n"
+               "       bad-xml error-200 (all by default), corrupt-body (only when named: one byte of an object\n"
+               "       GET's body changed); rules also take none, bad-xml-truncated,\n"
                "       bad-xml-garbage, bad-xml-oversized. A rule applies to requests whose \"METHOD URI\"\n"
                "       contains SUBSTRING; the first matching rule wins over --rate.\n");
 }
@@ -1466,7 +1483,7 @@ static bool parse_faults(const char *list)
         enum badxml v;
         if (n == 3 && strncmp(p, "all", 3) == 0) {
             for (int i = 1; i < F_NKINDS; i++)
-                opt.enabled[i] = true;
+                opt.enabled[i] = !OPT_IN_KIND(i);
         } else if (n > 0) {
             if (!parse_kind(p, n, &k, &v) || k == F_NONE) {
                 fprintf(stderr, "faultproxy: unknown fault kind '%.*s'\n", (int)n, p);
@@ -1522,7 +1539,7 @@ static bool parse_args(int argc, char **argv)
     char *end;
     opt.stall_seconds = 30;
     for (int k = 1; k < F_NKINDS; k++)
-        opt.enabled[k] = true;
+        opt.enabled[k] = !OPT_IN_KIND(k);
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include "s3/sigv4.h"
 
 #define SUITE_DIR "aws-sig-v4-test-suite"
@@ -1060,6 +1062,48 @@ static void test_allocation_failures(void **state)
 }
 #endif
 
+/* Signatures for more (secret, date, region) tuples than the signing-key cache holds, interleaved so that
+ * entries are evicted and re-derived, each checked against a reference computed here with OpenSSL's one-shot
+ * HMAC(): a stale or mixed-up cached key would sign with the wrong key. */
+static void test_signing_key_cache(void **state)
+{
+    (void)state;
+    static const struct s3_header hdrs[] = {{"Host", S3EX_HOST}, {"x-amz-content-sha256", SIGV4_EMPTY_SHA256}};
+    static const struct sigv4_request req = {"GET", "/b/k", "", hdrs, 2, SIGV4_EMPTY_SHA256};
+    static const char *secrets[] = {"secret-one", "secret-two/+=", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"};
+    static const char *dates[] = {"20130524T000000Z", "20261201T235959Z"};
+    static const char *regions[] = {"us-east-1", "eu-west-3"};
+    /* Orders: tuples differing in the secret next to each other, reversed, in the region, in the date. */
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 12; i++) {
+            int t = round == 0 ? i : round == 1 ? 11 - i : round == 2 ? (i % 2) * 6 + i / 2
+                                                                      : (i / 6) * 6 + (i % 2) * 3 + (i % 6) / 2;
+            const char *secret = secrets[t % 3], *date = dates[(t / 3) % 2], *region = regions[t / 6];
+            struct s3_credentials creds = {.access_key = "AKIDEXAMPLE", .secret_key = (char *)secret};
+            char *authz = sigv4_authorization(&req, &creds, date, region, "s3");
+            char *sts = sigv4_string_to_sign(&req, date, region, "s3");
+            assert_non_null(authz);
+            assert_non_null(sts);
+            unsigned char k[32], k2[32];
+            unsigned int kl = 0;
+            char ksecret[128];
+            snprintf(ksecret, sizeof ksecret, "AWS4%s", secret);
+            HMAC(EVP_sha256(), ksecret, (int)strlen(ksecret), (const unsigned char *)date, 8, k, &kl);
+            HMAC(EVP_sha256(), k, 32, (const unsigned char *)region, strlen(region), k2, &kl);
+            HMAC(EVP_sha256(), k2, 32, (const unsigned char *)"s3", 2, k, &kl);
+            HMAC(EVP_sha256(), k, 32, (const unsigned char *)"aws4_request", 12, k2, &kl);
+            HMAC(EVP_sha256(), k2, 32, (const unsigned char *)sts, strlen(sts), k, &kl);
+            char want[65];
+            for (int b = 0; b < 32; b++) snprintf(want + 2 * b, 3, "%02x", k[b]);
+            const char *sig = strstr(authz, "Signature=");
+            assert_non_null(sig);
+            assert_string_equal(sig + strlen("Signature="), want);
+            free(authz);
+            free(sts);
+        }
+    }
+}
+
 #define VECTOR_TEST(i)                                                                                       \
     {                                                                                                        \
         suite_vectors[i].dir, test_suite_vector, NULL, NULL, &suite_vectors[i]                               \
@@ -1085,6 +1129,7 @@ int main(void)
         cmocka_unit_test(test_s3_example_list_objects),
         cmocka_unit_test(test_suite_all_vectors_listed),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_signing_key_cache),
     };
     struct CMUnitTest vector_tests[NVECTORS];
     for (size_t i = 0; i < NVECTORS; i++) {

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Integrity: a proxy in front of the source changes one byte in the middle of some GET bodies
+# (tests/tools/faultproxy --faults corrupt-body). A whole-object copy sends the source's plain-MD5 ETag as
+# Content-MD5, so the target refuses what was read wrong (BadDigest) and the object is read again:
+#   - 10% of the GETs corrupted (fixed seed, one copy at a time, so the same GETs every run): exit 0, every
+#     corrupted read was refused and read again, the target equals the source (awscli against RGW directly);
+#   - every GET of one key corrupted: exit 1, the key is named, and the target holds no version of it at all
+#     (the corrupted bytes were never stored, not even as an older version).
+# shellcheck source=tests/integration/faultlib.sh
+. "$(dirname "$0")/faultlib.sh"
+
+tag=c$(date +%s)$$
+src=$tag-src
+A "$TOOLS/s3tool" mkbucket "$src" || exit 1
+A "$TOOLS/s3tool" fill "$src" c/ 200 1 70000 41 || exit 1
+poison=c/000123
+echo "source s3://$src on A: 200 objects of 1 B - 68 KiB"
+
+# ---- some reads corrupted
+dst=$tag-dst
+B "$TOOLS/s3tool" mkbucket "$dst" --versioned || exit 1
+start_proxy p-some "$RGW_A_ENDPOINT" 0 --faults corrupt-body --rate 0.1 --seed 5 --log "$work/p-some.log"
+pp=$PROXY_PID
+"$REPLICATE" --no-progress --settle 600 --jobs 1 --state-dir "$work/state-some" --json -v --source-profile a --target-profile b \
+  --source-endpoint "$PROXY_URL" --target-endpoint "$RGW_B_ENDPOINT" "s3://$src/c" "s3://$dst/c" \
+  >"$work/some.json" 2>"$work/some.err"
+rc=$?
+stop_proxy "$pp"
+show_counts p-some
+n=$(jget "$work/p-some.counts.json" 'd["faults"]["corrupt-body"]')
+refused=$(grep -c 'the target refused it; reading it again' "$work/some.err")
+[ "$rc" = 0 ] && ok "a run with ${n:-0} corrupted reads: exit 0" || { bad "a run with corrupted reads: exit $rc"; tail -n 20 "$work/some.err"; }
+[ "${n:-0}" -gt 5 ] && ok "$n GET bodies were corrupted" || bad "only ${n:-0} GET bodies were corrupted"
+[ "$refused" = "${n:-0}" ] && ok "each of them was refused by the target and read again ($refused)" ||
+  bad "$refused corrupted reads refused and read again, ${n:-0} served"
+same_content awsA "$src/c" awsB "$dst/c" corrupted-reads
+v=$(awsB s3api list-object-versions --bucket "$dst" --prefix c/ --query 'length(Versions)' --output text)
+[ "$v" = 200 ] && ok "the target holds exactly 200 versions: no corrupted copy was stored" ||
+  bad "the target holds $v versions, expected 200"
+
+# ---- every read of one key corrupted
+dst2=$tag-poison
+B "$TOOLS/s3tool" mkbucket "$dst2" --versioned || exit 1
+start_proxy p-poison "$RGW_A_ENDPOINT" 0 --rule "corrupt-body:/$poison" --log "$work/p-poison.log"
+pp=$PROXY_PID
+"$REPLICATE" --no-progress --settle 600 --state-dir "$work/state-poison" --json --source-profile a --target-profile b \
+  --source-endpoint "$PROXY_URL" --target-endpoint "$RGW_B_ENDPOINT" "s3://$src/c" "s3://$dst2/c" \
+  >"$work/poison.json" 2>"$work/poison.err"
+rc=$?
+stop_proxy "$pp"
+show_counts p-poison
+[ "$rc" = 1 ] && ok "every read of $poison corrupted: exit 1" || { bad "exit $rc, expected 1"; tail -n 20 "$work/poison.err"; }
+line=$(grep "FAILED $poison: " "$work/poison.err" | tail -n 1)
+grep -q "does not match the source ETag" <<<"$line" && ok "the output names the key and why: ${line#replicate: }" ||
+  bad "no 'FAILED $poison: ... does not match the source ETag' line"
+reads=$(grep -c "^GET /$src/$poison .*fault=corrupt-body" "$work/p-poison.log")
+[ "$reads" = 4 ] && ok "$poison was read 4 times before giving up" || bad "$poison was read $reads times, expected 4"
+v=$(awsB s3api list-object-versions --bucket "$dst2" --prefix "$poison" --query 'length(Versions || `[]`)' --output text)
+[ "$v" = 0 ] && ok "the target holds no version of $poison" || bad "the target holds $v versions of $poison"
+copied=$(jget "$work/poison.json" 'd["objects_copied"]')
+[ "$copied" = 199 ] && ok "the other 199 objects were copied" || bad "$copied objects copied, expected 199"
+
+finish faults-corrupt
