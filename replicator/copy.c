@@ -29,7 +29,7 @@ enum copy_state {
 static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "mpu-create",
                                           "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "done"};
 
-enum part_state { P_TODO, P_GET, P_PUT, P_DONE };
+enum part_state { P_TODO, P_PUT, P_PIPE, P_WAIT, P_DONE };
 
 struct part {
     struct copy_job *job;
@@ -37,13 +37,24 @@ struct part {
     uint64_t first, last;
     enum part_state st;
     char *etag;
-    struct s3_response *data; /* the ranged GET's body, held while the part uploads */
+    /* piped: the ranged GET's body flows into the UploadPart through a ring of job->ring bytes */
+    struct s3_request *get_rq, *put_rq;
+    struct s3_response *get_resp, *put_resp; /* held until both ends are done */
+    char *ring;
+    size_t ring_head, ring_len;
+    uint64_t fed; /* bytes taken from the GET */
+    bool get_paused, put_paused, overflow;
+    EVP_MD_CTX *md5;
+    int tries;
+    ev_timer retry;
 };
 
 #define MAX_META 40
 #define MAX_REFRESH 3
 #define MAX_INTEGRITY 3
 #define PARTS_PER_JOB 4
+#define PIPED_PARTS_PER_JOB 8
+#define PIPE_RING (256u * 1024)
 #define SMALL_STREAM_MAX (256u * 1024)
 
 struct copy_job {
@@ -76,6 +87,7 @@ struct copy_job {
     enum copy_result after_abort;
     bool restart_after_abort;
     bool part_copy; /* parts by UploadPartCopy (server-side) rather than ranged GET + UploadPart */
+    size_t ring;    /* > 0: parts are piped (ranged GET -> UploadPart through a ring of this size) */
 };
 
 static void job_start(struct copy_job *job);
@@ -434,8 +446,13 @@ static void start_get(struct copy_job *job)
 static void parts_free(struct copy_job *job)
 {
     for (int i = 0; job->parts && i < job->nparts; i++) {
-        free(job->parts[i].etag);
-        s3_response_free(job->parts[i].data);
+        struct part *p = &job->parts[i];
+        free(p->etag);
+        s3_response_free(p->get_resp);
+        s3_response_free(p->put_resp);
+        free(p->ring);
+        EVP_MD_CTX_free(p->md5);
+        ev_timer_stop(s3_loop_ev(job->ctx->loop), &p->retry);
     }
     free(job->parts);
     job->parts = NULL;
@@ -588,67 +605,214 @@ static void part_put_done(struct s3_response *r, void *ud)
     struct part *p = ud;
     struct copy_job *job = p->job;
     job->inflight--;
-    s3_response_free(p->data);
-    p->data = NULL;
     if (r->err != S3_OK) {
-        part_failed(job, r, "UploadPart");
+        part_failed(job, r, "UploadPartCopy");
     } else {
         char *etag = NULL;
-        if (job->part_copy) {
-            if (s3_xml_parse_copy(r->body, r->body_len, &etag, NULL) != S3_OK) etag = NULL;
-        } else {
-            etag = s3_response_etag(r);
-        }
+        if (s3_xml_parse_copy(r->body, r->body_len, &etag, NULL) != S3_OK) etag = NULL;
         if (!etag) {
             r->err = S3_ERR_XML;
             snprintf(r->message, sizeof r->message, "part %d: reply has no ETag", p->no);
-            part_failed(job, r, job->part_copy ? "UploadPartCopy" : "UploadPart");
+            part_failed(job, r, "UploadPartCopy");
         } else {
             p->etag = etag;
             p->st = P_DONE;
             job->parts_done++;
-            job->ctx->total.bytes += 0; /* bytes are counted when the object completes */
             s3_response_free(r);
         }
     }
     mpu_pump(job);
 }
 
-static void part_get_done(struct s3_response *r, void *ud)
+/* ---- piped parts: ranged GET -> UploadPart with a bounded ring in between ----
+ * Memory per part in flight is the ring, not the part, so many more parts can be in flight in the same
+ * budget, and a part's upload overlaps its download. Piped requests are sent once (their bytes cannot be
+ * replayed): a failure of either end cancels the other and the pair runs again after the retry policy's
+ * delay. The part's ETag from the target must be the MD5 of what was fed in. */
+
+static void pipe_start(struct part *p);
+
+static enum s3_sink pipe_sink(const void *data, size_t n, void *ud)
 {
     struct part *p = ud;
     struct copy_job *job = p->job;
-    uint64_t want = p->last - p->first + 1;
-    if (r->err != S3_OK) {
+    if (job->parts_failed) return S3_SINK_ABORT;
+    if (p->fed + n > p->last - p->first + 1) {
+        p->overflow = true;
+        return S3_SINK_ABORT;
+    }
+    if (job->ring - p->ring_len < n) {
+        p->get_paused = true;
+        return S3_SINK_FULL;
+    }
+    size_t tail = (p->ring_head + p->ring_len) % job->ring, first = job->ring - tail;
+    if (first > n) first = n;
+    memcpy(p->ring + tail, data, first);
+    memcpy(p->ring, (const char *)data + first, n - first);
+    p->ring_len += n;
+    p->fed += n;
+    EVP_DigestUpdate(p->md5, data, n);
+    if (p->put_paused) {
+        p->put_paused = false;
+        s3_request_resume(p->put_rq);
+    }
+    return S3_SINK_TAKEN;
+}
+
+static size_t pipe_source(char *buf, size_t room, void *ud)
+{
+    struct part *p = ud;
+    struct copy_job *job = p->job;
+    if (!p->ring_len) {
+        p->put_paused = true;
+        return 0;
+    }
+    size_t n = job->ring - p->ring_head;
+    if (n > p->ring_len) n = p->ring_len;
+    if (n > room) n = room;
+    memcpy(buf, p->ring + p->ring_head, n);
+    p->ring_head = (p->ring_head + n) % job->ring;
+    p->ring_len -= n;
+    if (p->get_paused) {
+        p->get_paused = false;
+        s3_request_resume(p->get_rq);
+    }
+    return n;
+}
+
+static void pipe_retry_fire(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    struct part *p = w->data;
+    struct copy_job *job = p->job;
+    if (job->parts_failed || job->ctx->interrupted) {
         job->inflight--;
-        part_failed(job, r, "GetObject (range)");
+        p->st = P_TODO;
         mpu_pump(job);
         return;
     }
-    if (r->body_len != want) {
-        job->inflight--;
-        r->err = S3_ERR_INTEGRITY;
-        snprintf(r->message, sizeof r->message, "part %d: read %zu bytes, expected %llu", p->no, r->body_len,
-                 (unsigned long long)want);
-        part_failed(job, r, "GetObject (range)");
-        mpu_pump(job);
-        return;
-    }
-    if (job->parts_failed) { /* do not upload more once the upload is being abandoned */
-        job->inflight--;
-        s3_response_free(r);
-        mpu_pump(job);
-        return;
-    }
-    unsigned char md[16];
-    char b64[25];
-    s3_md5(r->body, r->body_len, md);
-    s3_md5_base64(md, b64);
-    p->data = r;
-    p->st = P_PUT;
+    pipe_start(p);
+}
+
+/* Both ends are done: take the part, run the pair again, or fail the upload. */
+static void pipe_settle(struct part *p)
+{
+    struct copy_job *job = p->job;
     struct rep_ctx *ctx = job->ctx;
-    check_started(job, s3_mpu_upload_part(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, p->no, r->body,
-                                          r->body_len, b64, part_put_done, p));
+    if (p->get_rq || p->put_rq) return;
+    struct s3_response *g = p->get_resp, *u = p->put_resp;
+    p->get_resp = p->put_resp = NULL;
+    free(p->ring);
+    p->ring = NULL;
+    uint64_t want = p->last - p->first + 1;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[33] = "";
+    EVP_DigestFinal_ex(p->md5, md, &mdlen);
+    for (unsigned i = 0; i < 16 && mdlen == 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    struct s3_response *bad = NULL; /* the end whose failure decides */
+    if (g->err != S3_OK && g->err != S3_ERR_CANCELLED) bad = g;
+    else if (u->err != S3_OK && u->err != S3_ERR_CANCELLED) bad = u;
+    else if (g->err != S3_OK) bad = g; /* both cancelled: an interruption */
+    else if (u->err != S3_OK) bad = u;
+    bool integrity = false;
+    char *etag = NULL;
+    if (!bad) {
+        etag = s3_response_etag(u);
+        if (p->fed != want || !etag || (s3_etag_is_md5(etag) && strcasecmp(etag, hex) != 0)) {
+            integrity = true;
+            bad = u;
+            bad->err = S3_ERR_INTEGRITY;
+            snprintf(bad->message, sizeof bad->message,
+                     "part %d: %s (read %llu of %llu bytes, MD5 %s, part ETag %s)", p->no,
+                     !etag ? "the reply has no ETag" : p->fed != want ? "read a different number of bytes"
+                                                                      : "the target stored other bytes",
+                     (unsigned long long)p->fed, (unsigned long long)want, hex, etag ? etag : "none");
+            free(etag);
+            etag = NULL;
+        }
+    } else if (bad == g && p->overflow) {
+        bad->err = S3_ERR_INTEGRITY;
+        snprintf(bad->message, sizeof bad->message, "part %d: the ranged GET returned more than %llu bytes",
+                 p->no, (unsigned long long)want);
+        integrity = true;
+    }
+    if (!bad) {
+        p->etag = etag;
+        p->st = P_DONE;
+        job->parts_done++;
+        job->inflight--;
+        s3_response_free(g);
+        s3_response_free(u);
+        mpu_pump(job);
+        return;
+    }
+    struct s3_response *other = bad == g ? u : g;
+    s3_response_free(other);
+    enum s3_retry_class cls = integrity ? S3_RETRY_YES
+                                        : s3_retry_classify(bad->status, bad->s3err.code, bad->curl_code);
+    if (bad->err == S3_ERR_CANCELLED || is_precondition_failed(bad) || (bad->status == 404 && bad == g)) cls = S3_RETRY_NO;
+    struct s3_retry_policy pol;
+    s3_retry_policy_default(&pol);
+    if (ctx->o->retries > 0) pol.max_attempts = ctx->o->retries;
+    if (cls != S3_RETRY_NO && !job->parts_failed && !ctx->interrupted && ++p->tries < pol.max_attempts) {
+        double delay = s3_retry_delay(&pol, p->tries, cls, -1, (double)rand() / ((double)RAND_MAX + 1));
+        s3_log(S3_LOG_INFO, "%s: %s; running the part again in %.2fs (attempt %d of %d)", job->key, bad->message,
+               delay, p->tries + 1, pol.max_attempts);
+        s3_response_free(bad);
+        p->st = P_WAIT;
+        ev_timer_set(&p->retry, delay, 0.);
+        ev_timer_start(s3_loop_ev(ctx->loop), &p->retry);
+        return;
+    }
+    job->inflight--;
+    part_failed(job, bad, bad == g ? "GetObject (range)" : "UploadPart");
+    mpu_pump(job);
+}
+
+static void pipe_get_done(struct s3_response *r, void *ud)
+{
+    struct part *p = ud;
+    p->get_rq = NULL;
+    p->get_resp = r;
+    if (r->err == S3_OK && p->fed != p->last - p->first + 1 && p->put_rq) s3_request_cancel(p->put_rq);
+    if (r->err != S3_OK && p->put_rq) s3_request_cancel(p->put_rq);
+    pipe_settle(p);
+}
+
+static void pipe_put_done(struct s3_response *r, void *ud)
+{
+    struct part *p = ud;
+    p->put_rq = NULL;
+    p->put_resp = r;
+    if (r->err != S3_OK && p->get_rq) s3_request_cancel(p->get_rq);
+    pipe_settle(p);
+}
+
+static void pipe_start(struct part *p)
+{
+    struct copy_job *job = p->job;
+    struct rep_ctx *ctx = job->ctx;
+    if (!p->md5) p->md5 = EVP_MD_CTX_new();
+    p->ring = malloc(job->ring);
+    if (!p->md5 || !p->ring || !EVP_DigestInit_ex(p->md5, EVP_md5(), NULL)) {
+        s3_log(S3_LOG_ERROR, "out of memory piping a part of %s", job->key);
+        abort();
+    }
+    p->ring_head = p->ring_len = 0;
+    p->fed = 0;
+    p->get_paused = p->put_paused = p->overflow = false;
+    p->st = P_PIPE;
+    ev_timer_init(&p->retry, pipe_retry_fire, 0., 0.);
+    p->retry.data = p;
+    struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .if_match = job->etag, .ranged = true,
+                            .first = p->first, .last = p->last, .on_sink = pipe_sink, .sink_ud = p};
+    p->get_rq = s3_get_object(ctx->src, &a, pipe_get_done, p);
+    check_started(job, p->get_rq);
+    p->put_rq = s3_mpu_upload_part_from(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, p->no,
+                                        (size_t)(p->last - p->first + 1), pipe_source, p, pipe_put_done, p);
+    check_started(job, p->put_rq);
 }
 
 /* The scheduling decision for a multipart copy: look at what is in flight and done, start what is next. */
@@ -670,17 +834,13 @@ static void mpu_pump(struct copy_job *job)
     while (job->inflight < job->parallel && job->next_part < job->nparts) {
         struct part *p = &job->parts[job->next_part++];
         job->inflight++;
-        if (job->part_copy) {
+        if (job->ring) {
+            pipe_start(p);
+        } else if (job->part_copy) {
             p->st = P_PUT;
             check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
                                                        p->no, ctx->o->src_bucket, job->key, p->first, p->last,
                                                        job->etag, part_put_done, p));
-        } else {
-            p->st = P_GET;
-            struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .if_match = job->etag,
-                                    .ranged = true, .first = p->first, .last = p->last,
-                                    .max_body = (size_t)(p->last - p->first + 2)};
-            check_started(job, s3_get_object(ctx->src, &a, part_get_done, p));
         }
     }
 }
@@ -740,14 +900,23 @@ static void head_done(struct s3_response *r, void *ud)
     take_metadata(job, r, true);
     struct rep_ctx *ctx = job->ctx;
     if (job->part_copy) {
+        job->ring = 0;
         job->parallel = PARTS_PER_JOB * 2;
         mpu_create(job);
         return;
     }
     uint64_t ps = copy_part_size(job->size, ctx->o->part_size);
-    uint64_t fit = ctx->o->max_memory / ps;
-    job->parallel = (int)(fit < 1 ? 1 : fit < PARTS_PER_JOB ? fit : PARTS_PER_JOB);
-    mem_acquire(job, ps * (uint64_t)job->parallel, mpu_with_memory);
+    /* Piped parts hold a small ring each (a 128 KiB to 1.8 MiB ring made no difference to throughput on RGW). Each
+     * is charged to the memory budget as if it held budget * 2 / connections-per-host, so that all the pipes
+     * the budget admits fit in half the connections (a pipe holds its GET's connection while its UploadPart
+     * needs one, and source and target may be one host). */
+    uint64_t ring = PIPE_RING, charge = ctx->o->max_memory * 2 / (uint64_t)(ctx->o->jobs + 8);
+    if (ring > ps) ring = ps;
+    if (charge < ring) charge = ring;
+    uint64_t fit = ctx->o->max_memory / charge;
+    job->ring = (size_t)ring;
+    job->parallel = (int)(fit < 1 ? 1 : fit < PIPED_PARTS_PER_JOB ? fit : PIPED_PARTS_PER_JOB);
+    mem_acquire(job, charge * (uint64_t)job->parallel, mpu_with_memory);
 }
 
 /* ---- the job ---- */

@@ -4,6 +4,7 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,68 @@ static void abort_leftovers(struct rep_ctx *ctx)
 }
 
 /* Uploads the manifest file into the target's reserved prefix (PUT, or multipart when large). */
+/* A byte range of an open file as a request body, read as the request sends it (no copy of the file in memory). */
+struct file_range {
+    int fd;
+    off_t off, end;
+};
+
+static size_t file_range_read(char *buf, size_t room, void *ud)
+{
+    struct file_range *f = ud;
+    if (f->off >= f->end) return S3_SOURCE_ABORT;
+    if ((off_t)room > f->end - f->off) room = (size_t)(f->end - f->off);
+    ssize_t n = pread(f->fd, buf, room, f->off);
+    if (n <= 0) return S3_SOURCE_ABORT; /* the file shrank or cannot be read: fail rather than wait */
+    f->off += n;
+    return (size_t)n;
+}
+
+/* PUT (an object or an UploadPart) of len bytes of fd from off, streamed from the file with Content-MD5,
+ * and sent again after the retry policy's delay on a transient failure. Returns the last response. */
+static struct s3_response *put_file_range(struct rep_ctx *ctx, const char *key, const struct s3_query_param *q,
+                                          size_t nq, bool typed, int fd, off_t off, size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE], buf[64 * 1024];
+    unsigned int mdlen = 0;
+    char b64[25];
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    bool ok = m && EVP_DigestInit_ex(m, EVP_md5(), NULL);
+    for (size_t done = 0; ok && done < len;) {
+        size_t want = len - done < sizeof buf ? len - done : sizeof buf;
+        ssize_t n = pread(fd, buf, want, off + (off_t)done);
+        ok = n > 0 && EVP_DigestUpdate(m, buf, (size_t)n);
+        done += n > 0 ? (size_t)n : 0;
+    }
+    ok = ok && EVP_DigestFinal_ex(m, md, &mdlen) && mdlen == 16;
+    EVP_MD_CTX_free(m);
+    if (!ok) return NULL;
+    s3_md5_base64(md, b64);
+    struct s3_header h[] = {{"Content-MD5", b64}, {"Content-Type", "application/x-ndjson"}};
+    struct s3_retry_policy pol;
+    s3_retry_policy_default(&pol);
+    if (ctx->o->retries > 0) pol.max_attempts = ctx->o->retries;
+    for (int attempt = 1;; attempt++) {
+        struct file_range f = {fd, off, off + (off_t)len};
+        struct s3_request_spec s = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = key, .query = q,
+                                    .nquery = nq, .headers = h, .nheaders = typed ? 2 : 1, .body_len = len,
+                                    .body_source = file_range_read, .source_ud = &f};
+        struct s3_response *r = s3_request_wait(ctx->dst, &s);
+        if (!r || r->err == S3_OK || attempt >= pol.max_attempts) return r;
+        enum s3_retry_class cls = s3_retry_classify(r->status, r->s3err.code, r->curl_code);
+        if (cls == S3_RETRY_NO && !(r->s3err.code && strcmp(r->s3err.code, "BadDigest") == 0)) return r;
+        double delay = s3_retry_delay(&pol, attempt, cls == S3_RETRY_NO ? S3_RETRY_YES : cls, -1,
+                                      (double)rand() / ((double)RAND_MAX + 1));
+        s3_log(S3_LOG_INFO, "%s; sending it again in %.2fs (attempt %d of %d)", r->message, delay, attempt + 1,
+               pol.max_attempts);
+        s3_response_free(r);
+        struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Uploads the run's manifest to .replicate/manifests/RUN.jsonl, streamed from the local file: one PUT, or
+ * parts of 1 GiB above PutObject's 5 GiB limit. Memory does not grow with the manifest. */
 static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *run_id)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -222,31 +285,29 @@ static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *ru
     }
     char key[512];
     snprintf(key, sizeof key, "%s%s.jsonl", MANIFEST_PREFIX, run_id);
-    const size_t part = 8u << 20;
+    const size_t part = (size_t)1 << 30;
     size_t size = (size_t)st.st_size;
-    char *buf = malloc(size < part ? (size ? size : 1) : part);
     int rc = -1;
-    struct s3_header h[] = {{"Content-Type", "application/x-ndjson"}};
-    if (!buf) goto out;
-    if (size <= part) {
-        if (size && read(fd, buf, size) != (ssize_t)size) goto out;
-        struct s3_request_spec s = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = key, .headers = h,
-                                    .nheaders = 1, .body = buf, .body_len = size};
-        struct s3_response *r = s3_request_wait(ctx->dst, &s);
+    struct s3_response *r = NULL;
+    if (size <= ((size_t)5 << 30)) {
+        r = put_file_range(ctx, key, NULL, 0, true, fd, 0, size);
         if (r && r->err == S3_OK) rc = 0;
-        else s3_log(S3_LOG_ERROR, "uploading the manifest failed: %s", r ? r->message : "out of memory");
+        else s3_log(S3_LOG_ERROR, "uploading the manifest failed: %s", r ? r->message : "cannot read it");
         s3_response_free(r);
-        goto out;
+        close(fd);
+        return rc;
     }
-    /* large manifest: sequential multipart */
+    struct s3_header h[] = {{"Content-Type", "application/x-ndjson"}};
     struct s3_query_param cq[] = {{"uploads", ""}};
     struct s3_request_spec cs = {.method = "POST", .bucket = ctx->o->dst_bucket, .key = key, .query = cq, .nquery = 1,
                                  .headers = h, .nheaders = 1, .error_in_200 = true};
-    struct s3_response *r = s3_request_wait(ctx->dst, &cs);
+    r = s3_request_wait(ctx->dst, &cs);
     char *uid = NULL;
     if (!r || r->err != S3_OK || s3_xml_parse_initiate(r->body, r->body_len, &uid) != S3_OK) {
+        s3_log(S3_LOG_ERROR, "uploading the manifest failed: %s", r ? r->message : "out of memory");
         s3_response_free(r);
-        goto out;
+        close(fd);
+        return -1;
     }
     s3_response_free(r);
     size_t nparts = (size + part - 1) / part;
@@ -254,17 +315,12 @@ static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *ru
     bool ok = etags != NULL;
     for (size_t i = 0; ok && i < nparts; i++) {
         size_t len = i + 1 < nparts ? part : size - i * part;
-        if (read(fd, buf, len) != (ssize_t)len) {
-            ok = false;
-            break;
-        }
         char pn[24];
         snprintf(pn, sizeof pn, "%zu", i + 1);
         struct s3_query_param pq[] = {{"partNumber", pn}, {"uploadId", uid}};
-        struct s3_request_spec ps = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = key, .query = pq,
-                                     .nquery = 2, .body = buf, .body_len = len};
-        r = s3_request_wait(ctx->dst, &ps);
+        r = put_file_range(ctx, key, pq, 2, false, fd, (off_t)(i * part), len);
         if (!r || r->err != S3_OK || !(etags[i] = s3_response_etag(r))) ok = false;
+        if (!ok) s3_log(S3_LOG_ERROR, "uploading the manifest failed: %s", r ? r->message : "cannot read it");
         s3_response_free(r);
     }
     if (ok) {
@@ -287,11 +343,8 @@ static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *ru
     for (size_t i = 0; etags && i < nparts; i++) free(etags[i]);
     free(etags);
     free(uid);
-    rc = ok ? 0 : -1;
-out:
-    free(buf);
     close(fd);
-    return rc;
+    return ok ? 0 : -1;
 }
 
 /* ---- the run ---- */

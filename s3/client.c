@@ -69,6 +69,10 @@ struct s3_request {
     void *body_ud;
     int max_attempts;
     bool bad_digest_final;
+    s3_sink_cb on_sink;
+    s3_source_cb body_source;
+    void *source_ud;
+    ev_timer resume; /* s3_request_resume: curl_easy_pause(CONT) from the loop, outside curl's callbacks */
     char payload_hash[65];
     s3_done_cb cb;
     void *ud;
@@ -410,9 +414,12 @@ char *s3_object_url(const char *bucket, const char *key)
 static void request_free(struct s3_request *rq)
 {
     if (!rq) return;
+    if (rq->loop) ev_timer_stop(rq->loop->ev, &rq->resume);
     if (rq->easy) {
         struct s3_loop *loop = rq->loop;
-        if (loop && loop->npool < sizeof loop->pool / sizeof loop->pool[0]) {
+        /* a piped transfer may end paused: its handle is not reused */
+        bool piped = rq->on_sink || rq->body_source;
+        if (loop && !piped && loop->npool < sizeof loop->pool / sizeof loop->pool[0]) {
             curl_easy_reset(rq->easy);
             loop->pool[loop->npool++] = rq->easy;
         } else {
@@ -442,6 +449,20 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     /* an error document is kept whatever the cap for the expected body: a 503 for a 100-byte object must
      * stay a retryable 503, not become "response too large" */
     if ((status < 200 || status >= 300) && rq->buf.cap < ERROR_BODY_MAX) rq->buf.cap = ERROR_BODY_MAX;
+    if (rq->on_sink && status >= 200 && status < 300) {
+        rq->streamed = true;
+        switch (rq->on_sink(ptr, n, rq->source_ud)) {
+        case S3_SINK_TAKEN:
+            return n;
+        case S3_SINK_FULL:
+            rq->loop->stats.bytes_in -= n; /* delivered again after the resume */
+            return CURL_WRITEFUNC_PAUSE;
+        case S3_SINK_ABORT:
+            break;
+        }
+        rq->sink_abort = true;
+        return 0;
+    }
     if (rq->on_body && status >= 200 && status < 300) {
         rq->streamed = true;
         if (!rq->on_body(ptr, n, rq->body_ud)) {
@@ -463,7 +484,13 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
     struct s3_request *rq = ud;
     size_t room = size * nitems, left = rq->body_len - rq->body_off;
     size_t n = left < room ? left : room;
-    if (n) memcpy(buf, (const char *)rq->body + rq->body_off, n);
+    if (rq->body_source && n) {
+        n = rq->body_source(buf, n, rq->source_ud);
+        if (n == S3_SOURCE_ABORT) return CURL_READFUNC_ABORT;
+        if (!n) return CURL_READFUNC_PAUSE;
+    } else if (n) {
+        memcpy(buf, (const char *)rq->body + rq->body_off, n);
+    }
     rq->body_off += n;
     rq->loop->stats.bytes_out += n;
     return n;
@@ -473,6 +500,7 @@ static int seek_cb(void *ud, curl_off_t offset, int origin)
 {
     struct s3_request *rq = ud;
     if (origin != SEEK_SET || offset < 0 || (size_t)offset > rq->body_len) return CURL_SEEKFUNC_CANTSEEK;
+    if (rq->body_source && (size_t)offset != rq->body_off) return CURL_SEEKFUNC_CANTSEEK;
     rq->body_off = (size_t)offset;
     return CURL_SEEKFUNC_OK;
 }
@@ -664,6 +692,22 @@ static void timer_fire(struct ev_loop *ev, ev_timer *w, int revents)
         return;
     }
     attempt_start(rq);
+}
+
+static void resume_fire(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev;
+    (void)revents;
+    struct s3_request *rq = w->data;
+    if (rq->state == REQ_RUNNING) curl_easy_pause(rq->easy, CURLPAUSE_CONT);
+}
+
+void s3_request_resume(struct s3_request *rq)
+{
+    if (rq && rq->state == REQ_RUNNING && !ev_is_active(&rq->resume)) {
+        ev_timer_set(&rq->resume, 0., 0.);
+        ev_timer_start(rq->loop->ev, &rq->resume);
+    }
 }
 
 static void attempt_start(struct s3_request *rq)
@@ -873,6 +917,12 @@ static struct s3_request *request_start(struct s3_client *c, const struct s3_req
     rq->body_ud = spec->body_ud;
     rq->max_attempts = spec->max_attempts;
     rq->bad_digest_final = spec->bad_digest_final;
+    rq->on_sink = spec->on_sink;
+    rq->body_source = spec->body_source;
+    rq->source_ud = spec->source_ud;
+    if (rq->on_sink || rq->body_source) rq->max_attempts = 1; /* the bytes cannot be replayed */
+    ev_timer_init(&rq->resume, resume_fire, 0., 0.);
+    rq->resume.data = rq;
     s3_buf_init(&rq->buf, rq->max_body);
     ev_timer_init(&rq->timer, timer_fire, 0., 0.);
     rq->timer.data = rq;
@@ -887,7 +937,7 @@ static struct s3_request *request_start(struct s3_client *c, const struct s3_req
             if (!rq->xh[i].name || !rq->xh[i].value) goto error_clean_up;
         }
     }
-    if (rq->unsigned_payload) snprintf(rq->payload_hash, sizeof rq->payload_hash, "UNSIGNED-PAYLOAD");
+    if (rq->unsigned_payload || rq->body_source) snprintf(rq->payload_hash, sizeof rq->payload_hash, "UNSIGNED-PAYLOAD");
     else if (!rq->body_len) memcpy(rq->payload_hash, SIGV4_EMPTY_SHA256, sizeof SIGV4_EMPTY_SHA256);
     else sigv4_sha256_hex(rq->body, rq->body_len, rq->payload_hash);
 

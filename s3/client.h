@@ -86,6 +86,17 @@ void s3_response_free(struct s3_response *r); /* NULL ok */
 typedef bool (*s3_body_cb)(const void *data, size_t len, void *ud);
 typedef void (*s3_reset_cb)(void *ud);
 
+/* Flow-controlled body ends, for piping one request's response body into another's request body with a
+ * bounded buffer in between (replicator/copy.c). A sink takes all len bytes (S3_SINK_TAKEN) or none
+ * (S3_SINK_FULL: the transfer pauses and the same bytes come again after s3_request_resume), or aborts. A
+ * source copies up to room bytes into buf and returns how many; 0 while none are ready pauses the request
+ * until s3_request_resume. Requests with either are sent once: their bytes cannot be replayed, so every
+ * failure is delivered and the caller decides whether to run the pair again. */
+enum s3_sink { S3_SINK_TAKEN, S3_SINK_FULL, S3_SINK_ABORT };
+#define S3_SOURCE_ABORT ((size_t)-1) /* a source's answer that ends the request (a read error) */
+typedef enum s3_sink (*s3_sink_cb)(const void *data, size_t len, void *ud);
+typedef size_t (*s3_source_cb)(char *buf, size_t room, void *ud);
+
 /* Completion: the callback owns resp and must s3_response_free it. Called from the loop, never from
  * inside s3_request_start. */
 typedef void (*s3_done_cb)(struct s3_response *resp, void *ud);
@@ -108,6 +119,10 @@ struct s3_request_spec {
     void *body_ud;
     int max_attempts;        /* 0 = the loop's policy */
     bool bad_digest_final;   /* a BadDigest reply is not resent: the body itself is wrong (see s3_put_object) */
+    s3_sink_cb on_sink;      /* 2xx response body, flow-controlled (instead of on_body or buffering) */
+    s3_source_cb body_source; /* request body of body_len bytes, flow-controlled (instead of body); signed
+                               * UNSIGNED-PAYLOAD */
+    void *source_ud;         /* for on_sink and body_source */
 };
 
 /* Starts a request on a client (or reader, via s3_reader_request_start). NULL only on allocation failure;
@@ -116,6 +131,8 @@ struct s3_request *s3_request_start(struct s3_client *c, const struct s3_request
                                     void *ud);
 struct s3_request *s3_reader_request_start(struct s3_reader *r, const struct s3_request_spec *spec,
                                            s3_done_cb cb, void *ud);
+/* Lets a request paused by its sink or source go on (deferred to the loop; a no-op once it finished). */
+void s3_request_resume(struct s3_request *req);
 /* Cancels a request still in flight; its callback is called with S3_ERR_CANCELLED. */
 void s3_request_cancel(struct s3_request *req);
 /* Cancels every request on the loop (shutdown). */

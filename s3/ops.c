@@ -84,7 +84,8 @@ struct s3_request *s3_get_object(struct s3_reader *r, const struct s3_get_args *
     }
     struct s3_request_spec s = {.method = "GET", .bucket = a->bucket, .key = a->key, .query = q, .nquery = nq,
                                 .headers = h, .nheaders = nh, .max_body = a->max_body, .on_body = a->on_body,
-                                .on_reset = a->on_reset, .body_ud = a->body_ud};
+                                .on_reset = a->on_reset, .body_ud = a->body_ud, .on_sink = a->on_sink,
+                                .source_ud = a->sink_ud};
     return s3_reader_request_start(r, &s, cb, ud);
 }
 
@@ -163,6 +164,18 @@ struct s3_request *s3_mpu_upload_part(struct s3_client *c, const char *bucket, c
     struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .query = q, .nquery = 2,
                                 .headers = h, .nheaders = nh, .body = body, .body_len = len,
                                 .unsigned_payload = content_md5 != NULL};
+    return s3_request_start(c, &s, cb, ud);
+}
+
+struct s3_request *s3_mpu_upload_part_from(struct s3_client *c, const char *bucket, const char *key,
+                                           const char *upload_id, int part, size_t len, s3_source_cb source,
+                                           void *source_ud, s3_done_cb cb, void *ud)
+{
+    char pn[16];
+    snprintf(pn, sizeof pn, "%d", part);
+    struct s3_query_param q[] = {Q("partNumber", pn), Q("uploadId", upload_id)};
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .query = q, .nquery = 2,
+                                .body_len = len, .body_source = source, .source_ud = source_ud};
     return s3_request_start(c, &s, cb, ud);
 }
 

@@ -27,6 +27,8 @@ struct s3_get_args {
     s3_body_cb on_body;     /* stream instead of buffering */
     s3_reset_cb on_reset;
     void *body_ud;
+    s3_sink_cb on_sink;     /* or pipe the body, flow-controlled (sent once: see s3/client.h) */
+    void *sink_ud;
 };
 struct s3_request *s3_get_object(struct s3_reader *r, const struct s3_get_args *a, s3_done_cb cb, void *ud);
 
@@ -49,6 +51,11 @@ struct s3_request *s3_mpu_create(struct s3_client *c, const char *bucket, const 
 struct s3_request *s3_mpu_upload_part(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
                                       int part, const void *body, size_t len, const char *content_md5, s3_done_cb cb,
                                       void *ud);
+/* UploadPart of len bytes read from source as they become ready (flow-controlled, sent once, UNSIGNED-PAYLOAD,
+ * no Content-MD5: the caller checks the part's ETag against the MD5 of what it fed in). */
+struct s3_request *s3_mpu_upload_part_from(struct s3_client *c, const char *bucket, const char *key,
+                                           const char *upload_id, int part, size_t len, s3_source_cb source,
+                                           void *source_ud, s3_done_cb cb, void *ud);
 /* UploadPartCopy of bytes first..last of the source (inclusive). */
 struct s3_request *s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
                                            const char *upload_id, int part, const char *src_bucket,

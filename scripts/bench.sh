@@ -21,7 +21,8 @@
 # check); a run that fails the check is reported as FAILED, not as a result.
 # Figures per phase: wall, client CPU (user+sys), client peak RSS (GNU time %M, cross-checked against
 # /proc VmHWM), CPU of the radosgw and ceph-osd processes of both instances. Small-corpus runs are
-# repeated BENCH_REPEAT (3) times and reported as medians.
+# repeated BENCH_REPEAT (3) times and reported as medians (the tools in BENCH_REPEAT_TOOLS, default replicate,
+# rclone-64 and aws-64; the default-settings peers run once).
 #
 # Output: the markdown table on stdout and in build/bench-results.md, the raw figures in
 # build/bench-results.jsonl and build/bench-meta.json (scripts/bench_report.py report can redo the table); BENCH_UPDATE_README=1 also rewrites the README's "## Performance" section.
@@ -39,6 +40,9 @@ BENCH_LARGE_COUNT=${BENCH_LARGE_COUNT:-6}
 BENCH_MIXED_SMALL=${BENCH_MIXED_SMALL:-$((BENCH_SMALL / 5))}
 BENCH_MIXED_MB=${BENCH_MIXED_MB:-$((BENCH_LARGE_MB / 2))}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
+# Which tools the small corpus repeats (medians); the others (the peers with their default settings, never the
+# fastest and the slowest to run) run once.
+BENCH_REPEAT_TOOLS=${BENCH_REPEAT_TOOLS:-replicate rclone-64 aws-64}
 BENCH_CORPORA=${BENCH_CORPORA:-small large mixed}
 BENCH_TOOLS=${BENCH_TOOLS:-replicate rclone aws}
 BENCH_MODES=${BENCH_MODES:-same cross}
@@ -386,6 +390,7 @@ for c in $BENCH_CORPORA; do
   for ((r = 1; r <= REPS; r++)); do
     for m in $BENCH_MODES; do
       for t in "${tools[@]}"; do
+        [ "$r" -gt 1 ] && [[ " $BENCH_REPEAT_TOOLS " != *" $t "* ]] && continue
         ready_for "$c"
         bench_run "$c" "$m" "$t" "$r"
       done
@@ -456,7 +461,7 @@ meta = {
     "aws": sh("/usr/bin/aws --version").split()[0] if sh("/usr/bin/aws --version") else "?",
     "replicate": sh("'$REP' --version").split()[-1], "commit": commit,
     "load_start": "$load_start", "load_end": open("/proc/loadavg").read().split()[:3],
-    "elapsed": f"{$elapsed // 60} min {$elapsed % 60} s", "repeat": $BENCH_REPEAT, "small_count": $BENCH_SMALL,
+    "elapsed": f"{$elapsed // 60} min {$elapsed % 60} s", "repeat": $BENCH_REPEAT, "repeat_tools": "$BENCH_REPEAT_TOOLS", "small_count": $BENCH_SMALL,
     "corpora": {"small": "${DESC[small]:-}", "large": "${DESC[large]:-}", "mixed": "${DESC[mixed]:-}"},
     "notes": [],
 }

@@ -462,7 +462,8 @@ def build_markdown(rows, meta):
     L.append(f"Load average (1/5/15 min) at the start: {meta.get('load_start', '?')}; at the end: "
              f"{meta.get('load_end', '?')}. The clients, both RGW instances and other people's test runs share "
              f"the CPUs, so the figures are noisy; small-corpus phases are medians of "
-             f"{meta.get('repeat', '?')} runs, the others single runs. Total bench time: "
+             f"{meta.get('repeat', '?')} runs (of {meta.get('repeat_tools', 'every tool')}), the others single "
+             f"runs. Total bench time: "
              f"{meta.get('elapsed', '?')}.")
     L.append("")
     L.append("Columns: wall = elapsed seconds; × best peer = wall divided by the fastest rclone/aws variant "

@@ -45,7 +45,7 @@ enum fault {
     F_SHORT_BODY,     /* forward, relay the head and part of the body, then FIN */
     F_BAD_XML,        /* listing replaced by 200 with malformed XML */
     F_ERROR_200,      /* copy/complete forwarded, client gets 200 with an <Error> body */
-    F_CORRUPT_BODY,   /* GET of an object forwarded, one byte in the middle of its body changed (opt-in) */
+    F_CORRUPT_BODY,   /* one byte in the middle of an object's body changed: a GET's reply or a PUT's request (opt-in) */
     F_NKINDS
 };
 
@@ -67,7 +67,7 @@ struct rule {
 };
 
 static struct {
-    const char *listen, *upstream, *log_path, *count_path;
+    const char *listen, *upstream, *log_path, *count_path, *only;
     double rate, stall_seconds;
     uint64_t seed;
     bool enabled[F_NKINDS];
@@ -784,7 +784,8 @@ static bool fault_applies(enum fault f, const struct exch *x)
     case F_BAD_XML:
         return strcmp(x->method, "GET") == 0 && is_listing(x->uri);
     case F_CORRUPT_BODY:
-        return strcmp(x->method, "GET") == 0 && !is_listing(x->uri) && strchr(x->uri + 1, '/') != NULL;
+        return (strcmp(x->method, "GET") == 0 && !is_listing(x->uri) && strchr(x->uri + 1, '/') != NULL) ||
+               (strcmp(x->method, "PUT") == 0 && x->has_body && !x->copy_source);
     case F_ERROR_200:
         return (strcmp(x->method, "PUT") == 0 && x->copy_source) ||
                (strcmp(x->method, "POST") == 0 && strstr(x->uri, "uploadId=") != NULL);
@@ -804,6 +805,7 @@ static enum fault decide(struct exch *x)
             return fault_applies(r->kind, x) ? r->kind : F_NONE;
         }
     }
+    if (opt.only && !strstr(x->line, opt.only)) return F_NONE;
     if (opt.rate <= 0 || rng_double() >= opt.rate) return F_NONE;
     enum fault cand[F_NKINDS];
     int n = 0;
@@ -995,6 +997,10 @@ static bool request_head(struct conn *c)
     x->has_body = !x->rqf.done;
     x->rq_st = x->has_body ? RQ_BODY : RQ_DONE;
     x->fault = decide(x);
+    if (x->fault == F_CORRUPT_BODY && strcmp(x->method, "PUT") == 0) {
+        if (x->rqf.type == FR_LEN) x->rq_cut = x->rqf.left / 2; /* the offset of the byte to change */
+        else x->fault = F_NONE;
+    }
 
     switch (x->fault) {
     case F_NONE:
@@ -1055,6 +1061,9 @@ static bool request_body(struct conn *c)
         c->dead = true;
         return true;
     }
+    if (x->fault == F_CORRUPT_BODY && x->rq_disp == RQ_FORWARD && x->rq_cut >= x->rq_seen &&
+        x->rq_cut < x->rq_seen + n)
+        b->d[b->fwd + (x->rq_cut - x->rq_seen)] ^= 0x20;
     if (x->rq_disp == RQ_FORWARD)
         b->fwd += n;
     else
@@ -1140,6 +1149,7 @@ static bool response_head(struct conn *c)
             x->rs_disp = RS_CUT_FIN;
         break;
     case F_CORRUPT_BODY:
+        if (strcmp(x->method, "PUT") == 0) break; /* the request's body was changed, not the reply's */
         if (status / 100 != 2 || x->rsf.type != FR_LEN || x->rsf.left == 0)
             x->fault = F_NONE; /* only a plain body of known length is changed */
         else
@@ -1172,7 +1182,7 @@ static bool response_body(struct conn *c)
         return true;
     }
     if (cut && x->rsf.done && n > 0) n--; /* never let a cut reply look complete */
-    if (x->fault == F_CORRUPT_BODY && x->rs_cut >= x->rs_seen && x->rs_cut < x->rs_seen + n)
+    if (x->fault == F_CORRUPT_BODY && !x->has_body && x->rs_cut >= x->rs_seen && x->rs_cut < x->rs_seen + n)
         b->d[b->fwd + (x->rs_cut - x->rs_seen)] ^= 0x20;
     if (x->rs_disp == RS_DISCARD)
         buf_drop(b, n);
@@ -1441,12 +1451,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: faultproxy --listen HOST:PORT --upstream HOST:PORT [--rate 0.10] [--seed N]\n"
                "                  [--faults KIND,...] [--rule KIND:SUBSTRING]... [--log FILE]\n"
-               "                  [--stall-seconds 30] [--count-file FILE]\n"
+               "                  [--stall-seconds 30] [--count-file FILE] [--only SUBSTRING]\n"
                "kinds: slowdown internal reset-before reset-request reset-response stall short-body\n"
                "       bad-xml error-200 (all by default), corrupt-body (only when named: one byte of an object\n"
                "       GET's body changed); rules also take none, bad-xml-truncated,\n"
                "       bad-xml-garbage, bad-xml-oversized. A rule applies to requests whose \"METHOD URI\"\n"
-               "       contains SUBSTRING; the first matching rule wins over --rate.\n");
+               "       contains SUBSTRING; the first matching rule wins over --rate. --only: --rate faults only\n"
+               "       requests whose \"METHOD URI\" contains SUBSTRING.\n");
 }
 
 static bool parse_kind(const char *s, size_t n, enum fault *kind, enum badxml *variant)
@@ -1532,6 +1543,7 @@ static bool parse_args(int argc, char **argv)
         {"log", required_argument, NULL, 'L'},
         {"stall-seconds", required_argument, NULL, 'S'},
         {"count-file", required_argument, NULL, 'c'},
+        {"only", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1545,6 +1557,9 @@ static bool parse_args(int argc, char **argv)
         switch (ch) {
         case 'l':
             opt.listen = optarg;
+            break;
+        case 'O':
+            opt.only = optarg;
             break;
         case 'u':
             opt.upstream = optarg;
