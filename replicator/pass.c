@@ -274,8 +274,6 @@ static void free_list(char **l, size_t n)
     free(l);
 }
 
-#define LIST_KEYS_HELD 16000
-
 /* Turns the collected sample into the boundaries for the next pass (at most nranges - 1 of them). */
 static void sample_finish(struct rep_ctx *ctx)
 {
@@ -298,12 +296,7 @@ static void sample_finish(struct rep_ctx *ctx)
      * ranges do not list far past their end */
     uint64_t per = ctx->sample_seen / (ctx->nbounds + 1);
     uint64_t page = per + per / 4 + 16;
-    /* Each range holds up to two pages per side (one read ahead): LIST_KEYS_HELD keys in all, whatever the
-     * bucket's size, so that memory stays flat from ten thousand objects to millions. */
-    uint64_t cap = LIST_KEYS_HELD / (4 * (ctx->nbounds + 1));
-    if (cap > 1000) cap = 1000;
-    if (cap < 100) cap = 100;
-    ctx->range_page = ctx->nbounds ? (int)(page > cap ? cap : page) : 0;
+    ctx->range_page = ctx->nbounds ? (int)(page > 1000 ? 1000 : page) : 0;
     free_list(ctx->sample, ctx->nsample);
     ctx->sample = NULL;
     ctx->nsample = 0;

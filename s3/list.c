@@ -113,7 +113,9 @@ static void page_done(struct s3_response *resp, void *ud)
             rg->next = page;
             rg->have_next = true;
         }
-        if (!rg->done_fetching && !rg->have_next) range_fetch(rg);
+        /* read ahead only in the range being consumed: the others wait with their first page, so that memory
+         * is one page per range plus one, however long the ranges are */
+        if (!rg->done_fetching && !rg->have_next && l->cur < l->nranges && l->ranges[l->cur] == rg) range_fetch(rg);
     }
     if (l->waiting) {
         l->waiting = false;
@@ -232,6 +234,10 @@ enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_i
                 l->ranges[l->cur] = NULL;
             }
             l->cur++;
+            if (l->cur < l->nranges) { /* the next range becomes the one read ahead */
+                struct range *nx = l->ranges[l->cur];
+                if (nx->have_cur && !nx->have_next && !nx->done_fetching && !nx->fetching) range_fetch(nx);
+            }
             continue;
         }
         l->waiting = true;
