@@ -67,6 +67,11 @@ struct copy_job {
     char *target_etag, *version_id;
     char error[700];
     int refreshes, integrity_retries;
+    /* A multipart source whose part count our part size reproduces: the parts are not hashed here, the
+     * composite ETag of the target's parts must equal the source's (checks source -> target end to end). */
+    bool composite;
+    int composite_misses; /* after 2, the layouts differ: hash each part instead */
+    bool restart_direct;  /* after the abort, start again at once (the source did not change) */
     /* memory budget */
     uint64_t mem_need;
     bool mem_held;
@@ -472,6 +477,12 @@ static void abort_done(struct s3_response *r, void *ud)
     parts_free(job);
     if (job->restart_after_abort) {
         job->restart_after_abort = false;
+        if (job->restart_direct) {
+            job->restart_direct = false;
+            mem_release(job);
+            job_start(job);
+            return;
+        }
         refresh(job);
         return;
     }
@@ -572,8 +583,44 @@ static void complete_done(struct s3_response *r, void *ud)
     finish_written(job);
 }
 
+/* "md5(concat(binary part MD5s))-N" of the parts uploaded, compared with the source's ETag. */
+static bool composite_matches(const struct copy_job *job)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    bool ok = m && EVP_DigestInit_ex(m, EVP_md5(), NULL);
+    for (int i = 0; ok && i < job->nparts; i++) {
+        const char *e = job->parts[i].etag;
+        unsigned char b[16];
+        ok = s3_etag_is_md5(e);
+        for (int k = 0; ok && k < 16; k++) {
+            unsigned v;
+            ok = sscanf(e + 2 * k, "%2x", &v) == 1;
+            b[k] = (unsigned char)v;
+        }
+        ok = ok && EVP_DigestUpdate(m, b, sizeof b);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    ok = ok && EVP_DigestFinal_ex(m, md, &len) && len == 16;
+    EVP_MD_CTX_free(m);
+    if (!ok) return false;
+    char want[48];
+    for (int k = 0; k < 16; k++) snprintf(want + 2 * k, 3, "%02x", md[k]);
+    snprintf(want + 32, sizeof want - 32, "-%d", job->nparts);
+    return strcasecmp(want, job->etag) == 0;
+}
+
 static void mpu_complete(struct copy_job *job)
 {
+    if (job->composite && !composite_matches(job)) {
+        job->composite_misses++;
+        s3_log(S3_LOG_WARN, "%s: the parts written do not add up to the source's ETag %s (%s); copying it again",
+               job->key, job->etag, job->composite_misses < 2 ? "a part was read wrong, or the source's parts differ"
+                                                              : "now hashing each part");
+        job->restart_direct = true;
+        mpu_abandon(job, COPY_OK, true);
+        return;
+    }
     const char **etags = calloc((size_t)job->nparts, sizeof *etags);
     if (!etags) abort();
     for (int i = 0; i < job->nparts; i++) etags[i] = job->parts[i].etag;
@@ -651,7 +698,7 @@ static enum s3_sink pipe_sink(const void *data, size_t n, void *ud)
     memcpy(p->ring, (const char *)data + first, n - first);
     p->ring_len += n;
     p->fed += n;
-    EVP_DigestUpdate(p->md5, data, n);
+    if (!job->composite) EVP_DigestUpdate(p->md5, data, n);
     if (p->put_paused) {
         p->put_paused = false;
         s3_request_resume(p->put_rq);
@@ -720,7 +767,7 @@ static void pipe_settle(struct part *p)
     char *etag = NULL;
     if (!bad) {
         etag = s3_response_etag(u);
-        if (p->fed != want || !etag || (s3_etag_is_md5(etag) && strcasecmp(etag, hex) != 0)) {
+        if (p->fed != want || !etag || (!job->composite && s3_etag_is_md5(etag) && strcasecmp(etag, hex) != 0)) {
             integrity = true;
             bad = u;
             bad->err = S3_ERR_INTEGRITY;
@@ -910,6 +957,10 @@ static void head_done(struct s3_response *r, void *ud)
      * is charged to the memory budget as if it held budget * 2 / connections-per-host, so that all the pipes
      * the budget admits fit in half the connections (a pipe holds its GET's connection while its UploadPart
      * needs one, and source and target may be one host). */
+    const char *dash = strrchr(job->etag, '-');
+    uint64_t nparts = (job->size + ps - 1) / ps;
+    job->composite = dash && dash - job->etag == 32 && strtoull(dash + 1, NULL, 10) == nparts &&
+                     job->composite_misses < 2;
     uint64_t ring = PIPE_RING, charge = ctx->o->max_memory * 2 / (uint64_t)(ctx->o->jobs + 8);
     if (ring > ps) ring = ps;
     if (charge < ring) charge = ring;
