@@ -468,7 +468,7 @@ static void parts_free(struct copy_job *job)
 static void abort_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
-    if (r->err != S3_OK && r->err != S3_ERR_CANCELLED)
+    if (r && r->err != S3_OK && r->err != S3_ERR_CANCELLED) /* r is NULL when there was no upload to abort */
         s3_log(S3_LOG_WARN, "%s: aborting multipart upload failed (%s); the next run cleans it up", job->key,
                r->message);
     s3_response_free(r);
