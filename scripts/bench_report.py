@@ -542,7 +542,7 @@ def cmd_report(a):
     if a.readme:
         intro = ("Measured by `make bench` (scripts/bench.sh): two local Ceph RGW instances, the corpora below, "
                  "and each tool's full copy into a fresh versioned bucket, a no-change pass, and a pass after "
-                 "100 objects were added. Knobs: BENCH_SMALL, BENCH_LARGE_MB, BENCH_REPEAT, BENCH_CORPORA, "
+                 "100 objects were added. Knobs: BENCH_SMALL, BENCH_LARGE_MB, BENCH_REPEAT, BENCH_REPEAT_TOOLS, BENCH_CORPORA, "
                  "BENCH_TOOLS, BENCH_MODES, BENCH_SCALE (0 skips the 100,000-object memory test); "
                  "BENCH_UPDATE_README=1 rewrites this section. The full table also lands in "
                  "build/bench-results.md.\n\n")
