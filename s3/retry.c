@@ -49,6 +49,8 @@ static bool curl_code_transient(int curl_code)
     case CURLE_OPERATION_TIMEDOUT: /* includes our low-speed stall detection */
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR: /* connection reset */
+    case CURLE_SEND_FAIL_REWIND: /* a reused connection died and a streamed body cannot be sent again: the
+                                  * caller runs the request again from the start */
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:

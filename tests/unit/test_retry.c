@@ -102,7 +102,7 @@ static void test_curl_transient(void **state)
     static const int yes[] = {
         CURLE_COULDNT_CONNECT,   CURLE_OPERATION_TIMEDOUT,   CURLE_SEND_ERROR, CURLE_RECV_ERROR,
         CURLE_GOT_NOTHING,       CURLE_PARTIAL_FILE,         CURLE_HTTP2,      CURLE_HTTP2_STREAM,
-        CURLE_SSL_CONNECT_ERROR, CURLE_COULDNT_RESOLVE_HOST,
+        CURLE_SSL_CONNECT_ERROR, CURLE_COULDNT_RESOLVE_HOST, CURLE_SEND_FAIL_REWIND,
     };
     for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
         assert_int_equal(s3_retry_classify(0, NULL, yes[i]), S3_RETRY_YES);
