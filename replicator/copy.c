@@ -29,13 +29,10 @@ enum copy_state {
 static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "mpu-create",
                                           "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "done"};
 
-enum part_state { P_TODO, P_PUT, P_PIPE, P_WAIT, P_DONE };
-
 struct part {
     struct copy_job *job;
     int no;
     uint64_t first, last;
-    enum part_state st;
     char *etag;
     /* piped: the ranged GET's body flows into the UploadPart through a ring of job->ring bytes */
     struct s3_request *get_rq, *put_rq;
@@ -349,50 +346,43 @@ static bool data_matches_etag(const struct copy_job *job)
     unsigned char md[16];
     char hex[33];
     s3_md5(job->data->body, job->data->body_len, md);
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    s3_md5_hex(md, hex);
     return strcasecmp(hex, job->etag) == 0;
 }
 
 static void put_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
-    if (r->err == S3_ERR_CANCELLED) {
-        s3_response_free(r);
-        finish(job, COPY_CANCELLED);
-        return;
-    }
-    /* Content-MD5 was the source's ETag: a target refusing it means the bytes read were not that version. */
-    if (r->err != S3_OK && r->s3err.code && strcmp(r->s3err.code, "BadDigest") == 0) {
-        s3_response_free(r);
-        s3_response_free(job->data);
-        job->data = NULL;
-        integrity_retry(job, "content read does not match the source ETag (MD5): the target refused it");
-        return;
-    }
-    if (r->err != S3_OK) {
-        s3_response_free(job->data);
-        job->data = NULL;
-        snprintf(job->error, sizeof job->error, "PutObject: %s", r->message);
-        s3_response_free(r);
-        finish(job, COPY_FAILED);
-        return;
-    }
-    take_result(job, r, NULL);
-    s3_response_free(r);
-    /* A plain-MD5 source copied whole: the target's ETag is the MD5 of what it stored, so equal ETags prove the
-     * copy end to end without hashing here. Otherwise (a target whose ETags are not MD5s, or one that ignored
-     * Content-MD5) hash what was read: if it is not the listed version, read and write it again (what was
-     * written stays only as an older version). */
-    if (s3_etag_is_md5(job->etag) && !(job->target_etag && strcasecmp(job->target_etag, job->etag) == 0) &&
-        !data_matches_etag(job)) {
-        s3_response_free(job->data);
-        job->data = NULL;
-        integrity_retry(job, "content read does not match the source ETag (MD5)");
-        return;
+    const char *reread = NULL; /* why the object is to be read again */
+    if (r->err == S3_OK) {
+        take_result(job, r, NULL);
+        /* A plain-MD5 source copied whole: the target's ETag is the MD5 of what it stored, so equal ETags prove
+         * the copy end to end without hashing here. Otherwise (a target whose ETags are not MD5s, or one that
+         * ignored Content-MD5) hash what was read: if it is not the listed version, read and write it again
+         * (what was written stays only as an older version). */
+        if (s3_etag_is_md5(job->etag) && !(job->target_etag && strcasecmp(job->target_etag, job->etag) == 0) &&
+            !data_matches_etag(job))
+            reread = "content read does not match the source ETag (MD5)";
+    } else if (r->s3err.code && strcmp(r->s3err.code, "BadDigest") == 0) {
+        /* Content-MD5 was the source's ETag: a target refusing it means the bytes read were not that version */
+        reread = "content read does not match the source ETag (MD5): the target refused it";
     }
     s3_response_free(job->data);
     job->data = NULL;
-    finish_written(job);
+    if (r->err == S3_ERR_CANCELLED) {
+        s3_response_free(r);
+        finish(job, COPY_CANCELLED);
+    } else if (reread) {
+        s3_response_free(r);
+        integrity_retry(job, reread);
+    } else if (r->err != S3_OK) {
+        snprintf(job->error, sizeof job->error, "PutObject: %s", r->message);
+        s3_response_free(r);
+        finish(job, COPY_FAILED);
+    } else {
+        s3_response_free(r);
+        finish_written(job);
+    }
 }
 
 static void integrity_retry(struct copy_job *job, const char *why)
@@ -589,15 +579,8 @@ static bool composite_matches(const struct copy_job *job)
     EVP_MD_CTX *m = EVP_MD_CTX_new();
     bool ok = m && EVP_DigestInit_ex(m, EVP_md5(), NULL);
     for (int i = 0; ok && i < job->nparts; i++) {
-        const char *e = job->parts[i].etag;
         unsigned char b[16];
-        ok = s3_etag_is_md5(e);
-        for (int k = 0; ok && k < 16; k++) {
-            unsigned v;
-            ok = sscanf(e + 2 * k, "%2x", &v) == 1;
-            b[k] = (unsigned char)v;
-        }
-        ok = ok && EVP_DigestUpdate(m, b, sizeof b);
+        ok = s3_md5_from_hex(job->parts[i].etag, b) == 0 && EVP_DigestUpdate(m, b, sizeof b);
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -605,7 +588,7 @@ static bool composite_matches(const struct copy_job *job)
     EVP_MD_CTX_free(m);
     if (!ok) return false;
     char want[48];
-    for (int k = 0; k < 16; k++) snprintf(want + 2 * k, 3, "%02x", md[k]);
+    s3_md5_hex(md, want);
     snprintf(want + 32, sizeof want - 32, "-%d", job->nparts);
     return strcasecmp(want, job->etag) == 0;
 }
@@ -663,7 +646,6 @@ static void part_put_done(struct s3_response *r, void *ud)
             part_failed(job, r, "UploadPartCopy");
         } else {
             p->etag = etag;
-            p->st = P_DONE;
             job->parts_done++;
             s3_response_free(r);
         }
@@ -735,7 +717,6 @@ static void pipe_retry_fire(struct ev_loop *ev, ev_timer *w, int revents)
     struct copy_job *job = p->job;
     if (job->parts_failed || job->ctx->interrupted) {
         job->inflight--;
-        p->st = P_TODO;
         mpu_pump(job);
         return;
     }
@@ -756,8 +737,7 @@ static void pipe_settle(struct part *p)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char hex[33] = "";
-    EVP_DigestFinal_ex(p->md5, md, &mdlen);
-    for (unsigned i = 0; i < 16 && mdlen == 16; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (EVP_DigestFinal_ex(p->md5, md, &mdlen) && mdlen == 16) s3_md5_hex(md, hex);
     struct s3_response *bad = NULL; /* the end whose failure decides */
     if (g->err != S3_OK && g->err != S3_ERR_CANCELLED) bad = g;
     else if (u->err != S3_OK && u->err != S3_ERR_CANCELLED) bad = u;
@@ -787,7 +767,6 @@ static void pipe_settle(struct part *p)
     }
     if (!bad) {
         p->etag = etag;
-        p->st = P_DONE;
         job->parts_done++;
         job->inflight--;
         s3_response_free(g);
@@ -800,15 +779,12 @@ static void pipe_settle(struct part *p)
     enum s3_retry_class cls = integrity ? S3_RETRY_YES
                                         : s3_retry_classify(bad->status, bad->s3err.code, bad->curl_code);
     if (bad->err == S3_ERR_CANCELLED || is_precondition_failed(bad) || (bad->status == 404 && bad == g)) cls = S3_RETRY_NO;
-    struct s3_retry_policy pol;
-    s3_retry_policy_default(&pol);
-    if (ctx->o->retries > 0) pol.max_attempts = ctx->o->retries;
-    if (cls != S3_RETRY_NO && !job->parts_failed && !ctx->interrupted && ++p->tries < pol.max_attempts) {
-        double delay = s3_retry_delay(&pol, p->tries, cls, -1, (double)rand() / ((double)RAND_MAX + 1));
+    int max = s3_loop_retry_policy(ctx->loop)->max_attempts;
+    if (cls != S3_RETRY_NO && !job->parts_failed && !ctx->interrupted && ++p->tries < max) {
+        double delay = s3_loop_retry_delay(ctx->loop, p->tries, cls, -1);
         s3_log(S3_LOG_INFO, "%s: %s; running the part again in %.2fs (attempt %d of %d)", job->key, bad->message,
-               delay, p->tries + 1, pol.max_attempts);
+               delay, p->tries + 1, max);
         s3_response_free(bad);
-        p->st = P_WAIT;
         ev_timer_set(&p->retry, delay, 0.);
         ev_timer_start(s3_loop_ev(ctx->loop), &p->retry);
         return;
@@ -823,8 +799,8 @@ static void pipe_get_done(struct s3_response *r, void *ud)
     struct part *p = ud;
     p->get_rq = NULL;
     p->get_resp = r;
-    if (r->err == S3_OK && p->fed != p->last - p->first + 1 && p->put_rq) s3_request_cancel(p->put_rq);
-    if (r->err != S3_OK && p->put_rq) s3_request_cancel(p->put_rq);
+    /* a failed GET, or one that ended short, leaves the PUT waiting for bytes that will not come */
+    if (p->put_rq && (r->err != S3_OK || p->fed != p->last - p->first + 1)) s3_request_cancel(p->put_rq);
     pipe_settle(p);
 }
 
@@ -850,7 +826,6 @@ static void pipe_start(struct part *p)
     p->ring_head = p->ring_len = 0;
     p->fed = 0;
     p->get_paused = p->put_paused = p->overflow = false;
-    p->st = P_PIPE;
     ev_timer_init(&p->retry, pipe_retry_fire, 0., 0.);
     p->retry.data = p;
     struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .if_match = job->etag, .ranged = true,
@@ -884,7 +859,6 @@ static void mpu_pump(struct copy_job *job)
         if (job->ring) {
             pipe_start(p);
         } else if (job->part_copy) {
-            p->st = P_PUT;
             check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
                                                        p->no, ctx->o->src_bucket, job->key, p->first, p->last,
                                                        job->etag, part_put_done, p));

@@ -211,7 +211,6 @@ static void abort_leftovers(struct rep_ctx *ctx)
     s3_upload_list_free(&ul);
 }
 
-/* Uploads the manifest file into the target's reserved prefix (PUT, or multipart when large). */
 /* A byte range of an open file as a request body, read as the request sends it (no copy of the file in memory). */
 struct file_range {
     int fd;
@@ -250,22 +249,19 @@ static struct s3_response *put_file_range(struct rep_ctx *ctx, const char *key, 
     if (!ok) return NULL;
     s3_md5_base64(md, b64);
     struct s3_header h[] = {{"Content-MD5", b64}, {"Content-Type", "application/x-ndjson"}};
-    struct s3_retry_policy pol;
-    s3_retry_policy_default(&pol);
-    if (ctx->o->retries > 0) pol.max_attempts = ctx->o->retries;
+    int max = s3_loop_retry_policy(ctx->loop)->max_attempts;
     for (int attempt = 1;; attempt++) {
         struct file_range f = {fd, off, off + (off_t)len};
         struct s3_request_spec s = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = key, .query = q,
                                     .nquery = nq, .headers = h, .nheaders = typed ? 2 : 1, .body_len = len,
                                     .body_source = file_range_read, .source_ud = &f};
         struct s3_response *r = s3_request_wait(ctx->dst, &s);
-        if (!r || r->err == S3_OK || attempt >= pol.max_attempts) return r;
+        if (!r || r->err == S3_OK || attempt >= max) return r;
         enum s3_retry_class cls = s3_retry_classify(r->status, r->s3err.code, r->curl_code);
         if (cls == S3_RETRY_NO && !(r->s3err.code && strcmp(r->s3err.code, "BadDigest") == 0)) return r;
-        double delay = s3_retry_delay(&pol, attempt, cls == S3_RETRY_NO ? S3_RETRY_YES : cls, -1,
-                                      (double)rand() / ((double)RAND_MAX + 1));
+        double delay = s3_loop_retry_delay(ctx->loop, attempt, cls == S3_RETRY_NO ? S3_RETRY_YES : cls, -1);
         s3_log(S3_LOG_INFO, "%s; sending it again in %.2fs (attempt %d of %d)", r->message, delay, attempt + 1,
-               pol.max_attempts);
+               max);
         s3_response_free(r);
         struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
         nanosleep(&ts, NULL);

@@ -252,6 +252,18 @@ void s3_loop_stats(const struct s3_loop *loop, struct s3_loop_stats *out)
     *out = loop->stats;
 }
 
+const struct s3_retry_policy *s3_loop_retry_policy(const struct s3_loop *loop)
+{
+    return &loop->opts.retry;
+}
+
+double s3_loop_retry_delay(struct s3_loop *loop, int attempt, enum s3_retry_class cls, double retry_after)
+{
+    loop->rng = loop->rng * 1103515245u + 12345u;
+    double rnd = ((loop->rng >> 8) & 0xffffff) / (double)0x1000000;
+    return s3_retry_delay(&loop->opts.retry, attempt, cls, retry_after, rnd);
+}
+
 /* ---- clients ---- */
 
 static char *xstrdup(const char *s)
@@ -808,9 +820,7 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         double ra = -1;
         for (size_t i = 0; i < rq->nrh; i++)
             if (strcmp(rq->rh[i].name, "retry-after") == 0) ra = s3_retry_after_parse(rq->rh[i].value, (double)time(NULL));
-        loop->rng = loop->rng * 1103515245u + 12345u;
-        double rnd = ((loop->rng >> 8) & 0xffffff) / (double)0x1000000;
-        double delay = s3_retry_delay(&loop->opts.retry, rq->attempt, cls, ra, rnd);
+        double delay = s3_loop_retry_delay(loop, rq->attempt, cls, ra);
         s3_log(S3_LOG_INFO, "%s s3://%s/%s: %s%s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
                rq->key ? rq->key : "",
                err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ",

@@ -45,6 +45,11 @@ struct s3_loop_stats {
     uint64_t requests, retries, get, head, put, post, del, bytes_in, bytes_out;
 };
 void s3_loop_stats(const struct s3_loop *loop, struct s3_loop_stats *out);
+/* The loop's retry policy, and the delay before retry number `attempt` under it (full jitter from the loop's
+ * generator; retry_after in seconds, negative when none): for callers that run a request again themselves
+ * (requests with a flow-controlled body are sent once). */
+const struct s3_retry_policy *s3_loop_retry_policy(const struct s3_loop *loop);
+double s3_loop_retry_delay(struct s3_loop *loop, int attempt, enum s3_retry_class cls, double retry_after);
 
 /* A read-write client for a target. cfg is copied. NULL on failure (message in err). */
 struct s3_client *s3_client_new(struct s3_loop *loop, const struct s3_config *cfg, char *err, size_t errlen);

@@ -334,16 +334,32 @@ void s3_md5_base64(const unsigned char md5[16], char out[25])
     EVP_EncodeBlock((unsigned char *)out, md5, 16);
 }
 
-int s3_md5_hex_to_base64(const char *hex, char out[25])
+void s3_md5_hex(const unsigned char md5[16], char out[33])
 {
-    unsigned char md[16];
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = digits[md5[i] >> 4];
+        out[2 * i + 1] = digits[md5[i] & 0x0f];
+    }
+    out[32] = '\0';
+}
+
+int s3_md5_from_hex(const char *hex, unsigned char out[16])
+{
     if (!s3_etag_is_md5(hex)) return -1;
     for (int i = 0; i < 16; i++) { /* digits checked above */
         int hi = hex[2 * i], lo = hex[2 * i + 1];
         hi = isdigit(hi) ? hi - '0' : (tolower(hi) - 'a' + 10);
         lo = isdigit(lo) ? lo - '0' : (tolower(lo) - 'a' + 10);
-        md[i] = (unsigned char)(hi << 4 | lo);
+        out[i] = (unsigned char)(hi << 4 | lo);
     }
+    return 0;
+}
+
+int s3_md5_hex_to_base64(const char *hex, char out[25])
+{
+    unsigned char md[16];
+    if (s3_md5_from_hex(hex, md) != 0) return -1;
     s3_md5_base64(md, out);
     return 0;
 }

@@ -86,6 +86,9 @@ void s3_md5(const void *data, size_t len, unsigned char out[16]);
 /* base64 of 16 raw MD5 bytes into out[25]; hex MD5 (32 chars) to base64 (returns -1 if hex is not an MD5). */
 void s3_md5_base64(const unsigned char md5[16], char out[25]);
 int s3_md5_hex_to_base64(const char *hex, char out[25]);
+/* Lowercase hex of an MD5 digest; and back (0, or -1 when hex is not 32 hex digits). */
+void s3_md5_hex(const unsigned char md5[16], char out[33]);
+int s3_md5_from_hex(const char *hex, unsigned char out[16]);
 /* True if an ETag is a plain MD5 (32 hex digits, no "-N" multipart suffix). */
 bool s3_etag_is_md5(const char *etag);
 

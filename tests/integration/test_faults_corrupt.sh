@@ -25,15 +25,23 @@ A "$TOOLS/s3tool" fill "$src" c/ 200 1 70000 41 || exit 1
 poison=c/000123
 echo "source s3://$src on A: 200 objects of 1 B - 68 KiB"
 
+# run_copy LABEL SRC-ENDPOINT DST-ENDPOINT FROM TO [ARGS...]: one replicate run from side a to side b in a single
+# pass; output in $work/LABEL.json and $work/LABEL.err, exit status in rc
+run_copy() {
+  local label=$1 se=$2 de=$3 from=$4 to=$5
+  shift 5
+  "$REPLICATE" --no-progress --settle 600 --state-dir "$work/state-$label" --json --source-profile a \
+    --target-profile b --source-endpoint "$se" --target-endpoint "$de" "$@" "s3://$from" "s3://$to" \
+    >"$work/$label.json" 2>"$work/$label.err"
+  rc=$?
+}
+
 # ---- some reads corrupted
 dst=$tag-dst
 B "$TOOLS/s3tool" mkbucket "$dst" --versioned || exit 1
 start_proxy p-some "$RGW_A_ENDPOINT" 0 --faults corrupt-body --rate 0.1 --seed 5 --log "$work/p-some.log"
 pp=$PROXY_PID
-"$REPLICATE" --no-progress --settle 600 --jobs 1 --state-dir "$work/state-some" --json -v --source-profile a --target-profile b \
-  --source-endpoint "$PROXY_URL" --target-endpoint "$RGW_B_ENDPOINT" "s3://$src/c" "s3://$dst/c" \
-  >"$work/some.json" 2>"$work/some.err"
-rc=$?
+run_copy some "$PROXY_URL" "$RGW_B_ENDPOINT" "$src/c" "$dst/c" --jobs 1 -v
 stop_proxy "$pp"
 show_counts p-some
 n=$(jget "$work/p-some.counts.json" 'd["faults"]["corrupt-body"]')
@@ -52,10 +60,7 @@ dst2=$tag-poison
 B "$TOOLS/s3tool" mkbucket "$dst2" --versioned || exit 1
 start_proxy p-poison "$RGW_A_ENDPOINT" 0 --rule "corrupt-body:/$poison" --log "$work/p-poison.log"
 pp=$PROXY_PID
-"$REPLICATE" --no-progress --settle 600 --state-dir "$work/state-poison" --json --source-profile a --target-profile b \
-  --source-endpoint "$PROXY_URL" --target-endpoint "$RGW_B_ENDPOINT" "s3://$src/c" "s3://$dst2/c" \
-  >"$work/poison.json" 2>"$work/poison.err"
-rc=$?
+run_copy poison "$PROXY_URL" "$RGW_B_ENDPOINT" "$src/c" "$dst2/c"
 stop_proxy "$pp"
 show_counts p-poison
 [ "$rc" = 1 ] && ok "every read of $poison corrupted: exit 1" || { bad "exit $rc, expected 1"; tail -n 20 "$work/poison.err"; }
@@ -76,10 +81,7 @@ B "$TOOLS/s3tool" mkbucket "$dst3" --versioned || exit 1
 start_proxy p-parts "$RGW_B_ENDPOINT" 0 --faults corrupt-body --only 'partNumber=' --rate 0.33 --seed 3 \
   --log "$work/p-parts.log"
 pp=$PROXY_PID
-"$REPLICATE" --no-progress --settle 600 --part-size 5MiB --multipart-threshold 8MiB --state-dir "$work/state-parts" \
-  --json -v --source-profile a --target-profile b --source-endpoint "$RGW_A_ENDPOINT" --target-endpoint "$PROXY_URL" \
-  "s3://$src/m" "s3://$dst3/m" >"$work/parts.json" 2>"$work/parts.err"
-rc=$?
+run_copy parts "$RGW_A_ENDPOINT" "$PROXY_URL" "$src/m" "$dst3/m" --part-size 5MiB --multipart-threshold 8MiB -v
 stop_proxy "$pp"
 show_counts p-parts
 n=$(grep -c "^PUT /$dst3/m/big?partNumber=.*fault=corrupt-body" "$work/p-parts.log")
@@ -97,10 +99,7 @@ B "$TOOLS/s3tool" mkbucket "$dst4" --versioned || exit 1
 start_proxy p-layout "$RGW_A_ENDPOINT" 0 --faults corrupt-body --only "/n/big" --rate 0.2 --seed "${LAYOUT_SEED:-5}" \
   --log "$work/p-layout.log"
 pp=$PROXY_PID
-"$REPLICATE" --no-progress --settle 600 --state-dir "$work/state-layout" --json -v --source-profile a \
-  --target-profile b --source-endpoint "$PROXY_URL" --target-endpoint "$RGW_B_ENDPOINT" "s3://$src/n" "s3://$dst4/n" \
-  >"$work/layout.json" 2>"$work/layout.err"
-rc=$?
+run_copy layout "$PROXY_URL" "$RGW_B_ENDPOINT" "$src/n" "$dst4/n" -v
 stop_proxy "$pp"
 show_counts p-layout
 n=$(grep -c "^GET /$src/n/big .*fault=corrupt-body" "$work/p-layout.log")
