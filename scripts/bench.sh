@@ -28,6 +28,8 @@
 # build/bench-results.jsonl and build/bench-meta.json (scripts/bench_report.py report can redo the table); BENCH_UPDATE_README=1 also rewrites the README's "## Performance" section.
 # Quick run: BENCH_SMALL=500 BENCH_LARGE_MB=16 BENCH_REPEAT=1 BENCH_SCALE=0 scripts/bench.sh
 set -uo pipefail
+# Debian's tools first (/usr/bin/aws, python3, ...): a pip or pyenv copy earlier on PATH is not what we install.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 2

@@ -5,6 +5,8 @@
 # replicate with --maintenance-file, checks that every object the writer wrote is in the target with the
 # same content, runs replicate --verify, prints what happened, and stops the server it started.
 set -euo pipefail
+# Debian's tools first (/usr/bin/aws, python3, ...): a pip or pyenv copy earlier on PATH is not what we install.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 BUILD=${BUILD:-build}
@@ -75,7 +77,7 @@ echo "replicate exited with $rc"
 [ -e "$flag" ] && { echo "demo: the maintenance file is still there!"; exit 1; }
 
 step "checking that every object the writer wrote is in the backup, with the same content"
-aws s3api list-objects-v2 --bucket "$dst" --prefix uploads/live/ --output json \
+/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3api list-objects-v2 --bucket "$dst" --prefix uploads/live/ --output json \
   --query 'Contents[].[Key,ETag]' >"$work/target.json"
 python3 - "$work/written.log" "$work/target.json" <<'PY'
 import json, sys

@@ -6,7 +6,10 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config libcurl4-openssl-dev libxml2-dev libssl-dev libev-dev libcjson-dev libcmocka-dev
   ceph-mon ceph-osd radosgw ceph-common   # the test S3 server (Ceph RGW on loopback, scripts/rgw.sh)
-  awscli rclone curl procps python3       # independent clients and helpers for tests and benchmarks only
+  awscli rclone                           # independent clients: the checker in tests, the peers in make bench
+  curl iproute2 procps python3 jq time    # commands the scripts use: curl, ss, pgrep/ps/free, python3, jq,
+                                          # /usr/bin/time (bench); the rest (flock, setsid, timeout, awk, ...)
+                                          # are in Debian's essential/required packages
 )
 if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-dev); fi # `make fuzz` only: clang and its libFuzzer runtime
 

@@ -24,6 +24,8 @@
 # also logs "====== starting new request" and "====== req done ... http_status=NNN" lines. The line was
 # in the file by the time curl returned in every try (Ceph logs from a background thread, so not promised).
 set -euo pipefail
+# Debian's tools first (/usr/bin/aws, python3, ...): a pip or pyenv copy earlier on PATH is not what we install.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
 
 STATE_DIR=${RGW_STATE_DIR:-/tmp/replicate-rgw}
 WAIT_SECS=${RGW_WAIT_SECS:-60}

@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*"; [ -s "$work/proxy.err" ] && sed 's/^/  proxy: /' "$wor
 proxy_bin="${TOOLS:-build/tools}/faultproxy"
 [ -x "$proxy_bin" ] || skip "$proxy_bin not built"
 command -v curl >/dev/null || skip "curl not installed"
-command -v aws >/dev/null || skip "awscli not installed"
+[ -x /usr/bin/aws ] || skip "/usr/bin/aws (awscli) not installed"
 curl -s -m 5 -o /dev/null "$RGW_A_ENDPOINT/" || skip "RGW not reachable at $RGW_A_ENDPOINT"
 
 upstream="${RGW_A_ENDPOINT#http://}"
@@ -26,7 +26,7 @@ proxy_pid=""
 
 cleanup() {
     [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null
-    aws --endpoint-url "$RGW_A_ENDPOINT" s3 rb --force "s3://$bucket" >/dev/null 2>&1
+    /usr/bin/aws --endpoint-url "$RGW_A_ENDPOINT" s3 rb --force "s3://$bucket" >/dev/null 2>&1
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,8 +46,8 @@ proxy="http://127.0.0.1:$port"
 
 # A bucket and an object, written through the proxy: forwarded requests must keep valid signatures.
 head -c 300000 /dev/urandom >"$work/obj"
-aws --endpoint-url "$proxy" s3 mb "s3://$bucket" >/dev/null || fail "create bucket through the proxy"
-aws --endpoint-url "$proxy" s3 cp --only-show-errors "$work/obj" "s3://$bucket/plain" || fail "upload through the proxy"
+/usr/bin/aws --endpoint-url "$proxy" s3 mb "s3://$bucket" >/dev/null || fail "create bucket through the proxy"
+/usr/bin/aws --endpoint-url "$proxy" s3 cp --only-show-errors "$work/obj" "s3://$bucket/plain" || fail "upload through the proxy"
 
 # Forced faults are answered by the proxy itself, so unsigned requests are enough.
 code="$(curl -s -o "$work/body" -w '%{http_code}' "$proxy/$bucket/force-internal")"
@@ -64,7 +64,7 @@ rc=$?
 [ "$rc" = 52 ] || [ "$rc" = 56 ] || fail "reset-before: expected curl exit 52 or 56, got $rc"
 
 # A plain request: same status and body as asking RGW directly.
-aws --endpoint-url "$proxy" s3 cp --only-show-errors "s3://$bucket/plain" "$work/via-proxy" || fail "download"
+/usr/bin/aws --endpoint-url "$proxy" s3 cp --only-show-errors "s3://$bucket/plain" "$work/via-proxy" || fail "download"
 cmp -s "$work/obj" "$work/via-proxy" || fail "body changed on the way through the proxy"
 if curl --help all 2>/dev/null | grep -q -- --aws-sigv4; then
     # RGW wants x-amz-content-sha256 signed; curl signs it when it is present.
