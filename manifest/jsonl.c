@@ -306,6 +306,18 @@ int manifest_writer_add(struct manifest_writer *w, const struct manifest_object 
     return writer_finish(w, o, ok);
 }
 
+int manifest_writer_deleted(struct manifest_writer *w, const struct manifest_deleted *d)
+{
+    if (writer_usable(w) != 0) return -1;
+    if (!d || w->stage != WRITER_BODY || !key_ok(d->key) || d->pass < 1 || (d->target_key && !key_ok(d->target_key)))
+        return writer_fail(w, EINVAL);
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && add_str(o, "t", "deleted") && add_str(o, "key", d->key);
+    if (ok && d->target_key && strcmp(d->target_key, d->key) != 0) ok = add_str(o, "target_key", d->target_key);
+    if (ok) ok = add_num(o, "pass", d->pass);
+    return writer_finish(w, o, ok);
+}
+
 int manifest_writer_pass(struct manifest_writer *w, const struct manifest_pass *p)
 {
     cJSON *o;
@@ -614,6 +626,16 @@ static void decode_object(const cJSON *o, struct manifest_object *obj, const cha
     obj->pass = get_int(o, "pass", 1, bad);
 }
 
+static void decode_deleted(const cJSON *o, struct manifest_deleted *d, const char **bad)
+{
+    d->key = get_str(o, "key", true, bad);
+    if (d->key && !key_ok(d->key)) mark_bad(bad, "key");
+    d->target_key = get_str(o, "target_key", false, bad);
+    if (d->target_key && !key_ok(d->target_key)) mark_bad(bad, "target_key");
+    if (!d->target_key) d->target_key = d->key;
+    d->pass = get_int(o, "pass", 1, bad);
+}
+
 static void decode_pass(const cJSON *o, struct manifest_pass *p, const char **bad)
 {
     p->pass = get_int(o, "pass", 1, bad);
@@ -654,6 +676,9 @@ static const char *decode(struct manifest_reader *r, const cJSON *o, struct mani
     if (strcmp(t, "object") == 0) {
         rec->type = MANIFEST_REC_OBJECT;
         decode_object(o, &rec->object, bad);
+    } else if (strcmp(t, "deleted") == 0) {
+        rec->type = MANIFEST_REC_DELETED;
+        decode_deleted(o, &rec->deleted, bad);
     } else if (strcmp(t, "pass") == 0) {
         rec->type = MANIFEST_REC_PASS;
         decode_pass(o, &rec->pass, bad);
@@ -792,6 +817,8 @@ int manifest_summary_read(const char *path, struct manifest_summary *out, char *
             break;
         case MANIFEST_REC_OBJECT:
             out->objects_recorded++;
+            break;
+        case MANIFEST_REC_DELETED:
             break;
         case MANIFEST_REC_PASS:
             if (out->passes < INT_MAX) out->passes++;

@@ -32,6 +32,14 @@ struct manifest_object {
     int pass;                    /* 1-based pass number */
 };
 
+/* A key the run had recorded (or the target holds) that a later pass of the run found deleted at the source:
+ * the restore point of the run leaves it out. */
+struct manifest_deleted {
+    const char *key;             /* source key */
+    const char *target_key;      /* key in the target */
+    int pass;
+};
+
 struct manifest_pass {
     int pass;
     bool maintenance;            /* ran with the maintenance flag on */
@@ -57,6 +65,7 @@ struct manifest_writer *manifest_writer_open(const char *path, char *err, size_t
  * fsync. After an error the writer stays failed: every later call returns -1. */
 int manifest_writer_header(struct manifest_writer *w, const struct manifest_header *h);
 int manifest_writer_add(struct manifest_writer *w, const struct manifest_object *o);
+int manifest_writer_deleted(struct manifest_writer *w, const struct manifest_deleted *d);
 int manifest_writer_pass(struct manifest_writer *w, const struct manifest_pass *p);
 int manifest_writer_trailer(struct manifest_writer *w, const struct manifest_trailer *t);
 int manifest_writer_sync(struct manifest_writer *w);
@@ -64,7 +73,13 @@ int manifest_writer_sync(struct manifest_writer *w);
 int manifest_writer_close(struct manifest_writer *w);
 
 /* ---- reading ---- */
-enum manifest_rec_type { MANIFEST_REC_HEADER, MANIFEST_REC_OBJECT, MANIFEST_REC_PASS, MANIFEST_REC_TRAILER };
+enum manifest_rec_type {
+    MANIFEST_REC_HEADER,
+    MANIFEST_REC_OBJECT,
+    MANIFEST_REC_DELETED,
+    MANIFEST_REC_PASS,
+    MANIFEST_REC_TRAILER
+};
 
 struct manifest_record {
     enum manifest_rec_type type;
@@ -72,6 +87,7 @@ struct manifest_record {
      * next manifest_reader_next call. */
     struct manifest_header header;
     struct manifest_object object;
+    struct manifest_deleted deleted;
     struct manifest_pass pass;
     struct manifest_trailer trailer;
 };

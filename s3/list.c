@@ -25,6 +25,7 @@ struct range {
 
 struct s3_lister {
     struct s3_reader *reader;
+    bool versions; /* ListObjectVersions: only the latest version of each key, delete markers hidden */
     char *bucket, *prefix;
     int page_size;
     s3_lister_ready_cb ready;
@@ -63,8 +64,11 @@ static void page_done(struct s3_response *resp, void *ud)
     struct s3_lister *l = rg->owner;
     l->pages++;
     struct s3_list_page page = {0};
-    enum s3_err e = resp->err == S3_OK ? s3_xml_parse_list_v2(resp->body, resp->body_len, &page) : S3_OK;
-    bool no_token = resp->err == S3_OK && e == S3_OK && page.is_truncated && !page.next_token;
+    enum s3_err e = resp->err != S3_OK ? S3_OK
+                    : l->versions      ? s3_xml_parse_list_versions(resp->body, resp->body_len, &page)
+                                       : s3_xml_parse_list_v2(resp->body, resp->body_len, &page);
+    bool no_token = resp->err == S3_OK && e == S3_OK && page.is_truncated &&
+                    !(l->versions ? page.next_key_marker : page.next_token);
     bool invalid = resp->err == S3_ERR_TOO_LARGE || e != S3_OK || no_token;
     if (invalid && !l->failed && rg->bad_replies < MAX_BAD_REPLIES) {
         rg->bad_replies++;
@@ -127,7 +131,7 @@ static void range_fetch(struct range *rg)
 {
     struct s3_lister *l = rg->owner;
     const char *token = NULL, *sa = NULL;
-    if (rg->have_cur) token = rg->cur.next_token;
+    if (rg->have_cur) token = l->versions ? rg->cur.next_key_marker : rg->cur.next_token;
     else sa = rg->start_after;
     if (rg->have_cur && !token) {
         rg->done_fetching = true;
@@ -135,7 +139,11 @@ static void range_fetch(struct range *rg)
     }
     /* the token lives in cur; the request copies its query, so cur may be freed afterwards */
     rg->fetching = true;
-    rg->rq = s3_list_v2(l->reader, l->bucket, l->prefix, sa, token, l->page_size, page_done, rg);
+    if (l->versions) /* the key marker lists keys after it, as start-after does */
+        rg->rq = s3_list_versions(l->reader, l->bucket, l->prefix, token ? token : sa,
+                                  token ? rg->cur.next_version_marker : NULL, l->page_size, page_done, rg);
+    else
+        rg->rq = s3_list_v2(l->reader, l->bucket, l->prefix, sa, token, l->page_size, page_done, rg);
     if (!rg->rq) {
         rg->fetching = false;
         l->failed = true;
@@ -160,14 +168,14 @@ static struct range *range_new(struct s3_lister *l, const char *start_after, con
     return rg;
 }
 
-struct s3_lister *s3_lister_new_split(struct s3_reader *r, const char *bucket, const char *prefix,
-                                      const char *start_after, const char *end_before,
-                                      const char *const *bounds, size_t nb, int page_size,
-                                      s3_lister_ready_cb ready, void *ud)
+static struct s3_lister *lister_new(struct s3_reader *r, bool versions, const char *bucket, const char *prefix,
+                                    const char *start_after, const char *end_before, const char *const *bounds,
+                                    size_t nb, int page_size, s3_lister_ready_cb ready, void *ud)
 {
     struct s3_lister *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->reader = r;
+    l->versions = versions;
     l->bucket = strdup(bucket);
     l->prefix = prefix ? strdup(prefix) : NULL;
     l->page_size = page_size;
@@ -190,6 +198,22 @@ error_clean_up:
     return NULL;
 }
 
+struct s3_lister *s3_lister_new_split(struct s3_reader *r, const char *bucket, const char *prefix,
+                                      const char *start_after, const char *end_before,
+                                      const char *const *bounds, size_t nb, int page_size,
+                                      s3_lister_ready_cb ready, void *ud)
+{
+    return lister_new(r, false, bucket, prefix, start_after, end_before, bounds, nb, page_size, ready, ud);
+}
+
+struct s3_lister *s3_lister_new_versions_split(struct s3_reader *r, const char *bucket, const char *prefix,
+                                               const char *start_after, const char *end_before,
+                                               const char *const *bounds, size_t nb, int page_size,
+                                               s3_lister_ready_cb ready, void *ud)
+{
+    return lister_new(r, true, bucket, prefix, start_after, end_before, bounds, nb, page_size, ready, ud);
+}
+
 struct s3_lister *s3_lister_new(struct s3_reader *r, const char *bucket, const char *prefix,
                                 const char *start_after, const char *end_before, int page_size,
                                 s3_lister_ready_cb ready, void *ud)
@@ -205,6 +229,7 @@ enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_i
         struct range *rg = l->ranges[l->cur];
         if (!rg->ended && rg->have_cur && rg->pos < rg->cur.count) {
             const struct s3_object_info *o = &rg->cur.objects[rg->pos++];
+            if (l->versions && (!o->is_latest || o->delete_marker)) continue; /* older, or deleted */
             if ((rg->end_before && strcmp(o->key, rg->end_before) >= 0) ||
                 (rg->end_inclusive && strcmp(o->key, rg->end_inclusive) > 0)) {
                 rg->ended = true;

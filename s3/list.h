@@ -29,6 +29,13 @@ struct s3_lister *s3_lister_new_split(struct s3_reader *r, const char *bucket, c
                                       const char *start_after, const char *end_before,
                                       const char *const *bounds, size_t nb, int page_size,
                                       s3_lister_ready_cb ready, void *ud);
+/* The same over ListObjectVersions: each key's latest version (version_id set), keys whose latest version is a
+ * delete marker left out, so it lists what ListObjectsV2 lists, each object naming its version. Pages carry
+ * the older versions too: a bucket with much history costs more pages. */
+struct s3_lister *s3_lister_new_versions_split(struct s3_reader *r, const char *bucket, const char *prefix,
+                                               const char *start_after, const char *end_before,
+                                               const char *const *bounds, size_t nb, int page_size,
+                                               s3_lister_ready_cb ready, void *ud);
 enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_info **out);
 const char *s3_lister_error(const struct s3_lister *l);
 /* Pages fetched so far (all ranges). */

@@ -33,7 +33,7 @@ struct s3_request *s3_list_versions(struct s3_reader *r, const char *bucket, con
                                     const char *key_marker, const char *version_marker, int max_keys, s3_done_cb cb,
                                     void *ud)
 {
-    struct s3_query_param q[6];
+    struct s3_query_param q[7];
     size_t n = 0;
     char mk[16];
     q[n++] = Q("versions", "");
@@ -44,6 +44,7 @@ struct s3_request *s3_list_versions(struct s3_reader *r, const char *bucket, con
         snprintf(mk, sizeof mk, "%d", max_keys);
         q[n++] = Q("max-keys", mk);
     }
+    q[n++] = Q("encoding-type", "url"); /* keys with control characters survive XML */
     struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = n,
                                 .max_body = S3_XML_MAX_BODY};
     return s3_reader_request_start(r, &s, cb, ud);

@@ -257,6 +257,9 @@ static char *record_sig(const struct manifest_record *rec)
                       rec->object.target_key, rec->object.target_etag,
                       rec->object.version_id ? rec->object.version_id : "(null)", rec->object.pass);
         break;
+    case MANIFEST_REC_DELETED:
+        rc = asprintf(&s, "D|%s|%s|%d", rec->deleted.key, rec->deleted.target_key, rec->deleted.pass);
+        break;
     case MANIFEST_REC_PASS:
         rc = asprintf(&s, "P|%d|%d|%.17g|%.17g|%llu|%llu|%llu|%llu|%llu", rec->pass.pass,
                       rec->pass.maintenance, rec->pass.started, rec->pass.duration,

@@ -1,0 +1,47 @@
+/* The restore point of one run: what its manifest says the source held when the run ended. Each key's last
+ * event in the manifest decides: an object record (pass 1 records every object the run saw, later passes what
+ * they copied) puts that version in, a "deleted" record (a later pass found the key gone at the source) takes
+ * the key out. Built by an external sort (sorted runs of a bounded number of records in unlinked temporary
+ * files, merged on the fly), so memory is bounded however many keys the run saw; read back in key order, as
+ * often as needed (manifest_point_rewind). Knows nothing of S3. */
+#ifndef MANIFEST_POINT_H
+#define MANIFEST_POINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct manifest_point_entry {
+    const char *key;           /* source key as recorded */
+    const char *target_key;    /* the key in the backup */
+    const char *etag;          /* the source's ETag */
+    const char *target_etag;   /* the ETag of the recorded version in the backup */
+    const char *last_modified; /* the source's Last-Modified */
+    const char *version_id;    /* the recorded version in the backup, or NULL (not recorded) */
+    uint64_t size;
+};
+
+struct manifest_point_stats {
+    uint64_t records;         /* object records read */
+    uint64_t deleted;         /* deleted records read */
+    uint64_t entries;         /* keys in the restore point */
+    uint64_t without_version; /* of those, how many name no version */
+    uint64_t bytes;           /* their total size */
+    int corrupt;              /* corrupt lines skipped */
+    int runs;                 /* sorted runs written (1 for a manifest that fits in memory) */
+};
+
+struct manifest_point;
+/* Reads the manifest at path and sorts it into temporary files in tmpdir (NULL: $TMPDIR or /tmp), holding at
+ * most max_records records in memory at once (0: a default of 100,000). NULL with a message in err. */
+struct manifest_point *manifest_point_build(const char *path, const char *tmpdir, size_t max_records, char *err,
+                                            size_t errlen);
+/* 1 = *out is the next entry in key order (valid until the next call), 0 = end, -1 = read error (err). */
+int manifest_point_next(struct manifest_point *p, const struct manifest_point_entry **out, char *err,
+                        size_t errlen);
+/* Starts again from the first key. 0 or -1. */
+int manifest_point_rewind(struct manifest_point *p);
+const struct manifest_point_stats *manifest_point_stats(const struct manifest_point *p);
+void manifest_point_free(struct manifest_point *p);
+
+#endif
