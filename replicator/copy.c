@@ -60,6 +60,7 @@ struct copy_job {
     void *ud;
     enum copy_state state;
     char *key, *dst_key, *etag, *last_modified;
+    char *src_version; /* the source version to copy (restores), or NULL for the latest */
     uint64_t size;
     char *target_etag, *version_id;
     char error[700];
@@ -89,6 +90,7 @@ struct copy_job {
     enum copy_result after_abort;
     bool restart_after_abort;
     bool part_copy; /* parts by UploadPartCopy (server-side) rather than ranged GET + UploadPart */
+    bool replace_meta; /* server-side copy with the metadata a HEAD read (restores: bookkeeping filtered out) */
     size_t ring;    /* > 0: parts are piped (ranged GET -> UploadPart through a ring of this size) */
 };
 
@@ -209,16 +211,28 @@ static void take_result(struct copy_job *job, const struct s3_response *r, char 
     job->target_etag = etag_from_body ? etag_from_body : s3_response_etag(r);
 }
 
-/* Metadata of the source as returned by GET/HEAD, plus the recorded source ETag where the target's ETag will
- * differ from it. */
+/* The object metadata to write from a GET/HEAD reply: the source's, without a stale recorded ETag (a replica
+ * source), and in a restore without any of the tool's bookkeeping; plus the recorded source ETag where the
+ * target's ETag will differ from it (backups only). */
+static void set_metadata(struct copy_job *job, const struct s3_response *r, bool etag_will_differ)
+{
+    static const char book[] = "x-amz-meta-replicate-";
+    job->nmeta = s3_metadata_headers(r, job->meta, MAX_META - 1);
+    for (size_t i = 0; i < job->nmeta;) {
+        const char *n = job->meta[i].name;
+        if (strcasecmp(n, SOURCE_ETAG_META) == 0 || (job->ctx->restore && strncasecmp(n, book, sizeof book - 1) == 0))
+            job->meta[i] = job->meta[--job->nmeta];
+        else
+            i++;
+    }
+    if (etag_will_differ && !job->ctx->restore) job->meta[job->nmeta++] = (struct s3_header){SOURCE_ETAG_META, job->etag};
+}
+
 static void take_metadata(struct copy_job *job, struct s3_response *r, bool etag_will_differ)
 {
     s3_response_free(job->meta_resp);
     job->meta_resp = r;
-    job->nmeta = s3_metadata_headers(r, job->meta, MAX_META - 1);
-    for (size_t i = 0; i < job->nmeta; i++) /* a stale recorded ETag from a replica source is replaced */
-        if (strcmp(job->meta[i].name, SOURCE_ETAG_META) == 0) job->meta[i] = job->meta[--job->nmeta];
-    if (etag_will_differ) job->meta[job->nmeta++] = (struct s3_header){SOURCE_ETAG_META, job->etag};
+    set_metadata(job, r, etag_will_differ);
 }
 
 /* The object changed between listing and copying: learn its new version and start over. */
@@ -266,6 +280,12 @@ static void refresh_done(struct s3_response *r, void *ud)
 
 static void refresh(struct copy_job *job)
 {
+    if (job->src_version) { /* a version never changes: it is not the one the manifest recorded */
+        snprintf(job->error, sizeof job->error, "version %s is not as recorded (its ETag is not %s)", job->src_version,
+                 job->etag);
+        finish(job, COPY_FAILED);
+        return;
+    }
     if (++job->refreshes > MAX_REFRESH) {
         snprintf(job->error, sizeof job->error, "the source object kept changing while being copied (%d times)",
                  MAX_REFRESH);
@@ -327,12 +347,14 @@ static void copy_done(struct s3_response *r, void *ud)
     finish_written(job);
 }
 
+/* CopyObject: the source's metadata (COPY), or job->meta when a HEAD has read and filtered it (REPLACE). */
 static void start_server_copy(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
     set_state(job, CS_COPY);
     check_started(job, s3_copy_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, ctx->o->src_bucket, job->key,
-                                      job->etag, NULL, 0, copy_done, job));
+                                      job->src_version, job->etag, job->meta_resp ? job->meta : NULL, job->nmeta,
+                                      copy_done, job));
 }
 
 /* ---- streamed GET -> PUT ---- */
@@ -417,10 +439,7 @@ static void get_done(struct s3_response *r, void *ud)
     job->data = r;
     s3_response_free(job->meta_resp);
     job->meta_resp = NULL;
-    job->nmeta = s3_metadata_headers(r, job->meta, MAX_META - 1);
-    for (size_t i = 0; i < job->nmeta; i++)
-        if (strcmp(job->meta[i].name, SOURCE_ETAG_META) == 0) job->meta[i] = job->meta[--job->nmeta];
-    if (!s3_etag_is_md5(job->etag)) job->meta[job->nmeta++] = (struct s3_header){SOURCE_ETAG_META, job->etag};
+    set_metadata(job, r, !s3_etag_is_md5(job->etag));
     set_state(job, CS_PUT);
     struct rep_ctx *ctx = job->ctx;
     check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta, r->body,
@@ -431,8 +450,8 @@ static void start_get(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
     set_state(job, CS_GET);
-    struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .if_match = job->etag,
-                            .max_body = (size_t)job->size + 1};
+    struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .version_id = job->src_version,
+                            .if_match = job->etag, .max_body = (size_t)job->size + 1};
     check_started(job, s3_get_object(ctx->src, &a, get_done, job));
 }
 
@@ -566,8 +585,8 @@ static void complete_done(struct s3_response *r, void *ud)
     job->upload_id = NULL;
     parts_free(job);
     if (job->part_copy) { /* some servers (RGW) ignore the condition on UploadPartCopy: check afterwards */
-        check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, NULL, job->etag,
-                                          source_recheck_done, job));
+        check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, job->src_version,
+                                          job->etag, source_recheck_done, job));
         return;
     }
     finish_written(job);
@@ -828,7 +847,8 @@ static void pipe_start(struct part *p)
     p->get_paused = p->put_paused = p->overflow = false;
     ev_timer_init(&p->retry, pipe_retry_fire, 0., 0.);
     p->retry.data = p;
-    struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .if_match = job->etag, .ranged = true,
+    struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .version_id = job->src_version,
+                            .if_match = job->etag, .ranged = true,
                             .first = p->first, .last = p->last, .on_sink = pipe_sink, .sink_ud = p};
     p->get_rq = s3_get_object(ctx->src, &a, pipe_get_done, p);
     check_started(job, p->get_rq);
@@ -860,8 +880,8 @@ static void mpu_pump(struct copy_job *job)
             pipe_start(p);
         } else if (job->part_copy) {
             check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
-                                                       p->no, ctx->o->src_bucket, job->key, p->first, p->last,
-                                                       job->etag, part_put_done, p));
+                                                       p->no, ctx->o->src_bucket, job->key, job->src_version,
+                                                       p->first, p->last, job->etag, part_put_done, p));
         }
     }
 }
@@ -920,6 +940,10 @@ static void head_done(struct s3_response *r, void *ud)
     if (source_step_failed(job, r, "HeadObject")) return;
     take_metadata(job, r, true);
     struct rep_ctx *ctx = job->ctx;
+    if (job->replace_meta) {
+        start_server_copy(job);
+        return;
+    }
     if (job->part_copy) {
         job->ring = 0;
         job->parallel = PARTS_PER_JOB * 2;
@@ -958,10 +982,14 @@ static void job_start(struct copy_job *job)
      * the version. */
     bool small_streamed = ctx->copy_names_version < 0 && job->size <= SMALL_STREAM_MAX;
     if (ctx->server_side && !small_streamed && (job->size <= o->copy_threshold || job->part_copy)) {
-        if (job->size <= o->copy_threshold) start_server_copy(job);
+        /* a restore of an object whose ETag is not its MD5 may carry the backup's bookkeeping metadata: read
+         * the metadata first and copy with it filtered */
+        job->replace_meta = ctx->restore && !job->part_copy && !s3_etag_is_md5(job->etag);
+        if (job->size <= o->copy_threshold && !job->replace_meta) start_server_copy(job);
         else {
             set_state(job, CS_HEAD);
-            check_started(job, s3_head_object(ctx->src, o->src_bucket, job->key, NULL, job->etag, head_done, job));
+            check_started(job, s3_head_object(ctx->src, o->src_bucket, job->key, job->src_version, job->etag,
+                                              head_done, job));
         }
         return;
     }
@@ -969,7 +997,8 @@ static void job_start(struct copy_job *job)
         mem_acquire(job, job->size + 1, start_get);
     } else {
         set_state(job, CS_HEAD);
-        check_started(job, s3_head_object(ctx->src, o->src_bucket, job->key, NULL, job->etag, head_done, job));
+        check_started(job, s3_head_object(ctx->src, o->src_bucket, job->key, job->src_version, job->etag, head_done,
+                                          job));
     }
 }
 
@@ -985,8 +1014,9 @@ struct copy_job *copy_start(struct rep_ctx *ctx, const struct s3_object_info *sr
     job->dst_key = strdup(dst_key);
     job->etag = strdup(src->etag ? src->etag : "");
     job->last_modified = dup_or_null(src->last_modified);
+    job->src_version = dup_or_null(src->version_id);
     job->size = src->size;
-    if (!job->key || !job->dst_key || !job->etag) {
+    if (!job->key || !job->dst_key || !job->etag || (src->version_id && !job->src_version)) {
         copy_job_free(job);
         return NULL;
     }
@@ -1004,6 +1034,7 @@ void copy_job_free(struct copy_job *job)
     free(job->dst_key);
     free(job->etag);
     free(job->last_modified);
+    free(job->src_version);
     free(job->target_etag);
     free(job->version_id);
     free(job->upload_id);

@@ -17,7 +17,7 @@ enum copy_result {
 struct copy_job;
 typedef void (*copy_done_cb)(struct copy_job *job, enum copy_result r, void *ud);
 
-/* Starts copying src (as listed) to dst_key. The callback fires once, from the loop; then free the job. */
+/* Starts copying src (as listed; its version src->version_id when set, as restores do) to dst_key. The callback fires once, from the loop; then free the job. */
 struct copy_job *copy_start(struct rep_ctx *ctx, const struct s3_object_info *src, const char *dst_key,
                             copy_done_cb cb, void *ud);
 void copy_job_free(struct copy_job *job);

@@ -80,6 +80,22 @@ static void record(struct rep_ctx *ctx, const char *key, const char *dst_key, ui
     }
 }
 
+/* A later pass found a key gone from the source: the run's restore point leaves it out (pass 1 does not record
+ * extras: only what it saw is in the restore point). */
+static void record_deleted(struct rep_ctx *ctx, const char *dst_key, const char *rel)
+{
+    if (!ctx->mw || ctx->manifest_failed) return;
+    char *src_key = NULL;
+    if (asprintf(&src_key, "%s%s", ctx->o->src_prefix, rel) < 0) abort();
+    struct manifest_deleted d = {.key = src_key, .target_key = dst_key, .pass = ctx->pass};
+    if (manifest_writer_deleted(ctx->mw, &d) != 0) {
+        ctx->manifest_failed = true;
+        snprintf(ctx->manifest_error, sizeof ctx->manifest_error, "writing the manifest failed: %s",
+                 strerror(errno));
+    }
+    free(src_key);
+}
+
 static void copy_finished(struct copy_job *job, enum copy_result r, void *ud)
 {
     struct pass *p = ud;
@@ -158,7 +174,8 @@ static void check_done(struct s3_response *r, void *ud)
         char *te = s3_response_etag(r);
         if (te) manifest_index_put(ctx->idx, c->dst_key, c->src.size, te, c->src.etag);
         if (ctx->pass == 1)
-            record(ctx, c->src.key, c->dst_key, c->src.size, c->src.etag, c->src.last_modified, te, NULL);
+            record(ctx, c->src.key, c->dst_key, c->src.size, c->src.etag, c->src.last_modified, te,
+                   s3_response_header(r, "x-amz-version-id"));
         free(te);
     } else {
         start_copy(p, &c->src, c->dst_key);
@@ -206,7 +223,9 @@ static void compare(struct pass *p, const struct s3_object_info *s, const struct
     return;
 same:
     ctx->cur.skipped++;
-    if (ctx->pass == 1) record(ctx, s->key, d->key, s->size, s->etag, s->last_modified, d->etag, NULL);
+    /* pass 1 records every object, each with the version the target holds (listed in pass 1), so that the run's
+     * manifest alone names the whole restore point */
+    if (ctx->pass == 1) record(ctx, s->key, d->key, s->size, s->etag, s->last_modified, d->etag, d->version_id);
 }
 
 /* Advances a listing head; returns false when the pump must wait or stop. */
@@ -398,6 +417,7 @@ static void pump(struct pass *p)
         } else if (cmp > 0) { /* only in the target: deleted at the source, kept */
             ctx->cur.extra++;
             rep_note_extra(ctx, p->d->key);
+            if (ctx->pass > 1) record_deleted(ctx, p->d->key, p->d->key + p->dst_plen);
             p->d = NULL;
         } else {
             compare(p, p->s, p->d);
@@ -467,8 +487,11 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     char **sb = map_bounds(ctx, o->src_prefix, &nsb), **db = map_bounds(ctx, o->dst_prefix, &ndb);
     p.src_l = s3_lister_new_split(ctx->src, o->src_bucket, o->src_prefix, o->start_after, o->end_before,
                                   (const char *const *)sb, nsb, nsb ? ctx->range_page : 0, lister_ready, &p);
-    p.dst_l = s3_lister_new_split(ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, (const char *const *)db,
-                                  ndb, ndb ? ctx->range_page : 0, lister_ready, &p);
+    /* pass 1 lists the target's versions, so that every object it records names its version */
+    bool versions = ctx->pass == 1 && ctx->mw && ctx->target_versioned;
+    p.dst_l = (versions ? s3_lister_new_versions_split : s3_lister_new_split)(
+        ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, (const char *const *)db, ndb,
+        ndb ? ctx->range_page : 0, lister_ready, &p);
     free_list(sb, nsb);
     free_list(db, ndb);
     free(dst_sa);

@@ -31,6 +31,9 @@ struct rep_ctx {
     struct s3_client *dst;
     struct s3_reader *dst_r;
     bool server_side;            /* same endpoint and identity: CopyObject instead of GET+PUT */
+    bool restore;                /* a restore: the source is a backup read by version id (objects name one), its
+                                  * bookkeeping metadata (x-amz-meta-replicate-*) is neither copied nor added,
+                                  * and a version that is not as recorded is a failure, not a change */
     bool target_versioned;       /* versioning Enabled on the target */
     int copy_names_version;      /* CopyObject replies carry x-amz-version-id: 1 yes, -1 no, 0 unknown */
     struct manifest_writer *mw;  /* NULL in dry runs */

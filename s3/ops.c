@@ -114,16 +114,23 @@ struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const 
     return rq;
 }
 
-static char *copy_source(const char *bucket, const char *key)
+/* x-amz-copy-source: "/bucket/key", with "?versionId=V" to copy one version. */
+static char *copy_source(const char *bucket, const char *key, const char *version_id)
 {
-    return s3_uri_encode_path(bucket, key);
+    char *path = s3_uri_encode_path(bucket, key);
+    if (!path || !version_id) return path;
+    char *v = s3_uri_encode(version_id, strlen(version_id), 0), *out = NULL;
+    if (v && asprintf(&out, "%s?versionId=%s", path, v) < 0) out = NULL;
+    free(v);
+    free(path);
+    return out;
 }
 
 struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
-                                  const char *src_key, const char *src_if_match, const struct s3_header *headers,
-                                  size_t nheaders, s3_done_cb cb, void *ud)
+                                  const char *src_key, const char *src_version_id, const char *src_if_match,
+                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud)
 {
-    char *src = copy_source(src_bucket, src_key);
+    char *src = copy_source(src_bucket, src_key, src_version_id);
     struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 4);
     struct s3_request *rq = NULL;
     char im[160];
@@ -182,13 +189,13 @@ struct s3_request *s3_mpu_upload_part_from(struct s3_client *c, const char *buck
 
 struct s3_request *s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
                                            const char *upload_id, int part, const char *src_bucket,
-                                           const char *src_key, uint64_t first, uint64_t last,
-                                           const char *src_if_match, s3_done_cb cb, void *ud)
+                                           const char *src_key, const char *src_version_id, uint64_t first,
+                                           uint64_t last, const char *src_if_match, s3_done_cb cb, void *ud)
 {
     char pn[16], range[64], im[160];
     snprintf(pn, sizeof pn, "%d", part);
     snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)first, (unsigned long long)last);
-    char *src = copy_source(src_bucket, src_key);
+    char *src = copy_source(src_bucket, src_key, src_version_id);
     if (!src) return NULL;
     struct s3_query_param q[] = {Q("partNumber", pn), Q("uploadId", upload_id)};
     struct s3_header h[4];

@@ -40,11 +40,12 @@ struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const 
                                  const struct s3_header *headers, size_t nheaders, const void *body, size_t len,
                                  const char *content_md5, s3_done_cb cb, void *ud);
 
-/* CopyObject. src_if_match: x-amz-copy-source-if-match (NULL = unconditional). With headers == NULL the
- * metadata directive is COPY; otherwise REPLACE with exactly these headers. A 200 with <Error> fails. */
+/* CopyObject of src_key (its version src_version_id, or the latest when NULL). src_if_match:
+ * x-amz-copy-source-if-match (NULL = unconditional). With headers == NULL the metadata directive is COPY;
+ * otherwise REPLACE with exactly these headers. A 200 with <Error> fails. */
 struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
-                                  const char *src_key, const char *src_if_match, const struct s3_header *headers,
-                                  size_t nheaders, s3_done_cb cb, void *ud);
+                                  const char *src_key, const char *src_version_id, const char *src_if_match,
+                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
 
 struct s3_request *s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
@@ -56,11 +57,11 @@ struct s3_request *s3_mpu_upload_part(struct s3_client *c, const char *bucket, c
 struct s3_request *s3_mpu_upload_part_from(struct s3_client *c, const char *bucket, const char *key,
                                            const char *upload_id, int part, size_t len, s3_source_cb source,
                                            void *source_ud, s3_done_cb cb, void *ud);
-/* UploadPartCopy of bytes first..last of the source (inclusive). */
+/* UploadPartCopy of bytes first..last of the source (inclusive; its version src_version_id, or the latest). */
 struct s3_request *s3_mpu_upload_part_copy(struct s3_client *c, const char *bucket, const char *key,
                                            const char *upload_id, int part, const char *src_bucket,
-                                           const char *src_key, uint64_t first, uint64_t last,
-                                           const char *src_if_match, s3_done_cb cb, void *ud);
+                                           const char *src_key, const char *src_version_id, uint64_t first,
+                                           uint64_t last, const char *src_if_match, s3_done_cb cb, void *ud);
 /* CompleteMultipartUpload with part ETags 1..n (copied). A 200 with <Error> fails. */
 struct s3_request *s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
                                    const char *const *etags, size_t n, s3_done_cb cb, void *ud);

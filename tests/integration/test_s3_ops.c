@@ -856,7 +856,7 @@ static struct s3_response *copy_object(const char *key, const char *src_key, con
                                        const struct s3_header *h, size_t nh)
 {
     struct waiter w = {0};
-    return await(s3_copy_object(G.c, G.bucket, key, G.bucket, src_key, if_match, h, nh, waiter_cb, &w), &w);
+    return await(s3_copy_object(G.c, G.bucket, key, G.bucket, src_key, NULL, if_match, h, nh, waiter_cb, &w), &w);
 }
 
 static void test_copy_object(void **state)
@@ -1097,14 +1097,14 @@ static void test_upload_part_copy(void **state)
     /* part 1: bytes 1 MiB..end of the big source (5 MiB + 777, conditional on its ETag); part 2: 10 bytes */
     const uint64_t p1_first = MIB, p1_last = len - 1;
     struct waiter w1 = {0}, w2 = {0}, w3 = {0};
-    assert_non_null(s3_mpu_upload_part_copy(G.c, G.bucket, key, id, 1, G.bucket, src, p1_first, p1_last,
+    assert_non_null(s3_mpu_upload_part_copy(G.c, G.bucket, key, id, 1, G.bucket, src, NULL, p1_first, p1_last,
                                             big_md5, waiter_cb, &w1));
     assert_non_null(
-        s3_mpu_upload_part_copy(G.c, G.bucket, key, id, 2, G.bucket, small_src, 3, 12, NULL, waiter_cb, &w2));
+        s3_mpu_upload_part_copy(G.c, G.bucket, key, id, 2, G.bucket, small_src, NULL, 3, 12, NULL, waiter_cb, &w2));
     /* a part copy with the wrong source ETag must fail with 412. In an upload of its own (aborted below):
      * RGW refuses to complete an upload with parts left out ("total parts mismatch"), AWS would not care. */
     char *id3 = mpu_create("upc/conditional", NULL, 0);
-    assert_non_null(s3_mpu_upload_part_copy(G.c, G.bucket, "upc/conditional", id3, 1, G.bucket, src, 0, 99,
+    assert_non_null(s3_mpu_upload_part_copy(G.c, G.bucket, "upc/conditional", id3, 1, G.bucket, src, NULL, 0, 99,
                                             "00000000000000000000000000000000", waiter_cb, &w3));
     char *etags[2];
     struct waiter *ws[2] = {&w1, &w2};
