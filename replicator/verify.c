@@ -15,6 +15,7 @@
 #include "manifest/manifest.h"
 #include "replicator/run.h"
 #include "replicator/state.h"
+#include "replicator/store.h"
 #include "replicator/target.h"
 #include "replicator/output.h"
 #include "replicator/verify.h"
@@ -27,7 +28,6 @@
 #define VERIFY_MANIFESTS_MAX 3      /* target manifests --verify downloads (newest first) */
 #define LOCAL_MANIFESTS_MAX 3       /* local manifests --verify loads (newest first) */
 #define STATUS_MANIFESTS_MAX 100    /* newest manifests --status looks at for the last successful run */
-#define SUMMARY_CHUNK (128u * 1024) /* --status reads this much of each end of a large manifest */
 
 /* ---- output helpers ---- */
 
@@ -112,276 +112,6 @@ static void signals_stop(struct rep_ctx *ctx, struct signals *sg)
         ev_signal_stop(ev, &sg->s[i]);
     }
     g_vctx = NULL;
-}
-
-/* ---- manifests stored in the target ---- */
-
-struct stored_manifest {
-    char *key; /* ".replicate/manifests/<run id>.jsonl" */
-    uint64_t size;
-};
-
-static void stored_free(struct stored_manifest *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(m[i].key);
-    free(m);
-}
-
-struct list_wait {
-    bool ready;
-};
-
-static void list_ready(void *ud)
-{
-    ((struct list_wait *)ud)->ready = true;
-}
-
-/* A manifest's name: directly under MANIFEST_PREFIX and ending in ".jsonl". */
-static bool manifest_name_ok(const char *key)
-{
-    if (strncmp(key, MANIFEST_PREFIX, sizeof MANIFEST_PREFIX - 1) != 0) return false;
-    const char *name = key + sizeof MANIFEST_PREFIX - 1;
-    size_t l = strlen(name);
-    return l > 6 && !strchr(name, '/') && strcmp(name + l - 6, ".jsonl") == 0;
-}
-
-/* Lists the target's manifests and returns the newest `keep` of them, newest first (run ids sort by time), in
- * a malloc'd array; *total counts them all. Memory is bounded by keep, not by the number of runs. Returns 0,
- * or -1 with a message in err. */
-static int list_manifests(struct rep_ctx *ctx, size_t keep, struct stored_manifest **out, size_t *n,
-                          unsigned long *total, char *err, size_t errlen)
-{
-    struct stored_manifest *ring = calloc(keep, sizeof *ring);
-    struct list_wait w = {0};
-    struct s3_lister *l =
-        ring ? s3_lister_new(ctx->dst_r, ctx->o->dst_bucket, MANIFEST_PREFIX, NULL, NULL, 0, list_ready, &w)
-             : NULL;
-    *out = NULL;
-    *n = 0;
-    *total = 0;
-    if (!l) {
-        free(ring);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int rc = 0;
-    unsigned long seen = 0;
-    for (;;) {
-        const struct s3_object_info *oi;
-        enum s3_list_status st = s3_lister_next(l, &oi);
-        if (st == S3_LIST_OBJECT) {
-            if (!manifest_name_ok(oi->key)) continue;
-            struct stored_manifest *slot = &ring[seen % keep];
-            free(slot->key);
-            slot->key = strdup(oi->key);
-            slot->size = oi->size;
-            if (!slot->key) {
-                snprintf(err, errlen, "out of memory");
-                rc = -1;
-                break;
-            }
-            seen++;
-        } else if (st == S3_LIST_WAIT) {
-            w.ready = false;
-            while (!w.ready && !ctx->interrupted)
-                ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
-            if (ctx->interrupted) {
-                snprintf(err, errlen, "interrupted");
-                rc = -1;
-                break;
-            }
-        } else if (st == S3_LIST_END) {
-            break;
-        } else {
-            snprintf(err, errlen, "listing %s in s3://%s: %s", MANIFEST_PREFIX, ctx->o->dst_bucket,
-                     s3_lister_error(l));
-            rc = -1;
-            break;
-        }
-    }
-    s3_lister_free(l);
-    if (rc != 0) {
-        for (size_t i = 0; i < keep; i++)
-            free(ring[i].key);
-        free(ring);
-        return -1;
-    }
-    size_t have = seen < keep ? (size_t)seen : keep;
-    struct stored_manifest *res = calloc(have ? have : 1, sizeof *res);
-    if (!res) {
-        for (size_t i = 0; i < keep; i++)
-            free(ring[i].key);
-        free(ring);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < have; i++)
-        res[i] = ring[(seen - 1 - i) % keep]; /* newest first */
-    free(ring);
-    *out = res;
-    *n = have;
-    *total = seen;
-    return 0;
-}
-
-static FILE *temp_file(char *path, size_t len)
-{
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !dir[0]) dir = "/tmp";
-    snprintf(path, len, "%s/replicate-manifest-XXXXXX", dir);
-    int fd = mkstemp(path);
-    if (fd < 0) return NULL;
-    FILE *f = fdopen(fd, "w+");
-    if (!f) {
-        close(fd);
-        unlink(path);
-    }
-    return f;
-}
-
-struct file_sink {
-    FILE *f;
-    bool failed;
-};
-
-static bool sink_body(const void *data, size_t len, void *ud)
-{
-    struct file_sink *s = ud;
-    if (fwrite(data, 1, len, s->f) != len) {
-        s->failed = true;
-        return false;
-    }
-    return true;
-}
-
-static void sink_reset(void *ud)
-{
-    struct file_sink *s = ud;
-    fflush(s->f);
-    rewind(s->f);
-    if (ftruncate(fileno(s->f), 0) != 0) s->failed = true;
-}
-
-/* GETs bytes first..last (inclusive) of a target object into memory; for small ranges only. */
-static struct s3_response *get_range(struct rep_ctx *ctx, const char *key, uint64_t first, uint64_t last)
-{
-    char range[64];
-    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)first, (unsigned long long)last);
-    struct s3_header h[] = {{"Range", range}};
-    struct s3_request_spec s = {.method = "GET",
-                                .bucket = ctx->o->dst_bucket,
-                                .key = key,
-                                .headers = h,
-                                .nheaders = 1,
-                                .max_body = SUMMARY_CHUNK + 1024};
-    return s3_reader_request_wait(ctx->dst_r, &s);
-}
-
-/* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks
- * it). With summary_only, a large manifest is reduced to its first line (the header) and its last
- * SUMMARY_CHUNK bytes (the pass lines of the last passes and the trailer): enough for manifest_summary_read,
- * at a bounded cost. Returns 0, or -1 with a message in err. */
-static int download_manifest(struct rep_ctx *ctx, const struct stored_manifest *m, bool summary_only,
-                             char *path, size_t pathlen, char *err, size_t errlen)
-{
-    FILE *f = temp_file(path, pathlen);
-    if (!f) {
-        snprintf(err, errlen, "cannot create a temporary file in %s: %s",
-                 getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp", strerror(errno));
-        path[0] = '\0';
-        return -1;
-    }
-    int rc = -1;
-    if (summary_only && m->size > 2 * (uint64_t)SUMMARY_CHUNK) {
-        struct s3_response *h = get_range(ctx, m->key, 0, SUMMARY_CHUNK - 1);
-        struct s3_response *t =
-            h && h->err == S3_OK ? get_range(ctx, m->key, m->size - SUMMARY_CHUNK, m->size - 1) : NULL;
-        if (!h || h->err != S3_OK || !t || t->err != S3_OK) {
-            snprintf(err, errlen, "%s",
-                     !h                ? "out of memory"
-                     : h->err != S3_OK ? h->message
-                     : t               ? t->message
-                                       : "out of memory");
-        } else {
-            /* the header line, then the tail from its first complete line on */
-            const char *nl = h->body ? memchr(h->body, '\n', h->body_len) : NULL;
-            size_t hl = nl ? (size_t)(nl - h->body) + 1 : h->body_len;
-            const char *tn = t->body ? memchr(t->body, '\n', t->body_len) : NULL;
-            size_t toff = tn ? (size_t)(tn - t->body) + 1 : t->body_len;
-            bool ok = (hl == 0 || fwrite(h->body, 1, hl, f) == hl) && (!nl ? fputc('\n', f) != EOF : true) &&
-                      (t->body_len == toff ||
-                       fwrite(t->body + toff, 1, t->body_len - toff, f) == t->body_len - toff);
-            if (ok)
-                rc = 0;
-            else
-                snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
-        }
-        s3_response_free(h);
-        s3_response_free(t);
-    } else {
-        struct file_sink sink = {.f = f};
-        struct s3_request_spec s = {.method = "GET",
-                                    .bucket = ctx->o->dst_bucket,
-                                    .key = m->key,
-                                    .on_body = sink_body,
-                                    .on_reset = sink_reset,
-                                    .body_ud = &sink};
-        struct s3_response *r = s3_reader_request_wait(ctx->dst_r, &s);
-        if (!r)
-            snprintf(err, errlen, "out of memory");
-        else if (sink.failed)
-            snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
-        else if (r->err != S3_OK)
-            snprintf(err, errlen, "%s", r->message);
-        else
-            rc = 0;
-        s3_response_free(r);
-    }
-    if (fclose(f) != 0 && rc == 0) {
-        snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0) {
-        unlink(path);
-        path[0] = '\0';
-    }
-    return rc;
-}
-
-/* The run id part of a manifest key or path: "<run id>.jsonl" after the last '/'. */
-static const char *manifest_base(const char *p)
-{
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
-
-/* An error message about a temporary copy, without the temporary path (the caller names the manifest). */
-static const char *strip_path(const char *err, const char *path)
-{
-    size_t pl = strlen(path);
-    if (pl && strncmp(err, path, pl) == 0) err += pl;
-    while (*err == ':' || *err == ' ')
-        err++;
-    return err;
-}
-
-/* Whether a manifest header's target URL names our target (same bucket and prefix). */
-static bool manifest_for_target(const struct rep_options *o, const char *target_url)
-{
-    char *b = NULL, *p = NULL, err[256];
-    if (!target_url || cli_parse_s3_url(target_url, &b, &p, err, sizeof err) != 0) return false;
-    bool same = strcmp(b, o->dst_bucket) == 0 && strcmp(p, o->dst_prefix) == 0;
-    free(b);
-    free(p);
-    return same;
-}
-
-/* A run whose first pass completed recorded every object it saw. */
-static bool summary_complete(const struct manifest_summary *s)
-{
-    return s->trailer_found && s->result &&
-           (!strcmp(s->result, "ok") || !strcmp(s->result, "failed") || !strcmp(s->result, "not-converged"));
 }
 
 /* ======================================== --verify ======================================== */
@@ -1084,7 +814,7 @@ static int add_manifest(struct verify *v, const char *path, bool from_target, bo
     v->mans = nm;
     struct loaded_manifest *m = &v->mans[v->nmans];
     m->path = strdup(path);
-    m->name = strdup(manifest_base(path));
+    m->name = strdup(store_run_name(path));
     m->from_target = from_target;
     m->temp = temp;
     if (!m->path || !m->name) {
@@ -1103,11 +833,11 @@ static int check_manifest(struct verify *v, const char *shown, const char *path,
     struct manifest_summary sum;
     char err[600];
     if (manifest_summary_read(path, &sum, err, sizeof err) != 0) {
-        manifest_note(v, "manifest %s is corrupt or truncated (%s): skipped", shown, strip_path(err, path));
+        manifest_note(v, "manifest %s is corrupt or truncated (%s): skipped", shown, store_strip_path(err, path));
         return -1;
     }
     int rc = 0;
-    if (!manifest_for_target(v->o, sum.target)) {
+    if (!store_manifest_for(v->o->dst_bucket, v->o->dst_prefix, sum.target)) {
         s3_log(S3_LOG_INFO, "manifest %s is for %s, not %s: skipped", shown, sum.target ? sum.target : "?",
                v->o->dst_url);
         rc = -1;
@@ -1115,7 +845,7 @@ static int check_manifest(struct verify *v, const char *shown, const char *path,
         if (sum.corrupt_lines)
             manifest_note(v, "manifest %s has %d corrupt line(s); they were skipped", shown,
                           sum.corrupt_lines);
-        *complete = summary_complete(&sum);
+        *complete = store_summary_complete(&sum);
     }
     manifest_summary_free(&sum);
     return rc;
@@ -1130,14 +860,14 @@ static void collect_manifests(struct verify *v, int *stored_total)
     struct stored_manifest *sm = NULL;
     size_t n = 0;
     unsigned long total = 0;
-    if (list_manifests(ctx, 32, &sm, &n, &total, err, sizeof err) != 0) {
+    if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, 32, &sm, &n, &total, err, sizeof err) != 0) {
         if (!ctx->interrupted) manifest_note(v, "cannot read the manifests stored in the target: %s", err);
     } else {
         *stored_total = (int)total;
         int got = 0;
         for (size_t i = 0; i < n && got < VERIFY_MANIFESTS_MAX && !ctx->interrupted; i++) {
             char path[4096];
-            if (download_manifest(ctx, &sm[i], false, path, sizeof path, err, sizeof err) != 0) {
+            if (store_download(ctx->dst_r, ctx->o->dst_bucket, &sm[i], false, path, sizeof path, err, sizeof err) != 0) {
                 manifest_note(v, "cannot download the manifest s3://%s/%s: %s", ctx->o->dst_bucket, sm[i].key,
                               err);
                 continue;
@@ -1151,13 +881,13 @@ static void collect_manifests(struct verify *v, int *stored_total)
                 continue;
             }
             free(v->mans[v->nmans - 1].name);
-            v->mans[v->nmans - 1].name = strdup(manifest_base(sm[i].key));
+            v->mans[v->nmans - 1].name = strdup(store_run_name(sm[i].key));
             if (!v->mans[v->nmans - 1].name) abort();
             got++;
             if (complete) break;
         }
     }
-    stored_free(sm, n);
+    store_free(sm, n);
 
     /* the local state directory of this target, when this machine ran the replication */
     char *dir = state_target_dir(ctx->o, s3_reader_config(ctx->dst_r)->endpoint, err, sizeof err);
@@ -1574,7 +1304,7 @@ int run_status(const struct rep_options *o)
     char msgbuf[1200] = "";
     double now = (double)time(NULL);
 
-    if (list_manifests(ctx, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
+    if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
         snprintf(msgbuf, sizeof msgbuf, "%s", err);
         message = msgbuf;
         fprintf(stderr, "replicate: cannot read the runs recorded in the target: %s\n", err);
@@ -1587,7 +1317,7 @@ int run_status(const struct rep_options *o)
         char path[4096], shown[1200];
         snprintf(shown, sizeof shown, "s3://%s/%s", o->dst_bucket, sm[i].key);
         examined++;
-        if (download_manifest(ctx, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
+        if (store_download(ctx->dst_r, ctx->o->dst_bucket, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
             fprintf(stderr, "replicate: warning: cannot read the manifest %s: %s; skipped\n", shown, err);
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "manifest", sm[i].key);
@@ -1600,7 +1330,7 @@ int run_status(const struct rep_options *o)
         unlink(path);
         if (r != 0) {
             /* the temporary path means nothing to the user: name the stored manifest */
-            const char *why = strip_path(err, path);
+            const char *why = store_strip_path(err, path);
             fprintf(stderr, "replicate: warning: the manifest %s is corrupt or truncated (%s); skipped\n",
                     shown, why);
             cJSON *x = cJSON_CreateObject();
@@ -1609,7 +1339,7 @@ int run_status(const struct rep_options *o)
             cJSON_AddItemToArray(skipped, x);
             continue;
         }
-        if (!manifest_for_target(o, ri.sum.target)) {
+        if (!store_manifest_for(o->dst_bucket, o->dst_prefix, ri.sum.target)) {
             other_targets++;
             manifest_summary_free(&ri.sum);
             continue;
@@ -1710,7 +1440,7 @@ report:
     cJSON_Delete(skipped);
     if (!success_is_last && have_success) manifest_summary_free(&success.sum);
     if (have_last) manifest_summary_free(&last.sum);
-    stored_free(sm, n);
+    store_free(sm, n);
     signals_stop(ctx, &sg);
     rep_close(ctx);
     return exit_code;

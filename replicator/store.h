@@ -1,0 +1,43 @@
+/* The manifests a backup holds, in its reserved prefix (.replicate/manifests/<run id>.jsonl): list them
+ * newest first, download one (whole, or just enough for its summary), tell which target a manifest is for and
+ * whether its run recorded every object. Owns nothing but these reads; must not write to S3. Used by --verify,
+ * --status, restores and drills. */
+#ifndef REPLICATOR_STORE_H
+#define REPLICATOR_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "manifest/manifest.h"
+#include "replicator/replicate.h"
+
+#define SUMMARY_CHUNK (128u * 1024) /* a summary download reads this much of each end of a large manifest */
+
+struct stored_manifest {
+    char *key; /* ".replicate/manifests/<run id>.jsonl" */
+    uint64_t size;
+};
+
+/* Lists the manifests in bucket and returns the newest `keep` of them, newest first (run ids sort by time), in
+ * a malloc'd array; *total counts them all. Memory is bounded by keep. Waits on ctx's loop (stops when
+ * ctx->interrupted). 0, or -1 with a message in err. */
+int store_list(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, size_t keep,
+               struct stored_manifest **out, size_t *n, unsigned long *total, char *err, size_t errlen);
+void store_free(struct stored_manifest *m, size_t n);
+/* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks
+ * it); with summary_only a large manifest is cut to its header and its last SUMMARY_CHUNK bytes (enough for
+ * manifest_summary_read). 0, or -1 with a message in err. */
+int store_download(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m, bool summary_only,
+                   char *path, size_t pathlen, char *err, size_t errlen);
+/* A new temporary file in $TMPDIR (or /tmp), its path in path. */
+FILE *store_temp_file(char *path, size_t len);
+/* "<run id>.jsonl" of a manifest key or path. */
+const char *store_run_name(const char *p);
+/* An error message about a temporary copy without the temporary path. */
+const char *store_strip_path(const char *err, const char *path);
+/* Whether a manifest header's target URL is s3://bucket/prefix. */
+bool store_manifest_for(const char *bucket, const char *prefix, const char *target_url);
+/* A run whose first pass completed recorded every object it saw. */
+bool store_summary_complete(const struct manifest_summary *s);
+
+#endif
