@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "replicator/options.h"
 
@@ -14,7 +15,10 @@ void cli_usage(FILE *f)
     fputs(
 "Usage: replicate [OPTIONS] s3://SRC-BUCKET[/PREFIX] s3://DST-BUCKET[/PREFIX]\n"
 "       replicate --verify [OPTIONS] s3://SRC-BUCKET[/PREFIX] s3://DST-BUCKET[/PREFIX]\n"
-"       replicate --status [--max-age DURATION] [OPTIONS] s3://DST-BUCKET[/PREFIX]\n"
+"       replicate --status [--max-age DURATION] [--max-drill-age DURATION] [OPTIONS] s3://DST-BUCKET[/PREFIX]\n"
+"       replicate --restore [--run RUN-ID | --at TIME] [--only-missing | --overwrite] [--dry-run] [--json]\n"
+"                 s3://BACKUP[/PREFIX] s3://DEST[/PREFIX]\n"
+"       replicate --restore-drill [--run RUN-ID | --at TIME] [--sample PERCENT] s3://BACKUP[/PREFIX]\n"
 "\n"
 "Backs up an S3 bucket (or a prefix of it) into a versioned target bucket that is never deleted from.\n"
 "It lists both sides, copies what is missing or different (server-side when both sides share an endpoint\n"
@@ -66,7 +70,22 @@ void cli_usage(FILE *f)
 "  --sample PERCENT         with --deep: read only a random sample\n"
 "  --status                 print the last run recorded in the target; with --max-age DURATION (26h, 7d)\n"
 "                           exit 6 when the last successful run is older or missing\n"
+"  --max-drill-age DURATION  with --status: exit 6 when the last clean restore drill is older or missing\n"
 "  --metrics-file PATH      write Prometheus textfile metrics at the end\n"
+"\n"
+"Restore (the first URL, the backup, is only read; source-side options apply to it, target-side to DEST):\n"
+"  --restore                give DEST back the source as it was when a recorded run ended: each key's\n"
+"                           recorded version, without keys deleted before then or created after\n"
+"  --run RUN-ID             restore that run (run_id in --json, listed by --status; default: the latest\n"
+"                           successful run)\n"
+"  --at TIME                the latest successful run that ended at or before TIME (2026-12-01T09:30:00Z,\n"
+"                           or an age: 90m, 2d)\n"
+"  --only-missing           write only what DEST lacks; objects there with other content are left alone\n"
+"  --overwrite              also rewrite objects in DEST whose content differs (DEST must be versioned,\n"
+"                           unless --allow-unversioned); without either, such conflicts refuse (exit 3)\n"
+"  --restore-drill          read the restore point's recorded versions back from the backup (all, or\n"
+"                           --sample PERCENT) and check them against the manifest; exit 5 on discrepancies;\n"
+"                           the drill is recorded in the backup's .replicate/drills/ (its only write)\n"
 "\n"
 "Reporting:\n"
 "  --json                   one JSON summary on stdout at the end\n"
@@ -80,7 +99,8 @@ void cli_usage(FILE *f)
 "Exit codes:\n"
 "  0 done   1 some objects failed (they are named) or the run failed   2 usage or configuration error\n"
 "  3 refused for safety (unversioned target, swapped arguments, target locked)   4 did not converge\n"
-"  5 verify found discrepancies   6 status: last successful run missing or too old   130 interrupted\n",
+"  5 verify or drill found discrepancies   6 status: last successful run (or clean drill) missing or too old\n"
+"  130 interrupted\n",
         f);
 }
 
@@ -134,6 +154,33 @@ double cli_parse_duration(const char *s)
     return isfinite(v) && v <= 1e9 ? v : -1; /* about 30 years: anything longer is a typo */
 }
 
+double cli_parse_time(const char *s, double now)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) {
+        double age = cli_parse_duration(s);
+        return age < 0 || age > now ? -1 : now - age;
+    }
+    if (*end == '.') /* fractional seconds */
+        for (end++; isdigit((unsigned char)*end); end++) {}
+    long off = 0;
+    if (*end == 'Z' || *end == 'z') {
+        end++;
+    } else if (*end == '+' || *end == '-') {
+        int hh, mm, used = 0;
+        if (sscanf(end + 1, "%2d:%2d%n", &hh, &mm, &used) != 2 || used != 5 || hh > 23 || mm > 59) return -1;
+        off = (hh * 3600L + mm * 60L) * (*end == '-' ? -1 : 1);
+        end += 1 + used;
+    } else {
+        return -1;
+    }
+    if (*end) return -1;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (double)t - (double)off;
+}
+
 uint64_t cli_parse_size(const char *s)
 {
     char *end;
@@ -157,7 +204,8 @@ enum {
     OPT_PART_SIZE, OPT_MP_THRESHOLD, OPT_COPY_THRESHOLD, OPT_MAX_MEMORY, OPT_STATE_DIR, OPT_MAINT_FILE,
     OPT_MAINT_ON, OPT_MAINT_OFF, OPT_GRACE, OPT_MAINT_MAX, OPT_VERIFY, OPT_DEEP, OPT_SAMPLE, OPT_STATUS,
     OPT_MAX_AGE, OPT_NOTIFY_CMD, OPT_NOTIFY_URL, OPT_START_AFTER, OPT_END_BEFORE, OPT_SHARD, OPT_TIMEOUT,
-    OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS,
+    OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
+    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE,
 };
 
 static const struct option long_opts[] = {
@@ -210,6 +258,13 @@ static const struct option long_opts[] = {
     {"retries", required_argument, 0, OPT_RETRIES},
     {"list-ranges", required_argument, 0, OPT_LIST_RANGES},
     {"metrics-file", required_argument, 0, OPT_METRICS},
+    {"restore", no_argument, 0, OPT_RESTORE},
+    {"restore-drill", no_argument, 0, OPT_DRILL},
+    {"run", required_argument, 0, OPT_RUN},
+    {"at", required_argument, 0, OPT_AT},
+    {"only-missing", no_argument, 0, OPT_ONLY_MISSING},
+    {"overwrite", no_argument, 0, OPT_OVERWRITE},
+    {"max-drill-age", required_argument, 0, OPT_MAX_DRILL_AGE},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -359,6 +414,21 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
             o->list_ranges = (int)v;
             break;
         case OPT_METRICS: o->metrics_file = optarg; break;
+        case OPT_RESTORE: o->mode = MODE_RESTORE; break;
+        case OPT_DRILL: o->mode = MODE_DRILL; break;
+        case OPT_RUN: o->run_id = optarg; break;
+        case OPT_AT:
+            if ((o->at = cli_parse_time(optarg, (double)time(NULL))) < 0)
+                return bad("--at needs a time like 2026-12-01T09:30:00Z or an age like 90m or 2d, not \"%s\"", optarg);
+            o->at_given = true;
+            break;
+        case OPT_ONLY_MISSING: o->only_missing = true; break;
+        case OPT_OVERWRITE: o->overwrite = true; break;
+        case OPT_MAX_DRILL_AGE:
+            if ((d = cli_parse_duration(optarg)) <= 0)
+                return bad("--max-drill-age needs a duration like 30d, not \"%s\"", optarg);
+            o->max_drill_age = d;
+            break;
         case 'h': cli_usage(stdout); return -1;
         case OPT_VERSION: printf("replicate %s\n", REPLICATE_VERSION); return -1;
         case ':': return bad("option %s needs a value", argv[optind - 1]);
@@ -378,9 +448,16 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
 
     int nargs = argc - optind;
     char err[512];
-    if (o->mode == MODE_STATUS) {
+    if (o->run_id && o->at_given) return bad("--run and --at exclude each other");
+    if (o->only_missing && o->overwrite) return bad("--only-missing and --overwrite exclude each other");
+    if ((o->run_id || o->at_given) && o->mode != MODE_RESTORE && o->mode != MODE_DRILL)
+        return bad("--run and --at go with --restore or --restore-drill");
+    if ((o->only_missing || o->overwrite) && o->mode != MODE_RESTORE)
+        return bad("--only-missing and --overwrite go with --restore");
+    if (o->mode == MODE_STATUS || o->mode == MODE_DRILL) {
+        const char *m = o->mode == MODE_STATUS ? "--status" : "--restore-drill";
         if (nargs != 1) {
-            fprintf(stderr, "replicate: --status takes one URL, the target: replicate --status s3://BUCKET[/PREFIX]\n");
+            fprintf(stderr, "replicate: %s takes one URL, the backup: replicate %s s3://BUCKET[/PREFIX]\n", m, m);
             return EXIT_USAGE;
         }
         o->dst_url = argv[optind];
@@ -415,7 +492,7 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
         return EXIT_USAGE;
     }
     if (o->part_size && o->part_size > o->max_memory) o->max_memory = o->part_size;
-    if (o->shard_n > 1 && o->mode != MODE_STATUS) {
+    if (o->shard_n > 1 && o->mode != MODE_STATUS && o->mode != MODE_DRILL) {
         /* shard i covers keys whose first character after the prefix is in [b_i, b_{i+1}), with the
          * boundaries spread over 0-9A-Za-z (other bytes sort into the first or last shard). The lower
          * bound becomes a start-after key: the character before b_i followed by U+10FFFF, the largest

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include "replicator/options.h"
+#include "replicator/restore.h"
 #include "replicator/run.h"
 #include "replicator/verify.h"
 #include "s3/log.h"
@@ -23,6 +24,8 @@ int main(int argc, char **argv)
     switch (o.mode) {
     case MODE_VERIFY: rc = run_verify(&o); break;
     case MODE_STATUS: rc = run_status(&o); break;
+    case MODE_RESTORE: rc = run_restore(&o); break;
+    case MODE_DRILL: rc = run_drill(&o); break;
     default: rc = run_replicate(&o); break;
     }
     cli_options_free(&o);

@@ -12,6 +12,7 @@
 #define RESERVED_PREFIX ".replicate/"
 #define MARKER_KEY ".replicate/marker"
 #define MANIFEST_PREFIX ".replicate/manifests/"
+#define DRILL_PREFIX ".replicate/drills/"
 #define SOURCE_ETAG_META "x-amz-meta-replicate-source-etag"
 
 /* Exit codes (documented in --help and README). */
@@ -26,7 +27,7 @@ enum rep_exit {
     EXIT_INTERRUPTED = 130,
 };
 
-enum rep_mode { MODE_REPLICATE, MODE_VERIFY, MODE_STATUS };
+enum rep_mode { MODE_REPLICATE, MODE_VERIFY, MODE_STATUS, MODE_RESTORE, MODE_DRILL };
 
 struct rep_options {
     enum rep_mode mode;
@@ -59,6 +60,12 @@ struct rep_options {
     int retries;            /* attempts per request */
     int list_ranges;        /* parallel listing ranges for delta passes; 0 = automatic */
     const char *metrics_file; /* Prometheus textfile */
+    /* restores and drills */
+    const char *run_id;     /* --run: the run to restore (NULL = the latest successful one) */
+    bool at_given;
+    double at;              /* --at: unix seconds; the latest successful run that ended at or before it */
+    bool only_missing, overwrite;
+    double max_drill_age;   /* --status: seconds; 0 = not given */
 };
 
 /* Parses argv into *o. Returns -1 to exit with EXIT_OK (help/version printed), 0 ok, or EXIT_USAGE after
@@ -70,6 +77,9 @@ void cli_usage(FILE *f);
 int cli_parse_s3_url(const char *url, char **bucket, char **prefix, char *err, size_t errlen);
 /* "10", "10s", "5m", "26h", "7d" → seconds; -1 on error. */
 double cli_parse_duration(const char *s);
+/* "2026-12-01T09:30:00Z" (RFC 3339, any offset) or an age ("90m", "2d": that long before now) → unix seconds;
+ * -1 on error. */
+double cli_parse_time(const char *s, double now);
 /* "8M", "8MiB", "5G", "1048576" → bytes; 0 on error. */
 uint64_t cli_parse_size(const char *s);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "replicator/copy.h"
+#include "replicator/join.h"
 #include "replicator/pass.h"
 #include "s3/list.h"
 #include "s3/log.h"
@@ -15,12 +16,12 @@
 struct pass {
     struct rep_ctx *ctx;
     struct s3_lister *src_l, *dst_l;
-    const struct s3_object_info *s, *d; /* current heads, or NULL */
-    bool s_end, d_end, s_wait, d_wait;
+    struct join join; /* source (left) against target (right) */
     size_t src_plen, dst_plen;
     int inflight;
     bool stop;          /* listing failed or interrupted: start nothing new */
     bool finished;
+    bool listing_ended; /* the join reached the end of both listings */
     bool deadline_hit;
     ev_timer deadline;
     ev_idle kick;       /* re-run the pump from the loop, not from inside a callback chain */
@@ -52,11 +53,6 @@ static void kick_cb(struct ev_loop *ev, ev_idle *w, int revents)
 static void lister_ready(void *ud)
 {
     schedule_pump(ud);
-}
-
-static bool reserved(const char *key, size_t plen)
-{
-    return plen == 0 && strncmp(key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) == 0;
 }
 
 static void record(struct rep_ctx *ctx, const char *key, const char *dst_key, uint64_t size, const char *etag,
@@ -228,39 +224,6 @@ same:
     if (ctx->pass == 1) record(ctx, s->key, d->key, s->size, s->etag, s->last_modified, d->etag, d->version_id);
 }
 
-/* Advances a listing head; returns false when the pump must wait or stop. */
-static bool head(struct pass *p, bool src)
-{
-    struct s3_lister *l = src ? p->src_l : p->dst_l;
-    const struct s3_object_info **h = src ? &p->s : &p->d;
-    bool *end = src ? &p->s_end : &p->d_end;
-    size_t plen = src ? p->src_plen : p->dst_plen;
-    while (!*h && !*end) {
-        const struct s3_object_info *o;
-        switch (s3_lister_next(l, &o)) {
-        case S3_LIST_OBJECT:
-            if (reserved(o->key, plen)) continue;
-            *h = o;
-            if (src) {
-                p->ctx->cur.listed++;
-                sample_key(p->ctx, o->key + plen);
-            }
-            break;
-        case S3_LIST_WAIT: return false;
-        case S3_LIST_END: *end = true; break;
-        case S3_LIST_ERROR:
-            if (!p->res->listing_failed) {
-                p->res->listing_failed = true;
-                snprintf(p->res->error, sizeof p->res->error, "%s: %s", src ? "source" : "target",
-                         s3_lister_error(l));
-            }
-            p->stop = true;
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- key-range sampling ----
  * Every sample_every-th source key is kept; when more than MAX_SAMPLE are kept, every other one is dropped
  * and the step doubles. The kept keys split the next listing into about nranges equal ranges. */
@@ -401,30 +364,44 @@ static void pump(struct pass *p)
 {
     struct rep_ctx *ctx = p->ctx;
     if (ctx->interrupted || ctx->manifest_failed) p->stop = true;
+    bool ended = false;
     while (!p->stop && p->inflight < ctx->o->jobs) {
-        if (!head(p, true) || !head(p, false)) break;
-        if (p->s_end && p->d_end) break;
-        int cmp;
-        if (p->s_end) cmp = 1;
-        else if (p->d_end) cmp = -1;
-        else cmp = strcmp(p->s->key + p->src_plen, p->d->key + p->dst_plen);
-        if (cmp < 0) { /* only in the source: new */
-            char *dk = dst_key_for(p, p->s->key);
+        const struct s3_object_info *s, *d;
+        enum join_status js = join_next(&p->join, &s, &d);
+        if (js == JOIN_WAIT) break;
+        if (js == JOIN_END) {
+            ended = true;
+            break;
+        }
+        if (js == JOIN_ERROR) {
+            int side;
+            const char *why = join_error(&p->join, &side);
+            if (!p->res->listing_failed) {
+                p->res->listing_failed = true;
+                snprintf(p->res->error, sizeof p->res->error, "%s: %s", side ? "target" : "source", why);
+            }
+            p->stop = true;
+            break;
+        }
+        if (s) {
+            ctx->cur.listed++;
+            sample_key(ctx, s->key + p->src_plen);
+        }
+        if (js == JOIN_LEFT) { /* only in the source: new */
+            char *dk = dst_key_for(p, s->key);
             if (!dk) abort();
-            start_copy(p, p->s, dk);
+            start_copy(p, s, dk);
             free(dk);
-            p->s = NULL;
-        } else if (cmp > 0) { /* only in the target: deleted at the source, kept */
+        } else if (js == JOIN_RIGHT) { /* only in the target: deleted at the source, kept */
             ctx->cur.extra++;
-            rep_note_extra(ctx, p->d->key);
-            if (ctx->pass > 1) record_deleted(ctx, p->d->key, p->d->key + p->dst_plen);
-            p->d = NULL;
+            rep_note_extra(ctx, d->key);
+            if (ctx->pass > 1) record_deleted(ctx, d->key, d->key + p->dst_plen);
         } else {
-            compare(p, p->s, p->d);
-            p->s = p->d = NULL;
+            compare(p, s, d);
         }
     }
-    bool listing_done = p->stop || (p->s_end && p->d_end);
+    p->listing_ended = p->listing_ended || ended;
+    bool listing_done = p->stop || p->listing_ended;
     if (listing_done && p->inflight == 0 && !p->finished) {
         p->finished = true;
         ev_break(s3_loop_ev(ctx->loop), EVBREAK_ONE);
@@ -496,6 +473,7 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     free_list(db, ndb);
     free(dst_sa);
     free(dst_eb);
+    if (p.src_l && p.dst_l) join_init(&p.join, join_lister(p.src_l, p.src_plen), join_lister(p.dst_l, p.dst_plen));
     if (!p.src_l || !p.dst_l) {
         s3_lister_free(p.src_l);
         s3_lister_free(p.dst_l);

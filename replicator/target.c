@@ -49,7 +49,7 @@ char *target_versioning(struct s3_reader *r, const char *bucket, char *err, size
 }
 
 /* 1 = the marker exists, 0 = it does not, -1 = error, -2 = access denied (printed). */
-static int has_marker(struct s3_reader *r, const char *bucket, const char *side)
+int target_has_marker(struct s3_reader *r, const char *bucket, const char *side)
 {
     struct s3_request_spec s = {.method = "HEAD", .bucket = bucket, .key = MARKER_KEY};
     struct s3_response *resp = s3_reader_request_wait(r, &s);
@@ -136,7 +136,7 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     }
 
     /* 2. the source must not be a replica (swapped arguments) */
-    int src_marker = has_marker(ctx->src, o->src_bucket, "source");
+    int src_marker = target_has_marker(ctx->src, o->src_bucket, "source");
     if (src_marker < 0) return src_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
     if (src_marker && !o->source_is_replica && strcmp(o->src_bucket, o->dst_bucket) != 0) {
         fprintf(stderr,
@@ -160,7 +160,7 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     free(status);
 
     /* 4. the target: marker, or empty */
-    int dst_marker = has_marker(ctx->dst_r, o->dst_bucket, "target");
+    int dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target");
     if (dst_marker < 0) return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
     bool need_marker = false;
     if (!dst_marker) {

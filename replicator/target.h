@@ -14,4 +14,8 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned);
  * message in err on failure. */
 char *target_versioning(struct s3_reader *r, const char *bucket, char *err, size_t errlen);
 
+/* Whether bucket carries the replica marker: 1 yes, 0 no, -1 error, -2 access denied (both printed, naming the
+ * side). */
+int target_has_marker(struct s3_reader *r, const char *bucket, const char *side);
+
 #endif

@@ -88,11 +88,7 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
     s3_loop_cancel_all(g_vctx->loop);
 }
 
-struct signals {
-    ev_signal s[3];
-};
-
-static void signals_start(struct rep_ctx *ctx, struct signals *sg)
+void rep_signals_start(struct rep_ctx *ctx, struct rep_signals *sg)
 {
     struct ev_loop *ev = s3_loop_ev(ctx->loop);
     int nums[3] = {SIGINT, SIGTERM, SIGHUP};
@@ -104,7 +100,7 @@ static void signals_start(struct rep_ctx *ctx, struct signals *sg)
     }
 }
 
-static void signals_stop(struct rep_ctx *ctx, struct signals *sg)
+void rep_signals_stop(struct rep_ctx *ctx, struct rep_signals *sg)
 {
     struct ev_loop *ev = s3_loop_ev(ctx->loop);
     for (int i = 0; i < 3; i++) {
@@ -1043,8 +1039,8 @@ int run_verify(const struct rep_options *o)
         v->jmanifest_notes = cJSON_CreateArray();
     }
     srand48((long)time(NULL) ^ (long)getpid());
-    struct signals sg;
-    signals_start(ctx, &sg);
+    struct rep_signals sg;
+    rep_signals_start(ctx, &sg);
     struct ev_loop *ev = s3_loop_ev(ctx->loop);
     ev_now_update(ev);
     double t0 = ev_now(ev);
@@ -1192,7 +1188,7 @@ out:
     }
 
     free(versioning);
-    signals_stop(ctx, &sg);
+    rep_signals_stop(ctx, &sg);
     for (size_t i = 0; i < v->nmans; i++) {
         if (v->mans[i].temp) unlink(v->mans[i].path);
         free(v->mans[i].path);
@@ -1288,8 +1284,8 @@ int run_status(const struct rep_options *o)
         rep_close(ctx);
         return rc;
     }
-    struct signals sg;
-    signals_start(ctx, &sg);
+    struct rep_signals sg;
+    rep_signals_start(ctx, &sg);
     FILE *hf = rep_human(o);
     char err[1024];
     int exit_code = EXIT_OK;
@@ -1441,7 +1437,7 @@ report:
     if (!success_is_last && have_success) manifest_summary_free(&success.sum);
     if (have_last) manifest_summary_free(&last.sum);
     store_free(sm, n);
-    signals_stop(ctx, &sg);
+    rep_signals_stop(ctx, &sg);
     rep_close(ctx);
     return exit_code;
 }

@@ -88,7 +88,7 @@ static void check_parse(int argc, char **argv)
     if (rc == 0) {
         CHECK(o.dst_bucket && o.dst_bucket[0] && o.dst_prefix);
         CHECK(!o.dst_prefix[0] || o.dst_prefix[strlen(o.dst_prefix) - 1] == '/');
-        if (o.mode != MODE_STATUS) {
+        if (o.mode != MODE_STATUS && o.mode != MODE_DRILL) { /* those take one URL, the backup */
             CHECK(o.src_bucket && o.src_bucket[0] && o.src_prefix);
             CHECK(!o.src_prefix[0] || o.src_prefix[strlen(o.src_prefix) - 1] == '/');
         }
@@ -103,7 +103,7 @@ static void check_parse(int argc, char **argv)
         CHECK(o.settle >= 0 && o.grace >= 0 && o.maint_max > 0 && o.max_age >= 0);
         CHECK(o.sample > 0 && o.sample <= 100);
         CHECK(o.shard_n == 0 || (o.shard_n <= 256 && o.shard_i >= 0 && o.shard_i < o.shard_n));
-        if (o.shard_n > 1 && o.mode != MODE_STATUS) { /* a shard is a key range: [start-after, end-before) */
+        if (o.shard_n > 1 && o.mode != MODE_STATUS && o.mode != MODE_DRILL) { /* a shard is a key range: [start-after, end-before) */
             CHECK(o.shard_i == 0 ? o.start_after == NULL : o.start_after != NULL);
             CHECK(o.shard_i == o.shard_n - 1 ? o.end_before == NULL : o.end_before != NULL);
             if (o.start_after && o.end_before) CHECK(strcmp(o.start_after, o.end_before) < 0);
