@@ -1,5 +1,6 @@
 /* Human output helpers. */
 #include <stdarg.h>
+#include <time.h>
 #include "replicator/output.h"
 
 FILE *rep_human(const struct rep_options *o)
@@ -27,4 +28,30 @@ void rep_fmt_bytes(uint64_t b, char *out, size_t n)
     while (v >= 1024 && i < 4) v /= 1024, i++;
     if (i == 0) snprintf(out, n, "%llu B", (unsigned long long)b);
     else snprintf(out, n, "%.1f %s", v, u[i]);
+}
+
+/* Unix seconds as "2026-11-26T16:02:01Z" (iso) or "2026-11-26 16:02:01 UTC". */
+void rep_fmt_time(int64_t t, bool iso, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    size_t w = 0;
+    if (gmtime_r(&tt, &tm))
+        w = iso ? strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm)
+                : strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (!w) snprintf(out, n, "%lld", (long long)t);
+}
+
+void rep_fmt_age(double secs, char *out, size_t n)
+{
+    if (secs < -5)
+        snprintf(out, n, "%.0f seconds in the future: check the clocks", -secs);
+    else if (secs < 120)
+        snprintf(out, n, "%.0f seconds ago", secs < 0 ? 0 : secs);
+    else if (secs < 7200)
+        snprintf(out, n, "%.0f minutes ago", secs / 60);
+    else if (secs < 3 * 86400)
+        snprintf(out, n, "%.1f hours ago", secs / 3600);
+    else
+        snprintf(out, n, "%.1f days (%.0f hours) ago", secs / 86400, secs / 3600);
 }

@@ -2,6 +2,7 @@
 #ifndef REPLICATOR_OUTPUT_H
 #define REPLICATOR_OUTPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,5 +13,10 @@ FILE *rep_human(const struct rep_options *o);
 void rep_say(const struct rep_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "812 B", "1.5 MiB", ... */
 void rep_fmt_bytes(uint64_t b, char *out, size_t n);
+
+/* Unix seconds as "2026-11-26T16:02:01Z" (iso) or "2026-11-26 16:02:01 UTC". */
+void rep_fmt_time(int64_t t, bool iso, char *out, size_t n);
+/* An age in words: "42 seconds ago", "3.5 hours ago", ... */
+void rep_fmt_age(double secs, char *out, size_t n);
 
 #endif

@@ -25,25 +25,30 @@ static void list_ready(void *ud)
     ((struct list_wait *)ud)->ready = true;
 }
 
-/* A manifest's name: directly under MANIFEST_PREFIX and ending in ".jsonl". */
-static bool manifest_name_ok(const char *key)
+/* A record's name: directly under prefix and ending in suffix. */
+static bool name_ok(const char *key, const char *prefix, const char *suffix)
 {
-    if (strncmp(key, MANIFEST_PREFIX, sizeof MANIFEST_PREFIX - 1) != 0) return false;
-    const char *name = key + sizeof MANIFEST_PREFIX - 1;
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+    if (strncmp(key, prefix, pl) != 0) return false;
+    const char *name = key + pl;
     size_t l = strlen(name);
-    return l > 6 && !strchr(name, '/') && strcmp(name + l - 6, ".jsonl") == 0;
+    return l > sl && !strchr(name, '/') && strcmp(name + l - sl, suffix) == 0;
 }
 
-/* Lists the target's manifests and returns the newest `keep` of them, newest first (run ids sort by time), in
- * a malloc'd array; *total counts them all. Memory is bounded by keep, not by the number of runs. Returns 0,
- * or -1 with a message in err. */
 int store_list(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, size_t keep,
                struct stored_manifest **out, size_t *n, unsigned long *total, char *err, size_t errlen)
+{
+    return store_list_records(ctx, r, bucket, MANIFEST_PREFIX, ".jsonl", keep, out, n, total, err, errlen);
+}
+
+int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, const char *prefix,
+                       const char *suffix, size_t keep, struct stored_manifest **out, size_t *n, unsigned long *total,
+                       char *err, size_t errlen)
 {
     struct stored_manifest *ring = calloc(keep, sizeof *ring);
     struct list_wait w = {0};
     struct s3_lister *l =
-        ring ? s3_lister_new(r, bucket, MANIFEST_PREFIX, NULL, NULL, 0, list_ready, &w)
+        ring ? s3_lister_new(r, bucket, prefix, NULL, NULL, 0, list_ready, &w)
              : NULL;
     *out = NULL;
     *n = 0;
@@ -59,7 +64,7 @@ int store_list(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, siz
         const struct s3_object_info *oi;
         enum s3_list_status st = s3_lister_next(l, &oi);
         if (st == S3_LIST_OBJECT) {
-            if (!manifest_name_ok(oi->key)) continue;
+            if (!name_ok(oi->key, prefix, suffix)) continue;
             struct stored_manifest *slot = &ring[seen % keep];
             free(slot->key);
             slot->key = strdup(oi->key);
@@ -82,7 +87,7 @@ int store_list(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, siz
         } else if (st == S3_LIST_END) {
             break;
         } else {
-            snprintf(err, errlen, "listing %s in s3://%s: %s", MANIFEST_PREFIX, bucket,
+            snprintf(err, errlen, "listing %s in s3://%s: %s", prefix, bucket,
                      s3_lister_error(l));
             rc = -1;
             break;

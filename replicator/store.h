@@ -23,6 +23,10 @@ struct stored_manifest {
  * ctx->interrupted). 0, or -1 with a message in err. */
 int store_list(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, size_t keep,
                struct stored_manifest **out, size_t *n, unsigned long *total, char *err, size_t errlen);
+/* The same for any records named prefix<name>suffix (drills: DRILL_PREFIX, ".json"). */
+int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, const char *prefix,
+                       const char *suffix, size_t keep, struct stored_manifest **out, size_t *n, unsigned long *total,
+                       char *err, size_t errlen);
 void store_free(struct stored_manifest *m, size_t n);
 /* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks
  * it); with summary_only a large manifest is cut to its header and its last SUMMARY_CHUNK bytes (enough for

@@ -1,0 +1,347 @@
+/* --status: the runs recorded in a backup (newest first), the last successful one and its age (--max-age),
+ * and the last restore drill and its age (--max-drill-age). Only reads from S3; the only files it writes are
+ * temporary copies of manifests, removed before it returns. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "manifest/manifest.h"
+#include "replicator/output.h"
+#include "replicator/run.h"
+#include "replicator/store.h"
+#include "replicator/verify.h"
+
+#define STATUS_MANIFESTS_MAX 100 /* newest manifests --status looks at for the last successful run */
+#define RECENT_RUNS 10           /* runs --status lists */
+#define DRILLS_MAX 50            /* newest drill records --status reads for the last clean drill */
+
+/* The last drill and the last clean drill recorded for this backup (.replicate/drills/<id>.json), or NULL. */
+static void find_drills(struct rep_ctx *ctx, cJSON **last, cJSON **clean)
+{
+    const struct rep_options *o = ctx->o;
+    struct stored_manifest *sm = NULL;
+    size_t n = 0;
+    unsigned long total = 0;
+    char err[600];
+    *last = *clean = NULL;
+    if (store_list_records(ctx, ctx->dst_r, o->dst_bucket, DRILL_PREFIX, ".json", DRILLS_MAX, &sm, &n, &total, err,
+                           sizeof err) != 0) {
+        fprintf(stderr, "replicate: warning: cannot list the drills in s3://%s/%s: %s\n", o->dst_bucket, DRILL_PREFIX,
+                err);
+        return;
+    }
+    for (size_t i = 0; i < n && !*clean; i++) {
+        struct s3_request_spec s = {.method = "GET", .bucket = o->dst_bucket, .key = sm[i].key, .max_body = 1 << 20};
+        struct s3_response *r = s3_reader_request_wait(ctx->dst_r, &s);
+        cJSON *j = r && r->err == S3_OK ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+        s3_response_free(r);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "backup"), *res = cJSON_GetObjectItemCaseSensitive(j, "result");
+        if (!cJSON_IsString(b) || !cJSON_IsString(res) || !store_manifest_for(o->dst_bucket, o->dst_prefix, b->valuestring)) {
+            cJSON_Delete(j);
+            continue;
+        }
+        bool ok = strcmp(res->valuestring, "ok") == 0;
+        if (!*last) *last = ok ? cJSON_Duplicate(j, 1) : j;
+        if (ok) *clean = j;
+        else if (*last != j) cJSON_Delete(j);
+    }
+    store_free(sm, n);
+}
+
+static void print_drill(FILE *f, const char *title, const cJSON *d, double now)
+{
+    const cJSON *id = cJSON_GetObjectItem(d, "drill_id"), *run = cJSON_GetObjectItem(d, "run_id"),
+                *res = cJSON_GetObjectItem(d, "result"), *end = cJSON_GetObjectItem(d, "ended"),
+                *rd = cJSON_GetObjectItem(d, "objects_read"), *fl = cJSON_GetObjectItem(d, "objects_failed");
+    char age[80];
+    rep_fmt_age(cJSON_IsNumber(end) ? now - end->valuedouble : 0, age, sizeof age);
+    fprintf(f, "%s: %s of run %s: %s, %.0f versions read, %.0f failed, %s\n", title,
+            cJSON_IsString(id) ? id->valuestring : "?", cJSON_IsString(run) ? run->valuestring : "?",
+            cJSON_IsString(res) ? res->valuestring : "?", cJSON_IsNumber(rd) ? rd->valuedouble : 0,
+            cJSON_IsNumber(fl) ? fl->valuedouble : 0, age);
+}
+
+static double round3(double v)
+{
+    return round(v * 1000) / 1000;
+}
+
+/* ======================================== --status ======================================== */
+
+struct run_info {
+    char *key; /* the manifest's key in the target */
+    struct manifest_summary sum;
+};
+
+static cJSON *run_json(const struct run_info *r, double now)
+{
+    const struct manifest_summary *s = &r->sum;
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    char iso[40];
+    cJSON_AddStringToObject(j, "run_id", s->run_id ? s->run_id : "");
+    cJSON_AddStringToObject(j, "manifest", r->key);
+    if (s->source) cJSON_AddStringToObject(j, "source", s->source);
+    if (s->tool_version) cJSON_AddStringToObject(j, "tool_version", s->tool_version);
+    cJSON_AddStringToObject(j, "result", s->trailer_found && s->result ? s->result : "unfinished");
+    rep_fmt_time(s->started, true, iso, sizeof iso);
+    cJSON_AddStringToObject(j, "started", iso);
+    if (s->trailer_found) {
+        rep_fmt_time(s->trailer.ended, true, iso, sizeof iso);
+        cJSON_AddStringToObject(j, "ended", iso);
+        cJSON_AddNumberToObject(j, "ended_unix", (double)s->trailer.ended);
+        cJSON_AddNumberToObject(j, "age_seconds", round(now - (double)s->trailer.ended));
+        cJSON_AddNumberToObject(j, "objects_copied", (double)s->trailer.objects);
+        cJSON_AddNumberToObject(j, "bytes_copied", (double)s->trailer.bytes);
+        cJSON_AddNumberToObject(j, "objects_failed", (double)s->trailer.failed);
+        cJSON_AddNumberToObject(j, "passes", s->trailer.passes);
+        cJSON_AddNumberToObject(j, "gap_seconds", round3(s->trailer.gap));
+        cJSON_AddBoolToObject(j, "maintenance", s->trailer.maintenance);
+    } else {
+        cJSON_AddNullToObject(j, "ended");
+        cJSON_AddNumberToObject(j, "passes", s->passes);
+    }
+    cJSON_AddNumberToObject(j, "corrupt_lines", s->corrupt_lines);
+    return j;
+}
+
+static void print_run(FILE *f, const char *title, const struct run_info *r, double now)
+{
+    if (!f) return;
+    const struct manifest_summary *s = &r->sum;
+    char when[40], age[80], b[32];
+    fprintf(f, "%s: %s\n", title, s->run_id ? s->run_id : "?");
+    fprintf(f, "  result:   %s\n", s->trailer_found && s->result ? s->result : "unfinished (no trailer)");
+    if (s->source) fprintf(f, "  source:   %s\n", s->source);
+    rep_fmt_time(s->started, false, when, sizeof when);
+    fprintf(f, "  started:  %s\n", when);
+    if (!s->trailer_found) {
+        fprintf(f, "  the manifest has no trailer: the run did not finish writing it\n");
+        return;
+    }
+    rep_fmt_time(s->trailer.ended, false, when, sizeof when);
+    rep_fmt_age(now - (double)s->trailer.ended, age, sizeof age);
+    fprintf(f, "  ended:    %s (%s)\n", when, age);
+    rep_fmt_bytes(s->trailer.bytes, b, sizeof b);
+    fprintf(f, "  copied:   %llu objects, %s (%llu bytes); failed %llu\n",
+            (unsigned long long)s->trailer.objects, b, (unsigned long long)s->trailer.bytes,
+            (unsigned long long)s->trailer.failed);
+    fprintf(f, "  passes:   %d\n", s->trailer.passes);
+    if (s->trailer.maintenance)
+        fprintf(f, "  gap:      0s (the final pass ran under the maintenance flag)\n");
+    else
+        fprintf(f, "  gap:      %.2fs (the last pass ran without a maintenance flag)\n", s->trailer.gap);
+    if (s->corrupt_lines)
+        fprintf(f, "  warning:  %d corrupt line(s) in its manifest were skipped\n", s->corrupt_lines);
+}
+
+int run_status(const struct rep_options *o)
+{
+    struct rep_ctx ctx_s, *ctx = &ctx_s;
+    int rc = rep_open(ctx, o, false);
+    if (rc != EXIT_OK) {
+        rep_close(ctx);
+        return rc;
+    }
+    struct rep_signals sg;
+    rep_signals_start(ctx, &sg);
+    FILE *hf = rep_human(o);
+    char err[1024];
+    int exit_code = EXIT_OK;
+    struct stored_manifest *sm = NULL;
+    size_t n = 0;
+    unsigned long total = 0;
+    struct run_info last = {0}, success = {0};
+    bool have_last = false, have_success = false, success_is_last = false;
+    size_t other_targets = 0, examined = 0;
+    cJSON *skipped = cJSON_CreateArray();
+    const char *message = NULL;
+    char msgbuf[1200] = "";
+    cJSON *last_drill = NULL, *clean_drill = NULL, *recent = cJSON_CreateArray();
+    int nrecent = 0;
+    double now = (double)time(NULL);
+
+    if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
+        snprintf(msgbuf, sizeof msgbuf, "%s", err);
+        message = msgbuf;
+        fprintf(stderr, "replicate: cannot read the runs recorded in the target: %s\n", err);
+        exit_code = ctx->interrupted              ? EXIT_INTERRUPTED
+                    : strstr(err, "NoSuchBucket") ? EXIT_USAGE
+                                                  : EXIT_FAILED;
+        goto report;
+    }
+    for (size_t i = 0; i < n && (!have_success || nrecent < RECENT_RUNS) && !ctx->interrupted; i++) {
+        char path[4096], shown[1200];
+        snprintf(shown, sizeof shown, "s3://%s/%s", o->dst_bucket, sm[i].key);
+        examined++;
+        if (store_download(ctx->dst_r, ctx->o->dst_bucket, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
+            fprintf(stderr, "replicate: warning: cannot read the manifest %s: %s; skipped\n", shown, err);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "manifest", sm[i].key);
+            cJSON_AddStringToObject(x, "error", err);
+            cJSON_AddItemToArray(skipped, x);
+            continue;
+        }
+        struct run_info ri = {.key = sm[i].key};
+        int r = manifest_summary_read(path, &ri.sum, err, sizeof err);
+        unlink(path);
+        if (r != 0) {
+            /* the temporary path means nothing to the user: name the stored manifest */
+            const char *why = store_strip_path(err, path);
+            fprintf(stderr, "replicate: warning: the manifest %s is corrupt or truncated (%s); skipped\n",
+                    shown, why);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "manifest", sm[i].key);
+            cJSON_AddStringToObject(x, "error", why);
+            cJSON_AddItemToArray(skipped, x);
+            continue;
+        }
+        if (!store_manifest_for(o->dst_bucket, o->dst_prefix, ri.sum.target)) {
+            other_targets++;
+            manifest_summary_free(&ri.sum);
+            continue;
+        }
+        if (ri.sum.corrupt_lines)
+            fprintf(stderr, "replicate: warning: the manifest %s has %d corrupt line(s); they were skipped\n",
+                    shown, ri.sum.corrupt_lines);
+        bool ok = ri.sum.trailer_found && ri.sum.result && strcmp(ri.sum.result, "ok") == 0;
+        if (nrecent < RECENT_RUNS) {
+            cJSON_AddItemToArray(recent, run_json(&ri, now));
+            nrecent++;
+        }
+        if (!have_last) {
+            last = ri;
+            have_last = true;
+            if (ok) {
+                have_success = success_is_last = true;
+                success = ri;
+            }
+        } else if (ok && !have_success) {
+            success = ri;
+            have_success = true;
+        } else {
+            manifest_summary_free(&ri.sum);
+        }
+    }
+    if (ctx->interrupted) {
+        exit_code = EXIT_INTERRUPTED;
+        goto report;
+    }
+
+    double age = have_success ? now - (double)success.sum.trailer.ended : 0;
+    bool stale = !have_success || (o->max_age > 0 && age > o->max_age);
+    if (stale) exit_code = EXIT_STALE;
+    find_drills(ctx, &last_drill, &clean_drill);
+    const cJSON *cend = cJSON_GetObjectItem(clean_drill, "ended");
+    double drill_age = cJSON_IsNumber(cend) ? now - cend->valuedouble : 0;
+    bool drill_stale = o->max_drill_age > 0 && (!clean_drill || drill_age > o->max_drill_age);
+    if (drill_stale) exit_code = EXIT_STALE;
+
+    if (hf) {
+        fprintf(hf, "target: %s (%lu manifest%s in %s)\n", o->dst_url, total, total == 1 ? "" : "s",
+                MANIFEST_PREFIX);
+        if (have_last)
+            print_run(hf, "last run", &last, now);
+        else if (other_targets)
+            fprintf(hf,
+                    "no run recorded for %s (the %zu manifest%s read %s to other prefixes of the bucket)\n",
+                    o->dst_url, other_targets, other_targets == 1 ? "" : "s",
+                    other_targets == 1 ? "belongs" : "belong");
+        else
+            fprintf(hf, "no run recorded in the target\n");
+        if (have_success && !success_is_last)
+            print_run(hf, "last successful run", &success, now);
+        else if (have_success)
+            fprintf(hf, "the last run was successful\n");
+        else if (have_last)
+            fprintf(hf, "no successful run among the newest %zu manifest%s examined\n", examined,
+                    examined == 1 ? "" : "s");
+        if (nrecent > 1) {
+            fprintf(hf, "recent runs (newest first):\n");
+            const cJSON *it;
+            cJSON_ArrayForEach(it, recent) {
+                const cJSON *id = cJSON_GetObjectItem(it, "run_id"), *res = cJSON_GetObjectItem(it, "result"),
+                            *en = cJSON_GetObjectItem(it, "ended"), *ob = cJSON_GetObjectItem(it, "objects_copied"),
+                            *gp = cJSON_GetObjectItem(it, "gap_seconds");
+                fprintf(hf, "  %-24s %-14s ended %-22s copied %-8.0f gap %.2fs\n",
+                        cJSON_IsString(id) ? id->valuestring : "?", cJSON_IsString(res) ? res->valuestring : "-",
+                        cJSON_IsString(en) ? en->valuestring : "-", cJSON_IsNumber(ob) ? ob->valuedouble : 0,
+                        cJSON_IsNumber(gp) ? gp->valuedouble : 0);
+            }
+        }
+        if (last_drill) print_drill(hf, "last drill", last_drill, now);
+        if (clean_drill && clean_drill != last_drill) print_drill(hf, "last clean drill", clean_drill, now);
+        if (!last_drill) fprintf(hf, "no restore drill recorded (replicate --restore-drill %s)\n", o->dst_url);
+        char a[80], m[80];
+        if (o->max_drill_age > 0) {
+            rep_fmt_age(o->max_drill_age, m, sizeof m);
+            char *ago = strstr(m, " ago");
+            if (ago) *ago = '\0';
+            if (clean_drill) rep_fmt_age(drill_age, a, sizeof a);
+            fprintf(hf, "drills: %s: %s%s (max drill age %s)\n", drill_stale ? "STALE" : "fresh",
+                    clean_drill ? "the last clean drill ended " : "no clean drill is recorded", clean_drill ? a : "", m);
+        }
+        if (!have_success) {
+            fprintf(hf, "status: STALE: no successful run is recorded in the target\n");
+        } else if (o->max_age > 0) {
+            rep_fmt_age(age, a, sizeof a);
+            rep_fmt_age(o->max_age, m, sizeof m);
+            char *ago = strstr(m, " ago");
+            if (ago) *ago = '\0';
+            fprintf(hf, "status: %s: the last successful run ended %s (max age %s)\n",
+                    stale ? "STALE" : "fresh", a, m);
+        }
+        fflush(hf);
+    }
+
+report:
+    if (o->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "tool", "replicate");
+        cJSON_AddStringToObject(j, "version", REPLICATE_VERSION);
+        cJSON_AddStringToObject(j, "mode", "status");
+        cJSON_AddStringToObject(j, "target", o->dst_url);
+        cJSON_AddNumberToObject(j, "manifests", (double)total);
+        if (have_last)
+            cJSON_AddItemToObject(j, "last_run", run_json(&last, now));
+        else
+            cJSON_AddNullToObject(j, "last_run");
+        if (have_success)
+            cJSON_AddItemToObject(j, "last_success", run_json(&success, now));
+        else
+            cJSON_AddNullToObject(j, "last_success");
+        if (o->max_age > 0)
+            cJSON_AddNumberToObject(j, "max_age_seconds", o->max_age);
+        else
+            cJSON_AddNullToObject(j, "max_age_seconds");
+        cJSON_AddStringToObject(j, "result",
+                                exit_code == EXIT_OK      ? "fresh"
+                                : exit_code == EXIT_STALE ? "stale"
+                                                          : "failed");
+        cJSON_AddNumberToObject(j, "exit_code", exit_code);
+        cJSON_AddItemToObject(j, "runs", recent);
+        recent = NULL;
+        cJSON_AddItemToObject(j, "last_drill", last_drill ? cJSON_Duplicate(last_drill, 1) : cJSON_CreateNull());
+        cJSON_AddItemToObject(j, "last_clean_drill", clean_drill ? cJSON_Duplicate(clean_drill, 1) : cJSON_CreateNull());
+        cJSON_AddItemToObject(j, "skipped_manifests", skipped);
+        skipped = NULL;
+        if (message) cJSON_AddStringToObject(j, "message", message);
+        char *t = cJSON_Print(j);
+        if (t) printf("%s\n", t);
+        free(t);
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(skipped);
+    cJSON_Delete(recent);
+    if (clean_drill != last_drill) cJSON_Delete(clean_drill);
+    cJSON_Delete(last_drill);
+    if (!success_is_last && have_success) manifest_summary_free(&success.sum);
+    if (have_last) manifest_summary_free(&last.sum);
+    store_free(sm, n);
+    rep_signals_stop(ctx, &sg);
+    rep_close(ctx);
+    return exit_code;
+}
