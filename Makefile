@@ -29,7 +29,7 @@ TOOL_BIN:= $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 ITEST_SRC:= $(wildcard tests/integration/*.c)
 ITEST_BIN:= $(ITEST_SRC:tests/integration/%.c=$(BUILD)/itests/%)
 
-.PHONY: all unit check integration demo bench fuzz deps clean format lint
+.PHONY: all unit check integration demo bench fuzz deps clean format lint install uninstall deb
 all: replicate $(TOOL_BIN)
 
 replicate: $(BUILD)/replicate
@@ -108,6 +108,44 @@ format:
 
 lint:
 	cppcheck --quiet --std=c11 --enable=warning,performance,portability --error-exitcode=1 -I. s3 manifest replicator
+
+# Installation: `make install` (PREFIX=/usr/local), `make install DESTDIR=/tmp/x PREFIX=/usr`, `make uninstall`
+# with the same variables removes exactly those files. Units go to /lib/systemd/system for PREFIX=/usr (where
+# Debian keeps packaged units), else to PREFIX/lib/systemd/system (systemd reads /usr/local/lib/systemd/system
+# too). ExecStart= names the installed binary. `make deb` builds build/replicate_VERSION-1_ARCH.deb
+# (scripts/deb.sh: a hardened build, this install with PREFIX=/usr, dpkg-deb, lintian).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+MAN1DIR := $(PREFIX)/share/man/man1
+DOCDIR  := $(PREFIX)/share/doc/replicate
+BASHCOMPDIR := $(PREFIX)/share/bash-completion/completions
+UNITDIR := $(if $(filter /usr /usr/,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+UNITS   := replicate@.service replicate@.timer replicate-failure@.service
+DOCS    := app.env.example replicate.cron
+INSTALLED := $(BINDIR)/replicate $(MAN1DIR)/replicate.1.gz $(BASHCOMPDIR)/replicate \
+             $(UNITS:%=$(UNITDIR)/%) $(DOCS:%=$(DOCDIR)/%)
+
+install: $(BUILD)/replicate
+	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MAN1DIR)' '$(DESTDIR)$(BASHCOMPDIR)' '$(DESTDIR)$(UNITDIR)' \
+	  '$(DESTDIR)$(DOCDIR)'
+	install -m 0755 $(BUILD)/replicate '$(DESTDIR)$(BINDIR)/replicate'
+	gzip -9n <replicator/replicate.1 >'$(DESTDIR)$(MAN1DIR)/replicate.1.gz'
+	chmod 0644 '$(DESTDIR)$(MAN1DIR)/replicate.1.gz'
+	install -m 0644 scripts/completion/replicate.bash '$(DESTDIR)$(BASHCOMPDIR)/replicate'
+	for u in $(UNITS); do \
+	  sed 's|/usr/bin/replicate|$(BINDIR)/replicate|' "scripts/systemd/$$u" >'$(DESTDIR)$(UNITDIR)/'"$$u" && \
+	  chmod 0644 '$(DESTDIR)$(UNITDIR)/'"$$u" || exit 1; \
+	done
+	install -m 0644 $(DOCS:%=scripts/systemd/%) '$(DESTDIR)$(DOCDIR)/'
+
+# Removes the files install wrote and DOCDIR (ours alone); shared directories such as bin/ stay.
+uninstall:
+	rm -f $(foreach f,$(INSTALLED),'$(DESTDIR)$(f)')
+	if [ -d '$(DESTDIR)$(DOCDIR)' ]; then rmdir --ignore-fail-on-non-empty '$(DESTDIR)$(DOCDIR)'; fi
+
+deb:
+	@scripts/deb.sh
 
 clean:
 	rm -rf build build-san replicate

@@ -10,6 +10,8 @@ pkgs=(
   curl iproute2 procps python3 jq time    # commands the scripts use: curl, ss, pgrep/ps/free, python3, jq,
                                           # /usr/bin/time (bench); the rest (flock, setsid, timeout, awk, ...)
                                           # are in Debian's essential/required packages
+  groff-base man-db systemd               # scripts/check-docs.sh: groff, man --warnings, systemd-analyze verify
+  dpkg-dev lintian                        # make deb: dpkg-shlibdeps, dpkg-deb (and strip, from build-essential)
 )
 if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-dev); fi # `make fuzz` only: clang and its libFuzzer runtime
 
