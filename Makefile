@@ -81,8 +81,9 @@ fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BIN)
 
 # Offline tests: no server, seconds.
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/replicate
 	@scripts/run-unit.sh $(UNIT_BIN)
+	@scripts/check-docs.sh $(BUILD)/replicate
 
 deps:
 	@scripts/install-deps.sh
@@ -90,6 +91,7 @@ deps:
 # Everything: packages, build, RGW servers, unit + integration tests; servers are stopped on any exit.
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(ITEST_BIN)
+	@scripts/check-docs.sh $(BUILD)/replicate
 	@scripts/check.sh $(BUILD)
 
 integration: all $(ITEST_BIN)
