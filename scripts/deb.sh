@@ -6,7 +6,8 @@
 #
 # lintian (--pedantic) must report no error or warning apart from LINTIAN_EXCEPTIONS below: the tags a
 # package built outside the Debian archive cannot avoid. README.md ("Installing") lists them too.
-# Environment: DEB_MAINTAINER="Name <address>" (default: git's user.name/user.email), DEB_REVISION (1).
+# Environment: DEB_MAINTAINER="Name <address>" (default: git's user.name/user.email, else the last
+# commit's author), DEB_REVISION (default 1).
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,8 +21,13 @@ version=$(sed -n 's/^#define REPLICATE_VERSION "\(.*\)"$/\1/p' replicator/option
 [ -n "$version" ] || { echo "deb: no REPLICATE_VERSION in replicator/options.h" >&2; exit 1; }
 revision=${DEB_REVISION:-1}
 arch=$(dpkg --print-architecture)
-maint=${DEB_MAINTAINER:-$(git config user.name 2>/dev/null || true) <$(git config user.email 2>/dev/null || true)>}
-[ "$maint" != " <>" ] || { echo "deb: set DEB_MAINTAINER='Name <address>' (or git config user.name/email)" >&2; exit 1; }
+# the maintainer: DEB_MAINTAINER, else git's user.name/user.email, else the author of the last commit
+maint=${DEB_MAINTAINER:-}
+if [ -z "$maint" ] && git config user.name >/dev/null && git config user.email >/dev/null; then
+  maint="$(git config user.name) <$(git config user.email)>"
+fi
+[ -n "$maint" ] || maint=$(git log -1 --format='%an <%ae>' 2>/dev/null || true)
+[ -n "$maint" ] || { echo "deb: set DEB_MAINTAINER='Name <address>' (or git config user.name/email)" >&2; exit 1; }
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=""
 git diff --quiet HEAD 2>/dev/null || dirty=" (with local changes)"
