@@ -4,6 +4,8 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <ev.h>
+#include <openssl/evp.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +189,7 @@ static const char *point_error(void *ud)
 struct restore_counts {
     uint64_t points, missing, missing_bytes, same, conflicts, extra, unrecorded;
     uint64_t copied, bytes, failed;
+    uint64_t content_checked; /* DEST objects read to compare content (same size, other ETag) */
 };
 
 struct rpass {
@@ -281,6 +284,101 @@ static bool same_content(const struct manifest_point_entry *e, const struct s3_o
     return d->size == e->size && d->etag && (strcmp(d->etag, e->target_etag) == 0 || strcmp(d->etag, e->etag) == 0);
 }
 
+/* The content MD5 a restore-point entry is known by (its version's or the source's ETag when that is an MD5). */
+static const char *known_md5(const struct manifest_point_entry *e)
+{
+    return s3_etag_is_md5(e->target_etag) ? e->target_etag : s3_etag_is_md5(e->etag) ? e->etag : NULL;
+}
+
+/* Same size, other ETag (another part layout: e.g. what a killed restore wrote multipart): read DEST's object and
+ * compare its MD5 with the recorded one, then decide as for any key in DEST. */
+struct content_check {
+    struct rpass *rp;
+    char *f[6]; /* key, target_key, etag, target_etag, last_modified, version_id */
+    uint64_t size;
+    char dst_key[2048];
+    EVP_MD_CTX *md;
+};
+
+static bool check_body(const void *data, size_t len, void *ud)
+{
+    return EVP_DigestUpdate(((struct content_check *)ud)->md, data, len) == 1;
+}
+
+static void check_reset(void *ud)
+{
+    EVP_DigestInit_ex(((struct content_check *)ud)->md, EVP_md5(), NULL);
+}
+
+static void decide(struct rpass *rp, const struct manifest_point_entry *e, const char *dst_key, bool same);
+
+static void check_done(struct s3_response *r, void *ud)
+{
+    struct content_check *cc = ud;
+    struct rpass *rp = cc->rp;
+    rp->inflight--;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int l = 0;
+    char hex[33] = "";
+    if (r->err == S3_OK && EVP_DigestFinal_ex(cc->md, md, &l) && l == 16) s3_md5_hex(md, hex);
+    struct manifest_point_entry e = {.key = cc->f[0], .target_key = cc->f[1], .etag = cc->f[2],
+                                     .target_etag = cc->f[3], .last_modified = cc->f[4], .version_id = cc->f[5],
+                                     .size = cc->size};
+    if (r->err != S3_ERR_CANCELLED) {
+        const char *want = known_md5(&e);
+        decide(rp, &e, cc->dst_key, r->err == S3_OK && want && strcasecmp(hex, want) == 0);
+    }
+    s3_response_free(r);
+    for (int i = 0; i < 6; i++) free(cc->f[i]);
+    EVP_MD_CTX_free(cc->md);
+    free(cc);
+    rp_schedule(rp);
+}
+
+static void check_content(struct rpass *rp, const struct manifest_point_entry *e, const char *dst_key)
+{
+    struct content_check *cc = calloc(1, sizeof *cc);
+    if (!cc) abort();
+    cc->rp = rp;
+    const char *v[6] = {e->key, e->target_key, e->etag, e->target_etag, e->last_modified, e->version_id};
+    for (int i = 0; i < 6; i++)
+        if (v[i] && !(cc->f[i] = strdup(v[i]))) abort();
+    cc->size = e->size;
+    snprintf(cc->dst_key, sizeof cc->dst_key, "%s", dst_key);
+    cc->md = EVP_MD_CTX_new();
+    if (!cc->md || !EVP_DigestInit_ex(cc->md, EVP_md5(), NULL)) abort();
+    struct s3_get_args a = {.bucket = rp->o->dst_bucket, .key = cc->dst_key, .on_body = check_body,
+                            .on_reset = check_reset, .body_ud = cc};
+    rp->inflight++;
+    rp->c.content_checked++;
+    if (!s3_get_object(rp->ctx->dst_r, &a, check_done, cc)) abort();
+}
+
+/* A restore-point key: in DEST with the same content (same), in DEST otherwise (dst_key set: a conflict), or
+ * missing: count it and, when carrying out the plan, copy what is to be copied. */
+static void decide(struct rpass *rp, const struct manifest_point_entry *e, const char *dst_key, bool same)
+{
+    if (same) {
+        rp->c.same++;
+        return;
+    }
+    if (dst_key) {
+        rp->c.conflicts++;
+        note(rp->jconflicts, dst_key, NULL);
+        if (!rp->o->overwrite) return;
+    } else {
+        rp->c.missing++;
+        rp->c.missing_bytes += e->size;
+    }
+    if (!e->version_id) { /* a manifest written before versions were recorded for every object */
+        rp->c.unrecorded++;
+        if (rp->execute)
+            rp_failed(rp, e->key, "the manifest names no version for it: restore an older run that copied it (--run)");
+        return;
+    }
+    if (rp->execute && !rp->o->dry_run) restore_one(rp, e);
+}
+
 static void rp_pump(struct rpass *rp)
 {
     struct rep_ctx *ctx = rp->ctx;
@@ -308,26 +406,11 @@ static void rp_pump(struct rpass *rp)
             note(rp->jextras, d->key, NULL);
             continue;
         }
-        bool conflict = js == JOIN_BOTH && !same_content(e, d);
-        if (js == JOIN_BOTH && !conflict) {
-            rp->c.same++;
+        if (js == JOIN_BOTH && !same_content(e, d) && d->size == e->size && known_md5(e)) {
+            check_content(rp, e, d->key);
             continue;
         }
-        if (conflict) {
-            rp->c.conflicts++;
-            note(rp->jconflicts, d->key, NULL);
-            if (!rp->o->overwrite) continue;
-        } else {
-            rp->c.missing++;
-            rp->c.missing_bytes += e->size;
-        }
-        if (!e->version_id) { /* a manifest written before versions were recorded for every object */
-            rp->c.unrecorded++;
-            if (rp->execute) rp_failed(rp, e->key, "the manifest names no version for it: restore an older run "
-                                                   "that copied it (--run)");
-            continue;
-        }
-        if (rp->execute && !rp->o->dry_run) restore_one(rp, e);
+        decide(rp, e, d ? d->key : NULL, js == JOIN_BOTH && same_content(e, d));
     }
     if ((rp->stop || rp->ended) && rp->inflight == 0 && !rp->finished) {
         rp->finished = true;
@@ -431,6 +514,7 @@ static cJSON *report_json(const struct rpass *rp, const char *result, int code, 
     cJSON_AddNumberToObject(j, "bytes_copied", (double)rp->c.bytes);
     cJSON_AddNumberToObject(j, "objects_failed", (double)rp->c.failed);
     cJSON_AddNumberToObject(j, "conflicts", (double)rp->c.conflicts);
+    cJSON_AddNumberToObject(j, "objects_compared_by_content", (double)rp->c.content_checked);
     cJSON_AddNumberToObject(j, "extra_in_destination", (double)rp->c.extra);
     cJSON_AddNumberToObject(j, "duration_seconds", secs);
     cJSON_AddItemReferenceToObject(j, "conflict_keys", rp->jconflicts);

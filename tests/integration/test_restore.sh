@@ -36,16 +36,16 @@ printf '{"user": "changed"}\n' >"$T_TMP/meta2-new"
 aws_on a s3 cp --quiet "$T_TMP/big2-new" "s3://$src/$KEY_BIG2" --content-type application/x-new || die "overwrite"
 aws_on a s3api put-object --bucket "$src" --key "$KEY_META2" --body "$T_TMP/meta2-new" \
   --content-type text/plain --metadata colour=red >/dev/null || die "overwrite meta2"
-DELETED=("$KEY_SPACE" "$KEY_UNICODE" bulk/00000001 bulk/00000002 bulk/00000003)
+DELETED=("$KEY_SPACE" "$KEY_UNICODE" bulk/000001 bulk/000002 bulk/000003)
 for k in "${DELETED[@]}"; do aws_on a s3api delete-object --bucket "$src" --key "$k" >/dev/null || die "rm $k"; done
 for i in 1 2 3; do printf 'added %s\n' "$i" >"$T_TMP/add$i"; aws_on a s3 cp --quiet "$T_TMP/add$i" "s3://$src/added/$i.txt" || die add; done
 rep run2 "${SAME[@]}" --json "s3://$src" "s3://$bk"
 expect_rc run2 0 "run 2 backs up the changed source"
 R2=$(jget "$T_TMP/run2.out" 'd["run_id"]')
 snapshot_bg a "$src" "$T_TMP/src2.json" "${DETAIL_KEYS[@]}"
-check "run 2's manifest names a version for every object (no-change objects too)" python3 - "$STATE" <<'PY'
+check "run 2's manifest names a version for every object (no-change objects too)" python3 - "$STATE" "$R2" <<'PY'
 import glob, json, sys
-files = sorted(glob.glob(sys.argv[1] + "/*/manifests/*.jsonl"))
+files = glob.glob(sys.argv[1] + "/*/manifests/" + sys.argv[2] + ".jsonl")
 recs = [json.loads(l) for l in open(files[-1])]
 objs = [r for r in recs if r["t"] == "object"]
 dels = [r for r in recs if r["t"] == "deleted"]
@@ -154,19 +154,20 @@ check "the drill read every recorded version ($(jget "$T_TMP/drill1.out" 'd["obj
 rep drillage "${SAME[@]}" --status --max-drill-age 30d "s3://$bk"
 expect_rc drillage 0 "--status --max-drill-age 30d after a clean drill"
 check "--status shows the last drill and lists the runs" grep -q "$R1" "$T_TMP/drillage.out"
-ver=$(python3 - "$STATE" "bulk/00000010" <<'PY'
+ver=$(python3 - "$STATE" "bulk/000010" "$R2" <<'PY'
 import glob, json, sys
-files = sorted(glob.glob(sys.argv[1] + "/*/manifests/*.jsonl"))
+files = glob.glob(sys.argv[1] + "/*/manifests/" + sys.argv[3] + ".jsonl")
 for l in open(files[-1]):
     r = json.loads(l)
     if r["t"] == "object" and r["key"] == sys.argv[2]:
         print(r["version_id"])
 PY
 )
-aws_on a s3api delete-object --bucket "$bk" --key bulk/00000010 --version-id "$ver" >/dev/null || die "delete a version"
+[ -n "$ver" ] || die "no recorded version of bulk/000010 in run 2's manifest"
+aws_on a s3api delete-object --bucket "$bk" --key bulk/000010 --version-id "$ver" >/dev/null || die "delete a version"
 rep drill2 "${SAME[@]}" --restore-drill --json "s3://$bk"
 expect_rc drill2 5 "a drill after a recorded version was deleted from the backup"
-check "the drill names it" grep -q "bulk/00000010" "$T_TMP/drill2.out"
+check "the drill names it" grep -q "bulk/000010" "$T_TMP/drill2.out"
 rep drill3 "${SAME[@]}" --restore-drill --sample 10 --json "s3://$bk"
 check "a 10% sample reads fewer versions ($(jget "$T_TMP/drill3.out" 'd["objects_read"]'))" \
   test "$(jget "$T_TMP/drill3.out" 'd["objects_read"]')" -lt 500
