@@ -3,7 +3,9 @@
 # Starts a local Ceph RGW (unless one is running), fills a source bucket with a few thousand objects (some
 # large), starts a writer that keeps adding objects until the app's maintenance file appears, runs
 # replicate with --maintenance-file, checks that every object the writer wrote is in the target with the
-# same content, runs replicate --verify, prints what happened, and stops the server it started.
+# same content, runs replicate --verify, restores the backup into a fresh bucket (from the backup alone, an
+# empty state directory) and checks it equals the app's bucket, prints what happened, and stops the server
+# it started.
 set -euo pipefail
 # Debian's tools first (/usr/bin/aws, python3, ...): a pip or pyenv copy earlier on PATH is not what we install.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
@@ -92,6 +94,32 @@ PY
 
 step "replicate --verify s3://$src s3://$dst"
 "$REPLICATE" --verify --state-dir "$work/state" "s3://$src" "s3://$dst"
+
+restored=demo-restored-$(date +%s)
+step "replicate --restore s3://$dst s3://$restored (the backup given back, into a fresh bucket)"
+"$S3TOOL" mkbucket "$restored"
+"$REPLICATE" --restore --json --no-progress --state-dir "$work/state-elsewhere" "s3://$dst" "s3://$restored" \
+  >"$work/restore.json"
+
+step "checking that the restore is exactly the app's bucket as the last run left it"
+for b in "$src" "$restored"; do
+  /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3api list-objects-v2 --bucket "$b" --output json \
+    --query 'Contents[].[Key,Size,ETag]' >"$work/list-$b.json"
+done
+python3 - "$work/list-$src.json" "$work/list-$restored.json" "$work/restore.json" <<'PY'
+import json, sys
+src = {k: (s, e) for k, s, e in json.load(open(sys.argv[1])) or []}
+rst = {k: (s, e) for k, s, e in json.load(open(sys.argv[2])) or []}
+r = json.load(open(sys.argv[3]))
+missing = [k for k in src if k not in rst]
+extra = [k for k in rst if k not in src]
+different = [k for k in src if k in rst and rst[k] != src[k]]
+print(f"restored run {r['run_id']} ({r['objects_copied']} objects, {r['bytes_copied'] / 1048576:.1f} MiB, "
+      f"{r['duration_seconds']:.0f}s) from the backup alone, with an empty state directory")
+print(f"the app's bucket has {len(src)} objects; the restore has {len(rst)}: missing {len(missing)}, "
+      f"extra {len(extra)}, different size or ETag {len(different)}")
+sys.exit(1 if missing or extra or different else 0)
+PY
 
 step "what happened"
 python3 - "$work/summary.json" <<'PY'
