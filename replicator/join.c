@@ -1,4 +1,6 @@
 /* The merge-join of two sorted key streams. See replicator/join.h. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "replicator/join.h"
 #include "replicator/options.h"
@@ -79,4 +81,14 @@ const char *join_error(const struct join *j, int *side)
 {
     if (side) *side = j->failed;
     return j->failed >= 0 ? j->in[j->failed].error(j->in[j->failed].ud) : "";
+}
+
+char *join_map_bound(const struct rep_options *o, const char *bound)
+{
+    if (!bound) return NULL;
+    size_t pl = strlen(o->src_prefix);
+    const char *rel = strncmp(bound, o->src_prefix, pl) == 0 ? bound + pl : bound;
+    char *k = NULL;
+    if (asprintf(&k, "%s%s", o->dst_prefix, rel) < 0) return NULL;
+    return k;
 }

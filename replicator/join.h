@@ -42,4 +42,9 @@ enum join_status join_next(struct join *j, const struct s3_object_info **l, cons
 /* After JOIN_ERROR: the failed side (0 left, 1 right) and its input's message. */
 const char *join_error(const struct join *j, int *side);
 
+/* A source-side key bound (--start-after/--end-before) mapped to the target side: the same relative key under
+ * the target's prefix. malloc'd, NULL for NULL. */
+struct rep_options;
+char *join_map_bound(const struct rep_options *o, const char *bound);
+
 #endif

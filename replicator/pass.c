@@ -429,17 +429,6 @@ static bool failure_noted(const struct rep_ctx *ctx, const char *note)
     return false;
 }
 
-/* Maps a source-side bound to the target side (same relative key). */
-static char *map_bound(const struct rep_options *o, const char *bound)
-{
-    if (!bound) return NULL;
-    size_t pl = strlen(o->src_prefix);
-    const char *rel = strncmp(bound, o->src_prefix, pl) == 0 ? bound + pl : bound;
-    char *k = NULL;
-    if (asprintf(&k, "%s%s", o->dst_prefix, rel) < 0) return NULL;
-    return k;
-}
-
 int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass_result *out)
 {
     const struct rep_options *o = ctx->o;
@@ -458,7 +447,7 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     ev_idle_init(&p.kick, kick_cb);
     p.kick.data = &p;
 
-    char *dst_sa = map_bound(o, o->start_after), *dst_eb = map_bound(o, o->end_before);
+    char *dst_sa = join_map_bound(o, o->start_after), *dst_eb = join_map_bound(o, o->end_before);
     /* both listings split at the same relative keys, each range listed in parallel */
     size_t nsb = 0, ndb = 0;
     char **sb = map_bounds(ctx, o->src_prefix, &nsb), **db = map_bounds(ctx, o->dst_prefix, &ndb);

@@ -17,6 +17,7 @@
 #include "replicator/state.h"
 #include "replicator/store.h"
 #include "replicator/target.h"
+#include "replicator/join.h"
 #include "replicator/output.h"
 #include "replicator/verify.h"
 #include "s3/list.h"
@@ -111,8 +112,8 @@ struct verify {
     struct rep_ctx *ctx;
     const struct rep_options *o;
     struct s3_lister *src_l, *dst_l;
-    const struct s3_object_info *s, *d; /* current heads, or NULL */
-    bool s_end, d_end;
+    struct join join; /* source (left) against target (right) */
+    bool join_ended;
     size_t src_plen, dst_plen;
     int inflight; /* requests in flight */
     bool stop, finished;
@@ -237,10 +238,6 @@ static void report(struct verify *v, enum disc_kind k, const char *src_key, cons
 
 /* ---- the merge-join ---- */
 
-static bool reserved(const char *key, size_t plen)
-{
-    return plen == 0 && strncmp(key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) == 0;
-}
 
 /* A HEAD of the target object, to read the source ETag recorded on it. */
 struct head_check {
@@ -511,81 +508,42 @@ static void compare(struct verify *v, const struct s3_object_info *s, const stru
 }
 
 /* Advances a listing head; false when the pump must wait or stop. */
-static bool head(struct verify *v, bool src)
-{
-    struct s3_lister *l = src ? v->src_l : v->dst_l;
-    const struct s3_object_info **h = src ? &v->s : &v->d;
-    bool *end = src ? &v->s_end : &v->d_end;
-    size_t plen = src ? v->src_plen : v->dst_plen;
-    while (!*h && !*end) {
-        const struct s3_object_info *oi;
-        switch (s3_lister_next(l, &oi)) {
-        case S3_LIST_OBJECT:
-            if (reserved(oi->key, plen)) continue;
-            *h = oi;
-            if (src)
-                v->c.src_listed++;
-            else
-                v->c.dst_listed++;
-            break;
-        case S3_LIST_WAIT:
-            return false;
-        case S3_LIST_END:
-            *end = true;
-            break;
-        case S3_LIST_ERROR:
-            if (!v->listing_failed) {
-                v->listing_failed = true;
-                snprintf(v->error, sizeof v->error, "%s: %s", src ? "source" : "target", s3_lister_error(l));
-            }
-            v->stop = true;
-            return false;
-        }
-    }
-    return true;
-}
-
 static void join_pump(struct verify *v)
 {
     struct rep_ctx *ctx = v->ctx;
     if (ctx->interrupted) v->stop = true;
     while (!v->stop && v->inflight < v->o->jobs) {
-        if (!head(v, true) || !head(v, false)) break;
-        if (v->s_end && v->d_end) break;
-        int cmp;
-        if (v->s_end)
-            cmp = 1;
-        else if (v->d_end)
-            cmp = -1;
-        else
-            cmp = strcmp(v->s->key + v->src_plen, v->d->key + v->dst_plen);
-        if (cmp < 0) {
-            report(v, D_MISSING, v->s->key, NULL, NULL);
-            v->s = NULL;
-        } else if (cmp > 0) {
-            report(v, D_EXTRA, NULL, v->d->key, "deleted at the source, kept in the target");
-            v->d = NULL;
-        } else {
-            compare(v, v->s, v->d);
-            v->s = v->d = NULL;
+        const struct s3_object_info *s, *d;
+        enum join_status js = join_next(&v->join, &s, &d);
+        if (js == JOIN_WAIT) break;
+        if (js == JOIN_END) {
+            v->join_ended = true;
+            break;
         }
+        if (js == JOIN_ERROR) {
+            int side;
+            const char *why = join_error(&v->join, &side);
+            if (!v->listing_failed) {
+                v->listing_failed = true;
+                snprintf(v->error, sizeof v->error, "%s: %s", side ? "target" : "source", why);
+            }
+            v->stop = true;
+            break;
+        }
+        if (s) v->c.src_listed++;
+        if (d) v->c.dst_listed++;
+        if (js == JOIN_LEFT)
+            report(v, D_MISSING, s->key, NULL, NULL);
+        else if (js == JOIN_RIGHT)
+            report(v, D_EXTRA, NULL, d->key, "deleted at the source, kept in the target");
+        else
+            compare(v, s, d);
     }
-    bool done = v->stop || (v->s_end && v->d_end);
+    bool done = v->stop || v->join_ended;
     if (done && v->inflight == 0 && !v->finished) {
         v->finished = true;
         ev_break(s3_loop_ev(ctx->loop), EVBREAK_ONE);
     }
-}
-
-/* Maps a source-side bound to the target side (same relative key), as pass.c does. */
-static char *map_bound(const struct rep_options *o, const char *bound)
-{
-    if (!bound) return NULL;
-    size_t pl = strlen(o->src_prefix);
-    const char *rel = strncmp(bound, o->src_prefix, pl) == 0 ? bound + pl : bound;
-    char *k = NULL;
-    if (asprintf(&k, "%s%s", o->dst_prefix, rel) < 0) return NULL;
-    return k;
 }
 
 static int run_join(struct verify *v)
@@ -594,7 +552,7 @@ static int run_join(struct verify *v)
     struct ev_loop *ev = s3_loop_ev(v->ctx->loop);
     v->src_plen = strlen(o->src_prefix);
     v->dst_plen = strlen(o->dst_prefix);
-    char *dst_sa = map_bound(o, o->start_after), *dst_eb = map_bound(o, o->end_before);
+    char *dst_sa = join_map_bound(o, o->start_after), *dst_eb = join_map_bound(o, o->end_before);
     v->src_l = s3_lister_new(v->ctx->src, o->src_bucket, o->src_prefix, o->start_after, o->end_before, 0,
                              lister_ready, v);
     v->dst_l = s3_lister_new(v->ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, 0, lister_ready, v);
@@ -607,8 +565,9 @@ static int run_join(struct verify *v)
         v->listing_failed = true;
         return -1;
     }
+    join_init(&v->join, join_lister(v->src_l, v->src_plen), join_lister(v->dst_l, v->dst_plen));
     v->pump = join_pump;
-    v->finished = v->stop = false;
+    v->finished = v->stop = v->join_ended = false;
     schedule_pump(v);
     while (!v->finished)
         ev_run(ev, 0);
@@ -616,7 +575,6 @@ static int run_join(struct verify *v)
     s3_lister_free(v->src_l);
     s3_lister_free(v->dst_l);
     v->src_l = v->dst_l = NULL;
-    v->s = v->d = NULL;
     return v->listing_failed ? -1 : 0;
 }
 
