@@ -50,6 +50,9 @@ void cli_usage(FILE *f)
 "  --start-after KEY --end-before KEY   copy only keys in this range (for sharding)\n"
 "  --shard I/N              copy shard I of N (0-based, N <= 62) of the key space, split on the first\n"
 "                           character after the prefix (0-9A-Za-z boundaries); run N processes for N shards\n"
+"  --no-tags                copy objects without their tags (tags are copied by default)\n"
+"  --storage-class CLASS    write every object in this storage class (STANDARD_IA, GLACIER_IR, ...; the\n"
+"                           target's provider must offer it)\n"
 "  -n, --dry-run            list and compare, print what would be copied, write nothing\n"
 "\n"
 "Target safety (the target must be versioned; nothing is ever deleted on either side):\n"
@@ -205,7 +208,7 @@ enum {
     OPT_MAINT_ON, OPT_MAINT_OFF, OPT_GRACE, OPT_MAINT_MAX, OPT_VERIFY, OPT_DEEP, OPT_SAMPLE, OPT_STATUS,
     OPT_MAX_AGE, OPT_NOTIFY_CMD, OPT_NOTIFY_URL, OPT_START_AFTER, OPT_END_BEFORE, OPT_SHARD, OPT_TIMEOUT,
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
-    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE,
+    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_NO_TAGS, OPT_STORAGE_CLASS,
 };
 
 static const struct option long_opts[] = {
@@ -265,6 +268,8 @@ static const struct option long_opts[] = {
     {"only-missing", no_argument, 0, OPT_ONLY_MISSING},
     {"overwrite", no_argument, 0, OPT_OVERWRITE},
     {"max-drill-age", required_argument, 0, OPT_MAX_DRILL_AGE},
+    {"no-tags", no_argument, 0, OPT_NO_TAGS},
+    {"storage-class", required_argument, 0, OPT_STORAGE_CLASS},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -423,6 +428,15 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
             o->at_given = true;
             break;
         case OPT_ONLY_MISSING: o->only_missing = true; break;
+        case OPT_NO_TAGS: o->no_tags = true; break;
+        case OPT_STORAGE_CLASS: {
+            bool okc = optarg[0] != '\0';
+            for (const char *q = optarg; *q; q++)
+                if (!(isupper((unsigned char)*q) || isdigit((unsigned char)*q) || *q == '_')) okc = false;
+            if (!okc) return bad("--storage-class needs a class name like STANDARD_IA or GLACIER_IR, not \"%s\"", optarg);
+            o->storage_class = optarg;
+            break;
+        }
         case OPT_OVERWRITE: o->overwrite = true; break;
         case OPT_MAX_DRILL_AGE:
             if ((d = cli_parse_duration(optarg)) <= 0)

@@ -18,6 +18,7 @@ enum copy_state {
     CS_GET,          /* GET of the whole object in flight (streamed copies) */
     CS_PUT,          /* PUT of what the GET read */
     CS_HEAD,         /* HEAD of the source for its metadata, before a multipart upload */
+    CS_TAGS,         /* GetObjectTagging of the source, before the PUT or the multipart upload */
     CS_MPU_CREATE,   /* CreateMultipartUpload in flight */
     CS_MPU_PARTS,    /* parts in flight (ranged GET + UploadPart, or UploadPartCopy) */
     CS_MPU_COMPLETE, /* CompleteMultipartUpload in flight */
@@ -26,7 +27,7 @@ enum copy_state {
     CS_DONE,
 };
 
-static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "mpu-create",
+static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "tags", "mpu-create",
                                           "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "done"};
 
 struct part {
@@ -77,10 +78,16 @@ struct copy_job {
     struct copy_job *mem_next;
     /* streamed single-request copy */
     struct s3_response *data;
-    /* metadata to write (pointing into meta_resp) */
+    /* metadata to write (pointing into meta_resp, and tagging) */
     struct s3_response *meta_resp;
     struct s3_header meta[MAX_META];
     size_t nmeta;
+    char *tagging;                      /* the source's tags as x-amz-tagging wants them, or NULL */
+    char *tagging_xml;                  /* and as the source's <Tagging> document */
+    size_t tagging_xml_len;
+    bool tags_after;                    /* a multipart upload: set the tags on the new version once it exists */
+    void (*after_tags)(struct copy_job *job);
+    char content_md5[25];               /* base64 Content-MD5 of a whole-object PUT */
     /* multipart */
     char *upload_id;
     uint64_t part_size;
@@ -96,6 +103,7 @@ struct copy_job {
 
 static void job_start(struct copy_job *job);
 static void finish_written(struct copy_job *job);
+static void finish_ok(struct copy_job *job);
 static void mpu_pump(struct copy_job *job);
 
 static void set_state(struct copy_job *job, enum copy_state st)
@@ -226,6 +234,56 @@ static void set_metadata(struct copy_job *job, const struct s3_response *r, bool
             i++;
     }
     if (etag_will_differ && !job->ctx->restore) job->meta[job->nmeta++] = (struct s3_header){SOURCE_ETAG_META, job->etag};
+    if (job->ctx->o->storage_class && job->nmeta < MAX_META - 2)
+        job->meta[job->nmeta++] = (struct s3_header){"x-amz-storage-class", job->ctx->o->storage_class};
+}
+
+/* ---- tags: read from the source (only when x-amz-tagging-count says there are any), written with the object */
+
+static void tags_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err == S3_ERR_CANCELLED) {
+        s3_response_free(r);
+        finish(job, COPY_CANCELLED);
+        return;
+    }
+    char *q = NULL;
+    if (r->err != S3_OK || s3_xml_parse_tagging(r->body, r->body_len, &q) != S3_OK) {
+        snprintf(job->error, sizeof job->error, "reading its tags (GetObjectTagging) failed: %s (--no-tags copies "
+                 "objects without their tags)", r->err != S3_OK ? r->message : "the reply is not valid XML");
+        s3_response_free(r);
+        finish(job, COPY_FAILED);
+        return;
+    }
+    free(job->tagging_xml);
+    job->tagging_xml = q[0] ? malloc(r->body_len + 1) : NULL;
+    if (job->tagging_xml) {
+        memcpy(job->tagging_xml, r->body, r->body_len);
+        job->tagging_xml[r->body_len] = '\0';
+        job->tagging_xml_len = r->body_len;
+    }
+    s3_response_free(r);
+    free(job->tagging);
+    job->tagging = q;
+    if (q[0] && job->nmeta < MAX_META) job->meta[job->nmeta++] = (struct s3_header){"x-amz-tagging", job->tagging};
+    job->after_tags(job);
+}
+
+/* Runs next once the source's tags are in job->meta. A GET reply says how many there are
+ * (x-amz-tagging-count, absent when none); a HEAD reply does not (S3's HeadObject has no tag count), so after a
+ * HEAD (resp NULL: large objects only) they are always asked for. */
+static void with_tags(struct copy_job *job, const struct s3_response *resp, void (*next)(struct copy_job *))
+{
+    const char *count = resp ? s3_response_header(resp, "x-amz-tagging-count") : "1";
+    if (job->ctx->o->no_tags || !count || strtol(count, NULL, 10) <= 0) {
+        next(job);
+        return;
+    }
+    job->after_tags = next;
+    set_state(job, CS_TAGS);
+    check_started(job, s3_get_object_tagging(job->ctx->src, job->ctx->o->src_bucket, job->key, job->src_version,
+                                             tags_done, job));
 }
 
 static void take_metadata(struct copy_job *job, struct s3_response *r, bool etag_will_differ)
@@ -351,6 +409,9 @@ static void copy_done(struct s3_response *r, void *ud)
 static void start_server_copy(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
+    /* Ceph RGW 16 ignores x-amz-tagging-directive and drops the tags of a CopyObject that replaces the
+     * metadata: such a copy sets its tags on the version it wrote, as multipart copies do */
+    job->tags_after = job->meta_resp && job->tagging_xml;
     set_state(job, CS_COPY);
     check_started(job, s3_copy_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, ctx->o->src_bucket, job->key,
                                       job->src_version, job->etag, job->meta_resp ? job->meta : NULL, job->nmeta,
@@ -360,6 +421,7 @@ static void start_server_copy(struct copy_job *job)
 /* ---- streamed GET -> PUT ---- */
 
 static void start_get(struct copy_job *job);
+static void put_whole(struct copy_job *job);
 static void integrity_retry(struct copy_job *job, const char *why);
 
 /* Whether the bytes read (job->data) hash to the source's plain-MD5 ETag. */
@@ -430,20 +492,24 @@ static void get_done(struct s3_response *r, void *ud)
     }
     /* Content-MD5: a plain-MD5 source ETag names the digest of the listed version, so the target checks the
      * bytes against the source itself (put_done); otherwise the digest of what was read. */
-    char b64[25];
-    if (s3_md5_hex_to_base64(job->etag, b64) != 0) {
+    if (s3_md5_hex_to_base64(job->etag, job->content_md5) != 0) {
         unsigned char md[16];
         s3_md5(r->body, r->body_len, md);
-        s3_md5_base64(md, b64);
+        s3_md5_base64(md, job->content_md5);
     }
     job->data = r;
     s3_response_free(job->meta_resp);
     job->meta_resp = NULL;
     set_metadata(job, r, !s3_etag_is_md5(job->etag));
+    with_tags(job, r, put_whole);
+}
+
+static void put_whole(struct copy_job *job)
+{
     set_state(job, CS_PUT);
     struct rep_ctx *ctx = job->ctx;
-    check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta, r->body,
-                                     r->body_len, b64, put_done, job));
+    check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta,
+                                     job->data->body, job->data->body_len, job->content_md5, put_done, job));
 }
 
 static void start_get(struct copy_job *job)
@@ -525,7 +591,36 @@ static void result_head_done(struct s3_response *r, void *ud)
         s3_log(S3_LOG_WARN, "%s: could not read the new object's version (%s)", job->dst_key, r->message);
     }
     s3_response_free(r);
-    finish(job, COPY_OK);
+    finish_ok(job);
+}
+
+/* Some servers (Ceph RGW 16) ignore x-amz-tagging on CreateMultipartUpload and on a CopyObject that replaces the
+ * metadata: such copies set their tags on the version they wrote (one PutObjectTagging, on any server). */
+static void tags_put_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err == S3_OK) {
+        s3_response_free(r);
+        finish(job, COPY_OK);
+        return;
+    }
+    snprintf(job->error, sizeof job->error, "setting its tags (PutObjectTagging) failed: %s (--no-tags copies "
+             "objects without their tags)", r->message);
+    bool cancelled = r->err == S3_ERR_CANCELLED;
+    s3_response_free(r);
+    finish(job, cancelled ? COPY_CANCELLED : COPY_FAILED);
+}
+
+static void finish_ok(struct copy_job *job)
+{
+    if (!job->tags_after || !job->tagging_xml) {
+        finish(job, COPY_OK);
+        return;
+    }
+    job->tags_after = false;
+    set_state(job, CS_TAGS);
+    check_started(job, s3_put_object_tagging(job->ctx->dst, job->ctx->o->dst_bucket, job->dst_key, job->version_id,
+                                             job->tagging_xml, job->tagging_xml_len, tags_put_done, job));
 }
 
 /* Finishes a successful write, first asking the target what the reply left out. */
@@ -533,7 +628,7 @@ static void finish_written(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
     if (job->target_etag && (job->version_id || !ctx->target_versioned)) {
-        finish(job, COPY_OK);
+        finish_ok(job);
         return;
     }
     check_started(job, s3_head_object(ctx->dst_r, ctx->o->dst_bucket, job->dst_key, job->version_id, NULL,
@@ -924,6 +1019,7 @@ static void create_done(struct s3_response *r, void *ud)
 static void mpu_create(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
+    job->tags_after = job->tagging_xml != NULL;
     set_state(job, CS_MPU_CREATE);
     check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta, create_done,
                                      job));
@@ -934,16 +1030,21 @@ static void mpu_with_memory(struct copy_job *job)
     mpu_create(job);
 }
 
+static void mpu_start(struct copy_job *job);
+
 static void head_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
     if (source_step_failed(job, r, "HeadObject")) return;
     take_metadata(job, r, true);
+    /* a CopyObject that replaces the metadata replaces the tags too on some servers (Ceph RGW): send them */
+    with_tags(job, NULL, job->replace_meta ? start_server_copy : mpu_start);
+}
+
+/* A multipart copy with the metadata and tags read: parts by UploadPartCopy, or piped within the budget. */
+static void mpu_start(struct copy_job *job)
+{
     struct rep_ctx *ctx = job->ctx;
-    if (job->replace_meta) {
-        start_server_copy(job);
-        return;
-    }
     if (job->part_copy) {
         job->ring = 0;
         job->parallel = PARTS_PER_JOB * 2;
@@ -982,9 +1083,9 @@ static void job_start(struct copy_job *job)
      * the version. */
     bool small_streamed = ctx->copy_names_version < 0 && job->size <= SMALL_STREAM_MAX;
     if (ctx->server_side && !small_streamed && (job->size <= o->copy_threshold || job->part_copy)) {
-        /* a restore of an object whose ETag is not its MD5 may carry the backup's bookkeeping metadata: read
-         * the metadata first and copy with it filtered */
-        job->replace_meta = ctx->restore && !job->part_copy && !s3_etag_is_md5(job->etag);
+        /* a restore of an object whose ETag is not its MD5 may carry the backup's bookkeeping metadata, and
+         * --storage-class needs the metadata replaced: read the metadata first and copy with it (filtered) */
+        job->replace_meta = !job->part_copy && ((ctx->restore && !s3_etag_is_md5(job->etag)) || o->storage_class);
         if (job->size <= o->copy_threshold && !job->replace_meta) start_server_copy(job);
         else {
             set_state(job, CS_HEAD);
@@ -1035,6 +1136,8 @@ void copy_job_free(struct copy_job *job)
     free(job->etag);
     free(job->last_modified);
     free(job->src_version);
+    free(job->tagging);
+    free(job->tagging_xml);
     free(job->target_etag);
     free(job->version_id);
     free(job->upload_id);

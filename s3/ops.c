@@ -131,7 +131,7 @@ struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const
                                   const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud)
 {
     char *src = copy_source(src_bucket, src_key, src_version_id);
-    struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 4);
+    struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 5);
     struct s3_request *rq = NULL;
     char im[160];
     if (!src || !h) goto out;
@@ -141,6 +141,11 @@ struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const
     /* Ceph RGW (16.x) ignores x-amz-copy-source-if-match and honours only the older name */
     if (src_if_match) h[nh++] = (struct s3_header){"x-amz-copy-if-match", im};
     h[nh++] = (struct s3_header){"x-amz-metadata-directive", headers ? "REPLACE" : "COPY"};
+    for (size_t i = 0; headers && i < nheaders; i++) /* tags given: they replace the source's */
+        if (strcasecmp(headers[i].name, "x-amz-tagging") == 0) {
+            h[nh++] = (struct s3_header){"x-amz-tagging-directive", "REPLACE"};
+            break;
+        }
     struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .headers = h, .nheaders = nh,
                                 .error_in_200 = true};
     rq = s3_request_start(c, &s, cb, ud);
@@ -282,6 +287,36 @@ struct s3_request *s3_mpu_list(struct s3_reader *r, const char *bucket, const ch
     struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = n,
                                 .max_body = S3_XML_MAX_BODY};
     return s3_reader_request_start(r, &s, cb, ud);
+}
+
+struct s3_request *s3_get_object_tagging(struct s3_reader *r, const char *bucket, const char *key,
+                                         const char *version_id, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[2];
+    size_t nq = 0;
+    q[nq++] = Q("tagging", "");
+    if (version_id) q[nq++] = Q("versionId", version_id);
+    struct s3_request_spec s = {.method = "GET", .bucket = bucket, .key = key, .query = q, .nquery = nq,
+                                .max_body = 64 * 1024};
+    return s3_reader_request_start(r, &s, cb, ud);
+}
+
+struct s3_request *s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                                         const char *version_id, const char *xml, size_t len, s3_done_cb cb,
+                                         void *ud)
+{
+    struct s3_query_param q[2];
+    size_t nq = 0;
+    q[nq++] = Q("tagging", "");
+    if (version_id) q[nq++] = Q("versionId", version_id);
+    unsigned char md[16];
+    char b64[25];
+    s3_md5(xml, len, md);
+    s3_md5_base64(md, b64);
+    struct s3_header h[] = {{"Content-MD5", b64}, {"Content-Type", "application/xml"}};
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .query = q, .nquery = nq,
+                                .headers = h, .nheaders = 2, .body = xml, .body_len = len};
+    return s3_request_start(c, &s, cb, ud);
 }
 
 struct s3_request *s3_versioning_get(struct s3_reader *r, const char *bucket, s3_done_cb cb, void *ud)

@@ -42,7 +42,8 @@ struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const 
 
 /* CopyObject of src_key (its version src_version_id, or the latest when NULL). src_if_match:
  * x-amz-copy-source-if-match (NULL = unconditional). With headers == NULL the metadata directive is COPY;
- * otherwise REPLACE with exactly these headers. A 200 with <Error> fails. */
+ * otherwise REPLACE with exactly these headers (with an x-amz-tagging among them, the tags are replaced too).
+ * A 200 with <Error> fails. */
 struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
                                   const char *src_key, const char *src_version_id, const char *src_if_match,
                                   const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
@@ -71,6 +72,16 @@ struct s3_request *s3_mpu_abort(struct s3_client *c, const char *bucket, const c
 /* ListMultipartUploads, one page. */
 struct s3_request *s3_mpu_list(struct s3_reader *r, const char *bucket, const char *prefix, const char *key_marker,
                                const char *upload_id_marker, s3_done_cb cb, void *ud);
+
+/* GetObjectTagging of key (its version version_id, or the latest); parse with s3_xml_parse_tagging. */
+struct s3_request *s3_get_object_tagging(struct s3_reader *r, const char *bucket, const char *key,
+                                         const char *version_id, s3_done_cb cb, void *ud);
+
+/* PutObjectTagging of key's version version_id (NULL = latest) with a <Tagging> body (not copied: keep it until
+ * cb; Content-MD5 sent). */
+struct s3_request *s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *key,
+                                         const char *version_id, const char *xml, size_t len, s3_done_cb cb,
+                                         void *ud);
 
 struct s3_request *s3_versioning_get(struct s3_reader *r, const char *bucket, s3_done_cb cb, void *ud);
 /* status: "Enabled" or "Suspended". */

@@ -306,6 +306,7 @@ static void object_info_free(struct s3_object_info *o)
     free(o->etag);
     free(o->last_modified);
     free(o->version_id);
+    free(o->storage_class);
 }
 
 void s3_list_page_free(struct s3_list_page *page)
@@ -341,6 +342,8 @@ static enum s3_err parse_object(const xmlNode *entry, enum list_kind kind, bool 
             err = take_text(c, &size);
         else if (!marker && node_is(c, "ETag"))
             err = take_text(c, &o->etag);
+        else if (!marker && node_is(c, "StorageClass"))
+            err = take_text(c, &o->storage_class);
         else if (kind == LIST_VERSIONS && node_is(c, "VersionId"))
             err = take_text(c, &o->version_id);
         else if (kind == LIST_VERSIONS && node_is(c, "IsLatest"))
@@ -773,6 +776,64 @@ static char *out_finish(struct xml_out *o, size_t *len_out)
     }
     if (len_out) *len_out = o->len;
     return o->data;
+}
+
+/* ---- object tags ---- */
+
+/* Percent-encodes s for a query string (RFC 3986 unreserved characters kept) onto o. */
+static void out_query_escaped(struct xml_out *o, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+            *p == '.' || *p == '_' || *p == '~') {
+            out_append(o, (const char *)p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            out_append(o, e, 3);
+        }
+    }
+}
+
+enum s3_err s3_xml_parse_tagging(const char *body, size_t len, char **query)
+{
+    static const char *const roots[] = {"Tagging", NULL};
+    enum s3_err err;
+    xmlDocPtr doc = NULL;
+    xmlNodePtr root = NULL;
+    struct xml_out o = {0};
+    int n = 0;
+
+    if (!query) return S3_ERR_INVALID;
+    *query = NULL;
+    err = xml_load(body, len, roots, &doc, &root);
+    if (err != S3_OK) goto out;
+    const xmlNode *set = NULL;
+    for (const xmlNode *c = root->children; c; c = c->next)
+        if (node_is(c, "TagSet")) set = c;
+    for (const xmlNode *t = set ? set->children : NULL; t && err == S3_OK; t = t->next) {
+        if (!node_is(t, "Tag")) continue;
+        char *k = NULL, *v = NULL;
+        err = child_text(t, "Key", &k);
+        if (err == S3_OK) err = child_text(t, "Value", &v);
+        if (err == S3_ERR_XML && k && !v) err = (v = calloc(1, 1)) ? S3_OK : S3_ERR_NOMEM; /* <Value/> */
+        if (err == S3_OK) {
+            if (n++) out_append(&o, "&", 1);
+            out_query_escaped(&o, k);
+            out_append(&o, "=", 1);
+            out_query_escaped(&o, v);
+        }
+        free(k);
+        free(v);
+    }
+    if (err != S3_OK) goto out;
+    *query = o.failed ? NULL : o.data ? o.data : calloc(1, 1);
+    if (!*query) err = S3_ERR_NOMEM;
+    o.data = *query ? NULL : o.data;
+out:
+    xmlFreeDoc(doc);
+    if (err != S3_OK) free(o.data);
+    return err;
 }
 
 #define S3_MAX_PARTS 10000

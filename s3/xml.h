@@ -18,6 +18,7 @@ struct s3_object_info {
     char *etag;          /* without the surrounding quotes, e.g. "9b2cf535f27731c974343645a3985328" or "...-3" */
     char *last_modified; /* as sent, ISO 8601, e.g. "2026-11-26T16:01:37.000Z" */
     char *version_id;    /* ListObjectVersions only, else NULL */
+    char *storage_class; /* <StorageClass> as listed (STANDARD, GLACIER, ...), or NULL */
     bool is_latest;      /* ListObjectVersions only */
     bool delete_marker;  /* ListObjectVersions: this entry is a DeleteMarker (size 0, etag NULL) */
 };
@@ -62,6 +63,10 @@ enum s3_err s3_xml_parse_initiate(const char *body, size_t len, char **upload_id
 enum s3_err s3_xml_parse_complete(const char *body, size_t len, char **etag);
 /* <CopyObjectResult> or <CopyPartResult>: malloc'd ETag (quotes stripped); last_modified may be NULL. */
 enum s3_err s3_xml_parse_copy(const char *body, size_t len, char **etag, char **last_modified);
+/* <Tagging> (GetObjectTagging): the tags as a query string "k1=v1&k2=v2", percent-encoded, the form the
+ * x-amz-tagging header takes ("" when there are none); malloc'd. */
+enum s3_err s3_xml_parse_tagging(const char *body, size_t len, char **query);
+
 /* <VersioningConfiguration>: *status = "Enabled", "Suspended" or "" (never versioned); malloc'd. */
 enum s3_err s3_xml_parse_versioning(const char *body, size_t len, char **status);
 

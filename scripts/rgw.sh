@@ -227,6 +227,21 @@ CONF
 
   launch "$NAME" radosgw -c "$CONF" -n "$NAME" -f
   wait_for "HTTP 200 on http://127.0.0.1:$PORT/" "$NAME" "$DIR/log/$NAME.log" http_ok "$PORT"
+  # A second storage class (the tests write to it with --storage-class): added to the zonegroup and zone that
+  # radosgw's first start created, then radosgw is started again to read them.
+  run setup radosgw-admin -c "$CONF" -n "$NAME" zonegroup placement add --rgw-zonegroup default \
+    --placement-id default-placement --storage-class STANDARD_IA
+  run setup radosgw-admin -c "$CONF" -n "$NAME" zone placement add --rgw-zone default \
+    --placement-id default-placement --storage-class STANDARD_IA --data-pool default.rgw.standard-ia.data
+  local rgw_pid
+  rgw_pid=$(awk -v n="$NAME" '$2 == n { print $1 }' "$DIR/pids" | tail -n 1)
+  kill "$rgw_pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$rgw_pid" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$rgw_pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do port_busy "$PORT" || break; sleep 0.05; done
+  grep -v "^$rgw_pid " "$DIR/pids" >"$DIR/pids.new"; mv "$DIR/pids.new" "$DIR/pids"
+  launch "$NAME" radosgw -c "$CONF" -n "$NAME" -f
+  wait_for "HTTP 200 on http://127.0.0.1:$PORT/ (restarted)" "$NAME" "$DIR/log/$NAME.log" http_ok "$PORT"
   run setup radosgw-admin -c "$CONF" user create --uid=tester --display-name="replicate tests $inst" \
     --access-key="$AK" --secret="$SK"
 
