@@ -353,6 +353,7 @@ int manifest_writer_trailer(struct manifest_writer *w, const struct manifest_tra
          add_num(o, "bytes", (double)t->bytes) && add_num(o, "failed", (double)t->failed) &&
          add_num(o, "passes", t->passes) && add_num(o, "gap", t->gap) &&
          add_bool(o, "maintenance", t->maintenance);
+    if (ok && t->archived) ok = u64_ok(t->archived) && add_num(o, "archived", (double)t->archived);
     if (writer_finish(w, o, ok) != 0) return -1;
     w->stage = WRITER_DONE;
     return writer_flush_sync(w);
@@ -656,6 +657,7 @@ static void decode_trailer(const cJSON *o, struct manifest_trailer *t, const cha
     t->objects = get_u64(o, "objects", bad);
     t->bytes = get_u64(o, "bytes", bad);
     t->failed = get_u64(o, "failed", bad);
+    t->archived = cJSON_GetObjectItemCaseSensitive(o, "archived") ? get_u64(o, "archived", bad) : 0;
     t->passes = get_int(o, "passes", 0, bad);
     t->gap = get_num(o, "gap", bad);
     t->maintenance = get_bool(o, "maintenance", bad);

@@ -52,6 +52,7 @@ struct manifest_trailer {
     int64_t ended;
     const char *result;          /* "ok", "failed", "interrupted", "not-converged", "refused" */
     uint64_t objects, bytes, failed;
+    uint64_t archived;           /* objects not copied because archived (GLACIER...); written only when > 0 */
     int passes;
     double gap;                  /* seconds; 0 when the last pass ran under the maintenance flag */
     bool maintenance;

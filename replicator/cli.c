@@ -51,6 +51,8 @@ void cli_usage(FILE *f)
 "  --shard I/N              copy shard I of N (0-based, N <= 62) of the key space, split on the first\n"
 "                           character after the prefix (0-9A-Za-z boundaries); run N processes for N shards\n"
 "  --no-tags                copy objects without their tags (tags are copied by default)\n"
+"  --skip-archived          objects in GLACIER or DEEP_ARCHIVE (unreadable until restored) do not fail the\n"
+"                           run: they are still named and counted (objects_archived), and not copied\n"
 "  --storage-class CLASS    write every object in this storage class (STANDARD_IA, GLACIER_IR, ...; the\n"
 "                           target's provider must offer it)\n"
 "  -n, --dry-run            list and compare, print what would be copied, write nothing\n"
@@ -208,7 +210,7 @@ enum {
     OPT_MAINT_ON, OPT_MAINT_OFF, OPT_GRACE, OPT_MAINT_MAX, OPT_VERIFY, OPT_DEEP, OPT_SAMPLE, OPT_STATUS,
     OPT_MAX_AGE, OPT_NOTIFY_CMD, OPT_NOTIFY_URL, OPT_START_AFTER, OPT_END_BEFORE, OPT_SHARD, OPT_TIMEOUT,
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
-    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_NO_TAGS, OPT_STORAGE_CLASS,
+    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_NO_TAGS, OPT_STORAGE_CLASS, OPT_SKIP_ARCHIVED,
 };
 
 static const struct option long_opts[] = {
@@ -269,6 +271,7 @@ static const struct option long_opts[] = {
     {"overwrite", no_argument, 0, OPT_OVERWRITE},
     {"max-drill-age", required_argument, 0, OPT_MAX_DRILL_AGE},
     {"no-tags", no_argument, 0, OPT_NO_TAGS},
+    {"skip-archived", no_argument, 0, OPT_SKIP_ARCHIVED},
     {"storage-class", required_argument, 0, OPT_STORAGE_CLASS},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
@@ -429,6 +432,7 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
             break;
         case OPT_ONLY_MISSING: o->only_missing = true; break;
         case OPT_NO_TAGS: o->no_tags = true; break;
+        case OPT_SKIP_ARCHIVED: o->skip_archived = true; break;
         case OPT_STORAGE_CLASS: {
             bool okc = optarg[0] != '\0';
             for (const char *q = optarg; *q; q++)

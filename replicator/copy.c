@@ -374,6 +374,11 @@ static bool source_step_failed(struct copy_job *job, struct s3_response *r, cons
         finish(job, COPY_VANISHED);
         return true;
     }
+    if (r->s3err.code && strcmp(r->s3err.code, "InvalidObjectState") == 0) {
+        s3_response_free(r);
+        finish(job, COPY_ARCHIVED);
+        return true;
+    }
     snprintf(job->error, sizeof job->error, "%s: %s", what, r->message);
     s3_response_free(r);
     finish(job, COPY_FAILED);

@@ -12,6 +12,7 @@ enum copy_result {
     COPY_FAILED,    /* failed for good; job->error says why */
     COPY_VANISHED,  /* the source object was deleted before it could be read */
     COPY_CANCELLED, /* the run is shutting down */
+    COPY_ARCHIVED,  /* the source answered InvalidObjectState: archived (GLACIER...), unreadable until restored */
 };
 
 struct copy_job;

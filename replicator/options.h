@@ -61,6 +61,7 @@ struct rep_options {
     int list_ranges;        /* parallel listing ranges for delta passes; 0 = automatic */
     const char *metrics_file; /* Prometheus textfile */
     bool no_tags;           /* --no-tags: objects are written without their tags */
+    bool skip_archived;     /* --skip-archived: archived (unreadable) objects do not fail the run */
     const char *storage_class; /* --storage-class: for every object written to the target, or NULL */
     /* restores and drills */
     const char *run_id;     /* --run: the run to restore (NULL = the latest successful one) */

@@ -118,6 +118,11 @@ static void copy_finished(struct copy_job *job, enum copy_result r, void *ud)
         ctx->cur.vanished++;
         s3_log(S3_LOG_INFO, "%s was deleted from the source before it could be copied", copy_job_key(job));
         break;
+    case COPY_ARCHIVED:
+        ctx->cur.archived++;
+        rep_note_archived(ctx, copy_job_key(job), NULL);
+        s3_log(S3_LOG_WARN, "%s is archived (InvalidObjectState): not copied", copy_job_key(job));
+        break;
     case COPY_CANCELLED:
         break;
     }
@@ -128,6 +133,13 @@ static void copy_finished(struct copy_job *job, enum copy_result r, void *ud)
 static void start_copy(struct pass *p, const struct s3_object_info *src, const char *dst_key)
 {
     struct rep_ctx *ctx = p->ctx;
+    if (rep_class_archived(src->storage_class)) { /* a GET or copy would answer 403 InvalidObjectState */
+        ctx->cur.archived++;
+        rep_note_archived(ctx, src->key, src->storage_class);
+        s3_log(S3_LOG_WARN, "%s is in %s and cannot be read until it is restored: not copied", src->key,
+               src->storage_class);
+        return;
+    }
     if (ctx->o->dry_run) {
         ctx->cur.copied++;
         ctx->cur.bytes += src->size;
@@ -438,6 +450,8 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     memset(&ctx->cur, 0, sizeof ctx->cur);
     for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]); /* each pass lists the extras anew */
     ctx->nextras = 0;
+    for (size_t i = 0; i < ctx->narchived; i++) free(ctx->archived[i]); /* and the archived objects */
+    ctx->narchived = 0;
     ev_now_update(ev);
     out->started = ev_now(ev);
     ctx->pass_started = out->started;

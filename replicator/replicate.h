@@ -19,6 +19,7 @@ struct rep_stats {
     uint64_t failed;    /* copies that failed for good */
     uint64_t extra;     /* in the target but no longer in the source (kept) */
     uint64_t vanished;  /* deleted from the source between listing and copying */
+    uint64_t archived;  /* not copied: in an archive storage class (GLACIER, DEEP_ARCHIVE) that cannot be read */
     uint64_t checked;   /* HEAD requests made to confirm a recorded source ETag */
 };
 
@@ -51,6 +52,8 @@ struct rep_ctx {
     size_t nfailures;
     char *extras[MAX_REPORTED];
     size_t nextras;
+    char *archived[MAX_REPORTED]; /* "key (CLASS)" */
+    size_t narchived;
     struct rep_stats total;  /* all passes */
     struct rep_stats cur;    /* the pass running now */
     /* Key-range boundaries (relative keys, sorted) sampled from the previous listing, so the next pass can
@@ -67,6 +70,10 @@ struct rep_ctx {
 /* Records a failure line ("key: reason") for the final report (keeps the first MAX_REPORTED). */
 void rep_note_failure(struct rep_ctx *ctx, const char *key, const char *reason);
 void rep_note_extra(struct rep_ctx *ctx, const char *key);
+/* An object that cannot be copied because it is archived (storage class, or a 403 InvalidObjectState). */
+void rep_note_archived(struct rep_ctx *ctx, const char *key, const char *storage_class);
+/* Storage classes whose objects cannot be read until restored (GLACIER_IR and the IA classes can). */
+bool rep_class_archived(const char *storage_class);
 /* Range boundaries: persisted in the state folder between runs (replicator/pass.c). */
 void pass_bounds_load(struct rep_ctx *ctx, const char *state_dir);
 void pass_bounds_save(struct rep_ctx *ctx, const char *state_dir);

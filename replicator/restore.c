@@ -261,6 +261,10 @@ static void restored(struct copy_job *job, enum copy_result r, void *ud)
         break;
     case COPY_FAILED: rp_failed(rp, copy_job_dst_key(job), copy_job_error(job)); break;
     case COPY_VANISHED: rp_failed(rp, copy_job_dst_key(job), "the recorded version is gone from the backup"); break;
+    case COPY_ARCHIVED:
+        rp_failed(rp, copy_job_dst_key(job), "the recorded version is archived in the backup (InvalidObjectState): "
+                                             "restore it there first (RestoreObject), then run again");
+        break;
     case COPY_CANCELLED: break;
     }
     copy_job_free(job);

@@ -37,6 +37,19 @@ void rep_note_extra(struct rep_ctx *ctx, const char *key)
     if (s) ctx->extras[ctx->nextras++] = s;
 }
 
+void rep_note_archived(struct rep_ctx *ctx, const char *key, const char *storage_class)
+{
+    if (ctx->narchived >= MAX_REPORTED) return;
+    char *s = NULL;
+    if (asprintf(&s, "%s (%s)", key, storage_class ? storage_class : "InvalidObjectState") >= 0)
+        ctx->archived[ctx->narchived++] = s;
+}
+
+bool rep_class_archived(const char *storage_class)
+{
+    return storage_class && (strcmp(storage_class, "GLACIER") == 0 || strcmp(storage_class, "DEEP_ARCHIVE") == 0);
+}
+
 static void stats_add(struct rep_stats *a, const struct rep_stats *b)
 {
     a->listed += b->listed;
@@ -46,6 +59,7 @@ static void stats_add(struct rep_stats *a, const struct rep_stats *b)
     a->failed += b->failed;
     a->extra = b->extra; /* a property of the last listing, not a sum */
     a->vanished += b->vanished;
+    a->archived = b->archived; /* like extra: what the last listing found */
     a->checked += b->checked;
 }
 
@@ -100,6 +114,7 @@ void rep_close(struct rep_ctx *ctx)
     pass_bounds_free(ctx);
     for (size_t i = 0; i < ctx->nfailures; i++) free(ctx->failures[i]);
     for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]);
+    for (size_t i = 0; i < ctx->narchived; i++) free(ctx->archived[i]);
     s3_config_free(&g_src_cfg);
     s3_config_free(&g_dst_cfg);
 }
@@ -378,6 +393,9 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     cJSON_AddNumberToObject(j, "objects_failed", (double)ctx->total.failed);
     cJSON_AddNumberToObject(j, "objects_deleted_at_source", (double)ctx->total.extra);
     cJSON_AddNumberToObject(j, "objects_vanished", (double)ctx->total.vanished);
+    cJSON_AddNumberToObject(j, "objects_archived", (double)ctx->total.archived);
+    cJSON *ja = cJSON_AddArrayToObject(j, "archived");
+    for (size_t i = 0; ja && i < ctx->narchived; i++) cJSON_AddItemToArray(ja, cJSON_CreateString(ctx->archived[i]));
     cJSON *arr = cJSON_AddArrayToObject(j, "pass_details");
     for (int i = 0; i < s->passes && i < 64; i++) {
         const struct pass_result *p = &s->passes_r[i];
@@ -658,9 +676,13 @@ int run_replicate(const struct rep_options *o)
         sum.exit_code = EXIT_FAILED;
     } else if (!strcmp(sum.result, "maintenance-failed") || !strcmp(sum.result, "maintenance-incomplete")) {
         sum.exit_code = EXIT_FAILED;
-    } else if (ctx->total.failed) {
+    } else if (ctx->total.failed || (ctx->total.archived && !o->skip_archived)) {
         sum.result = "failed";
         sum.exit_code = EXIT_FAILED;
+        if (!ctx->total.failed)
+            snprintf(message, sizeof message, "%llu archived objects (GLACIER/DEEP_ARCHIVE) were not copied: restore "
+                     "them at the source (RestoreObject), or accept them with --skip-archived",
+                     (unsigned long long)ctx->total.archived);
     } else if (!converged) {
         sum.result = "not-converged";
         sum.exit_code = EXIT_NOT_CONVERGED;
@@ -682,7 +704,8 @@ out:
     sum.duration = ev_now(ev) - t0;
     if (mw) {
         struct manifest_trailer mt = {.ended = (int64_t)time(NULL), .result = sum.result, .objects = ctx->total.copied,
-                                      .bytes = ctx->total.bytes, .failed = ctx->total.failed, .passes = sum.passes,
+                                      .bytes = ctx->total.bytes, .failed = ctx->total.failed,
+                                      .archived = ctx->total.archived, .passes = sum.passes,
                                       .gap = sum.gap, .maintenance = sum.gap_zero_by_flag};
         bool trailer_ok = !ctx->manifest_failed && manifest_writer_trailer(mw, &mt) == 0;
         if (manifest_writer_close(mw) != 0 || !trailer_ok) {
@@ -725,6 +748,11 @@ out:
         for (size_t i = 0; i < ctx->nextras; i++) rep_say(o, "  deleted at source, kept in target: %s\n", ctx->extras[i]);
         if (ctx->total.extra > ctx->nextras)
             rep_say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));
+        for (size_t i = 0; i < ctx->narchived; i++)
+            fprintf(stderr, "replicate: archived, not copied: %s\n", ctx->archived[i]);
+        if (ctx->total.archived > ctx->narchived)
+            fprintf(stderr, "replicate: ... and %llu more archived objects\n",
+                    (unsigned long long)(ctx->total.archived - ctx->narchived));
     }
     for (size_t i = 0; i < ctx->nfailures; i++) fprintf(stderr, "replicate: FAILED %s\n", ctx->failures[i]);
     if (ctx->total.failed > ctx->nfailures)

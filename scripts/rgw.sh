@@ -227,12 +227,17 @@ CONF
 
   launch "$NAME" radosgw -c "$CONF" -n "$NAME" -f
   wait_for "HTTP 200 on http://127.0.0.1:$PORT/" "$NAME" "$DIR/log/$NAME.log" http_ok "$PORT"
-  # A second storage class (the tests write to it with --storage-class): added to the zonegroup and zone that
+  # More storage classes (the tests write to them with --storage-class): added to the zonegroup and zone that
   # radosgw's first start created, then radosgw is started again to read them.
-  run setup radosgw-admin -c "$CONF" -n "$NAME" zonegroup placement add --rgw-zonegroup default \
-    --placement-id default-placement --storage-class STANDARD_IA
-  run setup radosgw-admin -c "$CONF" -n "$NAME" zone placement add --rgw-zone default \
-    --placement-id default-placement --storage-class STANDARD_IA --data-pool default.rgw.standard-ia.data
+  # GLACIER stands for an archive class: RGW lists it as written (and serves it: the fault proxy plays S3's
+  # InvalidObjectState).
+  local sc
+  for sc in STANDARD_IA GLACIER; do
+    run setup radosgw-admin -c "$CONF" -n "$NAME" zonegroup placement add --rgw-zonegroup default \
+      --placement-id default-placement --storage-class "$sc"
+    run setup radosgw-admin -c "$CONF" -n "$NAME" zone placement add --rgw-zone default \
+      --placement-id default-placement --storage-class "$sc" --data-pool "default.rgw.${sc,,}.data"
+  done
   local rgw_pid
   rgw_pid=$(awk -v n="$NAME" '$2 == n { print $1 }' "$DIR/pids" | tail -n 1)
   kill "$rgw_pid" 2>/dev/null || true

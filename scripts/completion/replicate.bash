@@ -7,7 +7,7 @@ _replicate_static_options="
 --source-profile --target-profile --source-endpoint --target-endpoint --source-region --target-region
 --profile --endpoint --region --path-style --virtual-hosted --insecure
 --jobs --settle --max-passes --part-size --multipart-threshold --copy-threshold --max-memory --timeout
---retries --list-ranges --start-after --end-before --shard --no-tags --storage-class --dry-run
+--retries --list-ranges --start-after --end-before --shard --no-tags --skip-archived --storage-class --dry-run
 --allow-unversioned --enable-versioning --init-target --source-is-replica
 --maintenance-file --maintenance-on --maintenance-off --grace --maintenance-max
 --verify --deep --sample --status --max-age --max-drill-age --metrics-file

@@ -46,17 +46,18 @@ enum fault {
     F_BAD_XML,        /* listing replaced by 200 with malformed XML */
     F_ERROR_200,      /* copy/complete forwarded, client gets 200 with an <Error> body */
     F_CORRUPT_BODY,   /* one byte in the middle of an object's body changed: a GET's reply or a PUT's request (opt-in) */
+    F_ARCHIVED,       /* 403 InvalidObjectState, as Amazon S3 answers a GET or copy of a GLACIER object (opt-in) */
     F_NKINDS
 };
 
 static const char *const fault_names[F_NKINDS] = {
     "none",           "slowdown", "internal",   "reset-before", "reset-request",
     "reset-response", "stall",    "short-body", "bad-xml",      "error-200",
-    "corrupt-body",
+    "corrupt-body",   "archived",
 };
 /* Kinds "all" (and the default) leave out: a changed body is not a transport accident a client can notice
  * by itself, so only the tests that check integrity ask for it. */
-#define OPT_IN_KIND(k) ((k) == F_CORRUPT_BODY)
+#define OPT_IN_KIND(k) ((k) == F_CORRUPT_BODY || (k) == F_ARCHIVED)
 
 enum badxml { BX_ANY, BX_TRUNCATED, BX_GARBAGE, BX_OVERSIZED };
 
@@ -693,6 +694,10 @@ static void reply_fault(struct conn *c, bool close_conn)
     case F_BAD_XML:
         reply_bad_xml(c, close_conn);
         break;
+    case F_ARCHIVED:
+        reply_error(c, 403, "Forbidden", NULL, "InvalidObjectState",
+                    "The operation is not valid for the object's storage class", close_conn);
+        break;
     default:
         break;
     }
@@ -1016,6 +1021,7 @@ static bool request_head(struct conn *c)
     case F_SLOWDOWN:
     case F_INTERNAL:
     case F_BAD_XML:
+    case F_ARCHIVED:
         buf_drop(b, hl);
         x->rq_disp = RQ_DRAIN;
         if (x->has_body && x->expect100) {
@@ -1454,7 +1460,8 @@ static void usage(FILE *f)
                "                  [--stall-seconds 30] [--count-file FILE] [--only SUBSTRING]\n"
                "kinds: slowdown internal reset-before reset-request reset-response stall short-body\n"
                "       bad-xml error-200 (all by default), corrupt-body (only when named: one byte of an object\n"
-               "       GET's body changed); rules also take none, bad-xml-truncated,\n"
+               "       GET's body changed), archived (only when named: 403 InvalidObjectState, as S3 answers\n"
+               "       for a GLACIER object); rules also take none, bad-xml-truncated,\n"
                "       bad-xml-garbage, bad-xml-oversized. A rule applies to requests whose \"METHOD URI\"\n"
                "       contains SUBSTRING; the first matching rule wins over --rate. --only: --rate faults only\n"
                "       requests whose \"METHOD URI\" contains SUBSTRING.\n");
