@@ -45,6 +45,7 @@ struct s3_client {
     char *base;      /* scheme://host[:port] */
     char *scheme;
     char *host;      /* host[:port] as sent in Host: */
+    unsigned where;  /* bumped when the region (and with it an AWS endpoint) changes: requests re-address */
 };
 
 /* A request's life: QUEUED (waiting for a retry/deferred timer) -> RUNNING (in the multi handle) ->
@@ -58,6 +59,8 @@ struct s3_request {
     CURL *easy;
     struct curl_slist *hdrs;
     char *method, *bucket, *key, *canonical_uri, *canonical_query, *url;
+    unsigned where; /* the client's `where` when url was built and the attempt signed */
+    int region_moves; /* times this request was sent again for another region */
     struct s3_kv *xh; /* extra headers */
     size_t nxh;
     const void *body;
@@ -570,10 +573,78 @@ static int add_header(struct curl_slist **l, const char *name, const char *value
     return 0;
 }
 
+/* rq->url from the client's current address and the request's canonical URI and query. 0 or -1. */
+static int build_url(struct s3_request *rq)
+{
+    struct s3_client *c = rq->client;
+    bool vhost = !c->cfg.path_style && rq->bucket[0];
+    char *url = NULL;
+    int n;
+    if (vhost)
+        n = asprintf(&url, "%s://%s.%s%s%s%s", c->scheme, rq->bucket, c->host, rq->canonical_uri,
+                     rq->canonical_query[0] ? "?" : "", rq->canonical_query);
+    else
+        n = asprintf(&url, "%s%s%s%s", c->base, rq->canonical_uri, rq->canonical_query[0] ? "?" : "",
+                     rq->canonical_query);
+    if (n < 0) return -1;
+    free(rq->url);
+    rq->url = url;
+    rq->where = c->where;
+    return 0;
+}
+
+/* The bucket lives in another region than the one configured: S3 says so with 400 AuthorizationHeaderMalformed
+ * (<Region>) or 301 PermanentRedirect, and x-amz-bucket-region. The client signs for that region from now on
+ * (and, on an AWS regional endpoint, addresses that region's endpoint), said once at -v. Returns true when the
+ * request is to be sent again at once: the region changed, now or since this attempt was signed. */
+static bool region_moved(struct s3_request *rq, long status, const struct s3_error_info *e)
+{
+    struct s3_client *c = rq->client;
+    const char *hdr = NULL;
+    for (size_t i = 0; i < rq->nrh; i++)
+        if (strcmp(rq->rh[i].name, "x-amz-bucket-region") == 0) hdr = rq->rh[i].value;
+    /* a HEAD reply has no body: then the header alone says it */
+    bool malformed = e->code ? strcmp(e->code, "AuthorizationHeaderMalformed") == 0 : hdr != NULL;
+    if (!(status == 301 || (status == 400 && malformed))) return false;
+    if (rq->where != c->where) return true; /* another request already moved the client */
+    const char *want = e->region ? e->region : hdr;
+    if (!want || !want[0] || strlen(want) > 64 || strcmp(want, c->cfg.region) == 0) return false;
+    for (const char *p = want; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-')) return false;
+    char *region = strdup(want), *host = NULL, *base = NULL;
+    if (!region) return false;
+    /* an AWS regional endpoint follows the region (s3.REGION.amazonaws.com); any other endpoint stays */
+    char old[80];
+    snprintf(old, sizeof old, "s3.%s.amazonaws.com", c->cfg.region);
+    if (strcmp(c->host, old) == 0 || strcmp(c->host, "s3.amazonaws.com") == 0) {
+        if (asprintf(&host, "s3.%s.amazonaws.com", region) < 0) host = NULL;
+        if (host && asprintf(&base, "%s://%s", c->scheme, host) < 0) base = NULL;
+        if (!host || !base) {
+            free(region);
+            free(host);
+            return false;
+        }
+        free(c->host);
+        free(c->base);
+        c->host = host;
+        c->base = base;
+    }
+    s3_log(S3_LOG_INFO, "s3://%s is in region %s, not %s: signing for %s%s%s from now on", rq->bucket, region,
+           c->cfg.region, region, host ? " at " : "", host ? host : "");
+    free(c->cfg.region);
+    c->cfg.region = region;
+    c->where++;
+    return true;
+}
+
 /* Signs the attempt and (re)configures the easy handle. Returns 0 or -1 (allocation). */
 static int attempt_prepare(struct s3_request *rq)
 {
     struct s3_client *c = rq->client;
+    if (rq->where != c->where) { /* the region moved since the URL was built */
+        if (build_url(rq) != 0) return -1;
+        curl_easy_setopt(rq->easy, CURLOPT_URL, rq->url);
+    }
     char amz_date[17];
     time_t now = time(NULL);
     struct tm tm;
@@ -810,17 +881,24 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
     }
 
     int max = rq->max_attempts > 0 ? rq->max_attempts : loop->opts.retry.max_attempts;
+    bool moved = err == S3_ERR_HTTP && rq->region_moves < 2 && !rq->on_sink && !rq->body_source &&
+                 region_moved(rq, status, &einfo);
+    if (moved) { /* sent again at once, signed for the bucket's region; not counted as a retry */
+        rq->region_moves++;
+        rq->attempt--;
+        cls = S3_RETRY_YES;
+    }
     if (s3_log_enabled(S3_LOG_DEBUG)) {
         double t = 0;
         if (rq->forced == S3_OK) curl_easy_getinfo(rq->easy, CURLINFO_TOTAL_TIME, &t);
         s3_log(S3_LOG_DEBUG, "%s s3://%s/%s -> %ld%s%s (%.1f ms, attempt %d)", rq->method, rq->bucket,
                rq->key ? rq->key : "", status, code ? " " : "", code ? code : "", t * 1000, rq->attempt);
     }
-    if (err != S3_OK && cls != S3_RETRY_NO && rq->attempt < max) {
+    if (err != S3_OK && cls != S3_RETRY_NO && (rq->attempt < max || moved)) {
         double ra = -1;
         for (size_t i = 0; i < rq->nrh; i++)
             if (strcmp(rq->rh[i].name, "retry-after") == 0) ra = s3_retry_after_parse(rq->rh[i].value, (double)time(NULL));
-        double delay = s3_loop_retry_delay(loop, rq->attempt, cls, ra);
+        double delay = moved ? 0 : s3_loop_retry_delay(loop, rq->attempt, cls, ra);
         s3_log(S3_LOG_INFO, "%s s3://%s/%s: %s%s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
                rq->key ? rq->key : "",
                err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ",
@@ -955,17 +1033,7 @@ static struct s3_request *request_start(struct s3_client *c, const struct s3_req
     rq->canonical_uri = s3_uri_encode_path(vhost ? NULL : rq->bucket, rq->key);
     rq->canonical_query = sigv4_canonical_query(spec->query, spec->nquery);
     if (!rq->canonical_uri || !rq->canonical_query) goto error_clean_up;
-    int n;
-    if (vhost)
-        n = asprintf(&rq->url, "%s://%s.%s%s%s%s", c->scheme, rq->bucket, c->host, rq->canonical_uri,
-                     rq->canonical_query[0] ? "?" : "", rq->canonical_query);
-    else
-        n = asprintf(&rq->url, "%s%s%s%s", c->base, rq->canonical_uri, rq->canonical_query[0] ? "?" : "",
-                     rq->canonical_query);
-    if (n < 0) {
-        rq->url = NULL;
-        goto error_clean_up;
-    }
+    if (build_url(rq) != 0) goto error_clean_up;
     if (easy_setup(rq) != 0) goto error_clean_up;
 
     const char *m = rq->method;

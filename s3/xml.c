@@ -469,6 +469,7 @@ void s3_error_info_free(struct s3_error_info *e)
     free(e->message);
     free(e->resource);
     free(e->request_id);
+    free(e->region);
     memset(e, 0, sizeof *e);
 }
 
@@ -492,6 +493,8 @@ enum s3_err s3_xml_parse_error(const char *body, size_t len, struct s3_error_inf
             err = take_text(c, &out->resource);
         else if (node_is(c, "RequestId"))
             err = take_text(c, &out->request_id);
+        else if (node_is(c, "Region"))
+            err = take_text(c, &out->region);
     }
 out:
     xmlFreeDoc(doc);

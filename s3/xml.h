@@ -41,6 +41,7 @@ struct s3_error_info {
     char *message;    /* may be NULL or "" (RGW sends empty <Message/>) */
     char *resource;   /* may be NULL */
     char *request_id; /* may be NULL */
+    char *region;     /* <Region>: the bucket's region, in AuthorizationHeaderMalformed and redirects; or NULL */
 };
 
 /* ListObjectsV2 result (<ListBucketResult>). Handles EncodingType=url (keys then percent-decoded). */

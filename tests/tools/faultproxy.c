@@ -47,17 +47,18 @@ enum fault {
     F_ERROR_200,      /* copy/complete forwarded, client gets 200 with an <Error> body */
     F_CORRUPT_BODY,   /* one byte in the middle of an object's body changed: a GET's reply or a PUT's request (opt-in) */
     F_ARCHIVED,       /* 403 InvalidObjectState, as Amazon S3 answers a GET or copy of a GLACIER object (opt-in) */
+    F_WRONG_REGION,   /* --bucket-region: a request signed for another region gets S3's 400 AuthorizationHeaderMalformed */
     F_NKINDS
 };
 
 static const char *const fault_names[F_NKINDS] = {
     "none",           "slowdown", "internal",   "reset-before", "reset-request",
     "reset-response", "stall",    "short-body", "bad-xml",      "error-200",
-    "corrupt-body",   "archived",
+    "corrupt-body",   "archived",   "wrong-region",
 };
 /* Kinds "all" (and the default) leave out: a changed body is not a transport accident a client can notice
  * by itself, so only the tests that check integrity ask for it. */
-#define OPT_IN_KIND(k) ((k) == F_CORRUPT_BODY || (k) == F_ARCHIVED)
+#define OPT_IN_KIND(k) ((k) == F_CORRUPT_BODY || (k) == F_ARCHIVED || (k) == F_WRONG_REGION)
 
 enum badxml { BX_ANY, BX_TRUNCATED, BX_GARBAGE, BX_OVERSIZED };
 
@@ -69,6 +70,7 @@ struct rule {
 
 static struct {
     const char *listen, *upstream, *log_path, *count_path, *only;
+    const char *bucket_region; /* --bucket-region: requests not signed for it are refused as S3 does */
     double rate, stall_seconds;
     uint64_t seed;
     bool enabled[F_NKINDS];
@@ -300,6 +302,7 @@ static size_t framing_scan(struct framing *f, const char *p, size_t n)
 struct head_info {
     bool has_len, chunked, expect100, conn_close, conn_keepalive, copy_source, bad;
     uint64_t len;
+    char region[64]; /* the signing region in Authorization's credential scope, or "" */
 };
 
 static bool ci_contains(const char *s, size_t n, const char *needle)
@@ -355,6 +358,14 @@ static void parse_headers(const char *p, size_t n, struct head_info *h)
                 if (ci_contains(v, vlen, "keep-alive")) h->conn_keepalive = true;
             } else if (name_is(p, nlen, "x-amz-copy-source")) {
                 h->copy_source = true;
+            } else if (name_is(p, nlen, "authorization")) {
+                /* "AWS4-HMAC-SHA256 Credential=AK/20261201/REGION/s3/aws4_request, ..." */
+                const char *cr = memmem(v, vlen, "Credential=", 11);
+                const char *s1 = cr ? memchr(cr, '/', (size_t)(ve - cr)) : NULL;
+                const char *s2 = s1 ? memchr(s1 + 1, '/', (size_t)(ve - s1 - 1)) : NULL;
+                const char *s3 = s2 ? memchr(s2 + 1, '/', (size_t)(ve - s2 - 1)) : NULL;
+                if (s3 && (size_t)(s3 - s2 - 1) < sizeof h->region)
+                    snprintf(h->region, sizeof h->region, "%.*s", (int)(s3 - s2 - 1), s2 + 1);
             }
         }
         p = nl + 1;
@@ -407,7 +418,7 @@ struct gen {
 
 /* One request/response exchange. */
 struct exch {
-    bool active, logged, head_sent, close_after, is_head, has_body, expect100, copy_source;
+    bool active, logged, head_sent, close_after, is_head, has_body, expect100, copy_source, wrong_region;
     char *line; /* "METHOD URI", owned */
     char method[16];
     const char *uri; /* inside line */
@@ -698,6 +709,15 @@ static void reply_fault(struct conn *c, bool close_conn)
         reply_error(c, 403, "Forbidden", NULL, "InvalidObjectState",
                     "The operation is not valid for the object's storage class", close_conn);
         break;
+    case F_WRONG_REGION: {
+        const char *want = opt.bucket_region ? opt.bucket_region : "eu-west-1";
+        char extra[128], msg[200];
+        snprintf(extra, sizeof extra, "x-amz-bucket-region: %s\r\n", want);
+        snprintf(msg, sizeof msg, "The authorization header is malformed; the region is wrong; expecting '%s'</Message>"
+                 "<Region>%s", want, want);
+        reply_error(c, 400, "Bad Request", extra, "AuthorizationHeaderMalformed", msg, close_conn);
+        break;
+    }
     default:
         break;
     }
@@ -1001,7 +1021,8 @@ static bool request_head(struct conn *c)
         framing_init(&x->rqf, h.has_len ? FR_LEN : FR_NONE, h.len);
     x->has_body = !x->rqf.done;
     x->rq_st = x->has_body ? RQ_BODY : RQ_DONE;
-    x->fault = decide(x);
+    x->wrong_region = opt.bucket_region && strcmp(h.region, opt.bucket_region) != 0;
+    x->fault = x->wrong_region ? F_WRONG_REGION : decide(x);
     if (x->fault == F_CORRUPT_BODY && strcmp(x->method, "PUT") == 0) {
         if (x->rqf.type == FR_LEN) x->rq_cut = x->rqf.left / 2; /* the offset of the byte to change */
         else x->fault = F_NONE;
@@ -1022,6 +1043,7 @@ static bool request_head(struct conn *c)
     case F_INTERNAL:
     case F_BAD_XML:
     case F_ARCHIVED:
+    case F_WRONG_REGION:
         buf_drop(b, hl);
         x->rq_disp = RQ_DRAIN;
         if (x->has_body && x->expect100) {
@@ -1458,13 +1480,15 @@ static void usage(FILE *f)
     fprintf(f, "usage: faultproxy --listen HOST:PORT --upstream HOST:PORT [--rate 0.10] [--seed N]\n"
                "                  [--faults KIND,...] [--rule KIND:SUBSTRING]... [--log FILE]\n"
                "                  [--stall-seconds 30] [--count-file FILE] [--only SUBSTRING]\n"
+               "                  [--bucket-region REGION]\n"
                "kinds: slowdown internal reset-before reset-request reset-response stall short-body\n"
                "       bad-xml error-200 (all by default), corrupt-body (only when named: one byte of an object\n"
                "       GET's body changed), archived (only when named: 403 InvalidObjectState, as S3 answers\n"
                "       for a GLACIER object); rules also take none, bad-xml-truncated,\n"
                "       bad-xml-garbage, bad-xml-oversized. A rule applies to requests whose \"METHOD URI\"\n"
                "       contains SUBSTRING; the first matching rule wins over --rate. --only: --rate faults only\n"
-               "       requests whose \"METHOD URI\" contains SUBSTRING.\n");
+               "       requests whose \"METHOD URI\" contains SUBSTRING. --bucket-region: every request signed for\n"
+               "       another region gets 400 AuthorizationHeaderMalformed naming REGION (as Amazon S3 answers).\n");
 }
 
 static bool parse_kind(const char *s, size_t n, enum fault *kind, enum badxml *variant)
@@ -1551,6 +1575,7 @@ static bool parse_args(int argc, char **argv)
         {"stall-seconds", required_argument, NULL, 'S'},
         {"count-file", required_argument, NULL, 'c'},
         {"only", required_argument, NULL, 'O'},
+        {"bucket-region", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1567,6 +1592,9 @@ static bool parse_args(int argc, char **argv)
             break;
         case 'O':
             opt.only = optarg;
+            break;
+        case 'B':
+            opt.bucket_region = optarg;
             break;
         case 'u':
             opt.upstream = optarg;
