@@ -54,7 +54,7 @@ static void say_lacks(const struct manifest_summary *s)
     else if (!store_summary_complete(s))
         fprintf(stderr, "replicate: warning: run %s ended \"%s\" before its first pass completed: keys it did not "
                         "reach are not in its restore point\n", s->run_id, s->result);
-    else if (strcmp(s->result, "ok") != 0)
+    else if (strcmp(s->result, "ok") != 0 && strcmp(s->result, "not-converged") != 0)
         fprintf(stderr, "replicate: warning: run %s ended \"%s\" (%llu objects failed): those keys are restored as "
                         "an earlier pass or run recorded them, or not at all\n", s->run_id, s->result,
                 (unsigned long long)s->trailer.failed);
@@ -67,7 +67,10 @@ static int run_wanted(const struct rep_options *o, const char *name, const struc
         size_t l = strlen(o->run_id);
         return strncmp(name, o->run_id, l) == 0 && strcmp(name + l, ".jsonl") == 0;
     }
-    if (!s->trailer_found || !s->result || strcmp(s->result, "ok") != 0) return 0;
+    /* a restore point: a run that ended with every copy made ("not-converged" only says its last pass was
+     * longer than --settle) */
+    if (!s->trailer_found || !s->result || (strcmp(s->result, "ok") != 0 && strcmp(s->result, "not-converged") != 0))
+        return 0;
     return !o->at_given || (double)s->trailer.ended <= o->at;
 }
 

@@ -26,6 +26,8 @@
 #
 # Output: the markdown table on stdout and in build/bench-results.md, the raw figures in
 # build/bench-results.jsonl and build/bench-meta.json (scripts/bench_report.py report can redo the table); BENCH_UPDATE_README=1 also rewrites the README's "## Performance" section.
+# Restores (BENCH_RESTORE=1, BENCH_RESTORE_TOOLS "replicate rclone-64"): the small and large corpora backed up
+# A -> B, then restored B -> a fresh bucket on A: replicate --restore against rclone copy --s3-version-at.
 # Quick run: BENCH_SMALL=500 BENCH_LARGE_MB=16 BENCH_REPEAT=1 BENCH_SCALE=0 scripts/bench.sh
 set -uo pipefail
 # Debian's tools first (/usr/bin/aws, python3, ...): a pip or pyenv copy earlier on PATH is not what we install.
@@ -399,6 +401,64 @@ for c in $BENCH_CORPORA; do
     done
   done
 done
+
+# ---- restore (issue 13): the small and large corpora backed up across endpoints (A -> B, not measured), then
+# given back from B into a fresh bucket on A as of that run: replicate --restore against rclone copy
+# --s3-version-at of the same time (its best settings), each measured and checked against the source.
+restore_bench() { # CORPUS
+  local corpus=$1 src bk at tool dst base rc
+  src=${SRC_BUCKET[$corpus]}
+  bk=bk$run_seq-$corpus
+  run_seq=$((run_seq + 1))
+  say "$corpus / restore: backing up s3://$src to s3://$bk on b (not measured)"
+  s3tool_on b mkbucket "$bk" --versioned >/dev/null || die "mkbucket $bk"
+  "$REP" --source-endpoint "$A" --target-endpoint "$B" --source-profile a --target-profile b --no-progress \
+    --settle 0 --max-passes 1 --state-dir "$work/state-bk$run_seq" "s3://$src" "s3://$bk" >/dev/null 2>&1
+  rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 4 ] || die "the backup for the restore bench failed (exit $rc)"
+  sleep 1.1
+  at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  sleep 1.1
+  for tool in $BENCH_RESTORE_TOOLS; do
+    run_seq=$((run_seq + 1))
+    dst=rs$run_seq-$corpus-$tool
+    base=$work/r$run_seq-restore
+    s3tool_on a mkbucket "$dst" >/dev/null || die "mkbucket $dst"
+    say "$corpus / cross / $tool: restore s3://$bk (b) as of $at -> s3://$dst (a)"
+    case $tool in
+      replicate) CMD=(timeout -k 10 "$BENCH_TIMEOUT" "$REP" --restore --source-endpoint "$B" --target-endpoint "$A"
+        --source-profile b --target-profile a --no-progress --json --state-dir "$work/state-$run_seq"
+        "s3://$bk" "s3://$dst") ;;
+      # (rclone 1.60's --s3-version-at client refuses to start when AWS_CA_BUNDLE is set, even for http)
+      rclone-64) CMD=(timeout -k 10 "$BENCH_TIMEOUT" env -u AWS_CA_BUNDLE rclone --config "$RCONF" copy "b:$bk" "a:$dst"
+        --s3-version-at "$at" --exclude ".replicate/**" --transfers 64 --checkers 64 --checksum) ;;
+      *) die "unknown restore tool $tool (BENCH_RESTORE_TOOLS: replicate rclone-64)" ;;
+    esac
+    measure "$base" "${CMD[@]}"
+    python3 "$REPORT" check --src-list "$work/list-$src.json" --src-endpoint "$A" --src-profile a --src-bucket "$src" \
+      --dst-endpoint "$A" --dst-profile a --dst-bucket "$dst" --md5-cache "$work/md5-cache.json" --sample 1 \
+      --sample-offset "$run_seq" --out "$base.c.json" >/dev/null 2>"$base.check.err"
+    local tj=()
+    [ "$tool" = replicate ] && tj=(--tool-json "$base.out")
+    python3 "$REPORT" record --results "$RESULTS" --measure "$base.m.json" --check "$base.c.json" --ok-rc 0 \
+      "${tj[@]}" kind=phase corpus="$corpus" mode=cross tool="$tool" rep=1 phase=restore note="" target="$dst"
+    if ! grep -q '"ok": true' "$base.c.json" 2>/dev/null; then
+      { tail -n 5 "$base.err" "$base.check.err" 2>/dev/null; } | sed 's/^/    | /'
+    fi
+    free_bucket a "$dst"
+  done
+  free_bucket b "$bk"
+}
+BENCH_RESTORE=${BENCH_RESTORE:-1}
+BENCH_RESTORE_TOOLS=${BENCH_RESTORE_TOOLS:-replicate rclone-64}
+if [ "$BENCH_RESTORE" = 1 ] && [[ " ${tools[*]} " == *" replicate "* ]]; then
+  for c in $BENCH_CORPORA; do
+    [ "$c" = mixed ] && continue
+    rgw_restart "restore bench: $c"
+    ready_for "$c"
+    restore_bench "$c"
+  done
+fi
 
 # ---- memory scaling: replicate no-change pass over BENCH_SCALE objects (same endpoint), on a fresh pair.
 # Source and versioned target cost the OSDs about 75-100 KB of RAM per object together: when that does not fit

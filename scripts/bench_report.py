@@ -293,7 +293,7 @@ def cmd_record(a):
         if not chk.get("ok"):
             why.append("check: " + chk.get("why", "?"))
     rec["corpus_objects"] = chk.get("source", 0)
-    if rec.get("phase") == "full":
+    if rec.get("phase") in ("full", "restore"):
         rec["objects"], rec["bytes"] = chk.get("source", 0), chk.get("source_bytes", 0)
     elif rec.get("phase") == "delta":
         rec["objects"], rec["bytes"] = chk.get("live_objects", 0), chk.get("live_bytes", 0)
@@ -313,7 +313,7 @@ def cmd_record(a):
 
 
 # ---------------------------------------------------------------- report
-PHASES = ["full", "no-change", "delta"]
+PHASES = ["full", "no-change", "delta", "restore"]
 TOOL_ORDER = ["replicate", "rclone-64", "rclone-default", "aws-64", "aws-default"]
 TOOL_LABEL = {
     "replicate": "replicate",
