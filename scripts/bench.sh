@@ -27,7 +27,8 @@
 # Output: the markdown table on stdout and in build/bench-results.md, the raw figures in
 # build/bench-results.jsonl and build/bench-meta.json (scripts/bench_report.py report can redo the table); BENCH_UPDATE_README=1 also rewrites the README's "## Performance" section.
 # Restores (BENCH_RESTORE=1, BENCH_RESTORE_TOOLS "replicate rclone-64"): the small and large corpora backed up
-# A -> B, then restored B -> a fresh bucket on A: replicate --restore against rclone copy --s3-version-at.
+# A -> B, then restored B -> a fresh bucket on A: replicate --restore against rclone copy of the backup as of
+# that time (the source remote's version_at, which is what --s3-version-at sets).
 # Quick run: BENCH_SMALL=500 BENCH_LARGE_MB=16 BENCH_REPEAT=1 BENCH_SCALE=0 scripts/bench.sh
 set -uo pipefail
 # Debian's tools first (/usr/bin/aws, python3, ...): a pip or pyenv copy earlier on PATH is not what we install.
@@ -430,8 +431,9 @@ restore_bench() { # CORPUS
         --source-profile b --target-profile a --no-progress --json --state-dir "$work/state-$run_seq"
         "s3://$bk" "s3://$dst") ;;
       # (rclone 1.60's --s3-version-at client refuses to start when AWS_CA_BUNDLE is set, even for http)
-      rclone-64) CMD=(timeout -k 10 "$BENCH_TIMEOUT" env -u AWS_CA_BUNDLE rclone --config "$RCONF" copy "b:$bk" "a:$dst"
-        --s3-version-at "$at" --exclude ".replicate/**" --transfers 64 --checkers 64 --checksum) ;;
+      # (version_at on the source remote only: --s3-version-at would make the destination read-only too)
+      rclone-64) CMD=(timeout -k 10 "$BENCH_TIMEOUT" env -u AWS_CA_BUNDLE rclone --config "$RCONF" copy
+        "b,version_at=\"$at\":$bk" "a:$dst" --exclude ".replicate/**" --transfers 64 --checkers 64 --checksum) ;;
       *) die "unknown restore tool $tool (BENCH_RESTORE_TOOLS: replicate rclone-64)" ;;
     esac
     measure "$base" "${CMD[@]}"
