@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "manifest/manifest.h"
 #include "replicator/maintenance.h"
+#include "replicator/metrics.h"
 #include "replicator/output.h"
 #include "replicator/notify.h"
 #include "replicator/pass.h"
@@ -352,6 +353,7 @@ struct run_summary {
     double gap;
     bool gap_zero_by_flag;
     double duration;
+    int64_t ended; /* unix time: the manifest trailer's and the metrics' */
     struct pass_result passes_r[64];
 };
 
@@ -401,35 +403,50 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     return j;
 }
 
-static void write_metrics(const struct rep_options *o, struct rep_ctx *ctx, const struct run_summary *s)
+/* The end of the newest successful run recorded in the state folder's manifests (at most the newest 50 looked
+ * at), or -1. */
+static double last_success_local(const char *state)
 {
-    if (!o->metrics_file) return;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics_file);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        s3_log(S3_LOG_WARN, "cannot write metrics to %s: %s", o->metrics_file, strerror(errno));
-        return;
+    double t = -1;
+    size_t n = 0;
+    char **list = state ? state_manifests(state, &n) : NULL;
+    for (size_t i = 0; i < n && i < 50 && t < 0; i++) {
+        struct manifest_summary ms;
+        char merr[256];
+        if (manifest_summary_read(list[i], &ms, merr, sizeof merr) != 0) continue;
+        if (ms.trailer_found && ms.result && strcmp(ms.result, "ok") == 0) t = (double)ms.trailer.ended;
+        manifest_summary_free(&ms);
     }
-    time_t now = time(NULL);
-    fprintf(f, "# HELP replicate_last_run_timestamp_seconds End of the last run.\n"
-               "# TYPE replicate_last_run_timestamp_seconds gauge\n"
-               "replicate_last_run_timestamp_seconds{target=\"%s\"} %lld\n",
-            o->dst_url, (long long)now);
-    if (s->exit_code == 0)
-        fprintf(f, "# TYPE replicate_last_success_timestamp_seconds gauge\n"
-                   "replicate_last_success_timestamp_seconds{target=\"%s\"} %lld\n",
-                o->dst_url, (long long)now);
-    fprintf(f, "# TYPE replicate_last_run_exit_code gauge\nreplicate_last_run_exit_code{target=\"%s\"} %d\n",
-            o->dst_url, s->exit_code);
-    fprintf(f, "# TYPE replicate_objects_copied gauge\nreplicate_objects_copied{target=\"%s\"} %llu\n", o->dst_url,
-            (unsigned long long)ctx->total.copied);
-    fprintf(f, "# TYPE replicate_bytes_copied gauge\nreplicate_bytes_copied{target=\"%s\"} %llu\n", o->dst_url,
-            (unsigned long long)ctx->total.bytes);
-    fprintf(f, "# TYPE replicate_objects_failed gauge\nreplicate_objects_failed{target=\"%s\"} %llu\n", o->dst_url,
-            (unsigned long long)ctx->total.failed);
-    fprintf(f, "# TYPE replicate_gap_seconds gauge\nreplicate_gap_seconds{target=\"%s\"} %.3f\n", o->dst_url, s->gap);
-    if (fclose(f) == 0) rename(tmp, o->metrics_file);
+    state_free_list(list, n);
+    return t;
+}
+
+/* --metrics-file: this run's samples, and the last success kept across failed runs (from the file itself, else
+ * the local manifests), so "time() - replicate_last_success_timestamp_seconds" keeps growing while backups fail. */
+static void write_metrics(const struct rep_options *o, struct rep_ctx *ctx, const struct run_summary *s,
+                          const char *state)
+{
+    if (!o->metrics_file || o->dry_run) return;
+    double last_ok = -1;
+    if (s->exit_code == EXIT_OK) last_ok = (double)s->ended;
+    else if (!metrics_read(o->metrics_file, "replicate_last_success_timestamp_seconds", o->dst_url, &last_ok))
+        last_ok = last_success_local(state);
+    struct metric_sample m[] = {
+        {"replicate_last_run_timestamp_seconds", "End of the last backup run (Unix time).", (double)s->ended},
+        {"replicate_last_run_exit_code", "Exit code of the last backup run (0 ok, 1 failed, 2 usage, 3 refused, "
+                                         "4 not converged, 130 interrupted).", s->exit_code},
+        {"replicate_last_run_duration_seconds", "Duration of the last backup run.", round(s->duration * 1000) / 1000},
+        {"replicate_objects_copied", "Objects copied by the last backup run.", (double)ctx->total.copied},
+        {"replicate_bytes_copied", "Bytes copied by the last backup run.", (double)ctx->total.bytes},
+        {"replicate_objects_failed", "Objects the last backup run failed to copy.", (double)ctx->total.failed},
+        {"replicate_gap_seconds", "Duration of the last pass that ran without a maintenance flag.",
+         round(s->gap * 1000) / 1000},
+        {"replicate_last_success_timestamp_seconds", "End of the last successful backup run (Unix time).", last_ok},
+    };
+    size_t n = sizeof m / sizeof *m - (last_ok < 0 ? 1 : 0); /* never a success: no sample, the alert's absent() */
+    char err[4400];
+    if (metrics_write(o->metrics_file, o->dst_url, m, n, err, sizeof err) != 0)
+        s3_log(S3_LOG_WARN, "cannot write the metrics: %s", err);
 }
 
 static void print_pass(const struct rep_options *o, int n, const struct pass_result *p)
@@ -487,6 +504,9 @@ int run_replicate(const struct rep_options *o)
 
     int rc = rep_open(ctx, o, true);
     if (rc != EXIT_OK) {
+        sum.exit_code = rc;
+        sum.ended = (int64_t)time(NULL);
+        write_metrics(o, ctx, &sum, NULL);
         rep_close(ctx);
         return rc;
     }
@@ -680,8 +700,9 @@ out:
     (void)maint_used;
     ev_now_update(ev);
     sum.duration = ev_now(ev) - t0;
+    sum.ended = (int64_t)time(NULL);
     if (mw) {
-        struct manifest_trailer mt = {.ended = (int64_t)time(NULL), .result = sum.result, .objects = ctx->total.copied,
+        struct manifest_trailer mt = {.ended = sum.ended, .result = sum.result, .objects = ctx->total.copied,
                                       .bytes = ctx->total.bytes, .failed = ctx->total.failed, .passes = sum.passes,
                                       .gap = sum.gap, .maintenance = sum.gap_zero_by_flag};
         bool trailer_ok = !ctx->manifest_failed && manifest_writer_trailer(mw, &mt) == 0;
@@ -739,7 +760,7 @@ out:
     }
     if (sum.exit_code != EXIT_OK && js) notify_failure(o, js);
     cJSON_Delete(js);
-    write_metrics(o, ctx, &sum);
+    write_metrics(o, ctx, &sum, state);
     if (s3_log_enabled(S3_LOG_DEBUG)) {
         struct s3_loop_stats ls;
         s3_loop_stats(ctx->loop, &ls);
