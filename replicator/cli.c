@@ -92,9 +92,12 @@ void cli_usage(FILE *f)
 "  --json                   one JSON summary on stdout at the end\n"
 "  -q, --quiet              only errors      -v, --verbose  more detail (-vv: every request)\n"
 "  --no-progress            no progress line even on a terminal\n"
+"  --log-format FORMAT      stderr as human lines (human, the default) or one JSON object per line (json:\n"
+"                           time, level, event, message, key, fields; with --json, stdout has the summary)\n"
 "  --state-dir DIR          manifests and locks (default $XDG_STATE_HOME/replicate or ~/.local/state/replicate)\n"
 "  --notify-cmd CMD         on failure, run CMD with the JSON summary on stdin\n"
 "  --notify-url URL         on failure, POST a Slack-compatible message to URL\n"
+"                           (both say why: first error, what to do, host, run id, exit code and meaning)\n"
 "  -h, --help  --version\n"
 "\n"
 "Exit codes:\n"
@@ -206,7 +209,7 @@ enum {
     OPT_MAINT_ON, OPT_MAINT_OFF, OPT_GRACE, OPT_MAINT_MAX, OPT_VERIFY, OPT_DEEP, OPT_SAMPLE, OPT_STATUS,
     OPT_MAX_AGE, OPT_NOTIFY_CMD, OPT_NOTIFY_URL, OPT_START_AFTER, OPT_END_BEFORE, OPT_SHARD, OPT_TIMEOUT,
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
-    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE,
+    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_LOG_FORMAT,
 };
 
 static const struct option long_opts[] = {
@@ -266,6 +269,7 @@ static const struct option long_opts[] = {
     {"only-missing", no_argument, 0, OPT_ONLY_MISSING},
     {"overwrite", no_argument, 0, OPT_OVERWRITE},
     {"max-drill-age", required_argument, 0, OPT_MAX_DRILL_AGE},
+    {"log-format", required_argument, 0, OPT_LOG_FORMAT},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -430,6 +434,11 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
                 return bad("--max-drill-age needs a duration like 30d, not \"%s\"", optarg);
             o->max_drill_age = d;
             break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "json") == 0) o->log_json = true;
+            else if (strcmp(optarg, "human") == 0) o->log_json = false;
+            else return bad("--log-format is human or json, not \"%s\"", optarg);
+            break;
         case 'h': cli_usage(stdout); return -1;
         case OPT_VERSION: printf("replicate %s\n", REPLICATE_VERSION); return -1;
         case ':': return bad("option %s needs a value", argv[optind - 1]);
@@ -445,7 +454,7 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     if (!o->dst_req.region) o->dst_req.region = region;
     o->src_req.path_style = o->dst_req.path_style = path_style;
     o->src_req.insecure = o->dst_req.insecure = insecure;
-    if (o->quiet || o->json) o->progress = false;
+    if (o->quiet || o->json || o->log_json) o->progress = false;
 
     int nargs = argc - optind;
     char err[512];

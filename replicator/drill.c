@@ -229,7 +229,7 @@ static int record_drill(struct rep_ctx *ctx, const char *id, const cJSON *j)
                                 .nheaders = 1, .body = body, .body_len = strlen(body)};
     struct s3_response *resp = s3_request_wait(ctx->dst, &s);
     int rc = resp && resp->err == S3_OK ? 0 : -1;
-    if (rc) fprintf(stderr, "replicate: recording the drill in s3://%s/%s failed: %s\n", ctx->o->dst_bucket, key,
+    if (rc) s3_log_user(S3_LOG_ERROR, "recording the drill in s3://%s/%s failed: %s", ctx->o->dst_bucket, key,
                     resp ? resp->message : "out of memory");
     s3_response_free(resp);
     free(body);

@@ -60,6 +60,7 @@ struct rep_options {
     int retries;            /* attempts per request */
     int list_ranges;        /* parallel listing ranges for delta passes; 0 = automatic */
     const char *metrics_file; /* Prometheus textfile */
+    bool log_json;          /* --log-format json: one JSON object per line on stderr */
     /* restores and drills */
     const char *run_id;     /* --run: the run to restore (NULL = the latest successful one) */
     bool at_given;

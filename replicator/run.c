@@ -58,11 +58,11 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
     memset(ctx, 0, sizeof *ctx);
     ctx->o = o;
     if (need_source && s3_config_resolve(&o->src_req, &g_src_cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "replicate: source: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "source: %s", err);
         return EXIT_USAGE;
     }
     if (s3_config_resolve(&o->dst_req, &g_dst_cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "replicate: target: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "target: %s", err);
         return EXIT_USAGE;
     }
     struct s3_loop_options lo;
@@ -72,19 +72,19 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
     lo.retry.max_attempts = o->retries;
     ctx->loop = s3_loop_new(NULL, &lo);
     if (!ctx->loop) {
-        fprintf(stderr, "replicate: cannot initialise the network layer\n");
+        s3_log_user(S3_LOG_ERROR, "cannot initialise the network layer");
         return EXIT_FAILED;
     }
     if (need_source) {
         ctx->src = s3_reader_open(ctx->loop, &g_src_cfg, err, sizeof err);
         if (!ctx->src) {
-            fprintf(stderr, "replicate: source: %s\n", err);
+            s3_log_user(S3_LOG_ERROR, "source: %s", err);
             return EXIT_USAGE;
         }
     }
     ctx->dst = s3_client_new(ctx->loop, &g_dst_cfg, err, sizeof err);
     if (!ctx->dst) {
-        fprintf(stderr, "replicate: target: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "target: %s", err);
         return EXIT_USAGE;
     }
     ctx->dst_r = s3_client_reader(ctx->dst);
@@ -118,9 +118,11 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
     (void)revents;
     g_signals++;
     if (!g_ctx) return;
-    if (g_signals == 1)
-        fprintf(stderr, "\nreplicate: %s received: stopping (finishing nothing new, switching maintenance off)\n",
-                strsignal(w->signum));
+    if (g_signals == 1) {
+        if (g_ctx->o->progress) fputc('\n', stderr); /* below the progress line */
+        s3_log_user(S3_LOG_INFO, "%s received: stopping (finishing nothing new, switching maintenance off)",
+                    strsignal(w->signum));
+    }
     g_ctx->interrupted = true;
     s3_loop_cancel_all(g_ctx->loop);
 }
@@ -139,10 +141,15 @@ static void on_progress(struct ev_loop *ev, ev_timer *w, int revents)
                 ctx->pass, (unsigned long long)s->listed, (unsigned long long)s->copied, b,
                 el > 0 ? s->copied / el : 0.0, r,
                 (unsigned long long)s->skipped, (unsigned long long)s->failed);
-    else
-        s3_log(S3_LOG_INFO, "progress pass=%d listed=%llu copied=%llu bytes=%llu unchanged=%llu failed=%llu", ctx->pass,
-               (unsigned long long)s->listed, (unsigned long long)s->copied, (unsigned long long)s->bytes,
-               (unsigned long long)s->skipped, (unsigned long long)s->failed);
+    else {
+        struct s3_log_field f[] = {{"pass", NULL, ctx->pass}, {"listed", NULL, (double)s->listed},
+                                   {"copied", NULL, (double)s->copied}, {"bytes", NULL, (double)s->bytes},
+                                   {"unchanged", NULL, (double)s->skipped}, {"failed", NULL, (double)s->failed}};
+        s3_log_event(S3_LOG_INFO, "progress", NULL, f, sizeof f / sizeof *f,
+                     "progress pass=%d listed=%llu copied=%llu bytes=%llu unchanged=%llu failed=%llu", ctx->pass,
+                     (unsigned long long)s->listed, (unsigned long long)s->copied, (unsigned long long)s->bytes,
+                     (unsigned long long)s->skipped, (unsigned long long)s->failed);
+    }
 }
 
 static void progress_clear(const struct rep_options *o)
@@ -400,6 +407,11 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     for (size_t i = 0; i < ctx->nextras; i++) cJSON_AddItemToArray(x, cJSON_CreateString(ctx->extras[i]));
     if (manifest_path) cJSON_AddStringToObject(j, "manifest", manifest_path);
     if (message) cJSON_AddStringToObject(j, "message", message);
+    char fallback[1200] = "";
+    if (ctx->nfailures)
+        snprintf(fallback, sizeof fallback, "%llu object(s) failed after retries, e.g. %s",
+                 (unsigned long long)ctx->total.failed, ctx->failures[0]);
+    notify_explain(j, s->exit_code, fallback[0] ? fallback : NULL);
     return j;
 }
 
@@ -503,9 +515,17 @@ int run_replicate(const struct rep_options *o)
     bool maint_used = false;
 
     int rc = rep_open(ctx, o, true);
-    if (rc != EXIT_OK) {
+    if (rc != EXIT_OK) { /* configuration: reported like any failed run */
         sum.exit_code = rc;
         sum.ended = (int64_t)time(NULL);
+        cJSON *js = summary_json(ctx, &sum, run_id, NULL, NULL);
+        if (o->json && js) {
+            char *t = cJSON_Print(js);
+            if (t) printf("%s\n", t);
+            free(t);
+        }
+        if (js) notify_failure(o, js);
+        cJSON_Delete(js);
         write_metrics(o, ctx, &sum, NULL);
         rep_close(ctx);
         return rc;
@@ -527,13 +547,13 @@ int run_replicate(const struct rep_options *o)
 
     state = state_target_dir(o, s3_reader_config(ctx->dst_r)->endpoint, err, sizeof err);
     if (!state) {
-        fprintf(stderr, "replicate: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "%s", err);
         sum.exit_code = EXIT_USAGE;
         goto out;
     }
     lock_fd = state_lock(state, err, sizeof err);
     if (lock_fd < 0) {
-        fprintf(stderr, "replicate: refused: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "refused: %s", err);
         sum.exit_code = EXIT_REFUSED;
         sum.result = "refused";
         goto out;
@@ -541,7 +561,7 @@ int run_replicate(const struct rep_options *o)
     maint_init(&maint, o->maint_file, o->maint_on, o->maint_off, state);
     /* a flag left on by a killed run is cleared before anything else */
     int mr = maint_recover(state, err, sizeof err);
-    if (mr != 0) fprintf(stderr, "replicate: warning: %s\n", err);
+    if (mr != 0) s3_log_user(S3_LOG_WARN, "%s", err);
     if (mr < 0) {
         sum.exit_code = EXIT_FAILED;
         goto out;
@@ -566,7 +586,7 @@ int run_replicate(const struct rep_options *o)
         snprintf(manifest_path, sizeof manifest_path, "%s/manifests/%s.jsonl", state, run_id);
         mw = manifest_writer_open(manifest_path, err, sizeof err);
         if (!mw) {
-            fprintf(stderr, "replicate: cannot write the manifest: %s\n", err);
+            s3_log_user(S3_LOG_ERROR, "cannot write the manifest: %s", err);
             manifest_path[0] = '\0';
             goto out;
         }
@@ -585,7 +605,7 @@ int run_replicate(const struct rep_options *o)
         int hr = manifest_writer_header(mw, &mh);
         free(ojs);
         if (hr != 0) {
-            fprintf(stderr, "replicate: writing the manifest failed: %s\n", strerror(errno));
+            s3_log_user(S3_LOG_ERROR, "writing the manifest failed: %s", strerror(errno));
             goto out;
         }
         ctx->mw = mw;
@@ -627,8 +647,8 @@ int run_replicate(const struct rep_options *o)
     if (converged && maint_configured(&maint) && !ctx->interrupted && !ctx->manifest_failed && !o->dry_run) {
         maint_used = true;
         if (maint_on(&maint, run_id, err, sizeof err) != 0) {
-            fprintf(stderr, "replicate: switching maintenance on failed: %s\n  The final pass did not run; the "
-                            "flag is off.\n", err);
+            s3_log_user(S3_LOG_ERROR, "switching maintenance on failed: %s\n  The final pass did not run; the "
+                            "flag is off.", err);
             snprintf(message, sizeof message, "maintenance on failed: %s", err);
             sum.result = "maintenance-failed";
             sum.exit_code = EXIT_FAILED;
@@ -655,7 +675,7 @@ int run_replicate(const struct rep_options *o)
                 }
             }
             if (maint_off(&maint, err, sizeof err) != 0) {
-                fprintf(stderr, "replicate: SWITCHING MAINTENANCE OFF FAILED: %s\n  Switch the app back by hand.\n", err);
+                s3_log_user(S3_LOG_ERROR, "SWITCHING MAINTENANCE OFF FAILED: %s\n  Switch the app back by hand.", err);
                 snprintf(message, sizeof message, "maintenance off failed: %s", err);
                 converged = false;
             } else {
@@ -695,7 +715,7 @@ int run_replicate(const struct rep_options *o)
 out:
     if (maint.on) { /* any path that left the flag on */
         if (maint_off(&maint, err, sizeof err) != 0)
-            fprintf(stderr, "replicate: SWITCHING MAINTENANCE OFF FAILED: %s\n", err);
+            s3_log_user(S3_LOG_ERROR, "SWITCHING MAINTENANCE OFF FAILED: %s", err);
     }
     (void)maint_used;
     ev_now_update(ev);
@@ -711,8 +731,8 @@ out:
                 sum.exit_code = EXIT_FAILED;
                 sum.result = "failed";
             }
-            fprintf(stderr, "replicate: the manifest %s could not be written completely (%s); this run is not "
-                            "recorded as successful. Free space in the state directory.\n",
+            s3_log_user(S3_LOG_ERROR, "the manifest %s could not be written completely (%s); this run is not "
+                            "recorded as successful. Free space in the state directory.",
                     manifest_path, ctx->manifest_error[0] ? ctx->manifest_error : strerror(errno));
             /* without its header (a full disk from the start) it is not a manifest: do not leave it as the latest */
             struct manifest_summary ms;
@@ -747,10 +767,10 @@ out:
         if (ctx->total.extra > ctx->nextras)
             rep_say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));
     }
-    for (size_t i = 0; i < ctx->nfailures; i++) fprintf(stderr, "replicate: FAILED %s\n", ctx->failures[i]);
+    for (size_t i = 0; i < ctx->nfailures; i++) s3_log_user(S3_LOG_ERROR, "FAILED %s", ctx->failures[i]);
     if (ctx->total.failed > ctx->nfailures)
-        fprintf(stderr, "replicate: ... and %llu more failures\n", (unsigned long long)(ctx->total.failed - ctx->nfailures));
-    if (message[0]) fprintf(stderr, "replicate: %s\n", message);
+        s3_log_user(S3_LOG_ERROR, "... and %llu more failures", (unsigned long long)(ctx->total.failed - ctx->nfailures));
+    if (message[0]) s3_log_user(S3_LOG_ERROR, "%s", message);
 
     cJSON *js = summary_json(ctx, &sum, run_id, manifest_path[0] ? manifest_path : NULL, message[0] ? message : NULL);
     if (o->json && js) {

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <ev.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -813,18 +814,26 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
     if (s3_log_enabled(S3_LOG_DEBUG)) {
         double t = 0;
         if (rq->forced == S3_OK) curl_easy_getinfo(rq->easy, CURLINFO_TOTAL_TIME, &t);
-        s3_log(S3_LOG_DEBUG, "%s s3://%s/%s -> %ld%s%s (%.1f ms, attempt %d)", rq->method, rq->bucket,
-               rq->key ? rq->key : "", status, code ? " " : "", code ? code : "", t * 1000, rq->attempt);
+        struct s3_log_field f[] = {{"method", rq->method, 0}, {"bucket", rq->bucket, 0}, {"status", NULL, (double)status},
+                                   {"code", code ? code : "", 0}, {"ms", NULL, round(t * 10000) / 10},
+                                   {"attempt", NULL, rq->attempt}};
+        s3_log_event(S3_LOG_DEBUG, "request", rq->key, f, sizeof f / sizeof *f, "%s s3://%s/%s -> %ld%s%s (%.1f ms, attempt %d)",
+                     rq->method, rq->bucket, rq->key ? rq->key : "", status, code ? " " : "", code ? code : "", t * 1000,
+                     rq->attempt);
     }
     if (err != S3_OK && cls != S3_RETRY_NO && rq->attempt < max) {
         double ra = -1;
         for (size_t i = 0; i < rq->nrh; i++)
             if (strcmp(rq->rh[i].name, "retry-after") == 0) ra = s3_retry_after_parse(rq->rh[i].value, (double)time(NULL));
         double delay = s3_loop_retry_delay(loop, rq->attempt, cls, ra);
-        s3_log(S3_LOG_INFO, "%s s3://%s/%s: %s%s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
-               rq->key ? rq->key : "",
-               err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ",
-               err == S3_ERR_TRANSPORT ? "" : (code ? code : ""), "", delay, rq->attempt + 1, max);
+        const char *why = err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ";
+        struct s3_log_field f[] = {{"method", rq->method, 0}, {"bucket", rq->bucket, 0}, {"status", NULL, (double)status},
+                                   {"code", code ? code : "", 0}, {"delay", NULL, round(delay * 100) / 100},
+                                   {"attempt", NULL, rq->attempt + 1}, {"max_attempts", NULL, max}};
+        s3_log_event(S3_LOG_INFO, "retry", rq->key, f, sizeof f / sizeof *f,
+                     "%s s3://%s/%s: %s%s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
+                     rq->key ? rq->key : "", why, err == S3_ERR_TRANSPORT ? "" : (code ? code : ""), "", delay,
+                     rq->attempt + 1, max);
         s3_error_info_free(&einfo);
         if (rq->streamed && rq->on_reset) rq->on_reset(rq->body_ud);
         rq->state = REQ_QUEUED;

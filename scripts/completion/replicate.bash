@@ -12,7 +12,7 @@ _replicate_static_options="
 --maintenance-file --maintenance-on --maintenance-off --grace --maintenance-max
 --verify --deep --sample --status --max-age --max-drill-age --metrics-file
 --restore --restore-drill --run --at --only-missing --overwrite
---json --quiet --verbose --no-progress --state-dir --notify-cmd --notify-url --help --version
+--json --quiet --verbose --no-progress --log-format --state-dir --notify-cmd --notify-url --help --version
 "
 
 # The long options: from --help of the replicate on PATH, else the static list.
@@ -91,7 +91,7 @@ _replicate()
             mapfile -t COMPREPLY < <(compgen -c -- "$cur")
             return
             ;;
-        # values of options that --help does not list yet (object lock, storage class, log format)
+        # values of options (some that --help does not list yet: object lock, storage class)
         --retain-mode)
             mapfile -t COMPREPLY < <(compgen -W $'governance\ncompliance' -- "$cur")
             return
