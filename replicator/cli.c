@@ -32,9 +32,11 @@ void cli_usage(FILE *f)
 "  --source-region REGION   --target-region REGION\n"
 "  --profile NAME --endpoint URL --region REGION     the same for both sides\n"
 "  --path-style | --virtual-hosted                  addressing (default: path-style for custom endpoints)\n"
-"  --insecure                                       do not verify TLS certificates (tests only)\n"
+"  --source-ca-bundle FILE  --target-ca-bundle FILE  PEM file of the CAs to trust for https (a private CA);\n"
+"  --ca-bundle FILE                                 else AWS_CA_BUNDLE, else ca_bundle in the profile\n"
+"  --insecure                                       do not verify TLS certificates (tests only; says so)\n"
 "  Environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION,\n"
-"  AWS_ENDPOINT_URL, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE.\n"
+"  AWS_ENDPOINT_URL, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE, AWS_CA_BUNDLE.\n"
 "\n"
 "Copying:\n"
 "  -j, --jobs N             objects copied at once (default 64)\n"
@@ -209,7 +211,7 @@ enum {
     OPT_MAINT_ON, OPT_MAINT_OFF, OPT_GRACE, OPT_MAINT_MAX, OPT_VERIFY, OPT_DEEP, OPT_SAMPLE, OPT_STATUS,
     OPT_MAX_AGE, OPT_NOTIFY_CMD, OPT_NOTIFY_URL, OPT_START_AFTER, OPT_END_BEFORE, OPT_SHARD, OPT_TIMEOUT,
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
-    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_LOG_FORMAT,
+    OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_LOG_FORMAT, OPT_SRC_CA, OPT_DST_CA, OPT_CA,
 };
 
 static const struct option long_opts[] = {
@@ -226,6 +228,9 @@ static const struct option long_opts[] = {
     {"path-style", no_argument, 0, OPT_PATH_STYLE},
     {"virtual-hosted", no_argument, 0, OPT_VHOST},
     {"insecure", no_argument, 0, OPT_INSECURE},
+    {"source-ca-bundle", required_argument, 0, OPT_SRC_CA},
+    {"target-ca-bundle", required_argument, 0, OPT_DST_CA},
+    {"ca-bundle", required_argument, 0, OPT_CA},
     {"jobs", required_argument, 0, 'j'},
     {"settle", required_argument, 0, OPT_SETTLE},
     {"max-passes", required_argument, 0, OPT_MAX_PASSES},
@@ -311,7 +316,7 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     o->timeout = 60;
     o->retries = 10;
     o->progress = isatty(STDERR_FILENO);
-    const char *profile = NULL, *endpoint = NULL, *region = NULL;
+    const char *profile = NULL, *endpoint = NULL, *region = NULL, *ca_bundle = NULL;
     int path_style = -1;
     bool insecure = false;
     long v;
@@ -333,6 +338,9 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
         case OPT_PATH_STYLE: path_style = 1; break;
         case OPT_VHOST: path_style = 0; break;
         case OPT_INSECURE: insecure = true; break;
+        case OPT_SRC_CA: o->src_req.ca_bundle = optarg; break;
+        case OPT_DST_CA: o->dst_req.ca_bundle = optarg; break;
+        case OPT_CA: ca_bundle = optarg; break;
         case 'j':
             if (parse_int(optarg, 1, 4096, &v)) return bad("--jobs needs a number from 1 to 4096, not \"%s\"", optarg);
             o->jobs = (int)v;
@@ -454,6 +462,10 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     if (!o->dst_req.region) o->dst_req.region = region;
     o->src_req.path_style = o->dst_req.path_style = path_style;
     o->src_req.insecure = o->dst_req.insecure = insecure;
+    o->src_req.ca_option = o->src_req.ca_bundle ? "--source-ca-bundle" : "--ca-bundle";
+    o->dst_req.ca_option = o->dst_req.ca_bundle ? "--target-ca-bundle" : "--ca-bundle";
+    if (!o->src_req.ca_bundle) o->src_req.ca_bundle = ca_bundle;
+    if (!o->dst_req.ca_bundle) o->dst_req.ca_bundle = ca_bundle;
     if (o->quiet || o->json || o->log_json) o->progress = false;
 
     int nargs = argc - optind;

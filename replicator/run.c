@@ -88,6 +88,10 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
         return EXIT_USAGE;
     }
     ctx->dst_r = s3_client_reader(ctx->dst);
+    if (o->src_req.insecure || o->dst_req.insecure)
+        s3_log_user(S3_LOG_WARN, "--insecure: TLS certificate verification is off, so anyone on the network path "
+                                 "can read and change what is sent; give the CA with --source-ca-bundle/"
+                                 "--target-ca-bundle instead");
     ctx->server_side = need_source && s3_config_same_account(&g_src_cfg, &g_dst_cfg);
     return EXIT_OK;
 }

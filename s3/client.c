@@ -279,6 +279,9 @@ static int copy_config(struct s3_config *dst, const struct s3_config *src)
     dst->region = xstrdup(src->region ? src->region : "us-east-1");
     dst->path_style = src->path_style;
     dst->insecure = src->insecure;
+    dst->ca_bundle = xstrdup(src->ca_bundle);
+    dst->ca_source = xstrdup(src->ca_source);
+    if ((src->ca_bundle && !dst->ca_bundle) || (src->ca_source && !dst->ca_source)) return -1;
     dst->profile = xstrdup(src->profile);
     dst->creds.access_key = xstrdup(src->creds.access_key);
     dst->creds.secret_key = xstrdup(src->creds.secret_key);
@@ -670,6 +673,8 @@ static int easy_setup(struct s3_request *rq)
     if (rq->client->cfg.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (rq->client->cfg.ca_bundle) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, rq->client->cfg.ca_bundle);
     }
     const char *m = rq->method;
     if (strcmp(m, "HEAD") == 0) {
@@ -772,9 +777,25 @@ static const char *short_curl_reason(CURLcode c)
     case CURLE_RECV_ERROR: return "connection reset while receiving";
     case CURLE_SEND_ERROR: return "connection reset while sending";
     case CURLE_PARTIAL_FILE: return "reply body cut short";
-    case CURLE_PEER_FAILED_VERIFICATION: return "TLS certificate not trusted (use --insecure only for tests)";
+    case CURLE_PEER_FAILED_VERIFICATION: return "TLS certificate not trusted";
+    case CURLE_SSL_CACERT_BADFILE: return "the CA bundle cannot be used";
     default: return curl_easy_strerror(c);
     }
+}
+
+/* What to do about a TLS verification failure, into out ("" for other failures): which option gives the CA. */
+static void tls_advice(const struct s3_client *c, CURLcode code, char *out, size_t n)
+{
+    out[0] = '\0';
+    if (code != CURLE_PEER_FAILED_VERIFICATION && code != CURLE_SSL_CACERT_BADFILE) return;
+    if (c->cfg.ca_bundle && code == CURLE_SSL_CACERT_BADFILE)
+        snprintf(out, n, ": %s (from %s) is not a PEM file of CA certificates", c->cfg.ca_bundle, c->cfg.ca_source);
+    else if (c->cfg.ca_bundle)
+        snprintf(out, n, ": no CA in %s (from %s) signed the server's certificate", c->cfg.ca_bundle,
+                 c->cfg.ca_source);
+    else
+        snprintf(out, n, ": give its CA with --source-ca-bundle/--target-ca-bundle FILE, AWS_CA_BUNDLE or the "
+                         "profile's ca_bundle (--insecure: tests only)");
 }
 
 /* Decides the outcome of a finished attempt: fills resp on final completion, or schedules a retry and
@@ -873,10 +894,14 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
                  rq->attempt > 1 ? " (after retries)" : "");
         break;
     case S3_ERR_TRANSPORT:
-        snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: %s (%s; %d attempt%s)", rq->method, rq->bucket, k,
-                 short_curl_reason(rq->result), rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(rq->result),
-                 rq->attempt, rq->attempt == 1 ? "" : "s");
+    {
+        char advice[600];
+        tls_advice(rq->client, rq->result, advice, sizeof advice);
+        snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: %s (%s; %d attempt%s)%s", rq->method,
+                 rq->bucket, k, short_curl_reason(rq->result), rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(rq->result),
+                 rq->attempt, rq->attempt == 1 ? "" : "s", advice);
         break;
+    }
     case S3_ERR_READ_ONLY:
         snprintf(resp->message, sizeof resp->message,
                  "%s s3://%s/%s: refused: the source is opened read-only and this request would write", rq->method,

@@ -6,6 +6,7 @@
 _replicate_static_options="
 --source-profile --target-profile --source-endpoint --target-endpoint --source-region --target-region
 --profile --endpoint --region --path-style --virtual-hosted --insecure
+--source-ca-bundle --target-ca-bundle --ca-bundle
 --jobs --settle --max-passes --part-size --multipart-threshold --copy-threshold --max-memory --timeout
 --retries --list-ranges --start-after --end-before --shard --dry-run
 --allow-unversioned --enable-versioning --init-target --source-is-replica
@@ -82,7 +83,7 @@ _replicate()
             mapfile -t COMPREPLY < <(compgen -d -- "$cur")
             return
             ;;
-        --maintenance-file | --metrics-file)
+        --maintenance-file | --metrics-file | --source-ca-bundle | --target-ca-bundle | --ca-bundle)
             compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             return
