@@ -59,6 +59,9 @@ void cli_usage(FILE *f)
 "  --enable-versioning      turn versioning on for the target if it is off\n"
 "  --init-target            accept a non-empty target that has no .replicate/marker yet\n"
 "  --source-is-replica      accept a source that is itself a replica (has .replicate/marker)\n"
+"  --lease DURATION         the run's lease on the target (.replicate/lease: host, pid, run id), renewed while\n"
+"                           it runs: a run from another host or state dir is refused (exit 3) until it is\n"
+"                           released or, if its run died, expires (default 5m)\n"
 "\n"
 "Maintenance flag around the final pass:\n"
 "  --maintenance-file PATH  create PATH to switch the app into maintenance, remove it afterwards\n"
@@ -212,6 +215,7 @@ enum {
     OPT_MAX_AGE, OPT_NOTIFY_CMD, OPT_NOTIFY_URL, OPT_START_AFTER, OPT_END_BEFORE, OPT_SHARD, OPT_TIMEOUT,
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
     OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_LOG_FORMAT, OPT_SRC_CA, OPT_DST_CA, OPT_CA,
+    OPT_LEASE,
 };
 
 static const struct option long_opts[] = {
@@ -275,6 +279,7 @@ static const struct option long_opts[] = {
     {"overwrite", no_argument, 0, OPT_OVERWRITE},
     {"max-drill-age", required_argument, 0, OPT_MAX_DRILL_AGE},
     {"log-format", required_argument, 0, OPT_LOG_FORMAT},
+    {"lease", required_argument, 0, OPT_LEASE},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -315,6 +320,7 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     o->sample = 100;
     o->timeout = 60;
     o->retries = 10;
+    o->lease = 300;
     o->progress = isatty(STDERR_FILENO);
     const char *profile = NULL, *endpoint = NULL, *region = NULL, *ca_bundle = NULL;
     int path_style = -1;
@@ -441,6 +447,11 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
             if ((d = cli_parse_duration(optarg)) <= 0)
                 return bad("--max-drill-age needs a duration like 30d, not \"%s\"", optarg);
             o->max_drill_age = d;
+            break;
+        case OPT_LEASE:
+            if ((d = cli_parse_duration(optarg)) < 3 || d > 86400)
+                return bad("--lease needs a duration from 3s to 24h, like 5m, not \"%s\"", optarg);
+            o->lease = d;
             break;
         case OPT_LOG_FORMAT:
             if (strcmp(optarg, "json") == 0) o->log_json = true;

@@ -61,6 +61,7 @@ struct rep_options {
     int list_ranges;        /* parallel listing ranges for delta passes; 0 = automatic */
     const char *metrics_file; /* Prometheus textfile */
     bool log_json;          /* --log-format json: one JSON object per line on stderr */
+    double lease;           /* --lease: seconds a run's lease on the target lasts unless renewed (default 300) */
     /* restores and drills */
     const char *run_id;     /* --run: the run to restore (NULL = the latest successful one) */
     bool at_given;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "manifest/manifest.h"
+#include "replicator/lease.h"
 #include "replicator/maintenance.h"
 #include "replicator/metrics.h"
 #include "replicator/output.h"
@@ -517,6 +518,8 @@ int run_replicate(const struct rep_options *o)
     int lock_fd = -1;
     struct maint maint;
     bool maint_used = false;
+    struct lease *lease = NULL;
+    const char *lease_why = NULL;
 
     int rc = rep_open(ctx, o, true);
     if (rc != EXIT_OK) { /* configuration: reported like any failed run */
@@ -578,6 +581,14 @@ int run_replicate(const struct rep_options *o)
         sum.exit_code = rc;
         sum.result = rc == EXIT_REFUSED ? "refused" : "failed";
         goto out;
+    }
+    if (!o->dry_run) { /* after the safety checks, before any data is written */
+        rc = lease_acquire(ctx, run_id, state, o->lease, &lease);
+        if (rc != EXIT_OK) {
+            sum.exit_code = rc;
+            sum.result = rc == EXIT_REFUSED ? "refused" : rc == EXIT_INTERRUPTED ? "interrupted" : "failed";
+            goto out;
+        }
     }
     if (!o->quiet)
         rep_say(o, "replicating %s -> %s (%s copy%s)\n", o->src_url, o->dst_url,
@@ -690,7 +701,11 @@ int run_replicate(const struct rep_options *o)
     sum.gap = gap;
     if (!o->dry_run) pass_bounds_save(ctx, state);
 
-    if (ctx->interrupted) {
+    if (lease_lost(lease, &lease_why)) {
+        sum.result = "failed";
+        sum.exit_code = EXIT_FAILED;
+        snprintf(message, sizeof message, "%s", lease_why);
+    } else if (ctx->interrupted) {
         sum.result = "interrupted";
         sum.exit_code = EXIT_INTERRUPTED;
     } else if (ctx->manifest_failed) {
@@ -754,6 +769,7 @@ out:
             }
         }
     }
+    lease_release(ctx, lease); /* after the manifest upload: the lease covers every write */
     progress_clear(o);
     if (sum.passes > 0 || sum.exit_code == EXIT_OK) {
         char b[32];

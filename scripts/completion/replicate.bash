@@ -9,7 +9,7 @@ _replicate_static_options="
 --source-ca-bundle --target-ca-bundle --ca-bundle
 --jobs --settle --max-passes --part-size --multipart-threshold --copy-threshold --max-memory --timeout
 --retries --list-ranges --start-after --end-before --shard --dry-run
---allow-unversioned --enable-versioning --init-target --source-is-replica
+--allow-unversioned --enable-versioning --init-target --source-is-replica --lease
 --maintenance-file --maintenance-on --maintenance-off --grace --maintenance-max
 --verify --deep --sample --status --max-age --max-drill-age --metrics-file
 --restore --restore-drill --run --at --only-missing --overwrite
@@ -110,7 +110,7 @@ _replicate()
             --target-region | --region | -j | --jobs | --settle | --max-passes | --part-size | \
             --multipart-threshold | --copy-threshold | --max-memory | --timeout | --retries | --list-ranges | \
             --start-after | --end-before | --shard | --grace | --maintenance-max | --sample | --max-age | \
-            --max-drill-age | --notify-url | --run | --at)
+            --max-drill-age | --notify-url | --run | --at | --lease)
             return
             ;;
     esac
