@@ -130,7 +130,7 @@ mkbucket b "$d4"
   >"$T_TMP/killed.out" 2>&1 &
 kpid=$!
 for _ in $(seq 1 100); do
-  n=$(aws_on b s3api list-objects-v2 --bucket "$d4" --max-items 400 --query 'length(Contents || `[]`)' --output text 2>/dev/null)
+  n=$(aws_on b s3api list-objects-v2 --bucket "$d4" --max-items 400 --query 'length(Contents || `[]`)' --output text 2>/dev/null | head -n 1)
   [ "${n:-0}" -ge 100 ] && break
   sleep 0.2
 done
