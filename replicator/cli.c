@@ -32,9 +32,11 @@ void cli_usage(FILE *f)
 "  --source-region REGION   --target-region REGION\n"
 "  --profile NAME --endpoint URL --region REGION     the same for both sides\n"
 "  --path-style | --virtual-hosted                  addressing (default: path-style for custom endpoints)\n"
-"  --insecure                                       do not verify TLS certificates (tests only)\n"
+"  --source-ca-bundle FILE  --target-ca-bundle FILE  PEM file of the CAs to trust for https (a private CA);\n"
+"  --ca-bundle FILE                                 else AWS_CA_BUNDLE, else ca_bundle in the profile\n"
+"  --insecure                                       do not verify TLS certificates (tests only; says so)\n"
 "  Environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_DEFAULT_REGION,\n"
-"  AWS_ENDPOINT_URL, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE.\n"
+"  AWS_ENDPOINT_URL, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE, AWS_CA_BUNDLE.\n"
 "\n"
 "Copying:\n"
 "  -j, --jobs N             objects copied at once (default 64)\n"
@@ -62,6 +64,9 @@ void cli_usage(FILE *f)
 "  --enable-versioning      turn versioning on for the target if it is off\n"
 "  --init-target            accept a non-empty target that has no .replicate/marker yet\n"
 "  --source-is-replica      accept a source that is itself a replica (has .replicate/marker)\n"
+"  --lease DURATION         the run's lease on the target (.replicate/lease: host, pid, run id), renewed while\n"
+"                           it runs: a run from another host or state dir is refused (exit 3) until it is\n"
+"                           released or, if its run died, expires (default 5m)\n"
 "\n"
 "Maintenance flag around the final pass:\n"
 "  --maintenance-file PATH  create PATH to switch the app into maintenance, remove it afterwards\n"
@@ -76,7 +81,8 @@ void cli_usage(FILE *f)
 "  --status                 print the last run recorded in the target; with --max-age DURATION (26h, 7d)\n"
 "                           exit 6 when the last successful run is older or missing\n"
 "  --max-drill-age DURATION  with --status: exit 6 when the last clean restore drill is older or missing\n"
-"  --metrics-file PATH      write Prometheus textfile metrics at the end\n"
+"  --metrics-file PATH      write Prometheus textfile metrics at the end (a failed run keeps the last\n"
+"                           success's timestamp; with --restore-drill, the drill's)\n"
 "\n"
 "Restore (the first URL, the backup, is only read; source-side options apply to it, target-side to DEST):\n"
 "  --restore                give DEST back the source as it was when a recorded run ended: each key's\n"
@@ -96,9 +102,12 @@ void cli_usage(FILE *f)
 "  --json                   one JSON summary on stdout at the end\n"
 "  -q, --quiet              only errors      -v, --verbose  more detail (-vv: every request)\n"
 "  --no-progress            no progress line even on a terminal\n"
+"  --log-format FORMAT      stderr as human lines (human, the default) or one JSON object per line (json:\n"
+"                           time, level, event, message, key, fields; with --json, stdout has the summary)\n"
 "  --state-dir DIR          manifests and locks (default $XDG_STATE_HOME/replicate or ~/.local/state/replicate)\n"
 "  --notify-cmd CMD         on failure, run CMD with the JSON summary on stdin\n"
 "  --notify-url URL         on failure, POST a Slack-compatible message to URL\n"
+"                           (both say why: first error, what to do, host, run id, exit code and meaning)\n"
 "  -h, --help  --version\n"
 "\n"
 "Exit codes:\n"
@@ -211,6 +220,8 @@ enum {
     OPT_MAX_AGE, OPT_NOTIFY_CMD, OPT_NOTIFY_URL, OPT_START_AFTER, OPT_END_BEFORE, OPT_SHARD, OPT_TIMEOUT,
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
     OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_NO_TAGS, OPT_STORAGE_CLASS, OPT_SKIP_ARCHIVED,
+    OPT_LOG_FORMAT, OPT_SRC_CA, OPT_DST_CA, OPT_CA,
+    OPT_LEASE,
 };
 
 static const struct option long_opts[] = {
@@ -227,6 +238,9 @@ static const struct option long_opts[] = {
     {"path-style", no_argument, 0, OPT_PATH_STYLE},
     {"virtual-hosted", no_argument, 0, OPT_VHOST},
     {"insecure", no_argument, 0, OPT_INSECURE},
+    {"source-ca-bundle", required_argument, 0, OPT_SRC_CA},
+    {"target-ca-bundle", required_argument, 0, OPT_DST_CA},
+    {"ca-bundle", required_argument, 0, OPT_CA},
     {"jobs", required_argument, 0, 'j'},
     {"settle", required_argument, 0, OPT_SETTLE},
     {"max-passes", required_argument, 0, OPT_MAX_PASSES},
@@ -273,6 +287,8 @@ static const struct option long_opts[] = {
     {"no-tags", no_argument, 0, OPT_NO_TAGS},
     {"skip-archived", no_argument, 0, OPT_SKIP_ARCHIVED},
     {"storage-class", required_argument, 0, OPT_STORAGE_CLASS},
+    {"log-format", required_argument, 0, OPT_LOG_FORMAT},
+    {"lease", required_argument, 0, OPT_LEASE},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -313,8 +329,9 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     o->sample = 100;
     o->timeout = 60;
     o->retries = 10;
+    o->lease = 300;
     o->progress = isatty(STDERR_FILENO);
-    const char *profile = NULL, *endpoint = NULL, *region = NULL;
+    const char *profile = NULL, *endpoint = NULL, *region = NULL, *ca_bundle = NULL;
     int path_style = -1;
     bool insecure = false;
     long v;
@@ -336,6 +353,9 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
         case OPT_PATH_STYLE: path_style = 1; break;
         case OPT_VHOST: path_style = 0; break;
         case OPT_INSECURE: insecure = true; break;
+        case OPT_SRC_CA: o->src_req.ca_bundle = optarg; break;
+        case OPT_DST_CA: o->dst_req.ca_bundle = optarg; break;
+        case OPT_CA: ca_bundle = optarg; break;
         case 'j':
             if (parse_int(optarg, 1, 4096, &v)) return bad("--jobs needs a number from 1 to 4096, not \"%s\"", optarg);
             o->jobs = (int)v;
@@ -447,6 +467,16 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
                 return bad("--max-drill-age needs a duration like 30d, not \"%s\"", optarg);
             o->max_drill_age = d;
             break;
+        case OPT_LEASE:
+            if ((d = cli_parse_duration(optarg)) < 3 || d > 86400)
+                return bad("--lease needs a duration from 3s to 24h, like 5m, not \"%s\"", optarg);
+            o->lease = d;
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "json") == 0) o->log_json = true;
+            else if (strcmp(optarg, "human") == 0) o->log_json = false;
+            else return bad("--log-format is human or json, not \"%s\"", optarg);
+            break;
         case 'h': cli_usage(stdout); return -1;
         case OPT_VERSION: printf("replicate %s\n", REPLICATE_VERSION); return -1;
         case ':': return bad("option %s needs a value", argv[optind - 1]);
@@ -462,7 +492,11 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     if (!o->dst_req.region) o->dst_req.region = region;
     o->src_req.path_style = o->dst_req.path_style = path_style;
     o->src_req.insecure = o->dst_req.insecure = insecure;
-    if (o->quiet || o->json) o->progress = false;
+    o->src_req.ca_option = o->src_req.ca_bundle ? "--source-ca-bundle" : "--ca-bundle";
+    o->dst_req.ca_option = o->dst_req.ca_bundle ? "--target-ca-bundle" : "--ca-bundle";
+    if (!o->src_req.ca_bundle) o->src_req.ca_bundle = ca_bundle;
+    if (!o->dst_req.ca_bundle) o->dst_req.ca_bundle = ca_bundle;
+    if (o->quiet || o->json || o->log_json) o->progress = false;
 
     int nargs = argc - optind;
     char err[512];

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 #include "replicator/copy.h"
+#include "replicator/metrics.h"
 #include "replicator/output.h"
 #include "replicator/restore.h"
 #include "replicator/run.h"
@@ -228,11 +229,32 @@ static int record_drill(struct rep_ctx *ctx, const char *id, const cJSON *j)
                                 .nheaders = 1, .body = body, .body_len = strlen(body)};
     struct s3_response *resp = s3_request_wait(ctx->dst, &s);
     int rc = resp && resp->err == S3_OK ? 0 : -1;
-    if (rc) fprintf(stderr, "replicate: recording the drill in s3://%s/%s failed: %s\n", ctx->o->dst_bucket, key,
+    if (rc) s3_log_user(S3_LOG_ERROR, "recording the drill in s3://%s/%s failed: %s", ctx->o->dst_bucket, key,
                     resp ? resp->message : "out of memory");
     s3_response_free(resp);
     free(body);
     return rc;
+}
+
+/* --metrics-file: the drill's samples beside the backup's (same target label); the last clean drill is kept
+ * across failed ones, so "time() - replicate_last_clean_drill_timestamp_seconds" alerts when drills stop
+ * passing. */
+static void write_drill_metrics(const struct rep_options *o, int rc, uint64_t failed)
+{
+    if (!o->metrics_file) return;
+    double now = (double)time(NULL), clean = -1;
+    if (rc == EXIT_OK) clean = now;
+    else metrics_read(o->metrics_file, "replicate_last_clean_drill_timestamp_seconds", o->dst_url, &clean);
+    struct metric_sample m[] = {
+        {"replicate_last_drill_timestamp_seconds", "End of the last restore drill (Unix time).", now},
+        {"replicate_last_drill_exit_code", "Exit code of the last restore drill (0 clean, 5 discrepancies).", rc},
+        {"replicate_drill_objects_failed", "Recorded versions the last restore drill found missing or changed.",
+         (double)failed},
+        {"replicate_last_clean_drill_timestamp_seconds", "End of the last clean restore drill (Unix time).", clean},
+    };
+    char err[4400];
+    if (metrics_write(o->metrics_file, o->dst_url, m, sizeof m / sizeof *m - (clean < 0 ? 1 : 0), err, sizeof err))
+        s3_log(S3_LOG_WARN, "cannot write the metrics: %s", err);
 }
 
 int run_drill(const struct rep_options *o)
@@ -252,7 +274,10 @@ int run_drill(const struct rep_options *o)
     time_t started = time(NULL);
     srand48((long)started ^ (long)getpid());
     rc = restore_open_point(&ctx, ctx.dst_r, o->dst_bucket, o->dst_prefix, &run, &pt);
-    if (rc != EXIT_OK) goto out;
+    if (rc != EXIT_OK) {
+        if (rc != EXIT_INTERRUPTED) write_drill_metrics(o, rc, 0);
+        goto out;
+    }
     rep_say(o, "drill: reading back %s of run %s's %llu recorded versions from %s\n",
             o->sample < 100 ? "a sample" : "all", run.run_id,
             (unsigned long long)manifest_point_stats(pt)->entries, o->dst_url);
@@ -295,6 +320,7 @@ int run_drill(const struct rep_options *o)
     cJSON_AddNumberToObject(j, "duration_seconds", secs);
     cJSON_AddItemToObject(j, "failures", d.jfailures);
     if (!ctx.interrupted && record_drill(&ctx, id, j) != 0 && rc == EXIT_OK) rc = EXIT_FAILED;
+    write_drill_metrics(o, rc, d.failed);
     FILE *h = rep_human(o);
     if (h) {
         const cJSON *it;

@@ -20,6 +20,7 @@ int main(int argc, char **argv)
     else if (o.verbose == 2) lvl = S3_LOG_DEBUG;
     else if (o.verbose >= 3) lvl = S3_LOG_TRACE;
     s3_log_set(lvl, NULL, NULL);
+    s3_log_set_format(o.log_json ? S3_LOG_FORMAT_JSON : S3_LOG_FORMAT_HUMAN);
     signal(SIGPIPE, SIG_IGN);
     switch (o.mode) {
     case MODE_VERIFY: rc = run_verify(&o); break;

@@ -63,6 +63,8 @@ struct rep_options {
     bool no_tags;           /* --no-tags: objects are written without their tags */
     bool skip_archived;     /* --skip-archived: archived (unreadable) objects do not fail the run */
     const char *storage_class; /* --storage-class: for every object written to the target, or NULL */
+    bool log_json;          /* --log-format json: one JSON object per line on stderr */
+    double lease;           /* --lease: seconds a run's lease on the target lasts unless renewed (default 300) */
     /* restores and drills */
     const char *run_id;     /* --run: the run to restore (NULL = the latest successful one) */
     bool at_given;

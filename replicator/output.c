@@ -1,19 +1,32 @@
 /* Human output helpers. */
 #include <stdarg.h>
+#include <string.h>
 #include <time.h>
 #include "replicator/output.h"
+#include "s3/log.h"
 
 FILE *rep_human(const struct rep_options *o)
 {
     if (o->quiet) return NULL;
+    if (o->json && o->log_json) return NULL; /* stderr carries JSON lines only; the summary has the details */
     return o->json ? stderr : stdout;
 }
 
 void rep_say(const struct rep_options *o, const char *fmt, ...)
 {
+    va_list ap;
+    if (!o->quiet && o->json && o->log_json) { /* a JSON log line instead of the human one on stderr */
+        char msg[2048];
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        size_t n = strlen(msg);
+        while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+        s3_log_emit(S3_LOG_INFO, 1, "output", NULL, NULL, 0, msg);
+        return;
+    }
     FILE *f = rep_human(o);
     if (!f) return;
-    va_list ap;
     va_start(ap, fmt);
     vfprintf(f, fmt, ap);
     va_end(ap);
@@ -54,4 +67,19 @@ void rep_fmt_age(double secs, char *out, size_t n)
         snprintf(out, n, "%.1f hours ago", secs / 3600);
     else
         snprintf(out, n, "%.1f days (%.0f hours) ago", secs / 86400, secs / 3600);
+}
+
+const char *rep_exit_meaning(int code)
+{
+    switch (code) {
+    case EXIT_OK: return "ok";
+    case EXIT_FAILED: return "the run failed, or objects failed after retries";
+    case EXIT_USAGE: return "usage or configuration error";
+    case EXIT_REFUSED: return "refused for safety, nothing written";
+    case EXIT_NOT_CONVERGED: return "did not converge within --max-passes";
+    case EXIT_DISCREPANCY: return "discrepancies found";
+    case EXIT_STALE: return "the last successful run or drill is too old, or missing";
+    case EXIT_INTERRUPTED: return "interrupted by a signal";
+    default: return "unknown exit code";
+    }
 }

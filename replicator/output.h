@@ -18,5 +18,7 @@ void rep_fmt_bytes(uint64_t b, char *out, size_t n);
 void rep_fmt_time(int64_t t, bool iso, char *out, size_t n);
 /* An age in words: "42 seconds ago", "3.5 hours ago", ... */
 void rep_fmt_age(double secs, char *out, size_t n);
+/* What an exit code means, in a few words: "refused for safety, nothing written". */
+const char *rep_exit_meaning(int code);
 
 #endif

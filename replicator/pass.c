@@ -101,8 +101,11 @@ static void copy_finished(struct copy_job *job, enum copy_result r, void *ud)
     case COPY_OK:
         ctx->cur.copied++;
         ctx->cur.bytes += copy_job_size(job);
-        if (s3_log_enabled(S3_LOG_INFO))
-            s3_log(S3_LOG_INFO, "copied %s (%llu bytes)", copy_job_key(job), (unsigned long long)copy_job_size(job));
+        if (s3_log_enabled(S3_LOG_INFO)) {
+            struct s3_log_field f[] = {{"bytes", NULL, (double)copy_job_size(job)}};
+            s3_log_event(S3_LOG_INFO, "copied", copy_job_key(job), f, 1, "copied %s (%llu bytes)", copy_job_key(job),
+                         (unsigned long long)copy_job_size(job));
+        }
         record(ctx, copy_job_key(job), copy_job_dst_key(job), copy_job_size(job), copy_job_etag(job),
                copy_job_last_modified(job), copy_job_target_etag(job), copy_job_version_id(job));
         if (copy_job_target_etag(job) && strcmp(copy_job_target_etag(job), copy_job_etag(job)) != 0)
@@ -112,7 +115,9 @@ static void copy_finished(struct copy_job *job, enum copy_result r, void *ud)
     case COPY_FAILED:
         ctx->cur.failed++;
         rep_note_failure(ctx, copy_job_key(job), copy_job_error(job));
-        s3_log(S3_LOG_ERROR, "FAILED %s: %s", copy_job_key(job), copy_job_error(job));
+        s3_log_event(S3_LOG_ERROR, "copy_failed", copy_job_key(job),
+                     (struct s3_log_field[]){{"error", copy_job_error(job), 0}}, 1, "FAILED %s: %s", copy_job_key(job),
+                     copy_job_error(job));
         break;
     case COPY_VANISHED:
         ctx->cur.vanished++;

@@ -49,14 +49,14 @@ static void fmt_utc(int64_t t, char *out, size_t n)
 static void say_lacks(const struct manifest_summary *s)
 {
     if (!s->trailer_found)
-        fprintf(stderr, "replicate: warning: run %s did not end (killed or crashed): its restore point holds only "
-                        "what it recorded before it stopped\n", s->run_id);
+        s3_log_user(S3_LOG_WARN, "run %s did not end (killed or crashed): its restore point holds only "
+                        "what it recorded before it stopped", s->run_id);
     else if (!store_summary_complete(s))
-        fprintf(stderr, "replicate: warning: run %s ended \"%s\" before its first pass completed: keys it did not "
-                        "reach are not in its restore point\n", s->run_id, s->result);
+        s3_log_user(S3_LOG_WARN, "run %s ended \"%s\" before its first pass completed: keys it did not "
+                        "reach are not in its restore point", s->run_id, s->result);
     else if (strcmp(s->result, "ok") != 0 && strcmp(s->result, "not-converged") != 0)
-        fprintf(stderr, "replicate: warning: run %s ended \"%s\" (%llu objects failed): those keys are restored as "
-                        "an earlier pass or run recorded them, or not at all\n", s->run_id, s->result,
+        s3_log_user(S3_LOG_WARN, "run %s ended \"%s\" (%llu objects failed): those keys are restored as "
+                        "an earlier pass or run recorded them, or not at all", s->run_id, s->result,
                 (unsigned long long)s->trailer.failed);
 }
 
@@ -85,7 +85,7 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
     memset(run, 0, sizeof *run);
     *point = NULL;
     if (store_list(ctx, r, bucket, PICK_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
-        fprintf(stderr, "replicate: reading the backup's manifests: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "reading the backup's manifests: %s", err);
         return ctx->interrupted ? EXIT_INTERRUPTED : EXIT_FAILED;
     }
     int rc = EXIT_FAILED;
@@ -95,14 +95,14 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
         if (o->run_id && !run_wanted(o, name, NULL)) continue;
         char path[4200];
         if (store_download(r, bucket, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
-            fprintf(stderr, "replicate: warning: cannot read manifest %s: %s\n", name, err);
+            s3_log_user(S3_LOG_WARN, "cannot read manifest %s: %s", name, err);
             continue;
         }
         struct manifest_summary s;
         int got = manifest_summary_read(path, &s, err, sizeof err);
         unlink(path);
         if (got != 0) {
-            fprintf(stderr, "replicate: warning: manifest %s is unreadable (%s): passed over\n", name,
+            s3_log_user(S3_LOG_WARN, "manifest %s is unreadable (%s): passed over", name,
                     store_strip_path(err, path));
             continue;
         }
@@ -117,12 +117,12 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
             run->complete = store_summary_complete(&s);
             if (store_download(r, bucket, &sm[i], false, run->manifest_path, sizeof run->manifest_path, err,
                                sizeof err) != 0) {
-                fprintf(stderr, "replicate: downloading manifest %s: %s\n", name, err);
+                s3_log_user(S3_LOG_ERROR, "downloading manifest %s: %s", name, err);
                 found = false;
                 stop = true;
             }
         } else if (o->run_id) {
-            fprintf(stderr, "replicate: run %s is a backup of %s, not of s3://%s/%s\n", o->run_id,
+            s3_log_user(S3_LOG_ERROR, "run %s is a backup of %s, not of s3://%s/%s", o->run_id,
                     s.target ? s.target : "(unknown)", bucket, prefix);
             stop = true;
         }
@@ -134,18 +134,18 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
         char when[40] = "";
         if (o->at_given) fmt_utc((int64_t)o->at, when, sizeof when);
         if (o->run_id)
-            fprintf(stderr, "replicate: no run %s in s3://%s/%s (replicate --status s3://%s/%s lists the runs)\n",
+            s3_log_user(S3_LOG_ERROR, "no run %s in s3://%s/%s (replicate --status s3://%s/%s lists the runs)",
                     o->run_id, bucket, MANIFEST_PREFIX, bucket, prefix);
         else
-            fprintf(stderr, "replicate: no successful run%s%s is recorded for s3://%s/%s in its %s (%lu manifests "
-                            "looked at): nothing to restore from\n", when[0] ? " that ended at or before " : "", when,
+            s3_log_user(S3_LOG_ERROR, "no successful run%s%s is recorded for s3://%s/%s in its %s (%lu manifests "
+                            "looked at): nothing to restore from", when[0] ? " that ended at or before " : "", when,
                     bucket, prefix, MANIFEST_PREFIX, total < PICK_MANIFESTS_MAX ? total : PICK_MANIFESTS_MAX);
         restore_run_free(run);
         return o->run_id ? EXIT_USAGE : EXIT_FAILED;
     }
     char *sb = NULL;
     if (!run->source || cli_parse_s3_url(run->source, &sb, &run->source_prefix, err, sizeof err) != 0) {
-        fprintf(stderr, "replicate: manifest of run %s names no valid source URL\n", run->run_id);
+        s3_log_user(S3_LOG_ERROR, "manifest of run %s names no valid source URL", run->run_id);
         restore_run_free(run);
         return EXIT_FAILED;
     }
@@ -154,7 +154,7 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
     unlink(run->manifest_path);
     run->manifest_path[0] = '\0';
     if (!*point) {
-        fprintf(stderr, "replicate: reading the manifest of run %s: %s\n", run->run_id, err);
+        s3_log_user(S3_LOG_ERROR, "reading the manifest of run %s: %s", run->run_id, err);
         restore_run_free(run);
         return EXIT_FAILED;
     }
@@ -536,7 +536,7 @@ static void save_record(const struct rep_options *o, struct rep_ctx *ctx, const 
     char err[512], id[32], path[4400];
     char *dir = state_target_dir(o, s3_reader_config(ctx->dst_r)->endpoint, err, sizeof err);
     if (!dir) {
-        fprintf(stderr, "replicate: warning: the restore is not recorded locally: %s\n", err);
+        s3_log_user(S3_LOG_WARN, "the restore is not recorded locally: %s", err);
         return;
     }
     state_run_id(id);
@@ -545,7 +545,7 @@ static void save_record(const struct rep_options *o, struct rep_ctx *ctx, const 
     FILE *f = state_mkdirs(path) == 0 && text ? (snprintf(path, sizeof path, "%s/restores/%s.json", dir, id), fopen(path, "w"))
                                                 : NULL;
     if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-        fprintf(stderr, "replicate: warning: cannot write the restore record %s: %s\n", path, strerror(errno));
+        s3_log_user(S3_LOG_WARN, "cannot write the restore record %s: %s", path, strerror(errno));
     free(text);
     free(dir);
 }
@@ -555,6 +555,7 @@ static int finish_report(struct rpass *rp, const char *result, int code, double 
     const struct rep_options *o = rp->o;
     double secs = (double)time(NULL) - t0;
     cJSON *j = report_json(rp, result, code, secs);
+    notify_explain(j, code, rp->error[0] ? rp->error : NULL);
     FILE *h = rep_human(o);
     if (h) {
         print_keys(h, "conflicts (in the destination with other content)", rp->jconflicts, rp->c.conflicts);
@@ -591,15 +592,15 @@ static int check_destination(struct rep_ctx *ctx, const struct rep_options *o)
 {
     if (strcmp(o->src_bucket, o->dst_bucket) == 0 &&
         strcmp(s3_reader_config(ctx->src)->endpoint, s3_reader_config(ctx->dst_r)->endpoint) == 0) {
-        fprintf(stderr, "replicate: refusing to restore s3://%s into itself: a restore never writes to the backup; "
-                        "name another bucket as the destination\n", o->src_bucket);
+        s3_log_user(S3_LOG_ERROR, "refusing to restore s3://%s into itself: a restore never writes to the backup; "
+                        "name another bucket as the destination", o->src_bucket);
         return EXIT_REFUSED;
     }
     int m = target_has_marker(ctx->dst_r, o->dst_bucket, "destination");
     if (m == 1) {
-        fprintf(stderr, "replicate: refusing to restore into s3://%s: it carries %s, so it is a backup (swapped "
+        s3_log_user(S3_LOG_ERROR, "refusing to restore into s3://%s: it carries %s, so it is a backup (swapped "
                         "arguments?): replicate --restore s3://BACKUP s3://DEST restores from the first into the "
-                        "second\n", o->dst_bucket, MARKER_KEY);
+                        "second", o->dst_bucket, MARKER_KEY);
         return EXIT_REFUSED;
     }
     if (m < 0) return m == -2 ? EXIT_USAGE : EXIT_FAILED;
@@ -625,9 +626,9 @@ static int restore_with(struct rep_ctx *ctx, struct rpass *rp, double t0)
                "the destination\n", (unsigned long long)rp->c.points, (unsigned long long)rp->c.missing, b,
             (unsigned long long)rp->c.same, (unsigned long long)rp->c.conflicts, (unsigned long long)rp->c.extra);
     if (rp->c.conflicts && !o->only_missing && !o->overwrite) {
-        fprintf(stderr, "replicate: refusing to restore: %llu objects in %s have other content than the restore "
+        s3_log_user(S3_LOG_ERROR, "refusing to restore: %llu objects in %s have other content than the restore "
                         "point; nothing was written. --only-missing writes only what is missing, --overwrite also "
-                        "rewrites those (a versioned destination keeps the old versions)\n",
+                        "rewrites those (a versioned destination keeps the old versions)",
                 (unsigned long long)rp->c.conflicts, o->dst_url);
         return finish_report(rp, "refused", EXIT_REFUSED, t0);
     }
@@ -637,8 +638,8 @@ static int restore_with(struct rep_ctx *ctx, struct rpass *rp, double t0)
         bool versioned = st && strcmp(st, "Enabled") == 0;
         free(st);
         if (!versioned) {
-            fprintf(stderr, "replicate: refusing --overwrite: s3://%s is not versioned, so overwriting would destroy "
-                            "what is there (enable versioning, or add --allow-unversioned)\n", o->dst_bucket);
+            s3_log_user(S3_LOG_ERROR, "refusing --overwrite: s3://%s is not versioned, so overwriting would destroy "
+                            "what is there (enable versioning, or add --allow-unversioned)", o->dst_bucket);
             return finish_report(rp, "refused", EXIT_REFUSED, t0);
         }
     }
@@ -648,7 +649,7 @@ static int restore_with(struct rep_ctx *ctx, struct rpass *rp, double t0)
     int rc = rp_run(rp);
     if (ctx->interrupted) return finish_report(rp, "interrupted", EXIT_INTERRUPTED, t0);
     if (rc != 0 || rp->c.failed) {
-        if (rp->error[0]) fprintf(stderr, "replicate: %s\n", rp->error);
+        if (rp->error[0]) s3_log_user(S3_LOG_ERROR, "%s", rp->error);
         return finish_report(rp, "failed", EXIT_FAILED, t0);
     }
     return finish_report(rp, "ok", EXIT_OK, t0);
@@ -676,7 +677,7 @@ int run_restore(const struct rep_options *o)
         rp.dst_plen = strlen(o->dst_prefix);
         const struct manifest_point_stats *st = manifest_point_stats(pt);
         if (st->corrupt)
-            fprintf(stderr, "replicate: warning: %d corrupt lines in the manifest of run %s were skipped\n",
+            s3_log_user(S3_LOG_WARN, "%d corrupt lines in the manifest of run %s were skipped",
                     st->corrupt, run.run_id);
         rc = restore_with(&ctx, &rp, t0);
         cJSON_Delete(rp.jconflicts);

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "manifest/manifest.h"
+#include "replicator/lease.h"
 #include "replicator/maintenance.h"
+#include "replicator/metrics.h"
 #include "replicator/output.h"
 #include "replicator/notify.h"
 #include "replicator/pass.h"
@@ -71,11 +73,11 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
     memset(ctx, 0, sizeof *ctx);
     ctx->o = o;
     if (need_source && s3_config_resolve(&o->src_req, &g_src_cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "replicate: source: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "source: %s", err);
         return EXIT_USAGE;
     }
     if (s3_config_resolve(&o->dst_req, &g_dst_cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "replicate: target: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "target: %s", err);
         return EXIT_USAGE;
     }
     struct s3_loop_options lo;
@@ -85,22 +87,26 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
     lo.retry.max_attempts = o->retries;
     ctx->loop = s3_loop_new(NULL, &lo);
     if (!ctx->loop) {
-        fprintf(stderr, "replicate: cannot initialise the network layer\n");
+        s3_log_user(S3_LOG_ERROR, "cannot initialise the network layer");
         return EXIT_FAILED;
     }
     if (need_source) {
         ctx->src = s3_reader_open(ctx->loop, &g_src_cfg, err, sizeof err);
         if (!ctx->src) {
-            fprintf(stderr, "replicate: source: %s\n", err);
+            s3_log_user(S3_LOG_ERROR, "source: %s", err);
             return EXIT_USAGE;
         }
     }
     ctx->dst = s3_client_new(ctx->loop, &g_dst_cfg, err, sizeof err);
     if (!ctx->dst) {
-        fprintf(stderr, "replicate: target: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "target: %s", err);
         return EXIT_USAGE;
     }
     ctx->dst_r = s3_client_reader(ctx->dst);
+    if (o->src_req.insecure || o->dst_req.insecure)
+        s3_log_user(S3_LOG_WARN, "--insecure: TLS certificate verification is off, so anyone on the network path "
+                                 "can read and change what is sent; give the CA with --source-ca-bundle/"
+                                 "--target-ca-bundle instead");
     ctx->server_side = need_source && s3_config_same_account(&g_src_cfg, &g_dst_cfg);
     return EXIT_OK;
 }
@@ -132,9 +138,11 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
     (void)revents;
     g_signals++;
     if (!g_ctx) return;
-    if (g_signals == 1)
-        fprintf(stderr, "\nreplicate: %s received: stopping (finishing nothing new, switching maintenance off)\n",
-                strsignal(w->signum));
+    if (g_signals == 1) {
+        if (g_ctx->o->progress) fputc('\n', stderr); /* below the progress line */
+        s3_log_user(S3_LOG_INFO, "%s received: stopping (finishing nothing new, switching maintenance off)",
+                    strsignal(w->signum));
+    }
     g_ctx->interrupted = true;
     s3_loop_cancel_all(g_ctx->loop);
 }
@@ -153,10 +161,15 @@ static void on_progress(struct ev_loop *ev, ev_timer *w, int revents)
                 ctx->pass, (unsigned long long)s->listed, (unsigned long long)s->copied, b,
                 el > 0 ? s->copied / el : 0.0, r,
                 (unsigned long long)s->skipped, (unsigned long long)s->failed);
-    else
-        s3_log(S3_LOG_INFO, "progress pass=%d listed=%llu copied=%llu bytes=%llu unchanged=%llu failed=%llu", ctx->pass,
-               (unsigned long long)s->listed, (unsigned long long)s->copied, (unsigned long long)s->bytes,
-               (unsigned long long)s->skipped, (unsigned long long)s->failed);
+    else {
+        struct s3_log_field f[] = {{"pass", NULL, ctx->pass}, {"listed", NULL, (double)s->listed},
+                                   {"copied", NULL, (double)s->copied}, {"bytes", NULL, (double)s->bytes},
+                                   {"unchanged", NULL, (double)s->skipped}, {"failed", NULL, (double)s->failed}};
+        s3_log_event(S3_LOG_INFO, "progress", NULL, f, sizeof f / sizeof *f,
+                     "progress pass=%d listed=%llu copied=%llu bytes=%llu unchanged=%llu failed=%llu", ctx->pass,
+                     (unsigned long long)s->listed, (unsigned long long)s->copied, (unsigned long long)s->bytes,
+                     (unsigned long long)s->skipped, (unsigned long long)s->failed);
+    }
 }
 
 static void progress_clear(const struct rep_options *o)
@@ -367,6 +380,7 @@ struct run_summary {
     double gap;
     bool gap_zero_by_flag;
     double duration;
+    int64_t ended; /* unix time: the manifest trailer's and the metrics' */
     struct pass_result passes_r[64];
 };
 
@@ -416,38 +430,58 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     for (size_t i = 0; i < ctx->nextras; i++) cJSON_AddItemToArray(x, cJSON_CreateString(ctx->extras[i]));
     if (manifest_path) cJSON_AddStringToObject(j, "manifest", manifest_path);
     if (message) cJSON_AddStringToObject(j, "message", message);
+    char fallback[1200] = "";
+    if (ctx->nfailures)
+        snprintf(fallback, sizeof fallback, "%llu object(s) failed after retries, e.g. %s",
+                 (unsigned long long)ctx->total.failed, ctx->failures[0]);
+    notify_explain(j, s->exit_code, fallback[0] ? fallback : NULL);
     return j;
 }
 
-static void write_metrics(const struct rep_options *o, struct rep_ctx *ctx, const struct run_summary *s)
+/* The end of the newest successful run recorded in the state folder's manifests (at most the newest 50 looked
+ * at), or -1. */
+static double last_success_local(const char *state)
 {
-    if (!o->metrics_file) return;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->metrics_file);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        s3_log(S3_LOG_WARN, "cannot write metrics to %s: %s", o->metrics_file, strerror(errno));
-        return;
+    double t = -1;
+    size_t n = 0;
+    char **list = state ? state_manifests(state, &n) : NULL;
+    for (size_t i = 0; i < n && i < 50 && t < 0; i++) {
+        struct manifest_summary ms;
+        char merr[256];
+        if (manifest_summary_read(list[i], &ms, merr, sizeof merr) != 0) continue;
+        if (ms.trailer_found && ms.result && strcmp(ms.result, "ok") == 0) t = (double)ms.trailer.ended;
+        manifest_summary_free(&ms);
     }
-    time_t now = time(NULL);
-    fprintf(f, "# HELP replicate_last_run_timestamp_seconds End of the last run.\n"
-               "# TYPE replicate_last_run_timestamp_seconds gauge\n"
-               "replicate_last_run_timestamp_seconds{target=\"%s\"} %lld\n",
-            o->dst_url, (long long)now);
-    if (s->exit_code == 0)
-        fprintf(f, "# TYPE replicate_last_success_timestamp_seconds gauge\n"
-                   "replicate_last_success_timestamp_seconds{target=\"%s\"} %lld\n",
-                o->dst_url, (long long)now);
-    fprintf(f, "# TYPE replicate_last_run_exit_code gauge\nreplicate_last_run_exit_code{target=\"%s\"} %d\n",
-            o->dst_url, s->exit_code);
-    fprintf(f, "# TYPE replicate_objects_copied gauge\nreplicate_objects_copied{target=\"%s\"} %llu\n", o->dst_url,
-            (unsigned long long)ctx->total.copied);
-    fprintf(f, "# TYPE replicate_bytes_copied gauge\nreplicate_bytes_copied{target=\"%s\"} %llu\n", o->dst_url,
-            (unsigned long long)ctx->total.bytes);
-    fprintf(f, "# TYPE replicate_objects_failed gauge\nreplicate_objects_failed{target=\"%s\"} %llu\n", o->dst_url,
-            (unsigned long long)ctx->total.failed);
-    fprintf(f, "# TYPE replicate_gap_seconds gauge\nreplicate_gap_seconds{target=\"%s\"} %.3f\n", o->dst_url, s->gap);
-    if (fclose(f) == 0) rename(tmp, o->metrics_file);
+    state_free_list(list, n);
+    return t;
+}
+
+/* --metrics-file: this run's samples, and the last success kept across failed runs (from the file itself, else
+ * the local manifests), so "time() - replicate_last_success_timestamp_seconds" keeps growing while backups fail. */
+static void write_metrics(const struct rep_options *o, struct rep_ctx *ctx, const struct run_summary *s,
+                          const char *state)
+{
+    if (!o->metrics_file || o->dry_run) return;
+    double last_ok = -1;
+    if (s->exit_code == EXIT_OK) last_ok = (double)s->ended;
+    else if (!metrics_read(o->metrics_file, "replicate_last_success_timestamp_seconds", o->dst_url, &last_ok))
+        last_ok = last_success_local(state);
+    struct metric_sample m[] = {
+        {"replicate_last_run_timestamp_seconds", "End of the last backup run (Unix time).", (double)s->ended},
+        {"replicate_last_run_exit_code", "Exit code of the last backup run (0 ok, 1 failed, 2 usage, 3 refused, "
+                                         "4 not converged, 130 interrupted).", s->exit_code},
+        {"replicate_last_run_duration_seconds", "Duration of the last backup run.", round(s->duration * 1000) / 1000},
+        {"replicate_objects_copied", "Objects copied by the last backup run.", (double)ctx->total.copied},
+        {"replicate_bytes_copied", "Bytes copied by the last backup run.", (double)ctx->total.bytes},
+        {"replicate_objects_failed", "Objects the last backup run failed to copy.", (double)ctx->total.failed},
+        {"replicate_gap_seconds", "Duration of the last pass that ran without a maintenance flag.",
+         round(s->gap * 1000) / 1000},
+        {"replicate_last_success_timestamp_seconds", "End of the last successful backup run (Unix time).", last_ok},
+    };
+    size_t n = sizeof m / sizeof *m - (last_ok < 0 ? 1 : 0); /* never a success: no sample, the alert's absent() */
+    char err[4400];
+    if (metrics_write(o->metrics_file, o->dst_url, m, n, err, sizeof err) != 0)
+        s3_log(S3_LOG_WARN, "cannot write the metrics: %s", err);
 }
 
 static void print_pass(const struct rep_options *o, int n, const struct pass_result *p)
@@ -502,9 +536,22 @@ int run_replicate(const struct rep_options *o)
     int lock_fd = -1;
     struct maint maint;
     bool maint_used = false;
+    struct lease *lease = NULL;
+    const char *lease_why = NULL;
 
     int rc = rep_open(ctx, o, true);
-    if (rc != EXIT_OK) {
+    if (rc != EXIT_OK) { /* configuration: reported like any failed run */
+        sum.exit_code = rc;
+        sum.ended = (int64_t)time(NULL);
+        cJSON *js = summary_json(ctx, &sum, run_id, NULL, NULL);
+        if (o->json && js) {
+            char *t = cJSON_Print(js);
+            if (t) printf("%s\n", t);
+            free(t);
+        }
+        if (js) notify_failure(o, js);
+        cJSON_Delete(js);
+        write_metrics(o, ctx, &sum, NULL);
         rep_close(ctx);
         return rc;
     }
@@ -525,13 +572,13 @@ int run_replicate(const struct rep_options *o)
 
     state = state_target_dir(o, s3_reader_config(ctx->dst_r)->endpoint, err, sizeof err);
     if (!state) {
-        fprintf(stderr, "replicate: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "%s", err);
         sum.exit_code = EXIT_USAGE;
         goto out;
     }
     lock_fd = state_lock(state, err, sizeof err);
     if (lock_fd < 0) {
-        fprintf(stderr, "replicate: refused: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "refused: %s", err);
         sum.exit_code = EXIT_REFUSED;
         sum.result = "refused";
         goto out;
@@ -539,7 +586,7 @@ int run_replicate(const struct rep_options *o)
     maint_init(&maint, o->maint_file, o->maint_on, o->maint_off, state);
     /* a flag left on by a killed run is cleared before anything else */
     int mr = maint_recover(state, err, sizeof err);
-    if (mr != 0) fprintf(stderr, "replicate: warning: %s\n", err);
+    if (mr != 0) s3_log_user(S3_LOG_WARN, "%s", err);
     if (mr < 0) {
         sum.exit_code = EXIT_FAILED;
         goto out;
@@ -553,6 +600,14 @@ int run_replicate(const struct rep_options *o)
         sum.result = rc == EXIT_REFUSED ? "refused" : "failed";
         goto out;
     }
+    if (!o->dry_run) { /* after the safety checks, before any data is written */
+        rc = lease_acquire(ctx, run_id, state, o->lease, &lease);
+        if (rc != EXIT_OK) {
+            sum.exit_code = rc;
+            sum.result = rc == EXIT_REFUSED ? "refused" : rc == EXIT_INTERRUPTED ? "interrupted" : "failed";
+            goto out;
+        }
+    }
     if (!o->quiet)
         rep_say(o, "replicating %s -> %s (%s copy%s)\n", o->src_url, o->dst_url,
             ctx->server_side ? "server-side" : "streamed", o->dry_run ? ", dry run: nothing is written" : "");
@@ -564,7 +619,7 @@ int run_replicate(const struct rep_options *o)
         snprintf(manifest_path, sizeof manifest_path, "%s/manifests/%s.jsonl", state, run_id);
         mw = manifest_writer_open(manifest_path, err, sizeof err);
         if (!mw) {
-            fprintf(stderr, "replicate: cannot write the manifest: %s\n", err);
+            s3_log_user(S3_LOG_ERROR, "cannot write the manifest: %s", err);
             manifest_path[0] = '\0';
             goto out;
         }
@@ -583,7 +638,7 @@ int run_replicate(const struct rep_options *o)
         int hr = manifest_writer_header(mw, &mh);
         free(ojs);
         if (hr != 0) {
-            fprintf(stderr, "replicate: writing the manifest failed: %s\n", strerror(errno));
+            s3_log_user(S3_LOG_ERROR, "writing the manifest failed: %s", strerror(errno));
             goto out;
         }
         ctx->mw = mw;
@@ -625,8 +680,8 @@ int run_replicate(const struct rep_options *o)
     if (converged && maint_configured(&maint) && !ctx->interrupted && !ctx->manifest_failed && !o->dry_run) {
         maint_used = true;
         if (maint_on(&maint, run_id, err, sizeof err) != 0) {
-            fprintf(stderr, "replicate: switching maintenance on failed: %s\n  The final pass did not run; the "
-                            "flag is off.\n", err);
+            s3_log_user(S3_LOG_ERROR, "switching maintenance on failed: %s\n  The final pass did not run; the "
+                            "flag is off.", err);
             snprintf(message, sizeof message, "maintenance on failed: %s", err);
             sum.result = "maintenance-failed";
             sum.exit_code = EXIT_FAILED;
@@ -653,7 +708,7 @@ int run_replicate(const struct rep_options *o)
                 }
             }
             if (maint_off(&maint, err, sizeof err) != 0) {
-                fprintf(stderr, "replicate: SWITCHING MAINTENANCE OFF FAILED: %s\n  Switch the app back by hand.\n", err);
+                s3_log_user(S3_LOG_ERROR, "SWITCHING MAINTENANCE OFF FAILED: %s\n  Switch the app back by hand.", err);
                 snprintf(message, sizeof message, "maintenance off failed: %s", err);
                 converged = false;
             } else {
@@ -664,7 +719,11 @@ int run_replicate(const struct rep_options *o)
     sum.gap = gap;
     if (!o->dry_run) pass_bounds_save(ctx, state);
 
-    if (ctx->interrupted) {
+    if (lease_lost(lease, &lease_why)) {
+        sum.result = "failed";
+        sum.exit_code = EXIT_FAILED;
+        snprintf(message, sizeof message, "%s", lease_why);
+    } else if (ctx->interrupted) {
         sum.result = "interrupted";
         sum.exit_code = EXIT_INTERRUPTED;
     } else if (ctx->manifest_failed) {
@@ -697,13 +756,14 @@ int run_replicate(const struct rep_options *o)
 out:
     if (maint.on) { /* any path that left the flag on */
         if (maint_off(&maint, err, sizeof err) != 0)
-            fprintf(stderr, "replicate: SWITCHING MAINTENANCE OFF FAILED: %s\n", err);
+            s3_log_user(S3_LOG_ERROR, "SWITCHING MAINTENANCE OFF FAILED: %s", err);
     }
     (void)maint_used;
     ev_now_update(ev);
     sum.duration = ev_now(ev) - t0;
+    sum.ended = (int64_t)time(NULL);
     if (mw) {
-        struct manifest_trailer mt = {.ended = (int64_t)time(NULL), .result = sum.result, .objects = ctx->total.copied,
+        struct manifest_trailer mt = {.ended = sum.ended, .result = sum.result, .objects = ctx->total.copied,
                                       .bytes = ctx->total.bytes, .failed = ctx->total.failed,
                                       .archived = ctx->total.archived, .passes = sum.passes,
                                       .gap = sum.gap, .maintenance = sum.gap_zero_by_flag};
@@ -713,8 +773,8 @@ out:
                 sum.exit_code = EXIT_FAILED;
                 sum.result = "failed";
             }
-            fprintf(stderr, "replicate: the manifest %s could not be written completely (%s); this run is not "
-                            "recorded as successful. Free space in the state directory.\n",
+            s3_log_user(S3_LOG_ERROR, "the manifest %s could not be written completely (%s); this run is not "
+                            "recorded as successful. Free space in the state directory.",
                     manifest_path, ctx->manifest_error[0] ? ctx->manifest_error : strerror(errno));
             /* without its header (a full disk from the start) it is not a manifest: do not leave it as the latest */
             struct manifest_summary ms;
@@ -732,6 +792,7 @@ out:
             }
         }
     }
+    lease_release(ctx, lease); /* after the manifest upload: the lease covers every write */
     progress_clear(o);
     if (sum.passes > 0 || sum.exit_code == EXIT_OK) {
         char b[32];
@@ -754,10 +815,10 @@ out:
             fprintf(stderr, "replicate: ... and %llu more archived objects\n",
                     (unsigned long long)(ctx->total.archived - ctx->narchived));
     }
-    for (size_t i = 0; i < ctx->nfailures; i++) fprintf(stderr, "replicate: FAILED %s\n", ctx->failures[i]);
+    for (size_t i = 0; i < ctx->nfailures; i++) s3_log_user(S3_LOG_ERROR, "FAILED %s", ctx->failures[i]);
     if (ctx->total.failed > ctx->nfailures)
-        fprintf(stderr, "replicate: ... and %llu more failures\n", (unsigned long long)(ctx->total.failed - ctx->nfailures));
-    if (message[0]) fprintf(stderr, "replicate: %s\n", message);
+        s3_log_user(S3_LOG_ERROR, "... and %llu more failures", (unsigned long long)(ctx->total.failed - ctx->nfailures));
+    if (message[0]) s3_log_user(S3_LOG_ERROR, "%s", message);
 
     cJSON *js = summary_json(ctx, &sum, run_id, manifest_path[0] ? manifest_path : NULL, message[0] ? message : NULL);
     if (o->json && js) {
@@ -767,7 +828,7 @@ out:
     }
     if (sum.exit_code != EXIT_OK && js) notify_failure(o, js);
     cJSON_Delete(js);
-    write_metrics(o, ctx, &sum);
+    write_metrics(o, ctx, &sum, state);
     if (s3_log_enabled(S3_LOG_DEBUG)) {
         struct s3_loop_stats ls;
         s3_loop_stats(ctx->loop, &ls);

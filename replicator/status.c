@@ -13,6 +13,7 @@
 #include "replicator/run.h"
 #include "replicator/store.h"
 #include "replicator/verify.h"
+#include "s3/log.h"
 
 #define STATUS_MANIFESTS_MAX 100 /* newest manifests --status looks at for the last successful run */
 #define RECENT_RUNS 10           /* runs --status lists */
@@ -29,7 +30,7 @@ static void find_drills(struct rep_ctx *ctx, cJSON **last, cJSON **clean)
     *last = *clean = NULL;
     if (store_list_records(ctx, ctx->dst_r, o->dst_bucket, DRILL_PREFIX, ".json", DRILLS_MAX, &sm, &n, &total, err,
                            sizeof err) != 0) {
-        fprintf(stderr, "replicate: warning: cannot list the drills in s3://%s/%s: %s\n", o->dst_bucket, DRILL_PREFIX,
+        s3_log_user(S3_LOG_WARN, "cannot list the drills in s3://%s/%s: %s", o->dst_bucket, DRILL_PREFIX,
                 err);
         return;
     }
@@ -167,7 +168,7 @@ int run_status(const struct rep_options *o)
     if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
         snprintf(msgbuf, sizeof msgbuf, "%s", err);
         message = msgbuf;
-        fprintf(stderr, "replicate: cannot read the runs recorded in the target: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "cannot read the runs recorded in the target: %s", err);
         exit_code = ctx->interrupted              ? EXIT_INTERRUPTED
                     : strstr(err, "NoSuchBucket") ? EXIT_USAGE
                                                   : EXIT_FAILED;
@@ -178,7 +179,7 @@ int run_status(const struct rep_options *o)
         snprintf(shown, sizeof shown, "s3://%s/%s", o->dst_bucket, sm[i].key);
         examined++;
         if (store_download(ctx->dst_r, ctx->o->dst_bucket, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
-            fprintf(stderr, "replicate: warning: cannot read the manifest %s: %s; skipped\n", shown, err);
+            s3_log_user(S3_LOG_WARN, "cannot read the manifest %s: %s; skipped", shown, err);
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "manifest", sm[i].key);
             cJSON_AddStringToObject(x, "error", err);
@@ -191,7 +192,7 @@ int run_status(const struct rep_options *o)
         if (r != 0) {
             /* the temporary path means nothing to the user: name the stored manifest */
             const char *why = store_strip_path(err, path);
-            fprintf(stderr, "replicate: warning: the manifest %s is corrupt or truncated (%s); skipped\n",
+            s3_log_user(S3_LOG_WARN, "the manifest %s is corrupt or truncated (%s); skipped",
                     shown, why);
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "manifest", sm[i].key);
@@ -205,7 +206,7 @@ int run_status(const struct rep_options *o)
             continue;
         }
         if (ri.sum.corrupt_lines)
-            fprintf(stderr, "replicate: warning: the manifest %s has %d corrupt line(s); they were skipped\n",
+            s3_log_user(S3_LOG_WARN, "the manifest %s has %d corrupt line(s); they were skipped",
                     shown, ri.sum.corrupt_lines);
         bool ok = ri.sum.trailer_found && ri.sum.result && strcmp(ri.sum.result, "ok") == 0;
         if (nrecent < RECENT_RUNS) {

@@ -58,10 +58,11 @@ int target_has_marker(struct s3_reader *r, const char *bucket, const char *side)
     if (resp->err == S3_OK) rc = 1;
     else if (resp->status == 404) rc = 0;
     else {
-        fprintf(stderr, "replicate: cannot check the %s bucket s3://%s: %s\n", side, bucket, resp->message);
         if (resp->status == 403)
-            fprintf(stderr, "  Check the %s credentials (profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and endpoint.\n",
-                    side);
+            s3_log_user(S3_LOG_ERROR, "cannot check the %s bucket s3://%s: %s\n  Check the %s credentials (profile, "
+                        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and endpoint.", side, bucket, resp->message, side);
+        else
+            s3_log_user(S3_LOG_ERROR, "cannot check the %s bucket s3://%s: %s", side, bucket, resp->message);
         rc = resp->status == 403 ? -2 : -1;
     }
     s3_response_free(resp);
@@ -79,9 +80,9 @@ static int bucket_nonempty(struct s3_reader *r, const char *bucket)
     int rc = -1;
     struct s3_list_page page = {0};
     if (resp->err != S3_OK) {
-        fprintf(stderr, "replicate: cannot list the target bucket s3://%s: %s\n", bucket, resp->message);
+        s3_log_user(S3_LOG_ERROR, "cannot list the target bucket s3://%s: %s", bucket, resp->message);
     } else if (s3_xml_parse_list_v2(resp->body, resp->body_len, &page) != S3_OK) {
-        fprintf(stderr, "replicate: listing s3://%s: the server's reply is not valid\n", bucket);
+        s3_log_user(S3_LOG_ERROR, "listing s3://%s: the server's reply is not valid", bucket);
     } else {
         rc = page.count > 0;
     }
@@ -107,7 +108,7 @@ static int write_marker(struct rep_ctx *ctx)
                                 .nheaders = 1, .body = body, .body_len = (size_t)n};
     struct s3_response *resp = s3_request_wait(ctx->dst, &s);
     int rc = resp && resp->err == S3_OK ? 0 : -1;
-    if (rc) fprintf(stderr, "replicate: writing the replica marker failed: %s\n", resp ? resp->message : "out of memory");
+    if (rc) s3_log_user(S3_LOG_ERROR, "writing the replica marker failed: %s", resp ? resp->message : "out of memory");
     s3_response_free(resp);
     return rc;
 }
@@ -127,9 +128,9 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     /* 1. the same bucket on the same service: refuse overlapping prefixes */
     if (ctx->server_side || strcasecmp(s3_reader_config(ctx->src)->endpoint, s3_reader_config(ctx->dst_r)->endpoint) == 0) {
         if (strcmp(o->src_bucket, o->dst_bucket) == 0 && overlaps(o->src_prefix, o->dst_prefix)) {
-            fprintf(stderr,
-                    "replicate: refused: source and target overlap (s3://%s/%s and s3://%s/%s): a backup must not "
-                    "write into what it reads.\n",
+            s3_log_user(S3_LOG_ERROR,
+                    "refused: source and target overlap (s3://%s/%s and s3://%s/%s): a backup must not "
+                    "write into what it reads.",
                     o->src_bucket, o->src_prefix, o->dst_bucket, o->dst_prefix);
             return EXIT_REFUSED;
         }
@@ -139,10 +140,10 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     int src_marker = target_has_marker(ctx->src, o->src_bucket, "source");
     if (src_marker < 0) return src_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
     if (src_marker && !o->source_is_replica && strcmp(o->src_bucket, o->dst_bucket) != 0) {
-        fprintf(stderr,
-                "replicate: refused: the source s3://%s holds %s, so it is a replica written by replicate.\n"
+        s3_log_user(S3_LOG_ERROR,
+                "refused: the source s3://%s holds %s, so it is a replica written by replicate.\n"
                 "  Did you swap the arguments? The order is: replicate SOURCE TARGET.\n"
-                "  To back up a replica on purpose, add --source-is-replica.\n",
+                "  To back up a replica on purpose, add --source-is-replica.",
                 o->src_bucket, MARKER_KEY);
         return EXIT_REFUSED;
     }
@@ -150,10 +151,12 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     /* 3. the target: versioning */
     char *status = target_versioning(ctx->dst_r, o->dst_bucket, err, sizeof err);
     if (!status) {
-        fprintf(stderr, "replicate: cannot read the target's versioning: %s\n", err);
         if (strstr(err, "NoSuchBucket"))
-            fprintf(stderr, "  Create the target bucket first and enable versioning on it "
-                            "(aws s3api create-bucket / put-bucket-versioning), or check --target-endpoint.\n");
+            s3_log_user(S3_LOG_ERROR, "cannot read the target's versioning: %s\n  Create the target bucket first and "
+                        "enable versioning on it (aws s3api create-bucket / put-bucket-versioning), or check "
+                        "--target-endpoint.", err);
+        else
+            s3_log_user(S3_LOG_ERROR, "cannot read the target's versioning: %s", err);
         return strstr(err, "NoSuchBucket") ? EXIT_USAGE : EXIT_FAILED;
     }
     bool enabled = strcmp(status, "Enabled") == 0;
@@ -167,11 +170,11 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
         int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket);
         if (nonempty < 0) return EXIT_FAILED;
         if (nonempty && !o->init_target) {
-            fprintf(stderr,
-                    "replicate: refused: the target s3://%s is not empty and has no %s, so it is not a replica "
+            s3_log_user(S3_LOG_ERROR,
+                    "refused: the target s3://%s is not empty and has no %s, so it is not a replica "
                     "made by replicate.\n"
                     "  Did you swap the arguments? The order is: replicate SOURCE TARGET.\n"
-                    "  If this bucket really is meant to receive the backup, add --init-target.\n",
+                    "  If this bucket really is meant to receive the backup, add --init-target.",
                     o->dst_bucket, MARKER_KEY);
             return EXIT_REFUSED;
         }
@@ -184,7 +187,7 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
                 struct waiter w = {0};
                 struct s3_response *r = wait_for(ctx, &w, s3_versioning_put(ctx->dst, o->dst_bucket, "Enabled", wait_cb, &w));
                 bool ok = r && r->err == S3_OK;
-                if (!ok) fprintf(stderr, "replicate: enabling versioning on s3://%s failed: %s\n", o->dst_bucket,
+                if (!ok) s3_log_user(S3_LOG_ERROR, "enabling versioning on s3://%s failed: %s", o->dst_bucket,
                                  r ? r->message : "out of memory");
                 s3_response_free(r);
                 if (!ok) return EXIT_FAILED;
@@ -192,12 +195,12 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
             }
             enabled = true;
         } else if (!o->allow_unversioned) {
-            fprintf(stderr,
-                    "replicate: refused: versioning is not enabled on the target s3://%s, so an overwrite would "
+            s3_log_user(S3_LOG_ERROR,
+                    "refused: versioning is not enabled on the target s3://%s, so an overwrite would "
                     "destroy the previous copy.\n"
                     "  Enable it (add --enable-versioning, or aws s3api put-bucket-versioning --bucket %s "
                     "--versioning-configuration Status=Enabled),\n"
-                    "  or accept the risk with --allow-unversioned.\n",
+                    "  or accept the risk with --allow-unversioned.",
                     o->dst_bucket, o->dst_bucket);
             return EXIT_REFUSED;
         } else {

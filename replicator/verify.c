@@ -53,7 +53,10 @@ static void on_signal(struct ev_loop *ev, ev_signal *w, int revents)
     (void)ev;
     (void)revents;
     if (!g_vctx) return;
-    if (!g_vctx->interrupted) fprintf(stderr, "\nreplicate: %s received: stopping\n", strsignal(w->signum));
+    if (!g_vctx->interrupted) {
+        if (g_vctx->o->progress) fputc('\n', stderr);
+        s3_log_user(S3_LOG_INFO, "%s received: stopping", strsignal(w->signum));
+    }
     g_vctx->interrupted = true;
     s3_loop_cancel_all(g_vctx->loop);
 }
@@ -726,7 +729,7 @@ static void manifest_note(struct verify *v, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "replicate: warning: %s\n", msg);
+    s3_log_user(S3_LOG_WARN, "%s", msg);
     if (v->jmanifest_notes) cJSON_AddItemToArray(v->jmanifest_notes, cJSON_CreateString(msg));
 }
 
@@ -983,9 +986,9 @@ int run_verify(const struct rep_options *o)
     /* 1. the target must still be versioned */
     char *versioning = target_versioning(ctx->dst_r, o->dst_bucket, err, sizeof err);
     if (!versioning) {
-        fprintf(stderr, "replicate: cannot read the target's versioning: %s\n", err);
+        s3_log_user(S3_LOG_ERROR, "cannot read the target's versioning: %s%s", err,
+                    strstr(err, "NoSuchBucket") ? "\n  Check the target URL and --target-endpoint." : "");
         if (strstr(err, "NoSuchBucket")) {
-            fprintf(stderr, "  Check the target URL and --target-endpoint.\n");
             exit_code = EXIT_USAGE;
             result = "failed";
             snprintf(v->error, sizeof v->error, "the target bucket does not exist");
@@ -1006,7 +1009,7 @@ int run_verify(const struct rep_options *o)
     if (ctx->interrupted) goto out;
 
     /* 3. both listings, merge-joined */
-    if (run_join(v) != 0 && !ctx->interrupted) fprintf(stderr, "replicate: %s\n", v->error);
+    if (run_join(v) != 0 && !ctx->interrupted) s3_log_user(S3_LOG_ERROR, "%s", v->error);
 
     /* 4. the versions recorded in the target's manifests still exist */
     if (!ctx->interrupted) run_versions(v);
@@ -1109,7 +1112,7 @@ out:
         if (t)
             printf("%s\n", t);
         else
-            fprintf(stderr, "replicate: out of memory building the JSON report\n");
+            s3_log_user(S3_LOG_ERROR, "out of memory building the JSON report");
         free(t);
         cJSON_Delete(j);
     }

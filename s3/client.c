@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <ev.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,9 @@ static int copy_config(struct s3_config *dst, const struct s3_config *src)
     dst->region = xstrdup(src->region ? src->region : "us-east-1");
     dst->path_style = src->path_style;
     dst->insecure = src->insecure;
+    dst->ca_bundle = xstrdup(src->ca_bundle);
+    dst->ca_source = xstrdup(src->ca_source);
+    if ((src->ca_bundle && !dst->ca_bundle) || (src->ca_source && !dst->ca_source)) return -1;
     dst->profile = xstrdup(src->profile);
     dst->creds.access_key = xstrdup(src->creds.access_key);
     dst->creds.secret_key = xstrdup(src->creds.secret_key);
@@ -740,6 +744,8 @@ static int easy_setup(struct s3_request *rq)
     if (rq->client->cfg.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (rq->client->cfg.ca_bundle) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, rq->client->cfg.ca_bundle);
     }
     const char *m = rq->method;
     if (strcmp(m, "HEAD") == 0) {
@@ -842,9 +848,25 @@ static const char *short_curl_reason(CURLcode c)
     case CURLE_RECV_ERROR: return "connection reset while receiving";
     case CURLE_SEND_ERROR: return "connection reset while sending";
     case CURLE_PARTIAL_FILE: return "reply body cut short";
-    case CURLE_PEER_FAILED_VERIFICATION: return "TLS certificate not trusted (use --insecure only for tests)";
+    case CURLE_PEER_FAILED_VERIFICATION: return "TLS certificate not trusted";
+    case CURLE_SSL_CACERT_BADFILE: return "the CA bundle cannot be used";
     default: return curl_easy_strerror(c);
     }
+}
+
+/* What to do about a TLS verification failure, into out ("" for other failures): which option gives the CA. */
+static void tls_advice(const struct s3_client *c, CURLcode code, char *out, size_t n)
+{
+    out[0] = '\0';
+    if (code != CURLE_PEER_FAILED_VERIFICATION && code != CURLE_SSL_CACERT_BADFILE) return;
+    if (c->cfg.ca_bundle && code == CURLE_SSL_CACERT_BADFILE)
+        snprintf(out, n, ": %s (from %s) is not a PEM file of CA certificates", c->cfg.ca_bundle, c->cfg.ca_source);
+    else if (c->cfg.ca_bundle)
+        snprintf(out, n, ": no CA in %s (from %s) signed the server's certificate", c->cfg.ca_bundle,
+                 c->cfg.ca_source);
+    else
+        snprintf(out, n, ": give its CA with --source-ca-bundle/--target-ca-bundle FILE, AWS_CA_BUNDLE or the "
+                         "profile's ca_bundle (--insecure: tests only)");
 }
 
 /* Decides the outcome of a finished attempt: fills resp on final completion, or schedules a retry and
@@ -891,18 +913,26 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
     if (s3_log_enabled(S3_LOG_DEBUG)) {
         double t = 0;
         if (rq->forced == S3_OK) curl_easy_getinfo(rq->easy, CURLINFO_TOTAL_TIME, &t);
-        s3_log(S3_LOG_DEBUG, "%s s3://%s/%s -> %ld%s%s (%.1f ms, attempt %d)", rq->method, rq->bucket,
-               rq->key ? rq->key : "", status, code ? " " : "", code ? code : "", t * 1000, rq->attempt);
+        struct s3_log_field f[] = {{"method", rq->method, 0}, {"bucket", rq->bucket, 0}, {"status", NULL, (double)status},
+                                   {"code", code ? code : "", 0}, {"ms", NULL, round(t * 10000) / 10},
+                                   {"attempt", NULL, rq->attempt}};
+        s3_log_event(S3_LOG_DEBUG, "request", rq->key, f, sizeof f / sizeof *f, "%s s3://%s/%s -> %ld%s%s (%.1f ms, attempt %d)",
+                     rq->method, rq->bucket, rq->key ? rq->key : "", status, code ? " " : "", code ? code : "", t * 1000,
+                     rq->attempt);
     }
     if (err != S3_OK && cls != S3_RETRY_NO && (rq->attempt < max || moved)) {
         double ra = -1;
         for (size_t i = 0; i < rq->nrh; i++)
             if (strcmp(rq->rh[i].name, "retry-after") == 0) ra = s3_retry_after_parse(rq->rh[i].value, (double)time(NULL));
         double delay = moved ? 0 : s3_loop_retry_delay(loop, rq->attempt, cls, ra);
-        s3_log(S3_LOG_INFO, "%s s3://%s/%s: %s%s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
-               rq->key ? rq->key : "",
-               err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ",
-               err == S3_ERR_TRANSPORT ? "" : (code ? code : ""), "", delay, rq->attempt + 1, max);
+        const char *why = err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ";
+        struct s3_log_field f[] = {{"method", rq->method, 0}, {"bucket", rq->bucket, 0}, {"status", NULL, (double)status},
+                                   {"code", code ? code : "", 0}, {"delay", NULL, round(delay * 100) / 100},
+                                   {"attempt", NULL, rq->attempt + 1}, {"max_attempts", NULL, max}};
+        s3_log_event(S3_LOG_INFO, "retry", rq->key, f, sizeof f / sizeof *f,
+                     "%s s3://%s/%s: %s%s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
+                     rq->key ? rq->key : "", why, err == S3_ERR_TRANSPORT ? "" : (code ? code : ""), "", delay,
+                     rq->attempt + 1, max);
         s3_error_info_free(&einfo);
         if (rq->streamed && rq->on_reset) rq->on_reset(rq->body_ud);
         rq->state = REQ_QUEUED;
@@ -942,10 +972,14 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
                  rq->attempt > 1 ? " (after retries)" : "");
         break;
     case S3_ERR_TRANSPORT:
-        snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: %s (%s; %d attempt%s)", rq->method, rq->bucket, k,
-                 short_curl_reason(rq->result), rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(rq->result),
-                 rq->attempt, rq->attempt == 1 ? "" : "s");
+    {
+        char advice[600];
+        tls_advice(rq->client, rq->result, advice, sizeof advice);
+        snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: %s (%s; %d attempt%s)%s", rq->method,
+                 rq->bucket, k, short_curl_reason(rq->result), rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(rq->result),
+                 rq->attempt, rq->attempt == 1 ? "" : "s", advice);
         break;
+    }
     case S3_ERR_READ_ONLY:
         snprintf(resp->message, sizeof resp->message,
                  "%s s3://%s/%s: refused: the source is opened read-only and this request would write", rq->method,

@@ -25,6 +25,7 @@ struct profile_values {
     char *endpoint_url;
     char *s3_endpoint_url;     /* nested "s3 =" block */
     char *s3_addressing_style; /* nested "s3 =" block: path, virtual or auto */
+    char *ca_bundle;           /* ca_bundle = PEM file */
     const char *unsupported;   /* a credential source we do not implement (role_arn, ...), or NULL */
 };
 
@@ -75,6 +76,7 @@ static void profile_values_free(struct profile_values *pv)
     free(pv->endpoint_url);
     free(pv->s3_endpoint_url);
     free(pv->s3_addressing_style);
+    free(pv->ca_bundle);
     memset(pv, 0, sizeof *pv);
 }
 
@@ -229,6 +231,7 @@ static int profile_collect(void *ctx, const char *section, const char *parent, c
     if (strcmp(key, "aws_session_token") == 0) return set_str(&pv->session_token, value);
     if (strcmp(key, "region") == 0) return set_str(&pv->region, value);
     if (strcmp(key, "endpoint_url") == 0) return set_str(&pv->endpoint_url, value);
+    if (strcmp(key, "ca_bundle") == 0) return set_str(&pv->ca_bundle, value);
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
         if (strcmp(key, unsupported[i]) == 0) pv->unsupported = unsupported[i];
     return 0;
@@ -557,6 +560,31 @@ int s3_config_resolve(const struct s3_config_request *req, struct s3_config *out
         }
     }
 
+    /* CA bundle: the side's option, AWS_CA_BUNDLE, the profile's ca_bundle (the AWS CLI's order). A file we
+     * cannot read is an error now, not a TLS failure on the first request. */
+    const char *ca = (req->ca_bundle && *req->ca_bundle) ? req->ca_bundle : NULL;
+    char ca_src[300];
+    snprintf(ca_src, sizeof ca_src, "%s", req->ca_option ? req->ca_option : "the CA bundle option");
+    if (!ca && (ca = env("AWS_CA_BUNDLE"))) snprintf(ca_src, sizeof ca_src, "AWS_CA_BUNDLE");
+    if (!ca && (ca = cred.ca_bundle ? cred.ca_bundle : conf.ca_bundle))
+        snprintf(ca_src, sizeof ca_src, "ca_bundle of profile \"%s\"", name);
+    if (ca) {
+        char *expanded = NULL;
+        const char *home = env("HOME");
+        if (strncmp(ca, "~/", 2) == 0 && home && asprintf(&expanded, "%s%s", home, ca + 1) < 0) expanded = NULL;
+        const char *path = expanded ? expanded : ca;
+        FILE *cf = fopen(path, "r");
+        if (!cf) {
+            set_err(err, errlen, "cannot read the CA bundle %s (from %s): %s", path, ca_src, strerror(errno));
+            free(expanded);
+            goto cleanup;
+        }
+        fclose(cf);
+        out->ca_bundle = expanded ? expanded : strdup(ca);
+        out->ca_source = strdup(ca_src);
+        if (!out->ca_bundle || !out->ca_source) goto nomem;
+    }
+
     out->insecure = req->insecure;
     out->region = strdup(region);
     out->profile = strdup(name);
@@ -585,6 +613,8 @@ void s3_config_free(struct s3_config *c)
     free(c->endpoint);
     free(c->region);
     free(c->profile);
+    free(c->ca_bundle);
+    free(c->ca_source);
     wipe_free(c->creds.access_key);
     wipe_free(c->creds.secret_key);
     wipe_free(c->creds.session_token);

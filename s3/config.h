@@ -13,6 +13,8 @@ struct s3_config {
     bool path_style;  /* path-style addressing (default true when an endpoint was given explicitly or
                          from AWS_ENDPOINT_URL / profile endpoint_url, false for AWS) */
     bool insecure;    /* skip TLS verification */
+    char *ca_bundle;  /* PEM file of the CAs to trust for https (CURLOPT_CAINFO), or NULL: the system's */
+    char *ca_source;  /* where ca_bundle came from, for messages ("--target-ca-bundle", "AWS_CA_BUNDLE", ...) */
     struct s3_credentials creds;
     char *profile;    /* the profile name used, for messages */
 };
@@ -24,6 +26,8 @@ struct s3_config_request {
     const char *region;       /* --source-region; else AWS_REGION, AWS_DEFAULT_REGION, profile region */
     int path_style;           /* 1 path, 0 virtual-hosted, -1 default */
     bool insecure;
+    const char *ca_bundle;    /* --target-ca-bundle; else AWS_CA_BUNDLE; else the profile's ca_bundle */
+    const char *ca_option;    /* the option's name for messages, e.g. "--target-ca-bundle" */
 };
 
 /* Resolve into *out (owned, free with s3_config_free). Environment credentials (AWS_ACCESS_KEY_ID,

@@ -12,6 +12,8 @@ pkgs=(
                                           # are in Debian's essential/required packages
   groff-base man-db systemd               # scripts/check-docs.sh: groff, man --warnings, systemd-analyze verify
   dpkg-dev lintian                        # make deb: dpkg-shlibdeps, dpkg-deb (and strip, from build-essential)
+  prometheus                              # promtool: test_metrics checks the textfile and tests the alert rules
+  openssl stunnel4                        # test_tls: a private CA and a TLS proxy in front of RGW
 )
 if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-dev); fi # `make fuzz` only: clang and its libFuzzer runtime
 

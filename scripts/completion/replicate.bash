@@ -6,13 +6,14 @@
 _replicate_static_options="
 --source-profile --target-profile --source-endpoint --target-endpoint --source-region --target-region
 --profile --endpoint --region --path-style --virtual-hosted --insecure
+--source-ca-bundle --target-ca-bundle --ca-bundle
 --jobs --settle --max-passes --part-size --multipart-threshold --copy-threshold --max-memory --timeout
 --retries --list-ranges --start-after --end-before --shard --no-tags --skip-archived --storage-class --dry-run
---allow-unversioned --enable-versioning --init-target --source-is-replica
+--allow-unversioned --enable-versioning --init-target --source-is-replica --lease
 --maintenance-file --maintenance-on --maintenance-off --grace --maintenance-max
 --verify --deep --sample --status --max-age --max-drill-age --metrics-file
 --restore --restore-drill --run --at --only-missing --overwrite
---json --quiet --verbose --no-progress --state-dir --notify-cmd --notify-url --help --version
+--json --quiet --verbose --no-progress --log-format --state-dir --notify-cmd --notify-url --help --version
 "
 
 # The long options: from --help of the replicate on PATH, else the static list.
@@ -82,7 +83,7 @@ _replicate()
             mapfile -t COMPREPLY < <(compgen -d -- "$cur")
             return
             ;;
-        --maintenance-file | --metrics-file)
+        --maintenance-file | --metrics-file | --source-ca-bundle | --target-ca-bundle | --ca-bundle)
             compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             return
@@ -91,7 +92,7 @@ _replicate()
             mapfile -t COMPREPLY < <(compgen -c -- "$cur")
             return
             ;;
-        # values of options that --help does not list yet (object lock, storage class, log format)
+        # values of options (some that --help does not list yet: object lock, storage class)
         --retain-mode)
             mapfile -t COMPREPLY < <(compgen -W $'governance\ncompliance' -- "$cur")
             return
@@ -109,7 +110,7 @@ _replicate()
             --target-region | --region | -j | --jobs | --settle | --max-passes | --part-size | \
             --multipart-threshold | --copy-threshold | --max-memory | --timeout | --retries | --list-ranges | \
             --start-after | --end-before | --shard | --grace | --maintenance-max | --sample | --max-age | \
-            --max-drill-age | --notify-url | --run | --at)
+            --max-drill-age | --notify-url | --run | --at | --lease)
             return
             ;;
     esac

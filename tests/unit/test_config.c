@@ -636,6 +636,48 @@ static void test_insecure_and_null_request(void **state)
     assert_int_equal(s3_config_resolve(NULL, &c, NULL, 0), -1);
 }
 
+/* CA bundle: the side's option, then AWS_CA_BUNDLE, then the profile's ca_bundle ("~/" expanded); a file that
+ * cannot be read is an error naming it and where it came from. */
+static void test_ca_bundle_precedence(void **state)
+{
+    struct fixture *fx = *state;
+    char opt[700], envf[700], prof[700], conf[1600], err[1024] = "";
+    snprintf(opt, sizeof opt, "%s/opt.pem", fx->dir);
+    snprintf(envf, sizeof envf, "%s/env.pem", fx->dir);
+    snprintf(prof, sizeof prof, "%s/.aws/prof.pem", fx->dir);
+    write_file(opt, "x\n");
+    write_file(envf, "x\n");
+    write_file(prof, "x\n");
+    write_file(fx->cred, "[p]\naws_access_key_id = AKID\naws_secret_access_key = SeCrEt\n");
+    snprintf(conf, sizeof conf, "[profile p]\nca_bundle = ~/.aws/prof.pem\n");
+    write_file(fx->conf, conf);
+    struct s3_config c;
+    struct s3_config_request req = {.profile = "p", .path_style = -1, .ca_bundle = opt, .ca_option = "--target-ca-bundle"};
+    setenv("AWS_CA_BUNDLE", envf, 1);
+    assert_int_equal(s3_config_resolve(&req, &c, err, sizeof err), 0);
+    assert_string_equal(c.ca_bundle, opt);
+    assert_string_equal(c.ca_source, "--target-ca-bundle");
+    s3_config_free(&c);
+    req.ca_bundle = NULL;
+    assert_int_equal(s3_config_resolve(&req, &c, err, sizeof err), 0);
+    assert_string_equal(c.ca_bundle, envf);
+    assert_string_equal(c.ca_source, "AWS_CA_BUNDLE");
+    s3_config_free(&c);
+    unsetenv("AWS_CA_BUNDLE");
+    assert_int_equal(s3_config_resolve(&req, &c, err, sizeof err), 0);
+    assert_string_equal(c.ca_bundle, prof);
+    assert_string_equal(c.ca_source, "ca_bundle of profile \"p\"");
+    s3_config_free(&c);
+    /* none at all: the system's CAs */
+    write_file(fx->conf, "[profile p]\nregion = eu-west-1\n");
+    assert_int_equal(s3_config_resolve(&req, &c, err, sizeof err), 0);
+    assert_null(c.ca_bundle);
+    s3_config_free(&c);
+    req.ca_bundle = "/no/such/ca.pem";
+    assert_int_equal(s3_config_resolve(&req, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot read the CA bundle /no/such/ca.pem (from --target-ca-bundle)"));
+}
+
 static void test_same_account(void **state)
 {
     (void)state;
@@ -704,6 +746,7 @@ int main(void)
         T(test_messy_ini),
         T(test_long_line),
         T(test_insecure_and_null_request),
+        T(test_ca_bundle_precedence),
         T(test_same_account),
         T(test_config_free_wipes),
     };
