@@ -67,6 +67,7 @@ static int run_wanted(const struct rep_options *o, const char *name, const struc
         size_t l = strlen(o->run_id);
         return strncmp(name, o->run_id, l) == 0 && strcmp(name + l, ".jsonl") == 0;
     }
+    if (!s) return 0;
     /* a restore point: a run that ended with every copy made ("not-converged" only says its last pass was
      * longer than --settle) */
     if (!s->trailer_found || !s->result || (strcmp(s->result, "ok") != 0 && strcmp(s->result, "not-converged") != 0))
