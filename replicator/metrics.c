@@ -168,9 +168,12 @@ static int load_previous(const char *path, const char *mine, const struct metric
             if (sscanf(line, "# %7s %199s %n", kw, name, &used) >= 2 &&
                 (strcmp(kw, "HELP") == 0 || strcmp(kw, "TYPE") == 0)) {
                 struct family *fam = family_get(fs, name);
-                char **dst = !fam ? NULL : kw[0] == 'H' ? &fam->help : &fam->type;
-                if (!fam) rc = -1;
-                else if (!*dst && !(*dst = strdup(line + used))) rc = -1;
+                if (!fam) {
+                    rc = -1;
+                    continue;
+                }
+                char **dst = kw[0] == 'H' ? &fam->help : &fam->type;
+                if (!*dst && !(*dst = strdup(line + used))) rc = -1;
             }
             continue;
         }

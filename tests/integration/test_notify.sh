@@ -36,7 +36,7 @@ s.serve_forever()
 PY
 python3 "$T_TMP/listener.py" "$T_TMP/posts.jsonl" "$T_TMP/port" &
 lpid=$!
-lib_on_exit "kill $lpid"
+lib_on_exit "kill $lpid 2>/dev/null; wait $lpid 2>/dev/null"
 for _ in $(seq 50); do [ -s "$T_TMP/port" ] && break; sleep 0.1; done
 [ -s "$T_TMP/port" ] || die "the HTTP listener did not start"
 hook="http://127.0.0.1:$(cat "$T_TMP/port")/hooks/replicate"

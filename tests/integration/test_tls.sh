@@ -46,7 +46,7 @@ key = $d/server.key
 EOF
 stunnel4 "$d/stunnel.conf" >"$d/stunnel.out" 2>&1 &
 spid=$!
-lib_on_exit "kill $spid"
+lib_on_exit "kill $spid 2>/dev/null; wait $spid 2>/dev/null"
 for _ in $(seq 50); do
   curl -s -o /dev/null --cacert "$d/ca.pem" "https://127.0.0.1:$port/" && break
   sleep 0.1
