@@ -1,42 +1,84 @@
 # shellcheck shell=bash disable=SC2034
-# (SC2034: SAME, CROSS, STATE, SRC_COUNT, DETAIL_KEYS, KEY_* are set here for the test scripts)
-# Shared helpers for tests/integration/test_replicate_*.sh (sourced, not executable).
+# (SC2034: SAME, CROSS, STATE, MiB, SRC_COUNT, DETAIL_KEYS, KEY_*, PROXY_* are set here for the test scripts)
+# The helper library of every tests/integration/test_*.sh (sourced, not executable): reporting, set-up, the
+# two RGW sides, replicate runs, awscli snapshots and comparisons (tests/tools/s3check.py), the RGW request
+# log, the standard source bucket, and tests/tools/faultproxy instances.
 #
 # Environment (set by scripts/check.sh): REPLICATE, TOOLS, RGW_{A,B}_{ENDPOINT,ACCESS_KEY,SECRET_KEY,LOG},
 # RGW_REGION. The independent checker is Debian's awscli v2 at /usr/bin/aws, used with profiles "a" and "b"
 # from a temporary credentials file; the tool under test gets the same profiles.
 #
-#   lib_init NAME [b]        skip (77) without the environment ("b": instance B needed too); temp dir, profiles
+# Reporting: one line per check, "ok   - WHAT" or "FAIL - WHAT", evidence indented below it; finish prints
+# "NAME: all N checks passed (Ts)" or "NAME: F of N checks failed (Ts)" (NAME: the script's) and exits 0 or 1.
+#   ok / bad MESSAGE         a check passed / failed
+#   check DESCRIPTION CMD... passes when the command succeeds; require: the same, and a failure ends the test
+#   expect_rc NAME WANT DESCRIPTION   the exit code of the rep/run_rep run NAME
+#   s3check_checks SUBCMD ARGS...     an s3check subcommand that prints its own ok/FAIL lines: shown, counted
+#   finish                   the summary line and the exit code
+#   die MESSAGE              a failure the test cannot go on from: "FAIL - MESSAGE", exit 1
+#   say MESSAGE / indent     information / evidence ("    | " before each line of stdin)
+#
+# Skip rule: lib_init exits 77 ("skip: WHY") when the test cannot run here: the RGW environment is not set (not
+# run through make check / make integration), or something from outside the project is missing (awscli,
+# python3, and what the NEEDs name); skip WHY does the same for a test's own condition (mounting a tmpfs).
+# Something the project builds or ships (REPLICATE, TOOLS/s3tool, TOOLS/faultproxy, tests/tools/s3check.py)
+# missing, or an environment that is set but broken (RGW_A_LOG not a file), is a failure (exit 1).
+#
+#   lib_init [NEED...]       NEEDs: b (instance B), log (RGW_A_LOG), faultproxy, or a command that must be
+#                            installed (curl, jq, COMMAND=DEBIAN-PACKAGE: promtool=prometheus). A temp dir
+#                            $T_TMP, $STATE (= $T_TMP/state), the profiles; unsets AWS_* credentials and endpoints
+#   lib_on_exit CODE         run CODE when the test exits (before $T_TMP is removed)
+#   lib_kill_at_exit PID...  kill these background processes if they still run when the test exits
+#   use_env_credentials SIDE that side's keys and endpoint in AWS_ACCESS_KEY_ID, ..., AWS_ENDPOINT_URL
 #   bucket NAME              a bucket name unique to this run: t-<unix time>-<pid>-NAME
-#   mkbucket SIDE NAME [--versioned]   create a bucket on a or b (with s3tool: fast)
+#   mkbucket SIDE NAME [--versioned]   create a bucket on a or b (with s3tool: fast); a failure ends the test
 #   aws_on SIDE ARGS...      /usr/bin/aws with that side's profile and endpoint
+#   aws_at SIDE URL ARGS...  /usr/bin/aws with that side's profile at another endpoint (a proxy)
 #   s3tool_on SIDE ARGS...   $TOOLS/s3tool with that side's keys and endpoint
 #   rep NAME ARGS...         run replicate (--no-progress --state-dir $STATE prepended): NAME.out/.err in
-#                            $T_TMP, exit code in $REP_RC, seconds in $REP_SECS
+#                            $T_TMP, exit code in $REP_RC, seconds in $REP_SECS; run_rep NAME ARGS...: the same
+#                            with nothing prepended
+#   s3check SUBCMD ARGS...   tests/tools/s3check.py (its docstring lists the subcommands)
+#   free_port                a TCP port on 127.0.0.1 that nothing listens on
 #   jget FILE EXPR           evaluate a Python expression over the JSON in FILE (as d)
 #   snapshot SIDE BUCKET OUT [DETAIL_KEY...]   list + download a bucket with awscli: keys, sizes, ETags, MD5s
 #                            of the content, and (for DETAIL_KEYs) headers and metadata from get-object
 #   snapshot_bg ... / snapshot_wait OUT   the same in the background
-#   compare_snapshots SRC DST   same keys (target's .replicate/ ignored), sizes, content MD5s, headers, metadata
-#   log_mark SIDE / log_sync SIDE BUCKET / log_writes SIDE FROM BUCKET...   the RGW request log
-#   ok / bad / check / expect_rc / finish   reporting; finish exits 0 when every check passed
+#   compare_snapshots SRC DST [restored]  same keys (target's .replicate/ ignored), sizes, content MD5s,
+#                            headers, metadata
+#   log_mark SIDE / log_sync SIDE BUCKET / log_writes SIDE FROM BUCKET... / log_requests SIDE FROM REGEX
+#                            the RGW request log
+#   build_source SIDE BUCKET the standard source bucket of the same- and cross-endpoint tests
+#   start_proxy NAME UPSTREAM-URL PORT ARGS...   faultproxy in the background: PROXY_URL, PROXY_PID
+#   stop_proxy PID           SIGTERM; it writes $T_TMP/NAME.counts.json and exits
+#   show_counts NAME         one line: requests by method, faults by kind
+#   same_content SIDE SRC SIDE DST LABEL   aws s3 sync both, diff -r (.replicate/ excluded)
+#   recorded_exist MANIFEST SIDE BUCKET LABEL   what the manifest records as copied is in the target
 set -uo pipefail
 
 AWS=/usr/bin/aws
+S3CHECK=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools" && pwd)/s3check.py
+MiB=$((1024 * 1024))
+T_NAME=$(basename "$0" .sh)
 T_FAILS=0
 T_CHECKS=0
 T_EXIT_HOOKS=()
+T_KILL=()
 
+# ---- reporting
 say() { printf '%s\n' "$*"; }
 ok() { T_CHECKS=$((T_CHECKS + 1)); printf 'ok   - %s\n' "$*"; }
 bad() { T_CHECKS=$((T_CHECKS + 1)); T_FAILS=$((T_FAILS + 1)); printf 'FAIL - %s\n' "$*"; }
 check() { # DESCRIPTION COMMAND...: passes when the command succeeds
   local d=$1
   shift
-  if "$@"; then ok "$d"; else bad "$d"; fi
+  if "$@"; then ok "$d"; else bad "$d"; return 1; fi
+}
+require() { # DESCRIPTION COMMAND...: a check the rest of the test depends on; a failure ends the test
+  check "$@" || finish
 }
 indent() { sed 's/^/    | /'; }
-show_run() { # NAME: the output of a rep run, as evidence
+show_run() { # NAME [LINES]: the output of a rep run, as evidence
   local n=$1
   say "    replicate $(cat "$T_TMP/$n.cmd")"
   tail -n "${2:-40}" "$T_TMP/$n.out" | indent
@@ -50,39 +92,71 @@ expect_rc() { # NAME WANT DESCRIPTION
     show_run "$1"
   fi
 }
+s3check_checks() { # SUBCMD ARGS...: fails when one of its checks failed or it did not finish
+  local out rc n f
+  out=$(s3check "$@")
+  rc=$?
+  [ -z "$out" ] || printf '%s\n' "$out"
+  n=$(grep -c '^ok   - \|^FAIL - ' <<<"$out")
+  f=$(grep -c '^FAIL - ' <<<"$out")
+  T_CHECKS=$((T_CHECKS + n))
+  T_FAILS=$((T_FAILS + f))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then bad "s3check $1 exited $rc"; fi
+  [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]
+}
 finish() {
-  local name=${T_NAME:-test}
   if [ "$T_FAILS" -ne 0 ]; then
-    say "$name: $T_FAILS of $T_CHECKS checks failed (${SECONDS}s)"
+    say "$T_NAME: $T_FAILS of $T_CHECKS checks failed (${SECONDS}s)"
     exit 1
   fi
-  say "$name: all $T_CHECKS checks passed (${SECONDS}s)"
+  say "$T_NAME: all $T_CHECKS checks passed (${SECONDS}s)"
   exit 0
 }
 die() { say "FAIL - $*"; exit 1; }
+skip() { say "skip: $*"; exit 77; }
 
+# ---- set-up and clean-up
 lib_on_exit() { T_EXIT_HOOKS+=("$1"); }
+lib_kill_at_exit() { T_KILL+=("$@"); }
 lib_cleanup() {
-  local h
+  local h p live=()
+  # only those that are still running jobs of this shell: the PID of one already waited for may be reused
+  for p in "${T_KILL[@]}"; do
+    jobs -pr | grep -qx "$p" && live+=("$p")
+  done
+  if [ ${#live[@]} -gt 0 ]; then
+    kill "${live[@]}" 2>/dev/null
+    wait "${live[@]}" 2>/dev/null
+  fi
   for h in "${T_EXIT_HOOKS[@]}"; do eval "$h" || true; done
   [ -n "${T_TMP:-}" ] && rm -rf "$T_TMP"
 }
 
-lib_init() { # NAME [b]
-  T_NAME=$1
-  local need_b=${2:-}
+lib_init() { # [NEED...]
+  local need
   if [ -z "${RGW_A_ENDPOINT:-}" ] || [ -z "${REPLICATE:-}" ] || [ -z "${TOOLS:-}" ]; then
-    say "skip: RGW_A_ENDPOINT, REPLICATE and TOOLS are not set (run through make check / make integration)"
-    exit 77
+    skip "RGW_A_ENDPOINT, REPLICATE and TOOLS are not set (run through make check / make integration)"
   fi
-  if [ "$need_b" = b ] && [ -z "${RGW_B_ENDPOINT:-}" ]; then
-    say "skip: RGW_B_ENDPOINT is not set (this test needs the second RGW instance)"
-    exit 77
-  fi
-  [ -x "$AWS" ] || { say "skip: $AWS (awscli v2) is not installed"; exit 77; }
-  command -v python3 >/dev/null || { say "skip: python3 is not installed"; exit 77; }
+  [ -x "$AWS" ] || skip "$AWS (awscli v2) is not installed"
+  command -v python3 >/dev/null || skip "python3 is not installed"
+  for need in "$@"; do
+    case $need in
+      b) [ -n "${RGW_B_ENDPOINT:-}" ] || skip "RGW_B_ENDPOINT is not set (this test needs the second RGW instance)" ;;
+      log) [ -n "${RGW_A_LOG:-}" ] || skip "RGW_A_LOG is not set (this test reads RGW's request log)" ;;
+      faultproxy) ;;
+      *=*) command -v "${need%%=*}" >/dev/null || skip "${need%%=*} is not installed (Debian package ${need#*=})" ;;
+      *) command -v "$need" >/dev/null || skip "$need is not installed" ;;
+    esac
+  done
   [ -x "$REPLICATE" ] || die "REPLICATE=$REPLICATE is not executable"
   [ -x "$TOOLS/s3tool" ] || die "$TOOLS/s3tool is missing (make builds it)"
+  for need in "$@"; do
+    case $need in
+      faultproxy) [ -x "$TOOLS/faultproxy" ] || die "$TOOLS/faultproxy is missing (make builds it)" ;;
+      log) [ -f "$RGW_A_LOG" ] || die "RGW_A_LOG=$RGW_A_LOG is not a file" ;;
+    esac
+  done
+  [ -f "$S3CHECK" ] || die "$S3CHECK is missing"
 
   T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/$T_NAME.XXXXXX") || die "mktemp"
   trap lib_cleanup EXIT
@@ -108,11 +182,24 @@ EOF
   SAME=(--endpoint "$RGW_A_ENDPOINT" --profile a)
   CROSS=(--source-endpoint "$RGW_A_ENDPOINT" --target-endpoint "${RGW_B_ENDPOINT:-}"
     --source-profile a --target-profile b)
-  lib_write_py
 }
 
+# ---- the two sides: a (RGW_A_*) and b (RGW_B_*)
 side_endpoint() { case $1 in a) echo "$RGW_A_ENDPOINT" ;; b) echo "$RGW_B_ENDPOINT" ;; *) die "side $1" ;; esac; }
 side_log() { case $1 in a) echo "${RGW_A_LOG:-}" ;; b) echo "${RGW_B_LOG:-}" ;; *) die "side $1" ;; esac; }
+side_keys() { # SIDE: sets ak and sk (declared local by the caller)
+  case $1 in
+    a) ak=$RGW_A_ACCESS_KEY sk=$RGW_A_SECRET_KEY ;;
+    b) ak=$RGW_B_ACCESS_KEY sk=$RGW_B_SECRET_KEY ;;
+    *) die "side $1" ;;
+  esac
+}
+use_env_credentials() { # SIDE
+  local ak sk ep
+  side_keys "$1"
+  ep=$(side_endpoint "$1")
+  export AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk AWS_ENDPOINT_URL=$ep
+}
 
 bucket() { printf 't-%s-%s\n' "$T_RUN" "$1"; }
 
@@ -121,14 +208,16 @@ aws_on() { # SIDE ARGS...
   shift
   "$AWS" --profile "$side" --endpoint-url "$(side_endpoint "$side")" "$@"
 }
+aws_at() { # SIDE URL ARGS...
+  local side=$1 url=$2
+  shift 2
+  "$AWS" --profile "$side" --endpoint-url "$url" "$@"
+}
 
 s3tool_on() { # SIDE ARGS...
   local side=$1 ak sk
   shift
-  case $side in
-    a) ak=$RGW_A_ACCESS_KEY sk=$RGW_A_SECRET_KEY ;;
-    b) ak=$RGW_B_ACCESS_KEY sk=$RGW_B_SECRET_KEY ;;
-  esac
+  side_keys "$side"
   AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk AWS_ENDPOINT_URL=$(side_endpoint "$side") \
     AWS_SHARED_CREDENTIALS_FILE=/dev/null "$TOOLS/s3tool" "$@"
 }
@@ -137,43 +226,34 @@ mkbucket() { # SIDE NAME [--versioned]
   s3tool_on "$1" mkbucket "$2" ${3:+"$3"} || die "cannot create bucket $2 on $1"
 }
 
-rep() { # NAME ARGS...
+# ---- replicate runs
+run_rep() { # NAME ARGS...
   local n=$1 t0
   shift
-  printf '%q ' --no-progress --state-dir "\$STATE" "$@" >"$T_TMP/$n.cmd"
+  printf '%q ' "$@" >"$T_TMP/$n.cmd"
   t0=$(date +%s.%N)
-  "$REPLICATE" --no-progress --state-dir "$STATE" "$@" >"$T_TMP/$n.out" 2>"$T_TMP/$n.err"
+  "$REPLICATE" "$@" >"$T_TMP/$n.out" 2>"$T_TMP/$n.err"
   REP_RC=$?
   REP_SECS=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")
 }
-
-jget() { # FILE EXPR: prints the value (JSON for lists/dicts, Python's str otherwise); empty on error
-  python3 - "$1" "$2" <<'PY' 2>/dev/null
-import json, sys
-try:
-    d = json.load(open(sys.argv[1]))
-    v = eval(sys.argv[2], {"d": d})
-except Exception as e:
-    sys.exit(1)
-print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)
-PY
+rep() { # NAME ARGS...
+  local n=$1
+  shift
+  run_rep "$n" --no-progress --state-dir "$STATE" "$@"
 }
 
+# ---- tests/tools/s3check.py: JSON values, and buckets read back with awscli
+s3check() { python3 "$S3CHECK" "$@"; }
+free_port() { s3check free-port; }
+jget() { s3check jget "$1" "$2" 2>/dev/null; } # FILE EXPR: the value (JSON for lists/dicts/booleans/null), or nothing
 snapshot() { # SIDE BUCKET OUT [DETAIL_KEY...]
   local side=$1 b=$2 out=$3
   shift 3
-  python3 "$T_TMP/s3check.py" snapshot "$side" "$(side_endpoint "$side")" "$b" "$out" "$T_TMP" "$@"
+  s3check snapshot "$side" "$(side_endpoint "$side")" "$b" "$out" "$T_TMP" "$@"
 }
-compare_snapshots() { python3 "$T_TMP/s3check.py" compare "$@"; }
+compare_snapshots() { s3check compare "$@"; }
 source_ok() { # SNAPSHOT: the source holds SRC_COUNT objects, among them every NAMED_KEY exactly as written
-  python3 - "$1" "$SRC_COUNT" "${NAMED_KEYS[@]}" <<'PY'
-import json, sys
-o = json.load(open(sys.argv[1]))["objects"]
-missing = [k for k in sys.argv[3:] if k not in o]
-zero = o.get("empty/zero-bytes.bin", {}).get("size")
-print(f"    source: {len(o)} objects; named keys missing: {missing}; empty/zero-bytes.bin has {zero} bytes")
-sys.exit(0 if len(o) == int(sys.argv[2]) and not missing and zero == 0 else 1)
-PY
+  s3check source-ok "$1" "$SRC_COUNT" "${NAMED_KEYS[@]}"
 }
 # snapshot_bg SIDE BUCKET OUT [DETAIL_KEY...] starts a snapshot in the background (awscli is CPU-bound: two at
 # once use both cores); snapshot_wait OUT waits for it, prints its report and returns its status.
@@ -296,179 +376,57 @@ build_source() {
     "$KEY_LONG" "$KEY_ZERO" "$KEY_META" "$KEY_META2" "$KEY_BIG1" "$KEY_BIG2" "$KEY_BIG3")
 }
 
-lib_write_py() {
-  cat >"$T_TMP/s3check.py" <<'PY'
-# awscli-based checker: snapshot a bucket (keys, sizes, ETags, content MD5s, headers) and compare two.
-import hashlib, json, os, re, subprocess, sys, time, concurrent.futures as cf
 
-AWS = "/usr/bin/aws"
-HEADERS = ["ContentType", "CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage", "Expires"]
-SRC_ETAG = "replicate-source-etag"
+# ---- tests/tools/faultproxy in front of a side (the test_faults*.sh tests)
+hostport() { local u=${1#*://}; echo "${u%%/*}"; }
+start_proxy() { # NAME UPSTREAM-URL PORT ARGS...: output in $T_TMP/NAME.out/.err, counts in $T_TMP/NAME.counts.json
+  local name=$1 up=$2 port=$3 i
+  shift 3
+  : >"$T_TMP/$name.out"
+  "$TOOLS/faultproxy" --listen "127.0.0.1:$port" --upstream "$(hostport "$up")" \
+    --count-file "$T_TMP/$name.counts.json" "$@" >"$T_TMP/$name.out" 2>>"$T_TMP/$name.err" &
+  PROXY_PID=$!
+  lib_kill_at_exit "$PROXY_PID"
+  for ((i = 0; i < 100; i++)); do
+    grep -q '^listening on ' "$T_TMP/$name.out" 2>/dev/null && break
+    kill -0 "$PROXY_PID" 2>/dev/null || { cat "$T_TMP/$name.err"; die "faultproxy $name did not start"; }
+    sleep 0.05
+  done
+  PROXY_URL="http://$(sed -n 's/^listening on //p' "$T_TMP/$name.out")"
+}
+stop_proxy() { # PID
+  kill -TERM "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+show_counts() { s3check counts "$T_TMP/$1.counts.json" "$1"; } # NAME
 
+same_content() { # SIDE SRC SIDE DST LABEL: the source's download is kept (sync only fetches what changed) for
+  # the next comparison
+  local s="$T_TMP/cmp-src-$2" d="$T_TMP/cmp-dst" ns nd t0=$SECONDS sp
+  rm -rf "$d" && mkdir -p "$d" "$s"
+  aws_on "$1" s3 sync --quiet --delete "s3://$2" "$s" &
+  sp=$!
+  aws_on "$3" s3 sync --quiet --exclude '.replicate/*' "s3://$4" "$d" || { bad "$5: aws s3 sync of the target failed"; wait $sp; return; }
+  wait $sp || { bad "$5: aws s3 sync of the source failed"; return; }
+  ns=$(find "$s" -type f | wc -l)
+  nd=$(find "$d" -type f | wc -l)
+  if [ "$ns" -gt 0 ] && diff -r "$s" "$d" >/dev/null; then
+    ok "$5: target equals source ($nd objects, same keys, sizes and content; awscli against RGW, $((SECONDS - t0))s)"
+  else
+    bad "$5: target differs from source ($ns source objects, $nd target objects)"
+    diff -rq "$s" "$d" | head
+  fi
+  rm -rf "$d"
+}
 
-def aws(side, endpoint, *args):
-    return subprocess.run([AWS, "--profile", side, "--endpoint-url", endpoint, *args],
-                          capture_output=True, text=True)
-
-
-def md5_file(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def safe_path(key):
-    """True if aws s3 cp --recursive maps KEY to DIR/KEY one to one."""
-    if key.endswith("/") or key.startswith("/") or "\\" in key:
-        return False
-    parts = key.split("/")
-    return all(p and p not in (".", "..") and len(p.encode()) <= 200 for p in parts)
-
-
-def snapshot(side, endpoint, bucket, out, tmp, detail):
-    t0 = time.time()
-    r = aws(side, endpoint, "s3api", "list-objects-v2", "--bucket", bucket, "--output", "json")
-    if r.returncode != 0:
-        print(f"    snapshot: list-objects-v2 {bucket} failed: {r.stderr.strip()}")
-        return 1
-    contents = (json.loads(r.stdout or "{}") or {}).get("Contents") or []
-    objs = {c["Key"]: {"size": c["Size"], "etag": c["ETag"].strip('"')} for c in contents}
-    d = os.path.join(tmp, "dl-" + bucket + "-" + str(os.getpid()))
-    os.makedirs(d, exist_ok=True)
-    # A plain (single-part) ETag is the MD5 the server computed over the bytes it stored: take it as the
-    # content hash. Multipart ETags say nothing about content: those objects are downloaded and hashed.
-    plain = re.compile(r"^[0-9a-f]{32}$")
-    for k, o in objs.items():
-        if plain.match(o["etag"]) and k not in detail:
-            o["md5"] = o["etag"]
-            o["got_size"] = o["size"]
-    cp_log = ""
-    errors = []
-    fetch = [k for k in objs if "md5" not in objs[k] or k in detail]
-    for k in detail:
-        if k not in objs:
-            errors.append(f"detail key {k!r} is not in s3://{bucket}")
-    fetch = [k for k in fetch if k in objs]
-
-    def get(i_k):
-        i, k = i_k
-        path = os.path.join(d, f".get-{i}")
-        g = aws(side, endpoint, "s3api", "get-object", "--bucket", bucket, "--key", k, path, "--output", "json")
-        if g.returncode != 0:
-            return k, None, g.stderr.strip()
-        return k, (path, json.loads(g.stdout)), None
-
-    with cf.ThreadPoolExecutor(max_workers=4) as ex:
-        for k, res, err in ex.map(get, enumerate(fetch)):
-            if res is None:
-                errors.append(f"get-object {k!r}: {err}")
-                continue
-            path, meta = res
-            objs[k]["md5"] = md5_file(path)
-            objs[k]["got_size"] = os.path.getsize(path)
-            objs[k]["head"] = {h: meta.get(h) for h in HEADERS}
-            objs[k]["metadata"] = meta.get("Metadata") or {}
-            objs[k]["head_etag"] = (meta.get("ETag") or "").strip('"')
-            os.unlink(path)
-    missing_files = []
-    for k, o in objs.items():
-        if "md5" in o:
-            continue
-        p = os.path.join(d, k)
-        if os.path.isfile(p):
-            o["md5"] = md5_file(p)
-            o["got_size"] = os.path.getsize(p)
-        else:
-            missing_files.append(k)
-    if missing_files:
-        errors.append(f"{len(missing_files)} objects not downloaded by aws s3 cp --recursive, e.g. "
-                      f"{missing_files[:3]!r}; its output: {cp_log[:2000]}")
-    subprocess.run(["rm", "-rf", d])
-    json.dump({"bucket": bucket, "side": side, "objects": objs, "errors": errors}, open(out, "w"))
-    nbytes = sum(o["size"] for o in objs.values())
-    print(f"    snapshot {side}:s3://{bucket}: {len(objs)} objects, {nbytes} bytes; {len(fetch)} read with "
-          f"get-object (multipart ETags, headers, metadata), the rest hashed by the server's MD5 ETag "
-          f"({time.time() - t0:.0f}s)")
-    for e in errors:
-        print(f"    snapshot error: {e}")
-    return 1 if errors else 0
-
-
-def compare(src_file, dst_file, restored=False):
-    """restored: DST is a restore, not a backup: it must carry none of the tool's bookkeeping metadata, and an
-    ETag may differ from the source's (another part layout) as long as the content MD5 is the same."""
-    s, t = json.load(open(src_file)), json.load(open(dst_file))
-    so = s["objects"]
-    to = {k: v for k, v in t["objects"].items() if not k.startswith(".replicate/")}
-    problems = []
-    missing = sorted(set(so) - set(to))
-    extra = sorted(set(to) - set(so))
-    if missing:
-        problems.append(f"{len(missing)} source keys missing in the target: {missing[:10]!r}")
-    if extra:
-        problems.append(f"{len(extra)} target keys not in the source: {extra[:10]!r}")
-    both = sorted(set(so) & set(to))
-    n_size = n_md5 = n_meta = 0
-    for k in both:
-        a, b = so[k], to[k]
-        if a["size"] != b["size"] or a.get("got_size") != b.get("got_size") or a.get("got_size") != a["size"]:
-            problems.append(f"size of {k!r}: source listed {a['size']} read {a.get('got_size')}, "
-                            f"target listed {b['size']} read {b.get('got_size')}")
-            continue
-        n_size += 1
-        if a.get("md5") is None or a.get("md5") != b.get("md5"):
-            problems.append(f"content MD5 of {k!r}: source {a.get('md5')} target {b.get('md5')}")
-            continue
-        n_md5 += 1
-        if "head" in a and "head" in b:
-            bad = False
-            for h in a["head"]:
-                if a["head"][h] != b["head"][h]:
-                    problems.append(f"{h} of {k!r}: source {a['head'][h]!r} target {b['head'][h]!r}")
-                    bad = True
-            am = {x: y for x, y in a["metadata"].items() if x != SRC_ETAG}
-            bm = {x: y for x, y in b["metadata"].items() if x != SRC_ETAG}
-            if am != bm:
-                problems.append(f"user metadata of {k!r}: source {am!r} target {bm!r}")
-                bad = True
-            rec = b["metadata"].get(SRC_ETAG)
-            if restored:
-                if any(x.startswith("replicate-") for x in b["metadata"]):
-                    problems.append(f"{k!r}: the restore wrote the tool's bookkeeping metadata {b['metadata']!r}")
-                    bad = True
-            elif rec is not None and rec.strip('"') != a["etag"]:
-                problems.append(f"{k!r}: target x-amz-meta-{SRC_ETAG} is {rec!r}, the source ETag is {a['etag']!r}")
-                bad = True
-            if not restored and rec is None and b["etag"] != a["etag"]:
-                problems.append(f"{k!r}: the target ETag {b['etag']} differs from the source's {a['etag']} and "
-                                f"x-amz-meta-{SRC_ETAG} is missing")
-                bad = True
-            if not bad:
-                n_meta += 1
-    for e in s.get("errors", []) + t.get("errors", []):
-        problems.append("snapshot: " + e)
-    print(f"    compared s3://{s['bucket']} with s3://{t['bucket']}: {len(so)} source keys, {len(to)} target keys "
-          f"(.replicate/ ignored); {n_size} same size, {n_md5} same content MD5, {n_meta} with all headers and "
-          f"metadata compared equal")
-    recorded = sorted(k for k in both if SRC_ETAG in to[k].get("metadata", {}))
-    if recorded:
-        print(f"    x-amz-meta-{SRC_ETAG} on: " + ", ".join(f"{k} (= source ETag {so[k]['etag']}; target ETag "
-                                                              f"{to[k]['etag']})" for k in recorded))
-    for p in problems[:40]:
-        print("    " + p)
-    if len(problems) > 40:
-        print(f"    ... and {len(problems) - 40} more")
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    cmd = sys.argv[1]
-    if cmd == "snapshot":
-        sys.exit(snapshot(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], set(sys.argv[7:])))
-    if cmd == "compare":
-        sys.exit(compare(sys.argv[2], sys.argv[3], len(sys.argv) > 4 and sys.argv[4] == "restored"))
-    sys.exit(2)
-PY
+# recorded_exist MANIFEST SIDE BUCKET LABEL: every object the manifest records as copied exists in the target as
+# the recorded version with the recorded size (a copy that did not happen must never be recorded)
+recorded_exist() {
+  aws_on "$2" s3api list-object-versions --bucket "$3" --output json >"$T_TMP/versions.json" || { bad "$4: listing versions failed"; return; }
+  local out
+  if out=$(s3check recorded "$1" "$T_TMP/versions.json"); then
+    ok "$4: every object its manifest records is in the target as recorded (${out##*$'\n'})"
+  else
+    bad "$4: $out"
+  fi
 }

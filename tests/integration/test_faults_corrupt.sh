@@ -15,103 +15,104 @@
 #     0, the target equals the source.
 # (Where the source's part layout cannot be reproduced, a byte changed on its way from the source is not
 # caught: see NOTES.md.)
-# shellcheck source=tests/integration/faultlib.sh
-. "$(dirname "$0")/faultlib.sh"
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_init b faultproxy
 
 tag=c$(date +%s)$$
 src=$tag-src
-A "$TOOLS/s3tool" mkbucket "$src" || exit 1
-A "$TOOLS/s3tool" fill "$src" c/ 200 1 70000 41 || exit 1
+mkbucket a "$src"
+s3tool_on a fill "$src" c/ 200 1 70000 41 || die "s3tool fill"
 poison=c/000123
 echo "source s3://$src on A: 200 objects of 1 B - 68 KiB"
 
 # run_copy LABEL SRC-ENDPOINT DST-ENDPOINT FROM TO [ARGS...]: one replicate run from side a to side b in a single
-# pass; output in $work/LABEL.json and $work/LABEL.err, exit status in rc
+# pass; output in $T_TMP/LABEL.json and $T_TMP/LABEL.err, exit status in rc
 run_copy() {
   local label=$1 se=$2 de=$3 from=$4 to=$5
   shift 5
-  "$REPLICATE" --no-progress --settle 600 --state-dir "$work/state-$label" --json --source-profile a \
+  "$REPLICATE" --no-progress --settle 600 --state-dir "$T_TMP/state-$label" --json --source-profile a \
     --target-profile b --source-endpoint "$se" --target-endpoint "$de" "$@" "s3://$from" "s3://$to" \
-    >"$work/$label.json" 2>"$work/$label.err"
+    >"$T_TMP/$label.json" 2>"$T_TMP/$label.err"
   rc=$?
 }
 
 # ---- some reads corrupted
 dst=$tag-dst
-B "$TOOLS/s3tool" mkbucket "$dst" --versioned || exit 1
-start_proxy p-some "$RGW_A_ENDPOINT" 0 --faults corrupt-body --rate 0.1 --seed 5 --log "$work/p-some.log"
+mkbucket b "$dst" --versioned
+start_proxy p-some "$RGW_A_ENDPOINT" 0 --faults corrupt-body --rate 0.1 --seed 5 --log "$T_TMP/p-some.log"
 pp=$PROXY_PID
 run_copy some "$PROXY_URL" "$RGW_B_ENDPOINT" "$src/c" "$dst/c" --jobs 1 -v
 stop_proxy "$pp"
 show_counts p-some
-n=$(jget "$work/p-some.counts.json" 'd["faults"]["corrupt-body"]')
-refused=$(grep -c 'the target refused it; reading it again' "$work/some.err")
-[ "$rc" = 0 ] && ok "a run with ${n:-0} corrupted reads: exit 0" || { bad "a run with corrupted reads: exit $rc"; tail -n 20 "$work/some.err"; }
+n=$(jget "$T_TMP/p-some.counts.json" 'd["faults"]["corrupt-body"]')
+refused=$(grep -c 'the target refused it; reading it again' "$T_TMP/some.err")
+[ "$rc" = 0 ] && ok "a run with ${n:-0} corrupted reads: exit 0" || { bad "a run with corrupted reads: exit $rc"; tail -n 20 "$T_TMP/some.err"; }
 [ "${n:-0}" -gt 5 ] && ok "$n GET bodies were corrupted" || bad "only ${n:-0} GET bodies were corrupted"
 [ "$refused" = "${n:-0}" ] && ok "each of them was refused by the target and read again ($refused)" ||
   bad "$refused corrupted reads refused and read again, ${n:-0} served"
-same_content awsA "$src/c" awsB "$dst/c" corrupted-reads
-v=$(awsB s3api list-object-versions --bucket "$dst" --prefix c/ --query 'length(Versions)' --output text)
+same_content a "$src/c" b "$dst/c" corrupted-reads
+v=$(aws_on b s3api list-object-versions --bucket "$dst" --prefix c/ --query 'length(Versions)' --output text)
 [ "$v" = 200 ] && ok "the target holds exactly 200 versions: no corrupted copy was stored" ||
   bad "the target holds $v versions, expected 200"
 
 # ---- every read of one key corrupted
 dst2=$tag-poison
-B "$TOOLS/s3tool" mkbucket "$dst2" --versioned || exit 1
-start_proxy p-poison "$RGW_A_ENDPOINT" 0 --rule "corrupt-body:/$poison" --log "$work/p-poison.log"
+mkbucket b "$dst2" --versioned
+start_proxy p-poison "$RGW_A_ENDPOINT" 0 --rule "corrupt-body:/$poison" --log "$T_TMP/p-poison.log"
 pp=$PROXY_PID
 run_copy poison "$PROXY_URL" "$RGW_B_ENDPOINT" "$src/c" "$dst2/c"
 stop_proxy "$pp"
 show_counts p-poison
-[ "$rc" = 1 ] && ok "every read of $poison corrupted: exit 1" || { bad "exit $rc, expected 1"; tail -n 20 "$work/poison.err"; }
-line=$(grep "FAILED $poison: " "$work/poison.err" | tail -n 1)
+[ "$rc" = 1 ] && ok "every read of $poison corrupted: exit 1" || { bad "exit $rc, expected 1"; tail -n 20 "$T_TMP/poison.err"; }
+line=$(grep "FAILED $poison: " "$T_TMP/poison.err" | tail -n 1)
 grep -q "does not match the source ETag" <<<"$line" && ok "the output names the key and why: ${line#replicate: }" ||
   bad "no 'FAILED $poison: ... does not match the source ETag' line"
-reads=$(grep -c "^GET /$src/$poison .*fault=corrupt-body" "$work/p-poison.log")
+reads=$(grep -c "^GET /$src/$poison .*fault=corrupt-body" "$T_TMP/p-poison.log")
 [ "$reads" = 4 ] && ok "$poison was read 4 times before giving up" || bad "$poison was read $reads times, expected 4"
-v=$(awsB s3api list-object-versions --bucket "$dst2" --prefix "$poison" --query 'length(Versions || `[]`)' --output text)
+v=$(aws_on b s3api list-object-versions --bucket "$dst2" --prefix "$poison" --query 'length(Versions || `[]`)' --output text)
 [ "$v" = 0 ] && ok "the target holds no version of $poison" || bad "the target holds $v versions of $poison"
-copied=$(jget "$work/poison.json" 'd["objects_copied"]')
+copied=$(jget "$T_TMP/poison.json" 'd["objects_copied"]')
 [ "$copied" = 199 ] && ok "the other 199 objects were copied" || bad "$copied objects copied, expected 199"
 
 # ---- piped multipart parts, corrupted on the way to the target
-A "$TOOLS/s3tool" put "$src" m/big $((23 * MiB + 11)) 7 || exit 1
+s3tool_on a put "$src" m/big $((23 * MiB + 11)) 7 || die "s3tool put"
 dst3=$tag-parts
-B "$TOOLS/s3tool" mkbucket "$dst3" --versioned || exit 1
+mkbucket b "$dst3" --versioned
 start_proxy p-parts "$RGW_B_ENDPOINT" 0 --faults corrupt-body --only 'partNumber=' --rate 0.33 --seed 3 \
-  --log "$work/p-parts.log"
+  --log "$T_TMP/p-parts.log"
 pp=$PROXY_PID
 run_copy parts "$RGW_A_ENDPOINT" "$PROXY_URL" "$src/m" "$dst3/m" --part-size 5MiB --multipart-threshold 8MiB -v
 stop_proxy "$pp"
 show_counts p-parts
-n=$(grep -c "^PUT /$dst3/m/big?partNumber=.*fault=corrupt-body" "$work/p-parts.log")
-again=$(grep -c 'the target stored other bytes.*running the part again' "$work/parts.err")
+n=$(grep -c "^PUT /$dst3/m/big?partNumber=.*fault=corrupt-body" "$T_TMP/p-parts.log")
+again=$(grep -c 'the target stored other bytes.*running the part again' "$T_TMP/parts.err")
 [ "$rc" = 0 ] && ok "a piped multipart copy with $n corrupted part uploads: exit 0" ||
-  { bad "piped multipart copy with corrupted part uploads: exit $rc"; tail -n 20 "$work/parts.err"; }
+  { bad "piped multipart copy with corrupted part uploads: exit $rc"; tail -n 20 "$T_TMP/parts.err"; }
 [ "$n" -gt 0 ] && [ "$again" = "$n" ] && ok "each corrupted part ($n) was caught by its ETag and sent again" ||
   bad "$n part uploads corrupted, $again parts sent again"
-same_content awsA "$src/m" awsB "$dst3/m" piped-parts
+same_content a "$src/m" b "$dst3/m" piped-parts
 
 # ---- piped multipart parts, corrupted on the way from the source: the composite ETag catches it
-A "$TOOLS/s3tool" put "$src" n/big $((23 * MiB + 11)) 8 || exit 1
+s3tool_on a put "$src" n/big $((23 * MiB + 11)) 8 || die "s3tool put"
 dst4=$tag-layout
-B "$TOOLS/s3tool" mkbucket "$dst4" --versioned || exit 1
+mkbucket b "$dst4" --versioned
 start_proxy p-layout "$RGW_A_ENDPOINT" 0 --faults corrupt-body --only "/n/big" --rate 0.2 --seed "${LAYOUT_SEED:-5}" \
-  --log "$work/p-layout.log"
+  --log "$T_TMP/p-layout.log"
 pp=$PROXY_PID
 run_copy layout "$PROXY_URL" "$RGW_B_ENDPOINT" "$src/n" "$dst4/n" -v
 stop_proxy "$pp"
 show_counts p-layout
-n=$(grep -c "^GET /$src/n/big .*fault=corrupt-body" "$work/p-layout.log")
-miss=$(grep -c 'do not add up to the source' "$work/layout.err")
+n=$(grep -c "^GET /$src/n/big .*fault=corrupt-body" "$T_TMP/p-layout.log")
+miss=$(grep -c 'do not add up to the source' "$T_TMP/layout.err")
 [ "$rc" = 0 ] && ok "a copy with $n corrupted source reads of its parts: exit 0" ||
-  { bad "copy with corrupted source reads: exit $rc"; tail -n 20 "$work/layout.err"; }
+  { bad "copy with corrupted source reads: exit $rc"; tail -n 20 "$T_TMP/layout.err"; }
 [ "$n" -gt 0 ] && [ "$miss" -gt 0 ] && ok "the parts did not add up to the source's ETag $miss time(s) and were copied again" ||
   bad "$n corrupted reads, $miss composite mismatches"
-grep -q 'now hashing each part' "$work/layout.err" && bad "fell back to hashing parts (the layout should match)"
-tetag=$(awsB s3api head-object --bucket "$dst4" --key n/big --query ETag --output text)
-setag=$(awsA s3api head-object --bucket "$src" --key n/big --query ETag --output text)
+grep -q 'now hashing each part' "$T_TMP/layout.err" && bad "fell back to hashing parts (the layout should match)"
+tetag=$(aws_on b s3api head-object --bucket "$dst4" --key n/big --query ETag --output text)
+setag=$(aws_on a s3api head-object --bucket "$src" --key n/big --query ETag --output text)
 [ "$tetag" = "$setag" ] && ok "the target's ETag is the source's ($setag)" || bad "target ETag $tetag, source $setag"
-same_content awsA "$src/n" awsB "$dst4/n" composite
+same_content a "$src/n" b "$dst4/n" composite
 
-finish faults-corrupt
+finish

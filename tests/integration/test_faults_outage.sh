@@ -8,16 +8,17 @@
 #      fails and names the objects and the reason (or completes);
 # in both cases what the run recorded as copied is in the target, and the following run completes with the
 # target equal to the source (awscli against RGW directly).
-# shellcheck source=tests/integration/faultlib.sh
-. "$(dirname "$0")/faultlib.sh"
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_init b faultproxy
 
 tag=o$(date +%s)$$
 src=$tag-src
-A "$TOOLS/s3tool" mkbucket "$src" || exit 1
-A "$TOOLS/s3tool" fill "$src" a/ 800 0 3000 41 || exit 1
-A "$TOOLS/s3tool" put "$src" m/eleven $((11 * MiB + 1)) 6 || exit 1
-A "$TOOLS/s3tool" put "$src" m/seventeen $((17 * MiB)) 7 || exit 1
-A "$TOOLS/s3tool" fill "$src" z/ 800 0 3000 42 || exit 1
+mkbucket a "$src"
+s3tool_on a fill "$src" a/ 800 0 3000 41 || die "s3tool fill"
+s3tool_on a put "$src" m/eleven $((11 * MiB + 1)) 6 || die "s3tool put"
+s3tool_on a put "$src" m/seventeen $((17 * MiB)) 7 || die "s3tool put"
+s3tool_on a fill "$src" z/ 800 0 3000 42 || die "s3tool fill"
 echo "source s3://$src on A: 1602 objects, 2 of them multipart"
 common=(--no-progress --timeout 5 --part-size 5MiB --copy-threshold 10MiB --source-profile a)
 
@@ -58,55 +59,57 @@ judge() {
 
 # ---- 1. same endpoint: the whole server goes away
 dst=$tag-same
-A "$TOOLS/s3tool" mkbucket "$dst" --versioned || exit 1
+mkbucket a "$dst" --versioned
 start_proxy p-same "$RGW_A_ENDPOINT" 0
 url=$PROXY_URL
-args=("${common[@]}" --state-dir "$work/state-same" --target-profile a --source-endpoint "$url" --target-endpoint "$url")
-"$REPLICATE" "${args[@]}" --jobs 8 -v "s3://$src" "s3://$dst" >"$work/same1.out" 2>"$work/same1.err" &
+args=("${common[@]}" --state-dir "$T_TMP/state-same" --target-profile a --source-endpoint "$url" --target-endpoint "$url")
+"$REPLICATE" "${args[@]}" --jobs 8 -v "s3://$src" "s3://$dst" >"$T_TMP/same1.out" 2>"$T_TMP/same1.err" &
 rp=$!
-outage same-endpoint p-same "$RGW_A_ENDPOINT" "$PROXY_PID" "$url" "$work/state-same"
+lib_kill_at_exit "$rp"
+outage same-endpoint p-same "$RGW_A_ENDPOINT" "$PROXY_PID" "$url" "$T_TMP/state-same"
 wait "$rp"
 rc=$?
 rp=""
-judge same-endpoint "$rc" "$work/same1.err"
-recorded_exist "$(ls "$work"/state-same/*/manifests/*.jsonl | head -n 1)" awsA "$dst" "same-endpoint, the interrupted run"
-"$REPLICATE" "${args[@]}" "s3://$src" "s3://$dst" >"$work/same2.out" 2>"$work/same2.err"
+judge same-endpoint "$rc" "$T_TMP/same1.err"
+recorded_exist "$(ls "$T_TMP"/state-same/*/manifests/*.jsonl | head -n 1)" a "$dst" "same-endpoint, the interrupted run"
+"$REPLICATE" "${args[@]}" "s3://$src" "s3://$dst" >"$T_TMP/same2.out" 2>"$T_TMP/same2.err"
 rc=$?
-[ "$rc" = 0 ] && ok "same-endpoint: the following run completed: $(grep '^done' "$work/same2.out")" \
-  || { bad "same-endpoint: the following run exited $rc"; tail -n 20 "$work/same2.err"; }
-same_content awsA "$src" awsA "$dst" same-endpoint
+[ "$rc" = 0 ] && ok "same-endpoint: the following run completed: $(grep '^done' "$T_TMP/same2.out")" \
+  || { bad "same-endpoint: the following run exited $rc"; tail -n 20 "$T_TMP/same2.err"; }
+same_content a "$src" a "$dst" same-endpoint
 
 # ---- 2. cross endpoint: the target goes away, too few retries to wait it out
 dst=$tag-cross
-B "$TOOLS/s3tool" mkbucket "$dst" --versioned || exit 1
+mkbucket b "$dst" --versioned
 start_proxy p-src "$RGW_A_ENDPOINT" 0
 su=$PROXY_URL
 start_proxy p-dst "$RGW_B_ENDPOINT" 0
 du=$PROXY_URL
-args=("${common[@]}" --state-dir "$work/state-cross" --target-profile b --source-endpoint "$su" --target-endpoint "$du")
-"$REPLICATE" "${args[@]}" --jobs 8 --retries 3 --settle 600 -v --json "s3://$src" "s3://$dst" >"$work/cross1.json" 2>"$work/cross1.err" &
+args=("${common[@]}" --state-dir "$T_TMP/state-cross" --target-profile b --source-endpoint "$su" --target-endpoint "$du")
+"$REPLICATE" "${args[@]}" --jobs 8 --retries 3 --settle 600 -v --json "s3://$src" "s3://$dst" >"$T_TMP/cross1.json" 2>"$T_TMP/cross1.err" &
 rp=$!
-outage cross-endpoint p-dst "$RGW_B_ENDPOINT" "$PROXY_PID" "$du" "$work/state-cross"
+lib_kill_at_exit "$rp"
+outage cross-endpoint p-dst "$RGW_B_ENDPOINT" "$PROXY_PID" "$du" "$T_TMP/state-cross"
 wait "$rp"
 rc=$?
 rp=""
-judge cross-endpoint "$rc" "$work/cross1.err"
-man=$(ls "$work"/state-cross/*/manifests/*.jsonl | head -n 1)
-recorded_exist "$man" awsB "$dst" "cross-endpoint, the interrupted run"
+judge cross-endpoint "$rc" "$T_TMP/cross1.err"
+man=$(ls "$T_TMP"/state-cross/*/manifests/*.jsonl | head -n 1)
+recorded_exist "$man" b "$dst" "cross-endpoint, the interrupted run"
 if [ "$rc" = 1 ]; then
-  [ "$(jget "$work/cross1.json" 'd["result"]')" = failed ] && ok "cross-endpoint: JSON result failed, $(jget "$work/cross1.json" 'd["objects_failed"]') failed" \
-    || bad "cross-endpoint: JSON result $(jget "$work/cross1.json" 'd["result"]')"
-  grep '^replicate: FAILED ' "$work/cross1.err" | sed 's/^replicate: FAILED \([^:]*\): .*/"key":"\1"/' | sort -u >"$work/failed-keys"
-  if [ -s "$work/failed-keys" ] && grep -F -f "$work/failed-keys" "$man" >/dev/null; then
-    bad "cross-endpoint: a failed object is recorded as copied: $(grep -F -f "$work/failed-keys" "$man" | head -n 1)"
+  [ "$(jget "$T_TMP/cross1.json" 'd["result"]')" = failed ] && ok "cross-endpoint: JSON result failed, $(jget "$T_TMP/cross1.json" 'd["objects_failed"]') failed" \
+    || bad "cross-endpoint: JSON result $(jget "$T_TMP/cross1.json" 'd["result"]')"
+  grep '^replicate: FAILED ' "$T_TMP/cross1.err" | sed 's/^replicate: FAILED \([^:]*\): .*/"key":"\1"/' | sort -u >"$T_TMP/failed-keys"
+  if [ -s "$T_TMP/failed-keys" ] && grep -F -f "$T_TMP/failed-keys" "$man" >/dev/null; then
+    bad "cross-endpoint: a failed object is recorded as copied: $(grep -F -f "$T_TMP/failed-keys" "$man" | head -n 1)"
   else
-    ok "cross-endpoint: none of the $(wc -l <"$work/failed-keys") objects named as failed is recorded as copied"
+    ok "cross-endpoint: none of the $(wc -l <"$T_TMP/failed-keys") objects named as failed is recorded as copied"
   fi
 fi
-"$REPLICATE" "${args[@]}" "s3://$src" "s3://$dst" >"$work/cross2.out" 2>"$work/cross2.err"
+"$REPLICATE" "${args[@]}" "s3://$src" "s3://$dst" >"$T_TMP/cross2.out" 2>"$T_TMP/cross2.err"
 rc=$?
-[ "$rc" = 0 ] && ok "cross-endpoint: the following run completed: $(grep '^done' "$work/cross2.out")" \
-  || { bad "cross-endpoint: the following run exited $rc"; tail -n 20 "$work/cross2.err"; }
-same_content awsA "$src" awsB "$dst" cross-endpoint
+[ "$rc" = 0 ] && ok "cross-endpoint: the following run completed: $(grep '^done' "$T_TMP/cross2.out")" \
+  || { bad "cross-endpoint: the following run exited $rc"; tail -n 20 "$T_TMP/cross2.err"; }
+same_content a "$src" b "$dst" cross-endpoint
 
-finish faults_outage
+finish

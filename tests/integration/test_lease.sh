@@ -13,7 +13,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_lease
+lib_init curl
 
 src=$(bucket src) dst=$(bucket dst)
 mkbucket a "$src"
@@ -24,7 +24,7 @@ host=$(hostname)
 s3curl() { curl -s -f --aws-sigv4 "aws:amz:${RGW_REGION:-us-east-1}:s3" --user "$RGW_A_ACCESS_KEY:$RGW_A_SECRET_KEY" \
   -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"; }
 lease() { s3curl "$RGW_A_ENDPOINT/$dst/.replicate/lease"; }
-lease_field() { lease | python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1" 2>/dev/null; }
+lease_field() { lease | jget /dev/stdin "d.get('$1', '')"; }
 
 # bg NAME STATE ARGS...: replicate in the background with its own state dir; pid in BG_PID
 bg() {

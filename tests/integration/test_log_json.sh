@@ -9,7 +9,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_log_json
+lib_init
 
 src=$(bucket src) dst=$(bucket dst)
 mkbucket a "$src"
@@ -21,36 +21,7 @@ aws_on a s3api put-object --bucket "$src" --key $'odd/"quoted"\tkey ✓.txt' --b
 
 # json_lines NAME [PYTHON-CONDITION...]: every stderr line of run NAME is a JSON object with time, level and
 # message; each condition (over the list of objects, as L) must hold
-json_lines() {
-  local n=$1
-  shift
-  python3 - "$T_TMP/$n.err" "$@" <<'PY'
-import json, sys
-path, conds = sys.argv[1], sys.argv[2:]
-L, bad = [], []
-raw = open(path, "rb").read()
-for i, line in enumerate(raw.split(b"\n")[:-1] if raw.endswith(b"\n") else raw.split(b"\n")):
-    try:
-        o = json.loads(line.decode("utf-8"))
-        if not isinstance(o, dict) or not all(isinstance(o.get(k), str) for k in ("time", "level", "message")):
-            raise ValueError("not an object with time, level and message")
-        if o["level"] not in ("error", "warn", "info", "debug", "trace"):
-            raise ValueError("level " + o["level"])
-        L.append(o)
-    except Exception as e:
-        bad.append(f"line {i + 1}: {e}: {line[:200]!r}")
-events = {}
-for o in L:
-    events[o.get("event", "-")] = events.get(o.get("event", "-"), 0) + 1
-print(f"    {len(L)} JSON lines on stderr, {len(bad)} that are not; events: {events}")
-for b in bad[:5]:
-    print("    " + b)
-failed = [c for c in conds if not eval(c, {"L": L})]
-for c in failed:
-    print("    condition failed: " + c)
-sys.exit(1 if bad or failed or (not raw and not conds) else 0)
-PY
-}
+json_lines() { s3check json-log "$T_TMP/$1.err" "${@:2}"; }
 
 # ---- 1. a full run, -v --json
 rep full "${SAME[@]}" --settle 0 -v --log-format json --json "s3://$src" "s3://$dst"
@@ -73,7 +44,7 @@ check "every stderr line is a JSON object; requests are events with method, stat
   'all(o["level"] == "debug" for o in L if o.get("event") == "request")'
 
 # ---- 3. a failing run
-closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+closed=$(free_port)
 rep failing --source-endpoint "$RGW_A_ENDPOINT" --target-endpoint "http://127.0.0.1:$closed" --profile a \
   --retries 2 -v --log-format json --json "s3://$src" "s3://$(bucket nowhere)"
 expect_rc failing 1 "a run whose target refuses connections"

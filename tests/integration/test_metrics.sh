@@ -11,8 +11,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_metrics
-command -v promtool >/dev/null || { say "skip: promtool is not installed (Debian package prometheus)"; exit 77; }
+lib_init promtool=prometheus
 
 src=$(bucket src) dst=$(bucket dst)
 mkbucket a "$src"
@@ -29,19 +28,7 @@ replicate_last_success_timestamp_seconds{target="s3://another-backup"} 170000000
 other_exporter_value 42
 EOF
 
-metric() { # NAME [TARGET]: the sample's value in $M, empty when absent
-  python3 - "$M" "$1" "${2:-s3://$dst}" <<'PY'
-import re, sys
-path, name, target = sys.argv[1:]
-for line in open(path):
-    m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)', line)
-    if m and m.group(1) == name and (m.group(2) or "") == '{target="%s"}' % target:
-        v = float(m.group(3))
-        print(int(v) if v == int(v) else v)
-        break
-PY
-}
-closed_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+metric() { s3check prom-sample "$M" "$1" "${2:-s3://$dst}"; } # NAME [TARGET]: the sample's value in $M, empty when absent
 
 # ---- 1. a good run
 t0=$(date +%s)
@@ -60,7 +47,7 @@ else bad "promtool check metrics: $(head -c 600 "$T_TMP/check.out")"; indent <"$
 
 # ---- 2. a failed run keeps the last success
 sleep 1 # the failed run ends in a later second than the good one
-port=$(closed_port)
+port=$(free_port)
 rep failed --source-endpoint "http://127.0.0.1:$port" --target-endpoint "$RGW_A_ENDPOINT" --profile a \
   --retries 1 --settle 0 --metrics-file "$M" "s3://$src" "s3://$dst"
 check "a run whose source refuses connections fails (exit $REP_RC)" test "$REP_RC" -eq 1

@@ -6,25 +6,17 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_region b
-
-start_region_proxy() { # NAME UPSTREAM-URL REGION: sets PROXY
-  "$TOOLS/faultproxy" --listen 127.0.0.1:0 --upstream "${2#http://}" --rate 0 --bucket-region "$3" \
-    --log "$T_TMP/$1.log" >"$T_TMP/$1.out" 2>"$T_TMP/$1.err" &
-  lib_on_exit "kill $!"
-  for _ in $(seq 1 100); do grep -q '^listening on ' "$T_TMP/$1.out" && break; sleep 0.05; done
-  PROXY="http://$(sed -n 's/^listening on //p' "$T_TMP/$1.out")"
-}
+lib_init b faultproxy
 
 src=$(bucket src) dst=$(bucket dst)
 aws_on a s3api create-bucket --bucket "$src" >/dev/null || die "create-bucket"
 s3tool_on a fill "$src" small/ 200 0 4096 21 || die "fill"
 s3tool_on a put "$src" big/ten-mib.bin $((10 * 1024 * 1024)) 22 || die "put"
 mkbucket b "$dst" --versioned
-start_region_proxy src "$RGW_A_ENDPOINT" eu-west-1
-psrc=$PROXY
-start_region_proxy dst "$RGW_B_ENDPOINT" ap-southeast-2
-pdst=$PROXY
+start_proxy src "$RGW_A_ENDPOINT" 0 --rate 0 --bucket-region eu-west-1 --log "$T_TMP/src.log"
+psrc=$PROXY_URL
+start_proxy dst "$RGW_B_ENDPOINT" 0 --rate 0 --bucket-region ap-southeast-2 --log "$T_TMP/dst.log"
+pdst=$PROXY_URL
 
 rep run1 -v --source-endpoint "$psrc" --target-endpoint "$pdst" --source-profile a --target-profile b --json \
   "s3://$src" "s3://$dst"

@@ -8,7 +8,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_replicate_cross b
+lib_init b
 
 src=$(bucket src) dst=$(bucket dst)
 build_source a "$src"

@@ -11,8 +11,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_replicate_refuse
-if [ -z "${RGW_A_LOG:-}" ] || [ ! -f "$RGW_A_LOG" ]; then say "skip: RGW_A_LOG is not set or not a file"; exit 77; fi
+lib_init log
 
 src=$(bucket src) dst=$(bucket dst) unv=$(bucket unversioned) nm=$(bucket nomarker) dry=$(bucket dry)
 mkbucket a "$src"

@@ -10,7 +10,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_replicate_same
+lib_init
 
 src=$(bucket src) dst=$(bucket dst) dst2=$(bucket dst-upc)
 no_client_get() { # RUN FROM [KEY-REGEX]: replicate did not GET the big source objects (awscli's reads ignored)

@@ -16,7 +16,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_restore b
+lib_init b
 
 src=$(bucket src) bk=$(bucket backup)
 build_source a "$src"
@@ -43,16 +43,7 @@ rep run2 "${SAME[@]}" --json "s3://$src" "s3://$bk"
 expect_rc run2 0 "run 2 backs up the changed source"
 R2=$(jget "$T_TMP/run2.out" 'd["run_id"]')
 snapshot_bg a "$src" "$T_TMP/src2.json" "${DETAIL_KEYS[@]}"
-check "run 2's manifest names a version for every object (no-change objects too)" python3 - "$STATE" "$R2" <<'PY'
-import glob, json, sys
-files = glob.glob(sys.argv[1] + "/*/manifests/" + sys.argv[2] + ".jsonl")
-recs = [json.loads(l) for l in open(files[-1])]
-objs = [r for r in recs if r["t"] == "object"]
-dels = [r for r in recs if r["t"] == "deleted"]
-print(f"    {len(objs)} object records, {sum(1 for o in objs if not o.get('version_id'))} without version, "
-      f"{len(dels)} deleted records")
-sys.exit(0 if objs and all(o.get("version_id") for o in objs) else 1)
-PY
+check "run 2's manifest names a version for every object (no-change objects too)" s3check manifest-versions "$STATE" "$R2"
 
 # ---- restore run 1 into a fresh bucket, same endpoint, empty state dir
 d1=$(bucket restore1)
@@ -154,15 +145,7 @@ check "the drill read every recorded version ($(jget "$T_TMP/drill1.out" 'd["obj
 rep drillage "${SAME[@]}" --status --max-drill-age 30d "s3://$bk"
 expect_rc drillage 0 "--status --max-drill-age 30d after a clean drill"
 check "--status shows the last drill and lists the runs" grep -q "$R1" "$T_TMP/drillage.out"
-ver=$(python3 - "$STATE" "bulk/000010" "$R2" <<'PY'
-import glob, json, sys
-files = glob.glob(sys.argv[1] + "/*/manifests/" + sys.argv[3] + ".jsonl")
-for l in open(files[-1]):
-    r = json.loads(l)
-    if r["t"] == "object" and r["key"] == sys.argv[2]:
-        print(r["version_id"])
-PY
-)
+ver=$(s3check manifest-version "$STATE" "$R2" bulk/000010)
 [ -n "$ver" ] || die "no recorded version of bulk/000010 in run 2's manifest"
 aws_on a s3api delete-object --bucket "$bk" --key bulk/000010 --version-id "$ver" >/dev/null || die "delete a version"
 rep drill2 "${SAME[@]}" --restore-drill --json "s3://$bk"

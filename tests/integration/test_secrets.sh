@@ -10,14 +10,15 @@
 # and checks stdout, stderr, the JSON summaries, the local and uploaded manifests, the metrics file and the
 # notification for the secret keys, the session tokens (also their first 12 characters), and any
 # "Signature=" / "X-Amz-Signature" / "x-amz-security-token" value.
-# shellcheck source=tests/integration/faultlib.sh
-. "$(dirname "$0")/faultlib.sh"
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_init b faultproxy
 
 tok_a="IQoJb3JpZ2luX2VjEAsessionTokenA$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 tok_b="IQoJb3JpZ2luX2VjEBsessionTokenB$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 tok_env="FwoGZXIvYXdzEnvSessionToken$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 wrong_secret="wRoNgSeCrEt$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-cat >>"$work/credentials" <<EOC
+cat >>"$AWS_SHARED_CREDENTIALS_FILE" <<EOC
 [a-tok]
 aws_access_key_id = $RGW_A_ACCESS_KEY
 aws_secret_access_key = $RGW_A_SECRET_KEY
@@ -53,61 +54,61 @@ scan() {
 }
 
 # the scanner itself finds what it looks for
-printf 'x %s y\nAuthorization: AWS4-HMAC-SHA256 Credential=K/x, Signature=0123456789abcdef\n' "${secrets[2]}" >"$work/control"
-out=$(fails=0; scan control "$work/control"; echo "fails=$fails")
+printf 'x %s y\nAuthorization: AWS4-HMAC-SHA256 Credential=K/x, Signature=0123456789abcdef\n' "${secrets[2]}" >"$T_TMP/control"
+out=$(scan control "$T_TMP/control") # (in a subshell: its findings are not counted)
 grep -q 'A.s session token appears' <<<"$out" && grep -q 'signature or token value' <<<"$out" \
   && ok "control: the scan finds a token and a signature planted in a file" || { bad "control: the scan is blind"; echo "$out"; }
 
 tag=x$(date +%s)$$
 src=$tag-src
-A "$TOOLS/s3tool" mkbucket "$src" || exit 1
-A "$TOOLS/s3tool" fill "$src" s/ 300 0 3000 61 || exit 1
-A "$TOOLS/s3tool" put "$src" m/big $((12 * MiB)) 8 || exit 1
+mkbucket a "$src"
+s3tool_on a fill "$src" s/ 300 0 3000 61 || die "s3tool fill"
+s3tool_on a put "$src" m/big $((12 * MiB)) 8 || die "s3tool put"
 
 # ---- 1. cross endpoint, profiles with session tokens, through faults, -vvv
 dst=$tag-dst
-B "$TOOLS/s3tool" mkbucket "$dst" --versioned || exit 1
+mkbucket b "$dst" --versioned
 start_proxy p-a "$RGW_A_ENDPOINT" 0 --rate 0.10 --seed 11 --stall-seconds 4
 pa=$PROXY_PID ua=$PROXY_URL
 start_proxy p-b "$RGW_B_ENDPOINT" 0 --rate 0.10 --seed 12 --stall-seconds 4
 pb=$PROXY_PID ub=$PROXY_URL
-"$REPLICATE" --no-progress -vvv --json --timeout 2 --part-size 5MiB --state-dir "$work/state" \
-  --metrics-file "$work/metrics.prom" --source-profile a-tok --target-profile b-tok \
-  --source-endpoint "$ua" --target-endpoint "$ub" "s3://$src" "s3://$dst" >"$work/run1.json" 2>"$work/run1.err"
+"$REPLICATE" --no-progress -vvv --json --timeout 2 --part-size 5MiB --state-dir "$T_TMP/state" \
+  --metrics-file "$T_TMP/metrics.prom" --source-profile a-tok --target-profile b-tok \
+  --source-endpoint "$ua" --target-endpoint "$ub" "s3://$src" "s3://$dst" >"$T_TMP/run1.json" 2>"$T_TMP/run1.err"
 rc=$?
 stop_proxy "$pa"
 stop_proxy "$pb"
 show_counts p-a
 show_counts p-b
-[ "$rc" = 0 ] && ok "run 1 (tokens, faults, -vvv): exit 0, $(wc -l <"$work/run1.err") lines on stderr, $(grep -c 'retrying in' "$work/run1.err") retries" \
-  || { bad "run 1 exited $rc"; grep -v -e debug -e trace "$work/run1.err" | tail -n 10; }
-grep -q 'debug: GET ' "$work/run1.err" && grep -q 'trace: ' "$work/run1.err" && ok "run 1 logged every request and state change" \
+[ "$rc" = 0 ] && ok "run 1 (tokens, faults, -vvv): exit 0, $(wc -l <"$T_TMP/run1.err") lines on stderr, $(grep -c 'retrying in' "$T_TMP/run1.err") retries" \
+  || { bad "run 1 exited $rc"; grep -v -e debug -e trace "$T_TMP/run1.err" | tail -n 10; }
+grep -q 'debug: GET ' "$T_TMP/run1.err" && grep -q 'trace: ' "$T_TMP/run1.err" && ok "run 1 logged every request and state change" \
   || bad "run 1 did not log at debug/trace level"
-mkey=$(awsB s3api list-objects-v2 --bucket "$dst" --prefix .replicate/manifests/ --query 'Contents[0].Key' --output text)
-awsB s3 cp --quiet "s3://$dst/$mkey" "$work/uploaded.jsonl" || bad "no manifest uploaded"
-scan "run 1" "$work/run1.json" "$work/run1.err" "$work/metrics.prom" "$work/uploaded.jsonl" "$work"/state/*/manifests/*.jsonl
+mkey=$(aws_on b s3api list-objects-v2 --bucket "$dst" --prefix .replicate/manifests/ --query 'Contents[0].Key' --output text)
+aws_on b s3 cp --quiet "s3://$dst/$mkey" "$T_TMP/uploaded.jsonl" || bad "no manifest uploaded"
+scan "run 1" "$T_TMP/run1.json" "$T_TMP/run1.err" "$T_TMP/metrics.prom" "$T_TMP/uploaded.jsonl" "$T_TMP"/state/*/manifests/*.jsonl
 
 # ---- 2. same endpoint from the environment, wrong secret: 403 everywhere
 dst2=$tag-dst2
-A "$TOOLS/s3tool" mkbucket "$dst2" --versioned || exit 1
+mkbucket a "$dst2" --versioned
 AWS_ACCESS_KEY_ID=$RGW_A_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$wrong_secret AWS_SESSION_TOKEN=$tok_env \
-  "$REPLICATE" --no-progress -vvv --json --state-dir "$work/state2" --endpoint "$RGW_A_ENDPOINT" \
-  --notify-cmd "cat >'$work/notify.json'" "s3://$src" "s3://$dst2" >"$work/run2.json" 2>"$work/run2.err"
+  "$REPLICATE" --no-progress -vvv --json --state-dir "$T_TMP/state2" --endpoint "$RGW_A_ENDPOINT" \
+  --notify-cmd "cat >'$T_TMP/notify.json'" "s3://$src" "s3://$dst2" >"$T_TMP/run2.json" 2>"$T_TMP/run2.err"
 rc=$?
-[ "$rc" != 0 ] && grep -q '403' "$work/run2.err" && ok "run 2 (wrong secret, env token): exit $rc, 403: $(grep -m1 '403' "$work/run2.err" | cut -c1-150)" \
-  || { bad "run 2 exited $rc without a 403"; tail -n 5 "$work/run2.err"; }
-scan "run 2" "$work/run2.json" "$work/run2.err" "$work/notify.json"
+[ "$rc" != 0 ] && grep -q '403' "$T_TMP/run2.err" && ok "run 2 (wrong secret, env token): exit $rc, 403: $(grep -m1 '403' "$T_TMP/run2.err" | cut -c1-150)" \
+  || { bad "run 2 exited $rc without a 403"; tail -n 5 "$T_TMP/run2.err"; }
+scan "run 2" "$T_TMP/run2.json" "$T_TMP/run2.err" "$T_TMP/notify.json"
 
 # ---- 3. verify and status
 AWS_PROFILE=a-tok "$REPLICATE" --verify --deep -vvv --source-profile a-tok --target-profile b-tok \
-  --source-endpoint "$RGW_A_ENDPOINT" --target-endpoint "$RGW_B_ENDPOINT" --state-dir "$work/state" \
-  "s3://$src" "s3://$dst" >"$work/verify.out" 2>"$work/verify.err"
+  --source-endpoint "$RGW_A_ENDPOINT" --target-endpoint "$RGW_B_ENDPOINT" --state-dir "$T_TMP/state" \
+  "s3://$src" "s3://$dst" >"$T_TMP/verify.out" 2>"$T_TMP/verify.err"
 rc=$?
-[ "$rc" = 0 ] && ok "verify --deep at -vvv: exit 0" || { bad "verify exited $rc"; tail -n 5 "$work/verify.err"; }
+[ "$rc" = 0 ] && ok "verify --deep at -vvv: exit 0" || { bad "verify exited $rc"; tail -n 5 "$T_TMP/verify.err"; }
 "$REPLICATE" --status -vvv --target-profile b-tok --target-endpoint "$RGW_B_ENDPOINT" "s3://$dst" \
-  >"$work/status.out" 2>"$work/status.err"
+  >"$T_TMP/status.out" 2>"$T_TMP/status.err"
 rc=$?
-[ "$rc" = 0 ] && ok "status at -vvv: exit 0" || { bad "status exited $rc"; tail -n 5 "$work/status.err"; }
-scan "verify and status" "$work/verify.out" "$work/verify.err" "$work/status.out" "$work/status.err"
+[ "$rc" = 0 ] && ok "status at -vvv: exit 0" || { bad "status exited $rc"; tail -n 5 "$T_TMP/status.err"; }
+scan "verify and status" "$T_TMP/verify.out" "$T_TMP/verify.err" "$T_TMP/status.out" "$T_TMP/status.err"
 
-finish secrets
+finish

@@ -7,7 +7,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_tags_storage_class b
+lib_init b
 
 src=$(bucket src)
 aws_on a s3api create-bucket --bucket "$src" >/dev/null || die "create-bucket"
@@ -22,7 +22,7 @@ s3tool_on a fill "$src" bulk/ 50 0 2048 3 || die "fill"
 
 tags_of() { # SIDE BUCKET KEY: "k=v;k=v" sorted, or empty
   aws_on "$1" s3api get-object-tagging --bucket "$2" --key "$3" --output json |
-    python3 -c 'import json,sys; print(";".join(sorted(t["Key"] + "=" + t["Value"] for t in json.load(sys.stdin)["TagSet"])))'
+    jget /dev/stdin '";".join(sorted(t["Key"] + "=" + t["Value"] for t in d["TagSet"]))'
 }
 SMALL_TAGS=$(tags_of a "$src" tagged/small.txt)
 check "the source's tagged/small.txt has three tags, one with spaces and '+', one empty ($SMALL_TAGS)" \

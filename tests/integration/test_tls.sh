@@ -10,9 +10,7 @@
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
-lib_init test_tls
-command -v stunnel4 >/dev/null || { say "skip: stunnel4 is not installed (Debian package stunnel4)"; exit 77; }
-command -v openssl >/dev/null || { say "skip: openssl is not installed"; exit 77; }
+lib_init stunnel4=stunnel4 openssl curl
 
 d=$T_TMP/pki
 mkdir -p "$d"
@@ -31,7 +29,7 @@ openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcrea
 openssl verify -CAfile "$d/ca.pem" "$d/server.pem" >/dev/null || die "the server certificate does not verify"
 
 # stunnel: TLS on 127.0.0.1:PORT -> RGW A (plain http)
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 up=${RGW_A_ENDPOINT#http://}
 cat >"$d/stunnel.conf" <<EOF
 foreground = yes
@@ -45,8 +43,7 @@ cert = $d/server.pem
 key = $d/server.key
 EOF
 stunnel4 "$d/stunnel.conf" >"$d/stunnel.out" 2>&1 &
-spid=$!
-lib_on_exit "kill $spid 2>/dev/null; wait $spid 2>/dev/null"
+lib_kill_at_exit $!
 for _ in $(seq 50); do
   curl -s -o /dev/null --cacert "$d/ca.pem" "https://127.0.0.1:$port/" && break
   sleep 0.1
