@@ -133,20 +133,6 @@ static double rec_num(const cJSON *j, const char *name)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-/* Sleeps while the loop handles signals. */
-static void settle(struct rep_ctx *ctx, double seconds)
-{
-    struct ev_loop *ev = s3_loop_ev(ctx->loop);
-    ev_now_update(ev);
-    double until = ev_now(ev) + seconds;
-    while (!ctx->interrupted && ev_now(ev) < until) {
-        double left = until - ev_now(ev);
-        ev_sleep(left > 0.1 ? 0.1 : left);
-        ev_run(ev, EVRUN_NOWAIT);
-        ev_now_update(ev);
-    }
-}
-
 static void renew_lost(struct lease *l, const char *detail)
 {
     l->lost = true;
@@ -318,7 +304,7 @@ static int claim(struct lease *l, const char *cond, const char *value)
         s3_log(S3_LOG_INFO, "the target ignores %s on PUT: reading the lease back after %.0fs", cond, LEASE_SETTLE);
     }
     free(body);
-    settle(l->ctx, LEASE_SETTLE);
+    rep_sleep(l->ctx, LEASE_SETTLE);
     cJSON *rec;
     char *etag, err[700];
     int rc = read_record(l, &rec, &etag, err, sizeof err);

@@ -70,6 +70,8 @@ struct rep_ctx {
 /* Records a failure line ("key: reason") for the final report (keeps the first MAX_REPORTED). */
 void rep_note_failure(struct rep_ctx *ctx, const char *key, const char *reason);
 void rep_note_extra(struct rep_ctx *ctx, const char *key);
+/* Waits this long on the run's loop (signals still stop it: returns early when ctx->interrupted). */
+void rep_sleep(struct rep_ctx *ctx, double seconds);
 /* An object that cannot be copied because it is archived (storage class, or a 403 InvalidObjectState). */
 void rep_note_archived(struct rep_ctx *ctx, const char *key, const char *storage_class);
 /* Storage classes whose objects cannot be read until restored (GLACIER_IR and the IA classes can). */

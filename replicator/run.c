@@ -511,7 +511,7 @@ static int finish_pass(struct rep_ctx *ctx, struct manifest_writer *mw, int n, c
     return ctx->manifest_failed ? -1 : 0;
 }
 
-static void grace_wait(struct rep_ctx *ctx, double seconds)
+void rep_sleep(struct rep_ctx *ctx, double seconds)
 {
     struct ev_loop *ev = s3_loop_ev(ctx->loop);
     ev_now_update(ev);
@@ -691,7 +691,7 @@ int run_replicate(const struct rep_options *o)
                 o->maint_file ? o->maint_file : "command", o->grace);
             ev_now_update(ev);
             double deadline = ev_now(ev) + o->maint_max;
-            grace_wait(ctx, o->grace);
+            rep_sleep(ctx, o->grace);
             if (!ctx->interrupted) {
                 ctx->pass = sum.passes + 1;
                 struct pass_result *pr = &sum.passes_r[sum.passes < 63 ? sum.passes : 63];
