@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 #include "replicator/copy.h"
+#include "replicator/versions.h"
 #include "s3/log.h"
 #include "s3/ops.h"
 
@@ -24,11 +25,12 @@ enum copy_state {
     CS_MPU_COMPLETE, /* CompleteMultipartUpload in flight */
     CS_MPU_ABORT,    /* aborting the upload after a failure or a source change */
     CS_REFRESH,      /* the source changed (412): HEAD to learn its new version */
+    CS_VERSION,      /* written; the reply named no version: waiting for it (bulk listing, or a HEAD) */
     CS_DONE,
 };
 
 static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "tags", "mpu-create",
-                                          "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "done"};
+                                          "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "version", "done"};
 
 struct part {
     struct copy_job *job;
@@ -402,7 +404,10 @@ static void copy_done(struct s3_response *r, void *ud)
     s3_response_free(r);
     if (job->ctx->target_versioned && job->ctx->copy_names_version == 0) {
         job->ctx->copy_names_version = job->version_id ? 1 : -1;
-        if (!job->version_id)
+        if (!job->version_id && job->ctx->versions)
+            s3_log(S3_LOG_INFO, "the target does not name the new version in CopyObject replies: learning the new "
+                                "versions with one ListObjectVersions per batch of copied keys");
+        else if (!job->version_id)
             s3_log(S3_LOG_INFO, "the target does not name the new version in CopyObject replies: objects up to "
                                 "%llu bytes are copied by GET+PUT from now on (one request pair instead of "
                                 "CopyObject+HEAD)", (unsigned long long)SMALL_STREAM_MAX);
@@ -628,12 +633,31 @@ static void finish_ok(struct copy_job *job)
                                              job->tagging_xml, job->tagging_xml_len, tags_put_done, job));
 }
 
-/* Finishes a successful write, first asking the target what the reply left out. */
+static void version_learned(const char *version_id, void *ud)
+{
+    struct copy_job *job = ud;
+    if (version_id) {
+        job->version_id = strdup(version_id);
+        if (!job->version_id) abort();
+        finish_ok(job);
+        return;
+    }
+    check_started(job, s3_head_object(job->ctx->dst_r, job->ctx->o->dst_bucket, job->dst_key, NULL, NULL,
+                                      result_head_done, job));
+}
+
+/* Finishes a successful write, first asking the target what the reply left out: the new version from a bulk
+ * listing where the run learns them so (replicator/versions.h), else with a HEAD. */
 static void finish_written(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
     if (job->target_etag && (job->version_id || !ctx->target_versioned)) {
         finish_ok(job);
+        return;
+    }
+    set_state(job, CS_VERSION);
+    if (job->target_etag && !job->version_id && ctx->versions) {
+        versions_ask(ctx->versions, job->dst_key, job->target_etag, version_learned, job);
         return;
     }
     check_started(job, s3_head_object(ctx->dst_r, ctx->o->dst_bucket, job->dst_key, job->version_id, NULL,
@@ -1083,10 +1107,10 @@ static void job_start(struct copy_job *job)
     /* Ceph RGW decodes an UploadPartCopy source twice: a key with '%' would copy another object's bytes (or
      * crash the server), so such keys take the streamed multipart path. */
     job->part_copy = ctx->server_side && job->size > o->copy_threshold && !strchr(job->key, '%');
-    /* On a server whose CopyObject reply names no version (Ceph RGW), a server-side copy of a small object
-     * costs CopyObject + HEAD; GET + PUT costs the same two requests, less server work, and the PUT names
-     * the version. */
-    bool small_streamed = ctx->copy_names_version < 0 && job->size <= SMALL_STREAM_MAX;
+    /* On a server whose CopyObject reply names no version (Ceph RGW), the run learns the new versions in bulk
+     * (ctx->versions); without that, a server-side copy of a small object would cost CopyObject + HEAD, and
+     * GET + PUT costs the same two requests, less server work, and the PUT names the version. */
+    bool small_streamed = !ctx->versions && ctx->copy_names_version < 0 && job->size <= SMALL_STREAM_MAX;
     if (ctx->server_side && !small_streamed && (job->size <= o->copy_threshold || job->part_copy)) {
         /* a restore of an object whose ETag is not its MD5 may carry the backup's bookkeeping metadata, and
          * --storage-class needs the metadata replaced: read the metadata first and copy with it (filtered) */

@@ -196,7 +196,7 @@ static void start_read(struct drill *d, const struct manifest_point_entry *e)
 static void drill_pump(struct drill *d)
 {
     char err[300];
-    while (!d->ended && !d->ctx->interrupted && d->inflight < d->o->jobs) {
+    while (!d->ended && !d->ctx->interrupted && d->inflight < rep_jobs(d->ctx)) {
         const struct manifest_point_entry *e;
         int g = manifest_point_next(d->pt, &e, err, sizeof err);
         if (g <= 0) {

@@ -9,6 +9,7 @@
 #include "replicator/copy.h"
 #include "replicator/join.h"
 #include "replicator/pass.h"
+#include "replicator/versions.h"
 #include "s3/list.h"
 #include "s3/log.h"
 #include "s3/ops.h"
@@ -35,6 +36,8 @@ struct check {
     char *dst_key;
 };
 
+#define MAX_EXCUSED 4000 /* copies waiting for their version beyond --jobs */
+
 static void pump(struct pass *p);
 static void sample_key(struct rep_ctx *ctx, const char *rel);
 
@@ -48,6 +51,11 @@ static void kick_cb(struct ev_loop *ev, ev_idle *w, int revents)
     (void)revents;
     ev_idle_stop(ev, w);
     pump(w->data);
+}
+
+static void pass_kick(void *ud)
+{
+    schedule_pump(ud);
 }
 
 static void lister_ready(void *ud)
@@ -382,7 +390,10 @@ static void pump(struct pass *p)
     struct rep_ctx *ctx = p->ctx;
     if (ctx->interrupted || ctx->manifest_failed) p->stop = true;
     bool ended = false;
-    while (!p->stop && p->inflight < ctx->o->jobs) {
+    /* copies only waiting to learn their new version (replicator/versions.h) hold no connection: not counted */
+    size_t excused = versions_waiting(ctx->versions);
+    if (excused > MAX_EXCUSED) excused = MAX_EXCUSED;
+    while (!p->stop && (size_t)p->inflight < (size_t)rep_jobs(ctx) + excused) {
         const struct s3_object_info *s, *d;
         enum join_status js = join_next(&p->join, &s, &d);
         if (js == JOIN_WAIT) break;
@@ -419,6 +430,8 @@ static void pump(struct pass *p)
     }
     p->listing_ended = p->listing_ended || ended;
     bool listing_done = p->stop || p->listing_ended;
+    /* everything in flight only waits for its version: list them now rather than at the batch's deadline */
+    if (p->inflight > 0 && (size_t)p->inflight == versions_waiting(ctx->versions)) versions_flush(ctx->versions);
     if (listing_done && p->inflight == 0 && !p->finished) {
         p->finished = true;
         ev_break(s3_loop_ev(ctx->loop), EVBREAK_ONE);
@@ -499,8 +512,10 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     size_t nearlier = ctx->nfailures;
     memcpy(earlier, ctx->failures, nearlier * sizeof *earlier);
     ctx->nfailures = 0;
+    versions_on_ask(ctx->versions, pass_kick, &p);
     schedule_pump(&p);
     while (!p.finished) ev_run(ev, 0);
+    versions_on_ask(ctx->versions, NULL, NULL);
     if (deadline > 0) ev_timer_stop(ev, &p.deadline);
     ev_idle_stop(ev, &p.kick);
     s3_lister_free(p.src_l);

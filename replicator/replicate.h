@@ -10,6 +10,7 @@
 #include "s3/client.h"
 
 struct copy_job;
+struct versions;
 
 struct rep_stats {
     uint64_t listed;    /* source objects seen */
@@ -37,6 +38,7 @@ struct rep_ctx {
                                   * and a version that is not as recorded is a failure, not a change */
     bool target_versioned;       /* versioning Enabled on the target */
     int copy_names_version;      /* CopyObject replies carry x-amz-version-id: 1 yes, -1 no, 0 unknown */
+    struct versions *versions;   /* learns written objects' versions in bulk (server-side backups), or NULL */
     struct manifest_writer *mw;  /* NULL in dry runs */
     struct manifest_index *idx;  /* target key -> source ETag where the ETags differ */
     int pass;                    /* current pass number, 1-based */
@@ -70,6 +72,8 @@ struct rep_ctx {
 /* Records a failure line ("key: reason") for the final report (keeps the first MAX_REPORTED). */
 void rep_note_failure(struct rep_ctx *ctx, const char *key, const char *reason);
 void rep_note_extra(struct rep_ctx *ctx, const char *key);
+/* Jobs to keep in flight now: --jobs, or less while an endpoint throttles (adaptive, s3/retry.h). */
+int rep_jobs(const struct rep_ctx *ctx);
 /* Waits this long on the run's loop (signals still stop it: returns early when ctx->interrupted). */
 void rep_sleep(struct rep_ctx *ctx, double seconds);
 /* An object that cannot be copied because it is archived (storage class, or a 403 InvalidObjectState). */

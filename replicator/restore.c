@@ -391,7 +391,7 @@ static void rp_pump(struct rpass *rp)
 {
     struct rep_ctx *ctx = rp->ctx;
     if (ctx->interrupted) rp->stop = true;
-    while (!rp->stop && rp->inflight < rp->o->jobs) {
+    while (!rp->stop && rp->inflight < rep_jobs(rp->ctx)) {
         const struct s3_object_info *l, *d;
         enum join_status js = join_next(&rp->join, &l, &d);
         if (js == JOIN_WAIT) break;

@@ -22,6 +22,7 @@
 #include "replicator/run.h"
 #include "replicator/state.h"
 #include "replicator/target.h"
+#include "replicator/versions.h"
 #include "s3/log.h"
 #include "s3/ops.h"
 
@@ -108,12 +109,58 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
                                  "can read and change what is sent; give the CA with --source-ca-bundle/"
                                  "--target-ca-bundle instead");
     ctx->server_side = need_source && s3_config_same_account(&g_src_cfg, &g_dst_cfg);
+    /* --jobs is the ceiling: each endpoint that answers SlowDown/503 lowers it (s3/retry.h, AIMD) */
+    if (ctx->src) s3_reader_adapt(ctx->src, o->jobs);
+    s3_reader_adapt(ctx->dst_r, o->jobs);
     return EXIT_OK;
+}
+
+int rep_jobs(const struct rep_ctx *ctx)
+{
+    int n = ctx->o->jobs, s = s3_reader_concurrency(ctx->src), d = s3_reader_concurrency(ctx->dst_r);
+    if (s < n) n = s;
+    if (d < n) n = d;
+    return n;
+}
+
+/* The concurrency reached, when an endpoint throttled: {"jobs", "lowest", "final", "throttled", per side}. */
+static cJSON *concurrency_json(const struct rep_ctx *ctx)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "jobs", ctx->o->jobs);
+    cJSON_AddNumberToObject(c, "final", rep_jobs(ctx));
+    const struct s3_reader *sides[2] = {ctx->src, ctx->dst_r};
+    const char *names[2] = {"source", "target"};
+    double lowest = ctx->o->jobs;
+    unsigned long throttled = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!sides[i]) continue;
+        const struct s3_aimd *a = s3_reader_aimd(sides[i]);
+        cJSON *sj = cJSON_AddObjectToObject(c, names[i]);
+        cJSON_AddNumberToObject(sj, "throttled", (double)a->throttled);
+        cJSON_AddNumberToObject(sj, "backoffs", (double)a->cuts);
+        cJSON_AddNumberToObject(sj, "lowest", floor(a->lowest));
+        cJSON_AddNumberToObject(sj, "final", s3_aimd_limit(a));
+        if (a->lowest < lowest) lowest = a->lowest;
+        throttled += a->throttled;
+    }
+    cJSON_AddNumberToObject(c, "lowest", floor(lowest));
+    cJSON_AddNumberToObject(c, "throttled", (double)throttled);
+    return c;
 }
 
 void rep_close(struct rep_ctx *ctx)
 {
     s3_reader_close(ctx->src);
+    if (ctx->versions) {
+        unsigned long lists, learned, missed;
+        versions_stats(ctx->versions, &lists, &learned, &missed);
+        if (lists)
+            s3_log(S3_LOG_INFO, "new versions: %lu learned with %lu ListObjectVersions requests, %lu read one by one",
+                   learned, lists, missed);
+        versions_free(ctx->versions);
+        ctx->versions = NULL;
+    }
     s3_client_free(ctx->dst);
     s3_loop_free(ctx->loop);
     manifest_index_free(ctx->idx);
@@ -410,6 +457,7 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     cJSON_AddNumberToObject(j, "objects_archived", (double)ctx->total.archived);
     cJSON *ja = cJSON_AddArrayToObject(j, "archived");
     for (size_t i = 0; ja && i < ctx->narchived; i++) cJSON_AddItemToArray(ja, cJSON_CreateString(ctx->archived[i]));
+    cJSON_AddItemToObject(j, "concurrency", concurrency_json(ctx));
     cJSON *arr = cJSON_AddArrayToObject(j, "pass_details");
     for (int i = 0; i < s->passes && i < 64; i++) {
         const struct pass_result *p = &s->passes_r[i];
@@ -595,6 +643,9 @@ int run_replicate(const struct rep_options *o)
     bool versioned = false;
     rc = target_prepare(ctx, &versioned);
     ctx->target_versioned = versioned;
+    /* a server-side copy's reply may name no version (RGW): learn them in bulk rather than a HEAD per copy */
+    if (rc == EXIT_OK && versioned && ctx->server_side && !o->dry_run && !(ctx->versions = versions_new(ctx, o->dst_bucket)))
+        rc = EXIT_FAILED;
     if (rc != EXIT_OK) {
         sum.exit_code = rc;
         sum.result = rc == EXIT_REFUSED ? "refused" : "failed";
@@ -806,6 +857,13 @@ out:
         else if (sum.passes > 0)
             rep_say(o, "gap: %.2fs (the last pass ran without a maintenance flag: writes in that window may be missed)\n",
                 sum.gap);
+        cJSON *cc = concurrency_json(ctx);
+        double throttled = cJSON_GetObjectItem(cc, "throttled")->valuedouble;
+        if (throttled > 0)
+            rep_say(o, "throttled: %.0f replies said slow down (503/SlowDown); concurrency backed off to %.0f of %d "
+                       "jobs (%d at the end)\n", throttled, cJSON_GetObjectItem(cc, "lowest")->valuedouble, o->jobs,
+                    rep_jobs(ctx));
+        cJSON_Delete(cc);
         for (size_t i = 0; i < ctx->nextras; i++) rep_say(o, "  deleted at source, kept in target: %s\n", ctx->extras[i]);
         if (ctx->total.extra > ctx->nextras)
             rep_say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));

@@ -515,7 +515,7 @@ static void join_pump(struct verify *v)
 {
     struct rep_ctx *ctx = v->ctx;
     if (ctx->interrupted) v->stop = true;
-    while (!v->stop && v->inflight < v->o->jobs) {
+    while (!v->stop && v->inflight < rep_jobs(v->ctx)) {
         const struct s3_object_info *s, *d;
         enum join_status js = join_next(&v->join, &s, &d);
         if (js == JOIN_WAIT) break;
@@ -669,7 +669,7 @@ static void versions_pump(struct verify *v)
 {
     struct rep_ctx *ctx = v->ctx;
     if (ctx->interrupted) v->stop = true;
-    while (!v->stop && !v->versions_done && v->inflight < v->o->jobs) {
+    while (!v->stop && !v->versions_done && v->inflight < rep_jobs(v->ctx)) {
         const struct manifest_object *mo = next_versioned(v);
         if (!mo) {
             v->versions_done = true;

@@ -1,6 +1,7 @@
 /* The libev <-> libcurl multi glue (socket callback, timer callback, event callback, info drain), request
  * signing and the retry loop. See s3/client.h for the contract. */
 #include <ctype.h>
+#include <limits.h>
 #include <curl/curl.h>
 #include <ev.h>
 #include <math.h>
@@ -47,6 +48,7 @@ struct s3_client {
     char *scheme;
     char *host;      /* host[:port] as sent in Host: */
     unsigned where;  /* bumped when the region (and with it an AWS endpoint) changes: requests re-address */
+    struct s3_aimd aimd; /* adaptive concurrency of this endpoint */
 };
 
 /* A request's life: QUEUED (waiting for a retry/deferred timer) -> RUNNING (in the multi handle) ->
@@ -383,6 +385,21 @@ void s3_reader_close(struct s3_reader *r)
 const struct s3_config *s3_reader_config(const struct s3_reader *r)
 {
     return &r->client->cfg;
+}
+
+void s3_reader_adapt(struct s3_reader *r, int ceiling)
+{
+    s3_aimd_init(&r->client->aimd, ceiling);
+}
+
+int s3_reader_concurrency(const struct s3_reader *r)
+{
+    return r ? s3_aimd_limit(&r->client->aimd) : INT_MAX;
+}
+
+const struct s3_aimd *s3_reader_aimd(const struct s3_reader *r)
+{
+    return &r->client->aimd;
 }
 
 /* ---- responses ---- */
@@ -902,6 +919,10 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         cls = s3_retry_classify(status, code ? code : "InternalError", 0);
     }
 
+    /* the endpoint's concurrency: a 503 (SlowDown, or a HEAD's bodiless 503) or 429 says too many; a reply
+     * that completes says the endpoint took it */
+    if (cls == S3_RETRY_THROTTLED || status == 503) s3_aimd_throttled(&rq->client->aimd, ev_now(loop->ev));
+    else if (err == S3_OK) s3_aimd_success(&rq->client->aimd);
     int max = rq->max_attempts > 0 ? rq->max_attempts : loop->opts.retry.max_attempts;
     bool moved = err == S3_ERR_HTTP && rq->region_moves < 2 && !rq->on_sink && !rq->body_source &&
                  region_moved(rq, status, &einfo);

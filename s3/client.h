@@ -62,6 +62,12 @@ struct s3_reader *s3_reader_open(struct s3_loop *loop, const struct s3_config *c
 /* Closes a reader from s3_reader_open (not one from s3_client_reader). NULL ok. */
 void s3_reader_close(struct s3_reader *r);
 const struct s3_config *s3_reader_config(const struct s3_reader *r);
+/* Adaptive concurrency of one endpoint (s3/retry.h, struct s3_aimd): off until a ceiling is set; fed by every
+ * final reply and every throttled attempt (503, SlowDown, 429) of requests on this client. */
+void s3_reader_adapt(struct s3_reader *r, int ceiling);
+/* How many jobs to keep in flight against this endpoint now (INT_MAX when not adaptive). */
+int s3_reader_concurrency(const struct s3_reader *r);
+const struct s3_aimd *s3_reader_aimd(const struct s3_reader *r);
 
 struct s3_kv {
     char *name;  /* lowercase */

@@ -3,6 +3,7 @@
 #include "s3/retry.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <locale.h>
 #include <math.h>
 #include <stdlib.h>
@@ -200,4 +201,38 @@ double s3_retry_after_parse(const char *value, double now_epoch)
     if (!isfinite(now_epoch) || !parse_http_date(buf, &when)) return -1;
     double delta = (double)when - now_epoch;
     return delta > 0 ? delta : 0.0; /* a date in the past: retry now */
+}
+
+void s3_aimd_init(struct s3_aimd *a, int ceiling)
+{
+    memset(a, 0, sizeof *a);
+    a->ceiling = ceiling > 0 ? ceiling : 0;
+    a->limit = a->lowest = a->ceiling;
+}
+
+void s3_aimd_throttled(struct s3_aimd *a, double now)
+{
+    if (!a->ceiling) return;
+    a->throttled++;
+    if (a->cut_once && now - a->last_cut < S3_AIMD_WINDOW) return; /* the same burst */
+    a->limit /= 2;
+    if (a->limit < 1) a->limit = 1;
+    if (a->limit < a->lowest) a->lowest = a->limit;
+    a->last_cut = now;
+    a->cut_once = true;
+    a->cuts++;
+}
+
+void s3_aimd_success(struct s3_aimd *a)
+{
+    if (!a->ceiling || a->limit >= a->ceiling) return;
+    a->limit += 1.0 / a->limit;
+    if (a->limit > a->ceiling) a->limit = a->ceiling;
+}
+
+int s3_aimd_limit(const struct s3_aimd *a)
+{
+    if (!a->ceiling) return INT_MAX;
+    int n = (int)a->limit;
+    return n < 1 ? 1 : n > a->ceiling ? a->ceiling : n;
 }

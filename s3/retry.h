@@ -32,4 +32,24 @@ double s3_retry_delay(const struct s3_retry_policy *p, int attempt, enum s3_retr
 /* Parse a Retry-After header value (delta-seconds or an HTTP-date relative to now_epoch). -1 if unusable. */
 double s3_retry_after_parse(const char *value, double now_epoch);
 
+/* Adaptive concurrency per endpoint (AIMD, as TCP's congestion window): the limit starts at the ceiling (--jobs),
+ * halves when the server says slow down (503 / SlowDown / 429), at most once per S3_AIMD_WINDOW seconds, so
+ * one burst of throttled replies to the requests in flight counts once, and grows back by one for each `limit`
+ * successes. Pure: the caller passes the time. */
+#define S3_AIMD_WINDOW 1.0
+struct s3_aimd {
+    int ceiling;          /* 0: not adaptive (the limit is the caller's) */
+    double limit;
+    double lowest;
+    double last_cut;      /* time of the last decrease */
+    bool cut_once;
+    unsigned long throttled; /* throttled replies seen */
+    unsigned long cuts;      /* decreases made */
+};
+void s3_aimd_init(struct s3_aimd *a, int ceiling);
+void s3_aimd_throttled(struct s3_aimd *a, double now);
+void s3_aimd_success(struct s3_aimd *a);
+/* The number of requests (or jobs) to keep in flight: 1..ceiling; INT_MAX when not adaptive. */
+int s3_aimd_limit(const struct s3_aimd *a);
+
 #endif

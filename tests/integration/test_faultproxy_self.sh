@@ -62,7 +62,7 @@ else
 fi
 
 check "the log has the internal fault" grep -q "GET /$bucket/force-internal -> 500 \[fault=internal\]" "$T_TMP/proxy.log"
-check "the log has the plain GET" grep -q "GET /$bucket/plain -> 200$" "$T_TMP/proxy.log"
+check "the log has the plain GET" grep -q "GET /$bucket/plain -> 200 \[in-flight=[0-9]*\]$" "$T_TMP/proxy.log"
 
 # Counts on SIGUSR1, clean exit on SIGTERM.
 kill -USR1 "$proxy_pid"

@@ -418,6 +418,8 @@ struct gen {
 
 /* One request/response exchange. */
 struct exch {
+    bool in_flight; /* counted in requests_in_flight */
+    unsigned at_start; /* requests in flight (this one included) when its head arrived */
     bool active, logged, head_sent, close_after, is_head, has_body, expect100, copy_source, wrong_region;
     char *line; /* "METHOD URI", owned */
     char method[16];
@@ -489,13 +491,17 @@ static void exch_finish(struct conn *c, bool aborted)
         if (x->fault != F_NONE) fprintf(log_file, " [fault=%s]", fault_names[x->fault]);
         if (x->up_status) fprintf(log_file, " [upstream=%d]", x->up_status);
         if (aborted) fprintf(log_file, " [aborted]");
+        if (x->at_start) fprintf(log_file, " [in-flight=%u]", x->at_start);
         fputc('\n', log_file);
         fflush(log_file);
     }
 }
 
+static unsigned long requests_in_flight, requests_in_flight_max;
+
 static void exch_reset(struct exch *x)
 {
+    if (x->in_flight) requests_in_flight--;
     free(x->line);
     free(x->gen.head);
     free(x->gen.body);
@@ -1002,6 +1008,9 @@ static bool request_head(struct conn *c)
 
     exch_reset(x);
     x->active = true;
+    x->in_flight = true;
+    x->at_start = (unsigned)++requests_in_flight;
+    if (requests_in_flight > requests_in_flight_max) requests_in_flight_max = requests_in_flight;
     request_seq++;
     x->line = strndup(p, (size_t)(sp2 - p));
     if (!x->line) {
@@ -1455,7 +1464,8 @@ static void counts_write(void)
         fprintf(stderr, "faultproxy: %s: %s\n", tmp, strerror(errno));
         return;
     }
-    fprintf(f, "{\n  \"requests\": %lu,\n  \"methods\": {", total_requests);
+    fprintf(f, "{\n  \"requests\": %lu,\n  \"max_in_flight\": %lu,\n  \"methods\": {", total_requests,
+            requests_in_flight_max);
     for (int i = 0; i < n_methods; i++)
         fprintf(f, "%s\"%s\": %lu", i ? ", " : "", method_count[i].name, method_count[i].n);
     fprintf(f, "},\n  \"faults\": {");

@@ -9,6 +9,7 @@
   jget FILE EXPR                                          a Python expression over the JSON in FILE (as d)
   versions VERSIONS-JSON KEY LATEST-ETAG [OLDER-ETAG...]  list-object-versions of KEY: exactly these versions
   recorded MANIFEST VERSIONS-JSON                         every object the manifest records is in the target
+  recorded-latest MANIFEST VERSIONS-JSON                  every object record names its key's latest version
   manifest-versions STATE RUN                             every object record of RUN names a version
   manifest-version STATE RUN KEY                          prints the version RUN recorded for KEY
   manifest-trailer STATE RUN FIELD VALUE                  the trailer of RUN's manifest has FIELD = VALUE (JSON)
@@ -259,6 +260,34 @@ def recorded(manifest, versions_json):
             if bad <= 5:
                 print(f"recorded but not in the target: {k[0]} version {k[1]} size {r['size']} (target: {have.get(k)})")
     print(f"{n} records checked")
+    return 1 if bad or not n else 0
+
+
+def recorded_latest(manifest, versions_json):
+    """Every object record of the manifest names its key's latest version in the target (list-object-versions
+    output), with that version's ETag: the versions a run learns (CopyObject replies, bulk listings, HEADs) are
+    the ones it wrote. Only for a target nothing else wrote since the run."""
+    latest = {}
+    for v in (json.load(open(versions_json)).get("Versions") or []):
+        if v.get("IsLatest"):
+            latest[v["Key"]] = (v["VersionId"], v["ETag"].strip('"'))
+    n = bad = 0
+    for line in open(manifest):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("t") != "object":
+            continue
+        n += 1
+        key = r.get("target_key") or r["key"]
+        want = latest.get(key)
+        got = (r.get("version_id"), r.get("target_etag") or r.get("etag"))
+        if want != got:
+            bad += 1
+            if bad <= 5:
+                print(f"{key}: recorded version {got[0]} ETag {got[1]}, the target's latest is {want}")
+    print(f"{n} records checked, {bad} not the latest version")
     return 1 if bad or not n else 0
 
 
@@ -597,6 +626,7 @@ COMMANDS = {
     "jget": jget,
     "versions": versions,
     "recorded": recorded,
+    "recorded-latest": recorded_latest,
     "manifest-versions": manifest_versions,
     "manifest-version": manifest_version,
     "manifest-trailer": manifest_trailer,

@@ -328,6 +328,58 @@ static void test_parse_garbage(void **state)
     assert_true(s3_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", NAN) == -1.0);
 }
 
+/* ---- adaptive concurrency (AIMD) ---- */
+
+static void test_aimd_halves_once_per_burst(void **state)
+{
+    (void)state;
+    struct s3_aimd a;
+    s3_aimd_init(&a, 64);
+    assert_int_equal(s3_aimd_limit(&a), 64);
+    s3_aimd_throttled(&a, 100.0);
+    assert_int_equal(s3_aimd_limit(&a), 32);
+    /* the other replies of the same burst (within the window) do not cut again */
+    for (int i = 0; i < 30; i++) s3_aimd_throttled(&a, 100.0 + i * (S3_AIMD_WINDOW / 40));
+    assert_int_equal(s3_aimd_limit(&a), 32);
+    s3_aimd_throttled(&a, 100.0 + S3_AIMD_WINDOW + 0.01);
+    assert_int_equal(s3_aimd_limit(&a), 16);
+    assert_int_equal(a.throttled, 32);
+    assert_int_equal(a.cuts, 2);
+    assert_int_equal((int)a.lowest, 16);
+}
+
+static void test_aimd_floor_and_growth(void **state)
+{
+    (void)state;
+    struct s3_aimd a;
+    s3_aimd_init(&a, 8);
+    for (int i = 0; i < 10; i++) s3_aimd_throttled(&a, i * 2.0);
+    assert_int_equal(s3_aimd_limit(&a), 1); /* never below one */
+    assert_int_equal((int)a.lowest, 1);
+    /* additive increase, 1/limit per success (about one more per `limit` successes): 1, 2, 2.5, 2.9, 3.24 */
+    s3_aimd_success(&a);
+    assert_int_equal(s3_aimd_limit(&a), 2);
+    s3_aimd_success(&a);
+    s3_aimd_success(&a);
+    assert_int_equal(s3_aimd_limit(&a), 2);
+    s3_aimd_success(&a);
+    assert_int_equal(s3_aimd_limit(&a), 3);
+    for (int i = 0; i < 1000; i++) s3_aimd_success(&a);
+    assert_int_equal(s3_aimd_limit(&a), 8); /* capped at the ceiling */
+    assert_int_equal((int)a.lowest, 1);     /* the lowest reached stays reported */
+}
+
+static void test_aimd_off(void **state)
+{
+    (void)state;
+    struct s3_aimd a;
+    s3_aimd_init(&a, 0);
+    s3_aimd_throttled(&a, 1.0);
+    s3_aimd_success(&a);
+    assert_int_equal(s3_aimd_limit(&a), INT_MAX);
+    assert_int_equal(a.throttled, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +402,9 @@ int main(void)
         cmocka_unit_test(test_parse_http_date),
         cmocka_unit_test(test_parse_http_date_any_locale),
         cmocka_unit_test(test_parse_garbage),
+        cmocka_unit_test(test_aimd_halves_once_per_burst),
+        cmocka_unit_test(test_aimd_floor_and_growth),
+        cmocka_unit_test(test_aimd_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
