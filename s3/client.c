@@ -35,6 +35,9 @@ struct sock_watch {
     struct s3_loop *loop;
 };
 
+#define S3_PIPE_RECV_BUFFER (128 * 1024) /* at most half a pipe ring (replicator/copy.c), so a read fits */
+#define S3_PIPE_SEND_BUFFER (256 * 1024)
+
 struct s3_reader {
     struct s3_client *client;
 };
@@ -757,6 +760,12 @@ static int easy_setup(struct s3_request *rq)
     if (loop->opts.total_timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT, loop->opts.total_timeout);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (rq->on_sink || rq->body_source) {
+        /* piped part bodies: 8x fewer socket reads, 4x fewer writes than curl's defaults (16 / 64 KiB); such
+         * handles are not pooled, so the larger buffers go with the transfer */
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)S3_PIPE_RECV_BUFFER);
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)S3_PIPE_SEND_BUFFER);
+    }
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     if (rq->client->cfg.insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
