@@ -635,7 +635,7 @@ static int restore_with(struct rep_ctx *ctx, struct rpass *rp, double t0)
     }
     if (o->overwrite && rp->c.conflicts && !o->allow_unversioned) {
         char err[512];
-        char *st = target_versioning(ctx->dst_r, o->dst_bucket, err, sizeof err);
+        char *st = target_versioning(ctx->dst_r, o->dst_bucket, NULL, err, sizeof err);
         bool versioned = st && strcmp(st, "Enabled") == 0;
         free(st);
         if (!versioned) {

@@ -165,12 +165,13 @@ int run_status(const struct rep_options *o)
     int nrecent = 0;
     double now = (double)time(NULL);
 
-    if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
+    int src = store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err);
+    if (src != 0) {
         snprintf(msgbuf, sizeof msgbuf, "%s", err);
         message = msgbuf;
         s3_log_user(S3_LOG_ERROR, "cannot read the runs recorded in the target: %s", err);
         exit_code = ctx->interrupted              ? EXIT_INTERRUPTED
-                    : strstr(err, "NoSuchBucket") ? EXIT_USAGE
+                    : src == STORE_NO_BUCKET ? EXIT_USAGE
                                                   : EXIT_FAILED;
         goto report;
     }

@@ -89,7 +89,7 @@ int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
         } else {
             snprintf(err, errlen, "listing %s in s3://%s: %s", prefix, bucket,
                      s3_lister_error(l));
-            rc = -1;
+            rc = strcmp(s3_lister_error_code(l), "NoSuchBucket") == 0 ? STORE_NO_BUCKET : -1;
             break;
         }
     }
@@ -98,7 +98,7 @@ int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
         for (size_t i = 0; i < keep; i++)
             free(ring[i].key);
         free(ring);
-        return -1;
+        return rc;
     }
     size_t have = seen < keep ? (size_t)seen : keep;
     struct stored_manifest *res = calloc(have ? have : 1, sizeof *res);

@@ -20,7 +20,8 @@ struct stored_manifest {
 
 /* Lists the manifests in bucket and returns the newest `keep` of them, newest first (run ids sort by time), in
  * a malloc'd array; *total counts them all. Memory is bounded by keep. Waits on ctx's loop (stops when
- * ctx->interrupted). 0, or -1 with a message in err. */
+ * ctx->interrupted). 0, or -1 with a message in err (STORE_NO_BUCKET when the bucket does not exist). */
+#define STORE_NO_BUCKET (-2)
 int store_list(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, size_t keep,
                struct stored_manifest **out, size_t *n, unsigned long *total, char *err, size_t errlen);
 /* The same for any records named prefix<name>suffix (drills: DRILL_PREFIX, ".json"). */

@@ -28,8 +28,9 @@ static struct s3_response *wait_for(struct rep_ctx *ctx, struct waiter *w, struc
     return w->r;
 }
 
-char *target_versioning(struct s3_reader *r, const char *bucket, char *err, size_t errlen)
+char *target_versioning(struct s3_reader *r, const char *bucket, bool *no_bucket, char *err, size_t errlen)
 {
+    if (no_bucket) *no_bucket = false;
     struct s3_request_spec s = {.method = "GET", .bucket = bucket,
                                 .query = (struct s3_query_param[]){{"versioning", ""}}, .nquery = 1};
     struct s3_response *resp = s3_reader_request_wait(r, &s);
@@ -40,6 +41,7 @@ char *target_versioning(struct s3_reader *r, const char *bucket, char *err, size
     char *status = NULL;
     if (resp->err != S3_OK) {
         snprintf(err, errlen, "%s", resp->message);
+        if (no_bucket) *no_bucket = resp->s3err.code && strcmp(resp->s3err.code, "NoSuchBucket") == 0;
     } else if (s3_xml_parse_versioning(resp->body, resp->body_len, &status) != S3_OK) {
         snprintf(err, errlen, "GetBucketVersioning on %s: the reply is not valid XML", bucket);
         status = NULL;
@@ -149,15 +151,16 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     }
 
     /* 3. the target: versioning */
-    char *status = target_versioning(ctx->dst_r, o->dst_bucket, err, sizeof err);
+    bool no_bucket = false;
+    char *status = target_versioning(ctx->dst_r, o->dst_bucket, &no_bucket, err, sizeof err);
     if (!status) {
-        if (strstr(err, "NoSuchBucket"))
+        if (no_bucket)
             s3_log_user(S3_LOG_ERROR, "cannot read the target's versioning: %s\n  Create the target bucket first and "
                         "enable versioning on it (aws s3api create-bucket / put-bucket-versioning), or check "
                         "--target-endpoint.", err);
         else
             s3_log_user(S3_LOG_ERROR, "cannot read the target's versioning: %s", err);
-        return strstr(err, "NoSuchBucket") ? EXIT_USAGE : EXIT_FAILED;
+        return no_bucket ? EXIT_USAGE : EXIT_FAILED;
     }
     bool enabled = strcmp(status, "Enabled") == 0;
     free(status);

@@ -11,8 +11,8 @@
 int target_prepare(struct rep_ctx *ctx, bool *versioned);
 
 /* Reads the target's versioning status ("Enabled", "Suspended", "" never) into a malloc'd string; NULL and a
- * message in err on failure. */
-char *target_versioning(struct s3_reader *r, const char *bucket, char *err, size_t errlen);
+ * message in err on failure, *no_bucket (may be NULL) true when the bucket does not exist. */
+char *target_versioning(struct s3_reader *r, const char *bucket, bool *no_bucket, char *err, size_t errlen);
 
 /* Whether bucket carries the replica marker: 1 yes, 0 no, -1 error, -2 access denied (both printed, naming the
  * side). */

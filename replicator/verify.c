@@ -984,11 +984,12 @@ int run_verify(const struct rep_options *o)
         o->deep ? (o->sample < 100 ? " (deep, sampled)" : " (deep: reading both sides)") : "");
 
     /* 1. the target must still be versioned */
-    char *versioning = target_versioning(ctx->dst_r, o->dst_bucket, err, sizeof err);
+    bool no_bucket = false;
+    char *versioning = target_versioning(ctx->dst_r, o->dst_bucket, &no_bucket, err, sizeof err);
     if (!versioning) {
         s3_log_user(S3_LOG_ERROR, "cannot read the target's versioning: %s%s", err,
-                    strstr(err, "NoSuchBucket") ? "\n  Check the target URL and --target-endpoint." : "");
-        if (strstr(err, "NoSuchBucket")) {
+                    no_bucket ? "\n  Check the target URL and --target-endpoint." : "");
+        if (no_bucket) {
             exit_code = EXIT_USAGE;
             result = "failed";
             snprintf(v->error, sizeof v->error, "the target bucket does not exist");

@@ -35,6 +35,7 @@ struct s3_lister {
     bool waiting;
     bool failed;
     char error[600];
+    char error_code[64]; /* the S3 <Code> of the request that failed the listing ("NoSuchBucket"), or "" */
     unsigned long pages;
 };
 
@@ -83,7 +84,10 @@ static void page_done(struct s3_response *resp, void *ud)
     }
     if (!invalid) rg->bad_replies = 0;
     if (resp->err != S3_OK) {
-        if (!l->failed) snprintf(l->error, sizeof l->error, "listing failed: %s", resp->message);
+        if (!l->failed) {
+            snprintf(l->error, sizeof l->error, "listing failed: %s", resp->message);
+            snprintf(l->error_code, sizeof l->error_code, "%s", resp->s3err.code ? resp->s3err.code : "");
+        }
         l->failed = true;
     } else {
         if (e != S3_OK) {
@@ -273,6 +277,11 @@ enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_i
 const char *s3_lister_error(const struct s3_lister *l)
 {
     return l->error;
+}
+
+const char *s3_lister_error_code(const struct s3_lister *l)
+{
+    return l->error_code;
 }
 
 unsigned long s3_lister_pages(const struct s3_lister *l)

@@ -38,6 +38,8 @@ struct s3_lister *s3_lister_new_versions_split(struct s3_reader *r, const char *
                                                s3_lister_ready_cb ready, void *ud);
 enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_info **out);
 const char *s3_lister_error(const struct s3_lister *l);
+/* The S3 error code of the reply that failed the listing ("NoSuchBucket", "AccessDenied"), "" if none. */
+const char *s3_lister_error_code(const struct s3_lister *l);
 /* Pages fetched so far (all ranges). */
 unsigned long s3_lister_pages(const struct s3_lister *l);
 /* Frees the lister; a page request still in flight is cancelled and cleaned up by the loop. NULL ok. */

@@ -377,8 +377,12 @@ def phase_table(agg, corpus, meta):
     lines = []
     modes = [m for m in ["same", "cross"] if any(k[0] == corpus and k[1] == m for k in agg)]
     hdr = ("| mode | phase | tool | wall s | × best peer | client CPU s | CPU ms/object | peak RSS MiB "
-           "| server CPU s | MB/s | check |")
-    lines += [hdr, "|" + "---|" * 11]
+           "| server CPU s | × server floor | MB/s | check |")
+    lines += [hdr, "|" + "---|" * 12]
+    try:
+        ncpu = int(meta.get("nproc") or 0)
+    except ValueError:
+        ncpu = 0
     for mode in modes:
         for phase in PHASES:
             tools = sorted({k[2] for k in agg if k[0] == corpus and k[1] == mode and k[3] == phase}, key=tool_key)
@@ -396,9 +400,12 @@ def phase_table(agg, corpus, meta):
                 if t == "replicate":
                     label = f"**{label}**"
                 check = "ok" if not failed else f"**FAILED** {failed}/{g['n']}: {g['why']}"
+                # the server floor: the servers' own CPU spread over the cores, the least wall any client can have
+                floor = g["server"] / ncpu if ncpu and g["server"] else None
+                xfloor = f"{g['wall'] / floor:.2f}x" if floor and g["wall"] and phase != "no-change" else "–"
                 lines.append(f"| {mode} | {phase} | {label} | {fmt(g['wall'])} | {ratio} | {fmt(g['cpu'])} "
                              f"| {fmt(cpu_obj, 3)} | {fmt(g['rss_mib'], 1)} | {fmt(g['server'], 1)} "
-                             f"| {fmt(mbs, 1)} | {check} |")
+                             f"| {xfloor} | {fmt(mbs, 1)} | {check} |")
     return lines
 
 
@@ -470,7 +477,9 @@ def build_markdown(rows, meta):
              "that passed the check; client CPU = user+sys of the tool; CPU ms/object = client CPU per object "
              "copied (– when nothing is to be copied); peak RSS = the tool's maximum resident set "
              "(GNU time %M, cross-checked against /proc VmHWM); server CPU = utime+stime of the radosgw and "
-             "ceph-osd processes of both instances during the phase; MB/s = bytes copied / wall. `same`: source "
+             "ceph-osd processes of both instances during the phase; × server floor = wall divided by server CPU / "
+             "cores (the least wall any client can reach when the servers share the cores); MB/s = bytes copied "
+             "/ wall. `same`: source "
              "and target bucket on RGW A with one set of keys (server-side copy possible); `cross`: target on "
              "RGW B with other keys (data passes through the client). Each phase is checked with "
              "`aws s3api list-objects-v2` on both sides (every source key, size, plain-MD5 ETags; multipart "

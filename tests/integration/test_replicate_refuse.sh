@@ -111,4 +111,14 @@ grep -hF 'f/000000' "$T_TMP/dry1.out" "$T_TMP/dry1.err" | head -n 1 | indent
 n=$(aws_on a s3api list-objects-v2 --bucket "$dry" --query 'length(Contents || `[]`)' --output text)
 check "awscli: s3://$dry is still empty after --dry-run ($n objects)" test "$n" = 0
 
+# a target bucket that does not exist is a usage error (exit 2) for every command, with what to do
+gone=$(bucket no-such-target)
+rep gone "${SAME[@]}" --settle 0 "s3://$src" "s3://$gone"
+expect_rc gone 2 "a backup into a missing bucket"
+check "it says to create the bucket" grep -q "Create the target bucket first" "$T_TMP/gone.err"
+rep gonev "${SAME[@]}" --verify "s3://$src" "s3://$gone"
+expect_rc gonev 2 "--verify of a missing bucket"
+rep gones "${SAME[@]}" --status "s3://$gone"
+expect_rc gones 2 "--status of a missing bucket"
+
 finish
