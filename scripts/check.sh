@@ -9,6 +9,7 @@
 #   REPLICATE, BUILD, TOOLS            the binary, the build dir and BUILD/tools (absolute paths)
 #   RGW_A_ENDPOINT RGW_A_ACCESS_KEY RGW_A_SECRET_KEY RGW_A_LOG, the same for B, RGW_REGION, RGW_STATE_DIR
 #                                      (from scripts/rgw.sh; RGW_*_LOG logs every HTTP request line)
+# ITEST_JOBS (default 2) tests run at once; test_zz_* alone at the end.
 # Exit 0 = pass, 77 = skipped, anything else = fail. A test running longer than ITEST_TIMEOUT seconds
 # (default 600) is killed with its process group and fails. If this script started the RGW servers it
 # stops them on every exit (success, failure, Ctrl-C); servers that were already running are left alone.
@@ -32,10 +33,10 @@ it_pass=0 it_fail=0 it_skip=0
 failed_names=()
 tmp=$(mktemp -d)
 started_rgw=0
-tpid=""
+running=()
 
 cleanup() {
-  [ -n "$tpid" ] && kill -TERM "$tpid" 2>/dev/null
+  stop_running 2>/dev/null
   if [ "$started_rgw" = 1 ]; then
     echo "check: stopping the RGW servers it started"
     scripts/rgw.sh stop || true
@@ -80,36 +81,85 @@ for f in tests/integration/test_*.sh; do
   [ -f "$f" ] && [ ! -x "$f" ] && echo "integration: warning: $f is not executable (chmod +x), not run"
 done
 
-run_test() { # PATH: runs one test with its output prefixed by its name; sets rc, secs
-  local t=$1 name spid t0 pgid i
+run_test() { # PATH: runs one test, its output prefixed by its name into $tmp/NAME.log; NAME.rc and NAME.secs
+  local t=$1 name spid t0 pgid i rc secs tpid
   name=$(basename "$t")
-  rm -f "$tmp/fifo" && mkfifo "$tmp/fifo"
-  sed -u "s|^|[$(printf '%s' "$name" | sed 's/[\\|&]/\\&/g')] |" <"$tmp/fifo" &
+  rm -f "$tmp/$name.fifo" && mkfifo "$tmp/$name.fifo"
+  sed -u "s|^|[$(printf '%s' "$name" | sed 's/[\\|&]/\\&/g')] |" <"$tmp/$name.fifo" >"$tmp/$name.log" &
   spid=$!
   t0=$SECONDS
   # timeout puts the test in its own process group (id = its pid) and kills the whole group when time is up.
-  timeout -k 10 "$limit" "$t" </dev/null >"$tmp/fifo" 2>&1 &
+  timeout -k 10 "$limit" "$t" </dev/null >"$tmp/$name.fifo" 2>&1 &
   tpid=$!
+  echo "$tpid" >"$tmp/$name.pid"
   wait "$tpid"
   rc=$?
   pgid=$tpid
-  tpid=""
   secs=$((SECONDS - t0))
   # Processes the test left running in its group would disturb the next tests (and hold its output open).
   if kill -TERM -- "-$pgid" 2>/dev/null; then
-    echo "[$name] check: stopped processes this test left running"
+    echo "[$name] check: stopped processes this test left running" >>"$tmp/$name.log"
     for ((i = 0; i < 50; i++)); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pgid" 2>/dev/null
   fi
   for ((i = 0; i < 50; i++)); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$spid" 2>/dev/null; then
-    echo "[$name] check: a process this test started elsewhere still holds its output; no longer shown"
+    echo "[$name] check: a process this test started elsewhere still holds its output; no longer shown" >>"$tmp/$name.log"
     kill "$spid" 2>/dev/null
   fi
   wait "$spid" 2>/dev/null
   if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ "$secs" -ge "$limit" ]; }; then
     rc=timeout
   fi
+  echo "$secs" >"$tmp/$name.secs"
+  echo "$rc" >"$tmp/$name.rc" # last: its presence says the test is done
+}
+
+report_test() { # NAME: prints a finished test's output and result, and counts it
+  local name=$1 rc secs
+  rc=$(cat "$tmp/$name.rc") secs=$(cat "$tmp/$name.secs")
+  echo "=== RUN  $name"
+  cat "$tmp/$name.log"
+  case $rc in
+    0) echo "--- PASS $name (${secs}s)"; it_pass=$((it_pass + 1)) ;;
+    77) echo "--- SKIP $name (${secs}s)"; it_skip=$((it_skip + 1)) ;;
+    timeout)
+      echo "--- FAIL $name (timed out after ${limit}s, killed)"
+      it_fail=$((it_fail + 1)); failed_names+=("$name") ;;
+    *) echo "--- FAIL $name (exit $rc, ${secs}s)"; it_fail=$((it_fail + 1)); failed_names+=("$name") ;;
+  esac
+}
+
+# ITEST_JOBS tests at once (default 2): they share the two RGW servers, each in buckets of its own, and much of
+# their time is spent waiting (timeouts, retries, awscli starting). Tests named test_zz_* read what all the
+# others did (RGW's whole log): they run alone, after the rest. Output is shown per test, as each ends.
+running=()
+reap() { # waits until fewer than $1 tests are running, reporting those that ended
+  local want=$1 n still
+  while [ ${#running[@]} -ge "$want" ] && [ ${#running[@]} -gt 0 ]; do
+    still=()
+    for n in "${running[@]}"; do
+      if [ -f "$tmp/$n.rc" ]; then wait "$(cat "$tmp/$n.bg")" 2>/dev/null; report_test "$n"; else still+=("$n"); fi
+    done
+    running=("${still[@]}")
+    [ ${#running[@]} -ge "$want" ] && sleep 0.2
+  done
+}
+run_all() {
+  local t name par=${ITEST_JOBS:-2}
+  for t in "${itests[@]}"; do
+    name=$(basename "$t")
+    case $name in test_zz_*) reap 1 ;; *) reap "$par" ;; esac
+    run_test "$t" &
+    echo $! >"$tmp/$name.bg"
+    running+=("$name")
+    case $name in test_zz_*) reap 1 ;; esac
+  done
+  reap 1
+}
+stop_running() { # on interruption: the tests still running, with their process groups
+  local n
+  for n in "${running[@]}"; do [ -f "$tmp/$n.pid" ] && kill -TERM -- "-$(cat "$tmp/$n.pid")" 2>/dev/null; done
 }
 
 if [ ${#itests[@]} -eq 0 ]; then
@@ -129,19 +179,7 @@ else
     . "$tmp/rgw.env"
     set +a
     export REPLICATE=$BUILD/replicate BUILD TOOLS=$BUILD/tools
-    for t in "${itests[@]}"; do
-      name=$(basename "$t")
-      echo "=== RUN  $name"
-      run_test "$t"
-      case $rc in
-        0) echo "--- PASS $name (${secs}s)"; it_pass=$((it_pass + 1)) ;;
-        77) echo "--- SKIP $name (${secs}s)"; it_skip=$((it_skip + 1)) ;;
-        timeout)
-          echo "--- FAIL $name (timed out after ${limit}s, killed)"
-          it_fail=$((it_fail + 1)); failed_names+=("$name") ;;
-        *) echo "--- FAIL $name (exit $rc, ${secs}s)"; it_fail=$((it_fail + 1)); failed_names+=("$name") ;;
-      esac
-    done
+    run_all
   else
     echo "integration: the RGW servers could not be started: no integration test was run"
     it_fail=1
