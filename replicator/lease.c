@@ -34,13 +34,16 @@ struct lease {
 
 void lease_key(const struct rep_options *o, char *out, size_t n)
 {
-    if (!o->dst_prefix[0] && !o->start_after && !o->end_before) {
+    if (!o->dst_prefix[0] && !o->start_after && !o->end_before && !o->shard_n) {
         snprintf(out, n, "%slease", RESERVED_PREFIX);
         return;
     }
     char id[3200];
-    snprintf(id, sizeof id, "%s\n%s\n%s", o->dst_prefix, o->start_after ? o->start_after : "",
-             o->end_before ? o->end_before : "");
+    if (o->shard_n) /* a shard's range moves with the key sample: its lease is that of "shard I of N" */
+        snprintf(id, sizeof id, "%s\nshard %d/%d", o->dst_prefix, o->shard_i, o->shard_n);
+    else
+        snprintf(id, sizeof id, "%s\n%s\n%s", o->dst_prefix, o->start_after ? o->start_after : "",
+                 o->end_before ? o->end_before : "");
     unsigned char md[32];
     unsigned int ml = 0;
     EVP_Digest(id, strlen(id), md, &ml, EVP_sha256(), NULL);
