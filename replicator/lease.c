@@ -359,7 +359,15 @@ int lease_acquire(struct rep_ctx *ctx, const char *run_id, const char *state_dir
             rep_fmt_time((int64_t)expires, true, when, sizeof when);
             /* held by a run of this host and state folder: it is dead, since we hold that folder's lock */
             bool ours = strcmp(rec_str(rec, "state_id"), l->state_id) == 0;
-            if (strcmp(state, "held") == 0 && expires > (double)now && ours)
+            /* held by the same shard of the same run (--run-id): an earlier attempt of this shard, which an
+             * Indexed Job starts again only once that pod has ended (podReplacementPolicy: Failed) */
+            bool retry = o->shard_n && o->shared_run_id && strcmp(rec_str(rec, "run_id"), l->run_id) == 0;
+            if (strcmp(state, "held") == 0 && expires > (double)now && retry && !ours)
+                s3_log_user(S3_LOG_WARN,
+                            "taking over the lease of an earlier attempt of this shard of run %s (host %s, pid %.0f): "
+                            "it ended without releasing it",
+                            rec_str(rec, "run_id"), rec_str(rec, "host"), rec_num(rec, "pid"));
+            else if (strcmp(state, "held") == 0 && expires > (double)now && ours)
                 s3_log_user(S3_LOG_WARN,
                             "taking over the lease of run %s (pid %.0f): it ran from this host and state directory "
                             "and died without releasing it",

@@ -98,4 +98,12 @@ int shard_resolve(struct rep_ctx *ctx, struct rep_options *o, const char *run_id
  * key space replace it; shards of a --run-id run replace their segment; others store nothing). */
 void shard_store_sample(struct rep_ctx *ctx, const char *run_id);
 
+struct restore_run;
+struct stored_manifest;
+/* For restores: the run that the shard manifest sm[at] belongs to, from the listing sm[0..n): downloads all
+ * its shard manifests into one temporary file (run->manifest_path; disjoint ranges, so the union of their
+ * restore points) and fills *run. 0 when every shard ended ok, -1 with why in err (nothing kept). */
+int shard_open_run(struct s3_reader *r, const char *bucket, const struct stored_manifest *sm, size_t n, size_t at,
+                   struct restore_run *run, char *err, size_t errlen);
+
 #endif

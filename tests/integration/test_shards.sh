@@ -5,7 +5,8 @@
 # 35% of the objects, together exactly the source (awscli); the shards' ranges chain without gap or overlap;
 # --status and --verify read the 4 shard manifests as one run and pass. Then a second run in which shard 2
 # is killed with SIGKILL mid-way: --status (exit 1) and --verify (exit 5) name it; its retry, in a fresh pod,
-# cuts the key space at the same keys, and the run then passes both.
+# cuts the key space at the same keys, and the run then passes both. A restore passes over the incomplete run
+# and, once it is whole, gives back the source from its 4 shard manifests.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init b
@@ -18,11 +19,12 @@ s3tool_on a fill "$src" 'uploads/2024/11/{uuid}.jpg' "$total" 100 2000 17 || die
 args=(--no-progress --source-profile a --target-profile b
   --source-endpoint "$RGW_A_ENDPOINT" --target-endpoint "$RGW_B_ENDPOINT" --jobs 16)
 
-# pod I of run RUN: a fresh state directory per pod (an emptyDir), JOB_COMPLETION_INDEX set as a Job sets it
+# pod I of run RUN: a fresh state directory per pod (an emptyDir), JOB_COMPLETION_INDEX set as a Job sets it.
+# It execs replicate: run it in the background or in ( ), so that $! is replicate's own pid
 pod() { # NAME INDEX RUN ARGS...
   local n=$1 i=$2 run=$3
   shift 3
-  JOB_COMPLETION_INDEX=$i "$REPLICATE" "${args[@]}" --state-dir "$T_TMP/$n.state" --shards 4 --run-id "$run" \
+  JOB_COMPLETION_INDEX=$i exec "$REPLICATE" "${args[@]}" --state-dir "$T_TMP/$n.state" --shards 4 --run-id "$run" \
     --json "$@" "s3://$src" "s3://$dst" >"$T_TMP/$n.json" 2>"$T_TMP/$n.err"
 }
 # the "shard I of N (from ...): keys ..." line of a pod, without where the split came from
@@ -111,8 +113,13 @@ done
 kill -KILL "$kp"
 wait "$kp" 2>/dev/null
 n=$(cat "$T_TMP"/r2-2.state/*/manifests/*.jsonl 2>/dev/null | grep -c '"t":"object"')
-cat "$T_TMP"/r2-2.state/*/manifests/*.jsonl 2>/dev/null | grep -q '"t":"trailer"' \
-  && bad "shard 2 finished before it was killed" || ok "shard 2 was killed mid-way (${n:-0} copies recorded)"
+if cat "$T_TMP"/r2-2.state/*/manifests/*.jsonl 2>/dev/null | grep -q '"t":"trailer"'; then
+  bad "shard 2 finished before it was killed"
+elif pgrep -f -- "--state-dir $T_TMP/r2-2.state" >/dev/null; then
+  bad "shard 2's replicate still runs after kill -9"
+else
+  ok "shard 2 was killed mid-way (${n:-0} copies recorded)"
+fi
 shards=(0 1 3)
 for j in 0 1 2; do
   wait "${pids[$j]}" || { bad "run 2, shard ${shards[$j]} failed"; tail "$T_TMP/r2-${shards[$j]}.err" | indent; }
@@ -139,10 +146,21 @@ assert len(shard) == 1 and "shard 2 of 4: unfinished" in shard[0]["detail"], sha
 assert d["shards"]["not_ok"] == 1 and d["missing"] > 0
 EOF
 
+# a restore passes over the incomplete run: the latest whole one is run 1
+rest=(--source-profile b --source-endpoint "$RGW_B_ENDPOINT" --target-profile a --target-endpoint "$RGW_A_ENDPOINT")
+mkbucket a "$tag-rest"
+rep restore0 --restore --dry-run --json "${rest[@]}" "s3://$dst" "s3://$tag-rest"
+expect_rc restore0 0 "--restore --dry-run with run 2 incomplete"
+[ "$(jget "$T_TMP/restore0.out" 'd["run_id"]')" = "$run1" ] &&   [ "$(jget "$T_TMP/restore0.out" 'd["objects_in_restore_point"]')" = 3000 ] && grep -q "run $run2 passed over" "$T_TMP/restore0.err"   && ok "it passes over run 2 (a shard unfinished) and takes run 1, all 3000 objects of its 4 shards"   || { bad "the restore's choice"; show_run restore0; }
+
 # ---- the retry of shard 2 (what backoffLimitPerIndex does: a new pod, the same index and run id)
-pod r2-2b 2 "$run2"
+cat "$T_TMP"/r2-2.state/*/manifests/*.jsonl | grep -q '"t":"trailer"' && bad "the killed shard 2 wrote a trailer since"
+(pod r2-2b 2 "$run2")
 rc=$?
 [ "$rc" = 0 ] && ok "the retried shard 2 completed" || { bad "the retried shard 2: exit $rc"; tail "$T_TMP/r2-2b.err" | indent; }
+grep -q "taking over the lease of an earlier attempt of this shard" "$T_TMP/r2-2b.err" \
+  && ok "it took over the lease the killed pod held (same run, same shard), without waiting for it to expire" \
+  || bad "the retry did not say it took over the killed pod's lease"
 [ -n "$(range_of r2-2)" ] && [ "$(range_of r2-2)" = "$(range_of r2-2b)" ] && grep -q "from the run's split" "$T_TMP/r2-2b.err" \
   && ok "the retry cut the key space where the killed pod did (the run's pinned split): $(range_of r2-2b)" \
   || bad "the retry's range $(range_of r2-2b) is not the killed pod's $(range_of r2-2)"
@@ -153,4 +171,10 @@ expect_rc verify3 0 "--verify after the retry"
 snapshot a "$src" "$T_TMP/src2.snap" >/dev/null || die "snapshot of the source"
 snapshot b "$dst" "$T_TMP/dst2.snap" >/dev/null || die "snapshot of the target"
 s3check_checks compare "$T_TMP/src2.snap" "$T_TMP/dst2.snap"
+
+# ---- restoring the sharded run gives the source back: the union of its 4 shards' restore points
+rep restore2 --restore --run "$run2" --json "${rest[@]}" "s3://$dst" "s3://$tag-rest"
+expect_rc restore2 0 "--restore --run $run2 (a run of 4 shards)"
+snapshot a "$tag-rest" "$T_TMP/rest.snap" >/dev/null || die "snapshot of the restored bucket"
+s3check_checks compare "$T_TMP/src2.snap" "$T_TMP/rest.snap" restored
 finish

@@ -8,7 +8,7 @@
 The fields checked are those of batch/v1 Job, PodSpec and Container that the file uses or that an Indexed Job of
 replicate needs: unknown fields (typos) are refused, types are checked, and the replicate-specific rules hold:
 completionMode Indexed, completions == --shards N (or --shard auto/N) >= parallelism, backoffLimitPerIndex with
-restartPolicy Never, a shared --run-id from the Job's name label, credentials from a Secret (never literal keys),
+restartPolicy Never and podReplacementPolicy Failed, a shared --run-id from the Job's name label, credentials from a Secret (never literal keys),
 resource requests (and a memory limit not below the request). Prints one line per problem; exit 0 when none.
 Needs python3-yaml (scripts/install-deps.sh)."""
 import copy
@@ -65,6 +65,8 @@ def check(doc, help_text=None):
         need(isinstance(spec.get(f), int) and not isinstance(spec.get(f), bool) and spec.get(f) >= (0 if f ==
              "backoffLimitPerIndex" else 1), "spec.%s must be an integer%s" % (f, "" if f == "backoffLimitPerIndex"
                                                                               else " >= 1"))
+    need(spec.get("podReplacementPolicy") == "Failed", "spec.podReplacementPolicy must be Failed: a retried shard takes "
+         "over the lease of the pod it replaces, which must have ended")
     n = spec.get("completions")
     need(isinstance(n, int) and isinstance(spec.get("parallelism"), int) and spec["parallelism"] <= n,
          "spec.parallelism must not exceed spec.completions")
@@ -161,6 +163,7 @@ def mutants(doc):
         m("completions != --shards", lambda d: spec(d).update(completions=spec(d)["completions"] + 1,
                                                               parallelism=spec(d)["completions"] + 1)),
         m("no backoffLimitPerIndex", lambda d: spec(d).pop("backoffLimitPerIndex")),
+        m("podReplacementPolicy TerminatingOrFailed", lambda d: spec(d).update(podReplacementPolicy="TerminatingOrFailed")),
         m("restartPolicy OnFailure", lambda d: d["spec"]["template"]["spec"].update(restartPolicy="OnFailure")),
         m("a typo in the spec", lambda d: spec(d).update(completion=4)),
         m("no --run-id", lambda d: ctr(d).update(args=[a for a in ctr(d)["args"] if not a.startswith("--run-id")])),
