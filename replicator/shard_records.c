@@ -257,7 +257,7 @@ static int load_sample(struct rep_ctx *ctx, const char *key, struct shard_sample
 
 int shard_resolve(struct rep_ctx *ctx, struct rep_options *o, const char *run_id)
 {
-    if (!o->shard_n) return EXIT_OK;
+    if (o->shard_n <= 1) return EXIT_OK; /* one shard: the whole key space, no split to compute */
     int n = o->shard_n;
     char skey[256], pkey[512], err[1400];
     sample_key(o, skey, sizeof skey);
