@@ -263,14 +263,20 @@ nomem:
 int shard_range(char *const *bounds, int n, int i, const char *prefix, char **sa, char **eb)
 {
     *sa = *eb = NULL;
-    if (i > 0 && asprintf(sa, "%s%s", prefix, bounds[i - 1]) < 0) *sa = NULL, i = -1;
-    if (i >= 0 && i < n - 1 && asprintf(eb, "%s%s\x01", prefix, bounds[i]) < 0) *eb = NULL, i = -1;
-    if (i < 0) {
+    bool ok = true;
+    if (i > 0 && asprintf(sa, "%s%s", prefix, bounds[i - 1]) < 0) {
+        *sa = NULL;
+        ok = false;
+    }
+    if (ok && i < n - 1 && asprintf(eb, "%s%s\x01", prefix, bounds[i]) < 0) {
+        *eb = NULL;
+        ok = false;
+    }
+    if (!ok) {
         free(*sa);
         *sa = NULL;
-        return -1;
     }
-    return 0;
+    return ok ? 0 : -1;
 }
 
 /* ---- runs made of shard manifests ---- */

@@ -269,7 +269,10 @@ int shard_resolve(struct rep_ctx *ctx, struct rep_options *o, const char *run_id
     if (rc == 0) {
         struct shard_sample smp;
         if (load_sample(ctx, skey, &smp, &from, err, sizeof err) != 0) rc = -1;
-        else if (!(bounds = shard_bounds(&smp, n))) rc = -1, snprintf(err, sizeof err, "out of memory");
+        else if (!(bounds = shard_bounds(&smp, n))) {
+            snprintf(err, sizeof err, "out of memory");
+            rc = -1;
+        }
         shard_sample_free(&smp);
     }
     if (rc == 0 && o->shared_run_id && !o->dry_run) {
@@ -382,18 +385,33 @@ int shard_open_run(struct s3_reader *r, const char *bucket, const struct stored_
             rc = -1;
             break;
         }
-        if (!g && !(g = shard_group_new(&s))) rc = -1, snprintf(err, errlen, "out of memory");
-        else if (g) shard_group_add(g, &s);
+        if (!g && !(g = shard_group_new(&s))) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        } else {
+            shard_group_add(g, &s); /* the first one was added by shard_group_new: a second add is a no-op */
+        }
         manifest_summary_free(&s);
-        FILE *f = fopen(path, "r");
+        FILE *f = rc == 0 ? fopen(path, "r") : NULL;
+        if (rc == 0 && !f) {
+            snprintf(err, errlen, "reading a temporary file: %s", strerror(errno));
+            rc = -1;
+        }
         char buf[65536];
         size_t k;
-        while (rc == 0 && f && (k = fread(buf, 1, sizeof buf, f)) > 0)
-            if (fwrite(buf, 1, k, all) != k) rc = -1, snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+        while (rc == 0 && f && (k = fread(buf, 1, sizeof buf, f)) > 0) {
+            if (fwrite(buf, 1, k, all) != k) {
+                snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+                rc = -1;
+            }
+        }
         if (f) fclose(f);
         unlink(path);
     }
-    if (fclose(all) != 0 && rc == 0) rc = -1, snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+    if (fclose(all) != 0 && rc == 0) {
+        snprintf(err, errlen, "writing a temporary file: %s", strerror(errno));
+        rc = -1;
+    }
     if (rc == 0 && g && shard_group_finish(g) > 0) {
         char text[1500];
         shard_group_problems(g, text, sizeof text);
