@@ -6,7 +6,8 @@
 # --status and --verify read the 4 shard manifests as one run and pass. Then a second run in which shard 2
 # is killed with SIGKILL mid-way: --status (exit 1) and --verify (exit 5) name it; its retry, in a fresh pod,
 # cuts the key space at the same keys, and the run then passes both. A restore passes over the incomplete run
-# and, once it is whole, gives back the source from its 4 shard manifests.
+# and, once it is whole, gives back the source from its 4 shard manifests. Plain --shard 0/2 and 1/2 (no run id,
+# one after the other) into a second backup split it in halves, the second from the sample the first stored.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init b
@@ -171,6 +172,22 @@ expect_rc verify3 0 "--verify after the retry"
 snapshot a "$src" "$T_TMP/src2.snap" >/dev/null || die "snapshot of the source"
 snapshot b "$dst" "$T_TMP/dst2.snap" >/dev/null || die "snapshot of the target"
 s3check_checks compare "$T_TMP/src2.snap" "$T_TMP/dst2.snap"
+
+# ---- plain --shard I/N (no run id, e.g. cron on two hosts, one after the other) into another backup: the
+# first lists the source to sample it and stores the sample, the second cuts at the same keys from it
+mkbucket b "$tag-dst2" --versioned
+sum=0
+for i in 0 1; do
+  rep "plain$i" "${args[@]}" --state-dir "$T_TMP/plain$i.state" --shard "$i/2" --json "s3://$src" "s3://$tag-dst2"
+  expect_rc "plain$i" 0 "--shard $i/2 without a run id"
+  n=$(jget "$T_TMP/plain$i.out" 'd["objects_copied"]')
+  [ "${n:-0}" -ge $((total * 40 / 100)) ] && [ "${n:-0}" -le $((total * 60 / 100)) ] \
+    && ok "--shard $i/2 copied $n of $total objects (40-60%)" || bad "--shard $i/2 copied ${n:-?} of $total objects"
+  sum=$((sum + ${n:-0}))
+done
+[ "$sum" = "$total" ] && ok "the two plain shards copied $sum objects together" || bad "the plain shards copied $sum, not $total"
+grep -q 'from a sampling listing' "$T_TMP/plain0.err" && grep -q 'from the key sample stored in the target' "$T_TMP/plain1.err" \
+  && ok "the first sampled the source, the second used the stored sample" || bad "where the plain shards' split came from"
 
 # ---- restoring the sharded run gives the source back: the union of its 4 shards' restore points
 rep restore2 --restore --run "$run2" --json "${rest[@]}" "s3://$dst" "s3://$tag-rest"
