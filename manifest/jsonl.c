@@ -278,6 +278,13 @@ int manifest_writer_header(struct manifest_writer *w, const struct manifest_head
             ok = add_str(o, "options", h->options_json);
         if (!ok) cJSON_Delete(opts);
     }
+    if (ok && h->shard_count > 0) {
+        cJSON *sh = cJSON_AddObjectToObject(o, "shard");
+        ok = sh && h->shard_index >= 0 && h->shard_index < h->shard_count && add_num(sh, "index", h->shard_index) &&
+             add_num(sh, "count", h->shard_count);
+        if (ok && h->range_start_after) ok = add_str(sh, "start_after", h->range_start_after);
+        if (ok && h->range_end_before) ok = add_str(sh, "end_before", h->range_end_before);
+    }
     if (writer_finish(w, o, ok) != 0) return -1;
     w->stage = WRITER_BODY;
     return 0;
@@ -608,6 +615,18 @@ static const char *decode_header(struct manifest_reader *r, const cJSON *o, stru
     } else {
         h->options_json = get_str(o, "options", false, bad);
     }
+    h->shard_index = h->shard_count = 0;
+    h->range_start_after = h->range_end_before = NULL;
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(o, "shard");
+    if (sh) {
+        double i = get_num(sh, "index", bad), n = get_num(sh, "count", bad);
+        if (*bad) return NULL;
+        if (!(n >= 1 && n <= 1e6 && i >= 0 && i < n && i == (int)i && n == (int)n)) return "bad shard index or count";
+        h->shard_index = (int)i;
+        h->shard_count = (int)n;
+        h->range_start_after = get_str(sh, "start_after", false, bad);
+        h->range_end_before = get_str(sh, "end_before", false, bad);
+    }
     return NULL;
 }
 
@@ -812,6 +831,8 @@ int manifest_summary_read(const char *path, struct manifest_summary *out, char *
             if (have_header) break; /* the first header describes the run */
             have_header = true;
             out->started = rec.header.started;
+            out->shard_index = rec.header.shard_index;
+            out->shard_count = rec.header.shard_count;
             if (dup_opt(&out->run_id, rec.header.run_id) || dup_opt(&out->source, rec.header.source) ||
                 dup_opt(&out->target, rec.header.target) ||
                 dup_opt(&out->tool_version, rec.header.tool_version))

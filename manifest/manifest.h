@@ -19,6 +19,10 @@ struct manifest_header {
     const char *source_endpoint;
     const char *target_endpoint;
     const char *options_json;    /* a JSON object text with the options, or NULL */
+    /* A shard of a run split over several processes ("shard": {...} in the header): its index, the number of
+     * shards (0 = not sharded) and the key range it covered (NULL = unbounded on that side). */
+    int shard_index, shard_count;
+    const char *range_start_after, *range_end_before;
 };
 
 struct manifest_object {
@@ -107,6 +111,7 @@ void manifest_reader_close(struct manifest_reader *r);
 struct manifest_summary {
     char *run_id, *source, *target, *tool_version;
     int64_t started;
+    int shard_index, shard_count;    /* from the header; shard_count 0 = not sharded */
     bool trailer_found;
     struct manifest_trailer trailer; /* result string owned by the summary */
     char *result;

@@ -51,8 +51,13 @@ void cli_usage(FILE *f)
 "  --retries N              attempts per request, with backoff and jitter (default 10)\n"
 "  --list-ranges N          list the key space in N parallel ranges on delta passes (default auto)\n"
 "  --start-after KEY --end-before KEY   copy only keys in this range (for sharding)\n"
-"  --shard I/N              copy shard I of N (0-based, N <= 62) of the key space, split on the first\n"
-"                           character after the prefix (0-9A-Za-z boundaries); run N processes for N shards\n"
+"  --shard I/N              copy shard I of N (0-based, N <= 4096): ranges of about equal object counts,\n"
+"                           from the key sample the backup stores (.replicate/ranges.json; the first run\n"
+"                           lists the source once to take it); run N processes for N shards\n"
+"  --shard auto/N, --shards N  the same, I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pods)\n"
+"  --run-id ID              the run id (letters, digits, '-', '_'; it should sort by time) that the shards\n"
+"                           of one job share: they cut the key space where the first one did, and --status\n"
+"                           and --verify read them as one run, naming a shard that is missing or failed\n"
 "  --no-tags                copy objects without their tags (tags are copied by default)\n"
 "  --skip-archived          objects in GLACIER or DEEP_ARCHIVE (unreadable until restored) do not fail the\n"
 "                           run: they are still named and counted (objects_archived), and not copied\n"
@@ -222,7 +227,7 @@ enum {
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
     OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_NO_TAGS, OPT_STORAGE_CLASS, OPT_SKIP_ARCHIVED,
     OPT_LOG_FORMAT, OPT_SRC_CA, OPT_DST_CA, OPT_CA,
-    OPT_LEASE,
+    OPT_LEASE, OPT_SHARDS, OPT_RUN_ID,
 };
 
 static const struct option long_opts[] = {
@@ -274,6 +279,8 @@ static const struct option long_opts[] = {
     {"start-after", required_argument, 0, OPT_START_AFTER},
     {"end-before", required_argument, 0, OPT_END_BEFORE},
     {"shard", required_argument, 0, OPT_SHARD},
+    {"shards", required_argument, 0, OPT_SHARDS},
+    {"run-id", required_argument, 0, OPT_RUN_ID},
     {"timeout", required_argument, 0, OPT_TIMEOUT},
     {"retries", required_argument, 0, OPT_RETRIES},
     {"list-ranges", required_argument, 0, OPT_LIST_RANGES},
@@ -294,6 +301,21 @@ static const struct option long_opts[] = {
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
 };
+
+/* JOB_COMPLETION_INDEX (set by Kubernetes in each pod of an Indexed Job): the index, -1 when unset, -2 after
+ * printing why it is unusable. */
+static int job_index(void)
+{
+    const char *e = getenv("JOB_COMPLETION_INDEX");
+    if (!e) return -1;
+    char *end;
+    long v = strtol(e, &end, 10);
+    if (end == e || *end || v < 0 || v >= SHARDS_MAX) {
+        fprintf(stderr, "replicate: JOB_COMPLETION_INDEX=\"%s\" is not a shard index (0 to %d)\n", e, SHARDS_MAX - 1);
+        return -2;
+    }
+    return (int)v;
+}
 
 __attribute__((format(printf, 1, 2))) static int bad(const char *fmt, ...)
 {
@@ -333,7 +355,7 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     o->lease = 300;
     o->progress = isatty(STDERR_FILENO);
     const char *profile = NULL, *endpoint = NULL, *region = NULL, *ca_bundle = NULL;
-    int path_style = -1;
+    int path_style = -1, shards = 0;
     bool insecure = false;
     long v;
     double d;
@@ -422,12 +444,35 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
         case OPT_NOTIFY_URL: o->notify_url = optarg; break;
         case OPT_START_AFTER: o->start_after = optarg; break;
         case OPT_END_BEFORE: o->end_before = optarg; break;
-        case OPT_SHARD: {
-            int i, n, used = 0;
-            if (sscanf(optarg, "%d/%d%n", &i, &n, &used) != 2 || optarg[used] || n < 1 || n > 62 || i < 0 || i >= n)
-                return bad("--shard needs I/N with 0 <= I < N <= 62, not \"%s\"", optarg);
+        case OPT_SHARD: { /* I/N, or auto/N: I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pod) */
+            int i = -1, n, used = 0;
+            bool from_job = strncmp(optarg, "auto/", 5) == 0;
+            if (from_job ? sscanf(optarg + 5, "%d%n", &n, &used) != 1 || optarg[5 + used]
+                         : sscanf(optarg, "%d/%d%n", &i, &n, &used) != 2 || optarg[used])
+                return bad("--shard needs I/N or auto/N with 0 <= I < N <= %d, not \"%s\"", SHARDS_MAX, optarg);
+            if (from_job && (i = job_index()) == -2) return EXIT_USAGE;
+            if (from_job && i == -1) return bad("--shard auto/N takes the shard from JOB_COMPLETION_INDEX, which is not set");
+            if (n < 1 || n > SHARDS_MAX || i < 0 || i >= n)
+                return bad("--shard needs I/N or auto/N with 0 <= I < N <= %d, not \"%s\"%s", SHARDS_MAX, optarg,
+                           from_job ? " (I from JOB_COMPLETION_INDEX)" : "");
             o->shard_i = i;
             o->shard_n = n;
+            break;
+        }
+        case OPT_SHARDS:
+            if (parse_int(optarg, 1, SHARDS_MAX, &v))
+                return bad("--shards needs a number from 1 to %d, not \"%s\"", SHARDS_MAX, optarg);
+            shards = (int)v;
+            break;
+        case OPT_RUN_ID: {
+            size_t l = strlen(optarg);
+            bool okr = l >= 1 && l <= 64 && isalnum((unsigned char)optarg[0]);
+            for (size_t q = 0; q < l; q++)
+                if (!(isalnum((unsigned char)optarg[q]) || optarg[q] == '-' || optarg[q] == '_')) okr = false;
+            if (!okr)
+                return bad("--run-id needs 1 to 64 letters, digits, '-' or '_' (starting with a letter or digit), "
+                           "not \"%s\"", optarg);
+            o->shared_run_id = optarg;
             break;
         }
         case OPT_TIMEOUT:
@@ -545,21 +590,20 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
         return EXIT_USAGE;
     }
     if (o->part_size && o->part_size > o->max_memory) o->max_memory = o->part_size;
-    if (o->shard_n > 1 && o->mode != MODE_STATUS && o->mode != MODE_DRILL) {
-        /* shard i covers keys whose first character after the prefix is in [b_i, b_{i+1}), with the
-         * boundaries spread over 0-9A-Za-z (other bytes sort into the first or last shard). The lower
-         * bound becomes a start-after key: the character before b_i followed by U+10FFFF, the largest
-         * code point, so every key that starts with b_i comes after it. */
-        static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        int i = o->shard_i, n = o->shard_n;
-        if (i > 0 && asprintf(&o->shard_start_after, "%s%c\xf4\x8f\xbf\xbf", o->src_prefix,
-                              alnum[62 * i / n] - 1) < 0)
-            return EXIT_USAGE;
-        if (i < n - 1 && asprintf(&o->shard_end_before, "%s%c", o->src_prefix, alnum[62 * (i + 1) / n]) < 0)
-            return EXIT_USAGE;
-        o->start_after = o->shard_start_after;
-        o->end_before = o->shard_end_before;
+    if (shards) { /* --shards N: this pod's shard is JOB_COMPLETION_INDEX */
+        if (o->shard_n) return bad("--shard and --shards exclude each other (--shards N means --shard auto/N)");
+        int i = job_index();
+        if (i == -2) return EXIT_USAGE;
+        if (i == -1) return bad("--shards N takes the shard from JOB_COMPLETION_INDEX, which is not set (give --shard I/N)");
+        if (i >= shards) return bad("JOB_COMPLETION_INDEX=%d is not below --shards %d", i, shards);
+        o->shard_i = i;
+        o->shard_n = shards;
     }
+    /* the key range itself comes from the backup's key sample, once connected (shard.c) */
+    if (o->shard_n && o->mode != MODE_REPLICATE)
+        return bad("--shard and --shards go with a backup run; --status and --verify read every shard of a run");
+    if (o->shared_run_id && o->mode != MODE_REPLICATE)
+        return bad("--run-id names a backup run (to read one, use --run with --restore or --restore-drill)");
     return 0;
 }
 

@@ -34,13 +34,16 @@ struct lease {
 
 void lease_key(const struct rep_options *o, char *out, size_t n)
 {
-    if (!o->dst_prefix[0] && !o->start_after && !o->end_before) {
+    if (!o->dst_prefix[0] && !o->start_after && !o->end_before && !o->shard_n) {
         snprintf(out, n, "%slease", RESERVED_PREFIX);
         return;
     }
     char id[3200];
-    snprintf(id, sizeof id, "%s\n%s\n%s", o->dst_prefix, o->start_after ? o->start_after : "",
-             o->end_before ? o->end_before : "");
+    if (o->shard_n) /* a shard's range moves with the key sample: its lease is that of "shard I of N" */
+        snprintf(id, sizeof id, "%s\nshard %d/%d", o->dst_prefix, o->shard_i, o->shard_n);
+    else
+        snprintf(id, sizeof id, "%s\n%s\n%s", o->dst_prefix, o->start_after ? o->start_after : "",
+                 o->end_before ? o->end_before : "");
     unsigned char md[32];
     unsigned int ml = 0;
     EVP_Digest(id, strlen(id), md, &ml, EVP_sha256(), NULL);
@@ -356,7 +359,15 @@ int lease_acquire(struct rep_ctx *ctx, const char *run_id, const char *state_dir
             rep_fmt_time((int64_t)expires, true, when, sizeof when);
             /* held by a run of this host and state folder: it is dead, since we hold that folder's lock */
             bool ours = strcmp(rec_str(rec, "state_id"), l->state_id) == 0;
-            if (strcmp(state, "held") == 0 && expires > (double)now && ours)
+            /* held by the same shard of the same run (--run-id): an earlier attempt of this shard, which an
+             * Indexed Job starts again only once that pod has ended (podReplacementPolicy: Failed) */
+            bool retry = o->shard_n && o->shared_run_id && strcmp(rec_str(rec, "run_id"), l->run_id) == 0;
+            if (strcmp(state, "held") == 0 && expires > (double)now && retry && !ours)
+                s3_log_user(S3_LOG_WARN,
+                            "taking over the lease of an earlier attempt of this shard of run %s (host %s, pid %.0f): "
+                            "it ended without releasing it",
+                            rec_str(rec, "run_id"), rec_str(rec, "host"), rec_num(rec, "pid"));
+            else if (strcmp(state, "held") == 0 && expires > (double)now && ours)
                 s3_log_user(S3_LOG_WARN,
                             "taking over the lease of run %s (pid %.0f): it ran from this host and state directory "
                             "and died without releasing it",

@@ -14,6 +14,7 @@
 #define MANIFEST_PREFIX ".replicate/manifests/"
 #define DRILL_PREFIX ".replicate/drills/"
 #define SOURCE_ETAG_META "x-amz-meta-replicate-source-etag"
+#define SHARDS_MAX 4096 /* --shard I/N, --shards N: N at most this */
 
 /* Exit codes (documented in --help and README). */
 enum rep_exit {
@@ -54,8 +55,9 @@ struct rep_options {
     double max_age;         /* seconds; 0 = not given */
     const char *notify_cmd, *notify_url;
     const char *start_after, *end_before;
-    int shard_i, shard_n;   /* --shard I/N, n = 0 when not sharded */
-    char *shard_start_after, *shard_end_before; /* the shard's key range (owned) */
+    int shard_i, shard_n;   /* --shard I/N (or auto/N, --shards N), n = 0 when not sharded */
+    char *shard_start_after, *shard_end_before; /* the shard's key range (owned), set by shard_resolve */
+    const char *shared_run_id; /* --run-id: the run id the shards of one job share, or NULL */
     long timeout;           /* stall timeout seconds */
     int retries;            /* attempts per request */
     int list_ranges;        /* parallel listing ranges for delta passes; 0 = automatic */

@@ -39,7 +39,6 @@ struct check {
 #define MAX_EXCUSED 4000 /* copies waiting for their version beyond --jobs */
 
 static void pump(struct pass *p);
-static void sample_key(struct rep_ctx *ctx, const char *rel);
 
 static void schedule_pump(struct pass *p)
 {
@@ -252,11 +251,11 @@ same:
 /* ---- key-range sampling ----
  * Every sample_every-th source key is kept; when more than MAX_SAMPLE are kept, every other one is dropped
  * and the step doubles. The kept keys split the next listing into about nranges equal ranges. */
-#define MAX_SAMPLE 256
+#define MAX_SAMPLE 1024
 
-static void sample_key(struct rep_ctx *ctx, const char *rel)
+void pass_sample_add(struct rep_ctx *ctx, const char *rel)
 {
-    if (!ctx->sample_every) ctx->sample_every = 64;
+    if (!ctx->sample_every) ctx->sample_every = 1;
     if (ctx->sample_seen++ % ctx->sample_every != ctx->sample_every - 1) return;
     if (!ctx->sample) {
         ctx->sample = calloc(MAX_SAMPLE + 1, sizeof *ctx->sample);
@@ -279,6 +278,24 @@ static void free_list(char **l, size_t n)
 {
     for (size_t i = 0; i < n; i++) free(l[i]);
     free(l);
+}
+
+void key_sample_free(struct key_sample *s)
+{
+    if (!s) return;
+    free_list(s->keys, s->n);
+    memset(s, 0, sizeof *s);
+}
+
+void pass_sample_take(struct rep_ctx *ctx, struct key_sample *out)
+{
+    out->keys = ctx->sample;
+    out->n = ctx->nsample;
+    out->seen = ctx->sample_seen;
+    ctx->sample = NULL;
+    ctx->nsample = 0;
+    ctx->sample_every = 0;
+    ctx->sample_seen = 0;
 }
 
 /* Turns the collected sample into the boundaries for the next pass (at most nranges - 1 of them). */
@@ -304,11 +321,8 @@ static void sample_finish(struct rep_ctx *ctx)
     uint64_t per = ctx->sample_seen / (ctx->nbounds + 1);
     uint64_t page = per + per / 4 + 16;
     ctx->range_page = ctx->nbounds ? (int)(page > 1000 ? 1000 : page) : 0;
-    free_list(ctx->sample, ctx->nsample);
-    ctx->sample = NULL;
-    ctx->nsample = 0;
-    ctx->sample_every = 0;
-    ctx->sample_seen = 0;
+    key_sample_free(&ctx->last_sample); /* kept for the target's key-distribution record (shard.c) */
+    pass_sample_take(ctx, &ctx->last_sample);
 }
 
 void pass_bounds_free(struct rep_ctx *ctx)
@@ -317,6 +331,7 @@ void pass_bounds_free(struct rep_ctx *ctx)
     free_list(ctx->sample, ctx->nsample);
     ctx->bounds = ctx->sample = NULL;
     ctx->nbounds = ctx->nsample = 0;
+    key_sample_free(&ctx->last_sample);
 }
 
 void pass_bounds_load(struct rep_ctx *ctx, const char *state_dir)
@@ -413,7 +428,7 @@ static void pump(struct pass *p)
         }
         if (s) {
             ctx->cur.listed++;
-            sample_key(ctx, s->key + p->src_plen);
+            pass_sample_add(ctx, s->key + p->src_plen);
         }
         if (js == JOIN_LEFT) { /* only in the source: new */
             char *dk = dst_key_for(p, s->key);

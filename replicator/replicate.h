@@ -26,6 +26,15 @@ struct rep_stats {
 
 #define MAX_REPORTED 20
 
+/* A key-distribution sample of one listing: every k-th relative key (k doubling, so at most 1024 are kept)
+ * and how many keys were seen. Owns its keys (key_sample_free). */
+struct key_sample {
+    char **keys;
+    size_t n;
+    uint64_t seen;
+};
+void key_sample_free(struct key_sample *s);
+
 struct rep_ctx {
     const struct rep_options *o;
     struct s3_loop *loop;
@@ -66,6 +75,7 @@ struct rep_ctx {
     size_t nsample, sample_every;
     uint64_t sample_seen;
     int range_page;          /* keys per listing page when listing in ranges */
+    struct key_sample last_sample; /* the sample of the last complete pass (stored in the target: shard.c) */
     double pass_started;
 };
 
@@ -84,5 +94,9 @@ bool rep_class_archived(const char *storage_class);
 void pass_bounds_load(struct rep_ctx *ctx, const char *state_dir);
 void pass_bounds_save(struct rep_ctx *ctx, const char *state_dir);
 void pass_bounds_free(struct rep_ctx *ctx);
+/* The sampler every pass runs over the source keys (relative to the prefix), also used by the first-run
+ * sampling listing of --shard (shard.c): add keys in order, then take the sample (the sampler is reset). */
+void pass_sample_add(struct rep_ctx *ctx, const char *rel);
+void pass_sample_take(struct rep_ctx *ctx, struct key_sample *out);
 
 #endif

@@ -17,6 +17,7 @@
 #include "replicator/output.h"
 #include "replicator/restore.h"
 #include "replicator/run.h"
+#include "replicator/shard.h"
 #include "replicator/state.h"
 #include "replicator/store.h"
 #include "replicator/target.h"
@@ -63,9 +64,9 @@ static void say_lacks(const struct manifest_summary *s)
 /* Whether the summary is the run asked for: 1 take it, 0 pass over it. */
 static int run_wanted(const struct rep_options *o, const char *name, const struct manifest_summary *s)
 {
-    if (o->run_id) {
+    if (o->run_id) { /* a run, or one shard's manifest by its name; a sharded run's are RUN.shard-... */
         size_t l = strlen(o->run_id);
-        return strncmp(name, o->run_id, l) == 0 && strcmp(name + l, ".jsonl") == 0;
+        return strncmp(name, o->run_id, l) == 0 && (strcmp(name + l, ".jsonl") == 0 || !strncmp(name + l, ".shard-", 7));
     }
     if (!s) return 0;
     /* a restore point: a run that ended with every copy made ("not-converged" only says its last pass was
@@ -91,6 +92,7 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
     }
     int rc = EXIT_FAILED;
     bool found = false, stop = false;
+    char passed[128] = ""; /* the sharded run last tried */
     for (size_t i = 0; i < n && !found && !stop && !ctx->interrupted; i++) {
         const char *name = store_run_name(sm[i].key);
         if (o->run_id && !run_wanted(o, name, NULL)) continue;
@@ -107,8 +109,22 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
                     store_strip_path(err, path));
             continue;
         }
-        if (store_manifest_for(bucket, prefix, s.target) && run_wanted(o, name, &s)) {
+        bool whole = s.shard_count > 0 && (!o->run_id || !strcmp(o->run_id, s.run_id)); /* not one shard */
+        if (whole && store_manifest_for(bucket, prefix, s.target) && run_wanted(o, name, &s) &&
+            strcmp(s.run_id, passed) != 0) {
+            snprintf(passed, sizeof passed, "%s", s.run_id); /* its other shards are not tried again */
+            found = shard_open_run(r, bucket, sm, n, i, run, err, sizeof err) == 0 &&
+                    (!o->at_given || (double)run->ended <= o->at);
+            if (!found) s3_log_user(S3_LOG_WARN, "run %s passed over: %s", s.run_id, err);
+            if (!found) restore_run_free(run);
+            stop = !found && o->run_id;
+        } else if (whole) { /* a shard of a run tried already, or not one to take */
+        } else if (store_manifest_for(bucket, prefix, s.target) && run_wanted(o, name, &s)) {
             found = true;
+            if (s.shard_count > 0)
+                s3_log_user(S3_LOG_WARN, "%s is shard %d of %d of run %s: it restores that shard's key range only "
+                            "(--run %s restores the whole run)", name, s.shard_index, s.shard_count, s.run_id,
+                            s.run_id);
             if (o->run_id) say_lacks(&s);
             snprintf(run->run_id, sizeof run->run_id, "%s", s.run_id ? s.run_id : name);
             run->source = s.source ? strdup(s.source) : NULL;

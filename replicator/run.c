@@ -20,6 +20,7 @@
 #include "replicator/notify.h"
 #include "replicator/pass.h"
 #include "replicator/run.h"
+#include "replicator/shard.h"
 #include "replicator/state.h"
 #include "replicator/target.h"
 #include "replicator/versions.h"
@@ -572,13 +573,18 @@ void rep_sleep(struct rep_ctx *ctx, double seconds)
     }
 }
 
-int run_replicate(const struct rep_options *o)
+int run_replicate(struct rep_options *o)
 {
     struct rep_ctx ctx_s, *ctx = &ctx_s;
     struct run_summary sum = {.result = "failed", .exit_code = EXIT_FAILED};
-    char run_id[32], err[1024], manifest_path[4200] = "";
+    char run_id[80], local_id[32], stored_name[128], err[1024], manifest_path[4200] = "";
     char message[1600] = "";
-    state_run_id(run_id);
+    /* the run id, shared by the shards of one job with --run-id; the local manifest keeps a time-ordered name of
+     * its own (a retried shard runs again under the same id), the target's copy the run's name */
+    state_run_id(local_id);
+    snprintf(run_id, sizeof run_id, "%s", o->shared_run_id ? o->shared_run_id : local_id);
+    if (o->shard_n) shard_manifest_name(stored_name, sizeof stored_name, run_id, o->shard_i, o->shard_n);
+    else snprintf(stored_name, sizeof stored_name, "%s", run_id);
     struct manifest_writer *mw = NULL;
     char *state = NULL;
     int lock_fd = -1;
@@ -651,6 +657,12 @@ int run_replicate(const struct rep_options *o)
         sum.result = rc == EXIT_REFUSED ? "refused" : "failed";
         goto out;
     }
+    rc = shard_resolve(ctx, o, run_id); /* the shard's key range: after the checks, before the lease */
+    if (rc != EXIT_OK) {
+        sum.exit_code = rc;
+        sum.result = rc == EXIT_INTERRUPTED ? "interrupted" : "failed";
+        goto out;
+    }
     if (!o->dry_run) { /* after the safety checks, before any data is written */
         rc = lease_acquire(ctx, run_id, state, o->lease, &lease);
         if (rc != EXIT_OK) {
@@ -667,7 +679,8 @@ int run_replicate(const struct rep_options *o)
     pass_bounds_load(ctx, state);
 
     if (!o->dry_run) {
-        snprintf(manifest_path, sizeof manifest_path, "%s/manifests/%s.jsonl", state, run_id);
+        snprintf(manifest_path, sizeof manifest_path, "%s/manifests/%s.jsonl", state,
+                 o->shared_run_id ? local_id : run_id);
         mw = manifest_writer_open(manifest_path, err, sizeof err);
         if (!mw) {
             s3_log_user(S3_LOG_ERROR, "cannot write the manifest: %s", err);
@@ -685,14 +698,23 @@ int run_replicate(const struct rep_options *o)
         struct manifest_header mh = {.run_id = run_id, .tool_version = REPLICATE_VERSION, .started = (int64_t)time(NULL),
                                      .source = o->src_url, .target = o->dst_url,
                                      .source_endpoint = s3_reader_config(ctx->src)->endpoint,
-                                     .target_endpoint = s3_reader_config(ctx->dst_r)->endpoint, .options_json = ojs};
+                                     .target_endpoint = s3_reader_config(ctx->dst_r)->endpoint, .options_json = ojs,
+                                     .shard_index = o->shard_i, .shard_count = o->shard_n,
+                                     .range_start_after = o->start_after, .range_end_before = o->end_before};
         int hr = manifest_writer_header(mw, &mh);
         free(ojs);
+        if (hr == 0 && o->shard_n) hr = manifest_writer_sync(mw);
         if (hr != 0) {
             s3_log_user(S3_LOG_ERROR, "writing the manifest failed: %s", strerror(errno));
             goto out;
         }
         ctx->mw = mw;
+        /* a shard's header goes to the target at once: a shard that dies is then seen as unfinished, not as
+         * one that never ran */
+        if (o->shard_n && upload_manifest(ctx, manifest_path, stored_name) != 0) {
+            snprintf(message, sizeof message, "cannot record the shard's start in the target");
+            goto out;
+        }
     }
 
     ev_timer prog;
@@ -769,6 +791,7 @@ int run_replicate(const struct rep_options *o)
     }
     sum.gap = gap;
     if (!o->dry_run) pass_bounds_save(ctx, state);
+    shard_store_sample(ctx, run_id);
 
     if (lease_lost(lease, &lease_why)) {
         sum.result = "failed";
@@ -833,7 +856,7 @@ out:
             if (manifest_summary_read(manifest_path, &ms, merr, sizeof merr) == 0) manifest_summary_free(&ms);
             else if (unlink(manifest_path) == 0) manifest_path[0] = '\0';
         } else if (!ctx->interrupted || true) {
-            if (upload_manifest(ctx, manifest_path, run_id) != 0) {
+            if (upload_manifest(ctx, manifest_path, stored_name) != 0) {
                 s3_log(S3_LOG_WARN, "the manifest stays local (%s): uploading it to the target failed", manifest_path);
                 if (sum.exit_code == EXIT_OK) {
                     sum.exit_code = EXIT_FAILED;

@@ -10,7 +10,7 @@
 int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source);
 void rep_close(struct rep_ctx *ctx);
 
-/* The replicate mode: returns the process exit code. */
-int run_replicate(const struct rep_options *o);
+/* The replicate mode: returns the process exit code. A sharded run sets its key range into *o (shard.c). */
+int run_replicate(struct rep_options *o);
 
 #endif

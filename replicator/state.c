@@ -50,9 +50,13 @@ char *state_target_dir(const struct rep_options *o, const char *dst_endpoint, ch
     /* one folder per target: bucket name plus a hash of endpoint, bucket and prefix */
     char id[1024];
     /* a key range (shard) has its own folder, lock and manifests: shards of one target run side by side */
-    snprintf(id, sizeof id, "%s\n%s\n%s%s%s%s%s", dst_endpoint, o->dst_bucket, o->dst_prefix,
-             o->start_after || o->end_before ? "\n" : "", o->start_after ? o->start_after : "",
-             o->start_after || o->end_before ? "\n" : "", o->end_before ? o->end_before : "");
+    if (o->shard_n) /* a shard's range moves with the key sample: its folder is that of "shard I of N" */
+        snprintf(id, sizeof id, "%s\n%s\n%s\nshard %d/%d", dst_endpoint, o->dst_bucket, o->dst_prefix, o->shard_i,
+                 o->shard_n);
+    else
+        snprintf(id, sizeof id, "%s\n%s\n%s%s%s%s%s", dst_endpoint, o->dst_bucket, o->dst_prefix,
+                 o->start_after || o->end_before ? "\n" : "", o->start_after ? o->start_after : "",
+                 o->start_after || o->end_before ? "\n" : "", o->end_before ? o->end_before : "");
     unsigned char md[32];
     unsigned int ml = 0;
     EVP_Digest(id, strlen(id), md, &ml, EVP_sha256(), NULL);

@@ -11,6 +11,7 @@
 #include "manifest/manifest.h"
 #include "replicator/output.h"
 #include "replicator/run.h"
+#include "replicator/shard.h"
 #include "replicator/store.h"
 #include "replicator/verify.h"
 #include "s3/log.h"
@@ -73,13 +74,40 @@ static double round3(double v)
 /* ======================================== --status ======================================== */
 
 struct run_info {
-    char *key; /* the manifest's key in the target */
+    char *key; /* the manifest's key in the target (a sharded run's: of the first shard manifest read) */
     struct manifest_summary sum;
+    struct shard_group *g; /* a run made of shard manifests (--run-id), or NULL; then g->agg is its summary */
+    int bad_shards;        /* shards of g that are missing, unfinished or failed */
 };
+
+static const struct manifest_summary *ri_sum(const struct run_info *r)
+{
+    return r->g ? &r->g->agg : &r->sum;
+}
+
+static void run_info_free(struct run_info *r)
+{
+    if (r->g) shard_group_free(r->g);
+    else manifest_summary_free(&r->sum);
+    memset(r, 0, sizeof *r);
+}
+
+static cJSON *shards_json(const struct run_info *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    char text[4096];
+    cJSON_AddNumberToObject(j, "count", r->g->count);
+    cJSON_AddNumberToObject(j, "ok", r->g->count - r->bad_shards);
+    cJSON *p = cJSON_AddArrayToObject(j, "problems");
+    shard_group_problems(r->g, text, sizeof text);
+    for (char *line = strtok(text, "\n"); p && line; line = strtok(NULL, "\n"))
+        cJSON_AddItemToArray(p, cJSON_CreateString(line));
+    return j;
+}
 
 static cJSON *run_json(const struct run_info *r, double now)
 {
-    const struct manifest_summary *s = &r->sum;
+    const struct manifest_summary *s = ri_sum(r);
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
     char iso[40];
@@ -106,16 +134,23 @@ static cJSON *run_json(const struct run_info *r, double now)
         cJSON_AddNumberToObject(j, "passes", s->passes);
     }
     cJSON_AddNumberToObject(j, "corrupt_lines", s->corrupt_lines);
+    if (r->g) cJSON_AddItemToObject(j, "shards", shards_json(r));
     return j;
 }
 
 static void print_run(FILE *f, const char *title, const struct run_info *r, double now)
 {
     if (!f) return;
-    const struct manifest_summary *s = &r->sum;
+    const struct manifest_summary *s = ri_sum(r);
     char when[40], age[80], b[32];
     fprintf(f, "%s: %s\n", title, s->run_id ? s->run_id : "?");
     fprintf(f, "  result:   %s\n", s->trailer_found && s->result ? s->result : "unfinished (no trailer)");
+    if (r->g) {
+        char text[4096];
+        fprintf(f, "  shards:   %d of %d ok\n", r->g->count - r->bad_shards, r->g->count);
+        shard_group_problems(r->g, text, sizeof text);
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) fprintf(f, "    %s\n", line);
+    }
     if (s->source) fprintf(f, "  source:   %s\n", s->source);
     rep_fmt_time(s->started, false, when, sizeof when);
     fprintf(f, "  started:  %s\n", when);
@@ -139,6 +174,41 @@ static void print_run(FILE *f, const char *title, const struct run_info *r, doub
         fprintf(f, "  warning:  %d corrupt line(s) in its manifest were skipped\n", s->corrupt_lines);
 }
 
+/* The runs --status has taken in so far, newest first. */
+struct status_runs {
+    struct run_info last, success;
+    bool have_last, have_success, success_is_last;
+    cJSON *recent;
+    int nrecent;
+};
+
+/* Takes in one run (the caller's *ri is consumed): listed among the recent ones, kept as the last run and/or
+ * the last successful one, else freed. */
+static void consider(struct status_runs *st, struct run_info *ri, double now)
+{
+    if (ri->g) ri->bad_shards = shard_group_finish(ri->g);
+    const struct manifest_summary *s = ri_sum(ri);
+    bool ok = s->trailer_found && s->result && strcmp(s->result, "ok") == 0;
+    if (st->nrecent < RECENT_RUNS) {
+        cJSON_AddItemToArray(st->recent, run_json(ri, now));
+        st->nrecent++;
+    }
+    if (!st->have_last) {
+        st->last = *ri;
+        st->have_last = true;
+        if (ok) {
+            st->have_success = st->success_is_last = true;
+            st->success = *ri;
+        }
+    } else if (ok && !st->have_success) {
+        st->success = *ri;
+        st->have_success = true;
+    } else {
+        run_info_free(ri);
+    }
+    memset(ri, 0, sizeof *ri);
+}
+
 int run_status(const struct rep_options *o)
 {
     struct rep_ctx ctx_s, *ctx = &ctx_s;
@@ -155,17 +225,17 @@ int run_status(const struct rep_options *o)
     struct stored_manifest *sm = NULL;
     size_t n = 0;
     unsigned long total = 0;
-    struct run_info last = {0}, success = {0};
-    bool have_last = false, have_success = false, success_is_last = false;
+    struct status_runs st = {.recent = cJSON_CreateArray()};
+    struct run_info pending = {0}; /* a sharded run whose manifests are still being read */
     size_t other_targets = 0, examined = 0;
     cJSON *skipped = cJSON_CreateArray();
     const char *message = NULL;
     char msgbuf[1200] = "";
-    cJSON *last_drill = NULL, *clean_drill = NULL, *recent = cJSON_CreateArray();
-    int nrecent = 0;
+    cJSON *last_drill = NULL, *clean_drill = NULL;
     double now = (double)time(NULL);
 
-    int src = store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err);
+    int src = store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX + SHARDS_MAX, &sm, &n, &total,
+                         err, sizeof err);
     if (src != 0) {
         snprintf(msgbuf, sizeof msgbuf, "%s", err);
         message = msgbuf;
@@ -175,7 +245,10 @@ int run_status(const struct rep_options *o)
                                                   : EXIT_FAILED;
         goto report;
     }
-    for (size_t i = 0; i < n && (!have_success || nrecent < RECENT_RUNS) && !ctx->interrupted; i++) {
+    /* the shard manifests of one run are next to each other (they share its id): read them all */
+    for (size_t i = 0; i < n && !ctx->interrupted &&
+                       (pending.g || (examined < STATUS_MANIFESTS_MAX && (!st.have_success || st.nrecent < RECENT_RUNS)));
+         i++) {
         char path[4096], shown[1200];
         snprintf(shown, sizeof shown, "s3://%s/%s", o->dst_bucket, sm[i].key);
         examined++;
@@ -209,33 +282,41 @@ int run_status(const struct rep_options *o)
         if (ri.sum.corrupt_lines)
             s3_log_user(S3_LOG_WARN, "the manifest %s has %d corrupt line(s); they were skipped",
                     shown, ri.sum.corrupt_lines);
-        bool ok = ri.sum.trailer_found && ri.sum.result && strcmp(ri.sum.result, "ok") == 0;
-        if (nrecent < RECENT_RUNS) {
-            cJSON_AddItemToArray(recent, run_json(&ri, now));
-            nrecent++;
-        }
-        if (!have_last) {
-            last = ri;
-            have_last = true;
-            if (ok) {
-                have_success = success_is_last = true;
-                success = ri;
-            }
-        } else if (ok && !have_success) {
-            success = ri;
-            have_success = true;
-        } else {
+        if (ri.sum.shard_count > 0 && pending.g && shard_group_add(pending.g, &ri.sum)) {
             manifest_summary_free(&ri.sum);
+            continue;
         }
+        if (pending.g) consider(&st, &pending, now);
+        if (ri.sum.shard_count > 0) {
+            pending.key = sm[i].key;
+            pending.g = shard_group_new(&ri.sum);
+            manifest_summary_free(&ri.sum);
+            if (!pending.g) {
+                s3_log_user(S3_LOG_ERROR, "out of memory");
+                exit_code = EXIT_FAILED;
+                goto report;
+            }
+            continue;
+        }
+        consider(&st, &ri, now);
     }
+    if (pending.g) consider(&st, &pending, now);
     if (ctx->interrupted) {
         exit_code = EXIT_INTERRUPTED;
         goto report;
     }
 
-    double age = have_success ? now - (double)success.sum.trailer.ended : 0;
-    bool stale = !have_success || (o->max_age > 0 && age > o->max_age);
+    double age = st.have_success ? now - (double)ri_sum(&st.success)->trailer.ended : 0;
+    bool stale = !st.have_success || (o->max_age > 0 && age > o->max_age);
     if (stale) exit_code = EXIT_STALE;
+    /* the last run made of shards lacks one, or one failed: say so and fail, even if an older run was good */
+    bool shards_bad = st.have_last && st.last.g && st.last.bad_shards > 0;
+    if (shards_bad) {
+        snprintf(msgbuf, sizeof msgbuf, "the last run, %s, is incomplete: %d of its %d shards %s not ok",
+                 st.last.g->run_id, st.last.bad_shards, st.last.g->count, st.last.bad_shards == 1 ? "is" : "are");
+        message = msgbuf;
+        if (exit_code == EXIT_OK) exit_code = EXIT_FAILED;
+    }
     find_drills(ctx, &last_drill, &clean_drill);
     const cJSON *cend = cJSON_GetObjectItem(clean_drill, "ended");
     double drill_age = cJSON_IsNumber(cend) ? now - cend->valuedouble : 0;
@@ -245,8 +326,8 @@ int run_status(const struct rep_options *o)
     if (hf) {
         fprintf(hf, "target: %s (%lu manifest%s in %s)\n", o->dst_url, total, total == 1 ? "" : "s",
                 MANIFEST_PREFIX);
-        if (have_last)
-            print_run(hf, "last run", &last, now);
+        if (st.have_last)
+            print_run(hf, "last run", &st.last, now);
         else if (other_targets)
             fprintf(hf,
                     "no run recorded for %s (the %zu manifest%s read %s to other prefixes of the bucket)\n",
@@ -254,17 +335,17 @@ int run_status(const struct rep_options *o)
                     other_targets == 1 ? "belongs" : "belong");
         else
             fprintf(hf, "no run recorded in the target\n");
-        if (have_success && !success_is_last)
-            print_run(hf, "last successful run", &success, now);
-        else if (have_success)
+        if (st.have_success && !st.success_is_last)
+            print_run(hf, "last successful run", &st.success, now);
+        else if (st.have_success)
             fprintf(hf, "the last run was successful\n");
-        else if (have_last)
+        else if (st.have_last)
             fprintf(hf, "no successful run among the newest %zu manifest%s examined\n", examined,
                     examined == 1 ? "" : "s");
-        if (nrecent > 1) {
+        if (st.nrecent > 1) {
             fprintf(hf, "recent runs (newest first):\n");
             const cJSON *it;
-            cJSON_ArrayForEach(it, recent) {
+            cJSON_ArrayForEach(it, st.recent) {
                 const cJSON *id = cJSON_GetObjectItem(it, "run_id"), *res = cJSON_GetObjectItem(it, "result"),
                             *en = cJSON_GetObjectItem(it, "ended"), *ob = cJSON_GetObjectItem(it, "objects_copied"),
                             *gp = cJSON_GetObjectItem(it, "gap_seconds");
@@ -286,7 +367,8 @@ int run_status(const struct rep_options *o)
             fprintf(hf, "drills: %s: %s%s (max drill age %s)\n", drill_stale ? "STALE" : "fresh",
                     clean_drill ? "the last clean drill ended " : "no clean drill is recorded", clean_drill ? a : "", m);
         }
-        if (!have_success) {
+        if (shards_bad) fprintf(hf, "status: FAILED: %s\n", msgbuf);
+        if (!st.have_success) {
             fprintf(hf, "status: STALE: no successful run is recorded in the target\n");
         } else if (o->max_age > 0) {
             rep_fmt_age(age, a, sizeof a);
@@ -307,12 +389,12 @@ report:
         cJSON_AddStringToObject(j, "mode", "status");
         cJSON_AddStringToObject(j, "target", o->dst_url);
         cJSON_AddNumberToObject(j, "manifests", (double)total);
-        if (have_last)
-            cJSON_AddItemToObject(j, "last_run", run_json(&last, now));
+        if (st.have_last)
+            cJSON_AddItemToObject(j, "last_run", run_json(&st.last, now));
         else
             cJSON_AddNullToObject(j, "last_run");
-        if (have_success)
-            cJSON_AddItemToObject(j, "last_success", run_json(&success, now));
+        if (st.have_success)
+            cJSON_AddItemToObject(j, "last_success", run_json(&st.success, now));
         else
             cJSON_AddNullToObject(j, "last_success");
         if (o->max_age > 0)
@@ -324,8 +406,8 @@ report:
                                 : exit_code == EXIT_STALE ? "stale"
                                                           : "failed");
         cJSON_AddNumberToObject(j, "exit_code", exit_code);
-        cJSON_AddItemToObject(j, "runs", recent);
-        recent = NULL;
+        cJSON_AddItemToObject(j, "runs", st.recent);
+        st.recent = NULL;
         cJSON_AddItemToObject(j, "last_drill", last_drill ? cJSON_Duplicate(last_drill, 1) : cJSON_CreateNull());
         cJSON_AddItemToObject(j, "last_clean_drill", clean_drill ? cJSON_Duplicate(clean_drill, 1) : cJSON_CreateNull());
         cJSON_AddItemToObject(j, "skipped_manifests", skipped);
@@ -337,11 +419,12 @@ report:
         cJSON_Delete(j);
     }
     cJSON_Delete(skipped);
-    cJSON_Delete(recent);
+    cJSON_Delete(st.recent);
     if (clean_drill != last_drill) cJSON_Delete(clean_drill);
     cJSON_Delete(last_drill);
-    if (!success_is_last && have_success) manifest_summary_free(&success.sum);
-    if (have_last) manifest_summary_free(&last.sum);
+    if (!st.success_is_last && st.have_success) run_info_free(&st.success);
+    if (st.have_last) run_info_free(&st.last);
+    run_info_free(&pending);
     store_free(sm, n);
     rep_signals_stop(ctx, &sg);
     rep_close(ctx);

@@ -172,6 +172,11 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     if (!dst_marker) {
         int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket);
         if (nonempty < 0) return EXIT_FAILED;
+        /* a run that started at the same time (the other shards of a first run) may have written the marker,
+         * then objects, between the two reads: it writes nothing before the marker, so look again */
+        if (nonempty && (dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target")) < 0)
+            return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
+        if (dst_marker) nonempty = 0;
         if (nonempty && !o->init_target) {
             s3_log_user(S3_LOG_ERROR,
                     "refused: the target s3://%s is not empty and has no %s, so it is not a replica "
@@ -181,7 +186,7 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
                     o->dst_bucket, MARKER_KEY);
             return EXIT_REFUSED;
         }
-        need_marker = true;
+        need_marker = !dst_marker;
     }
 
     if (!enabled) {

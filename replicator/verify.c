@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "manifest/manifest.h"
 #include "replicator/run.h"
+#include "replicator/shard.h"
 #include "replicator/state.h"
 #include "replicator/store.h"
 #include "replicator/target.h"
@@ -85,9 +86,9 @@ void rep_signals_stop(struct rep_ctx *ctx, struct rep_signals *sg)
 
 /* ======================================== --verify ======================================== */
 
-enum disc_kind { D_MISSING, D_DIFFERENT, D_EXTRA, D_UNVERSIONED, D_LOST_VERSION, D_ERROR };
-static const char *const kind_name[] = {"missing",     "different",    "extra",
-                                        "unversioned", "lost-version", "error"};
+enum disc_kind { D_MISSING, D_DIFFERENT, D_EXTRA, D_UNVERSIONED, D_LOST_VERSION, D_ERROR, D_SHARD };
+static const char *const kind_name[] = {"missing",     "different",    "extra", "unversioned",
+                                        "lost-version", "error",       "shard"};
 
 struct disc_line {
     enum disc_kind kind;
@@ -98,6 +99,7 @@ struct disc_line {
 struct verify_counts {
     uint64_t src_listed, dst_listed, both, same;
     uint64_t missing, different, extra, lost_versions, errors, unversioned;
+    uint64_t bad_shards; /* shards of the newest run that are missing, unfinished or failed */
     uint64_t same_etag, by_manifest, by_header, heads;
     uint64_t deep_read, deep_same, deep_bytes, changed;
     uint64_t versions_checked, version_records;
@@ -140,6 +142,7 @@ struct verify {
     struct loaded_manifest *mans;
     size_t nmans;
     cJSON *jmanifest_notes;
+    struct shard_group *newest; /* the newest run, when it is made of shard manifests */
     /* the version check: target manifests, newest first */
     size_t vm_next;            /* next entry of mans to read */
     bool versions_from_target; /* read the target's manifests (else the local ones: the target has none) */
@@ -210,6 +213,9 @@ static void report(struct verify *v, enum disc_kind k, const char *src_key, cons
         break;
     case D_ERROR:
         v->c.errors++;
+        break;
+    case D_SHARD:
+        v->c.bad_shards++;
         break;
     }
     if (k == D_MISSING) key = src_key ? src_key : key;
@@ -754,7 +760,18 @@ static int add_manifest(struct verify *v, const char *path, bool from_target, bo
 
 /* Reads a manifest's summary; reports and returns -1 when it is unusable (corrupt, truncated, another
  * target). */
-static int check_manifest(struct verify *v, const char *shown, const char *path, bool *complete)
+/* The shard manifests of the newest run stored in the target, gathered to check that none is missing. */
+static void group_note(struct verify *v, const struct manifest_summary *sum, bool newest_run)
+{
+    if (sum->shard_count < 1 || !newest_run) return;
+    if (!v->newest) {
+        if (!(v->newest = shard_group_new(sum))) abort();
+    } else {
+        shard_group_add(v->newest, sum);
+    }
+}
+
+static int check_manifest(struct verify *v, const char *shown, const char *path, bool *complete, bool newest_run)
 {
     struct manifest_summary sum;
     char err[600];
@@ -772,6 +789,7 @@ static int check_manifest(struct verify *v, const char *shown, const char *path,
             manifest_note(v, "manifest %s has %d corrupt line(s); they were skipped", shown,
                           sum.corrupt_lines);
         *complete = store_summary_complete(&sum);
+        group_note(v, &sum, newest_run);
     }
     manifest_summary_free(&sum);
     return rc;
@@ -786,12 +804,25 @@ static void collect_manifests(struct verify *v, int *stored_total)
     struct stored_manifest *sm = NULL;
     size_t n = 0;
     unsigned long total = 0;
-    if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, 32, &sm, &n, &total, err, sizeof err) != 0) {
+    if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, 32 + SHARDS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
         if (!ctx->interrupted) manifest_note(v, "cannot read the manifests stored in the target: %s", err);
     } else {
         *stored_total = (int)total;
-        int got = 0;
-        for (size_t i = 0; i < n && got < VERIFY_MANIFESTS_MAX && !ctx->interrupted; i++) {
+        int got = 0; /* runs */
+        /* the shard manifests of one run (next to each other) count as one run: all of them are read */
+        char group[80] = "", run[80];
+        int gi, gn, group_n = 0, members = 0;
+        bool group_complete = false;
+        for (size_t i = 0; i < n && !ctx->interrupted; i++) {
+            bool sharded = shard_parse_name(sm[i].key, run, sizeof run, &gi, &gn);
+            if (!(sharded && group[0] && strcmp(run, group) == 0)) { /* the next run */
+                if (group[0] && group_complete && members == group_n) break;
+                if (got >= VERIFY_MANIFESTS_MAX) break;
+                snprintf(group, sizeof group, "%s", sharded ? run : "");
+                group_n = sharded ? gn : 0;
+                members = 0;
+                group_complete = true;
+            }
             char path[4096];
             if (store_download(ctx->dst_r, ctx->o->dst_bucket, &sm[i], false, path, sizeof path, err, sizeof err) != 0) {
                 manifest_note(v, "cannot download the manifest s3://%s/%s: %s", ctx->o->dst_bucket, sm[i].key,
@@ -802,15 +833,19 @@ static void collect_manifests(struct verify *v, int *stored_total)
             char shown[1200];
             snprintf(shown, sizeof shown, "s3://%s/%s", ctx->o->dst_bucket, sm[i].key);
             bool complete = false;
-            if (check_manifest(v, shown, path, &complete) != 0 || add_manifest(v, path, true, true) != 0) {
+            /* the newest run: the first one read, with the rest of its shards */
+            if (check_manifest(v, shown, path, &complete, got == 0 || (got == 1 && members > 0)) != 0 ||
+                add_manifest(v, path, true, true) != 0) {
                 unlink(path);
+                group_complete = false;
                 continue;
             }
             free(v->mans[v->nmans - 1].name);
             v->mans[v->nmans - 1].name = strdup(store_run_name(sm[i].key));
             if (!v->mans[v->nmans - 1].name) abort();
-            got++;
-            if (complete) break;
+            if (!members++) got++;
+            if (!complete) group_complete = false;
+            if (complete && !group[0]) break;
         }
     }
     store_free(sm, n);
@@ -825,7 +860,7 @@ static void collect_manifests(struct verify *v, int *stored_total)
     char **list = state_manifests(dir, &ln);
     for (size_t i = 0, got = 0; i < ln && got < LOCAL_MANIFESTS_MAX; i++) {
         bool complete = false;
-        if (check_manifest(v, list[i], list[i], &complete) != 0) continue;
+        if (check_manifest(v, list[i], list[i], &complete, false) != 0) continue;
         if (add_manifest(v, list[i], false, false) != 0) break;
         got++;
         if (complete) break;
@@ -905,6 +940,12 @@ static cJSON *verify_json(struct verify *v, const char *result, int exit_code, c
     cJSON_AddNumberToObject(j, "different", (double)c->different);
     cJSON_AddNumberToObject(j, "extra", (double)c->extra);
     cJSON_AddNumberToObject(j, "lost_versions", (double)c->lost_versions);
+    if (v->newest) {
+        cJSON *sh = cJSON_AddObjectToObject(j, "shards");
+        cJSON_AddStringToObject(sh, "run_id", v->newest->run_id);
+        cJSON_AddNumberToObject(sh, "count", v->newest->count);
+        cJSON_AddNumberToObject(sh, "not_ok", (double)c->bad_shards);
+    }
     cJSON_AddNumberToObject(j, "errors", (double)c->errors);
     cJSON_AddNumberToObject(j, "changed_during_audit", (double)c->changed);
     cJSON *e = cJSON_AddObjectToObject(j, "etag_check");
@@ -1008,6 +1049,15 @@ int run_verify(const struct rep_options *o)
     collect_manifests(v, &stored_total);
     load_index(v);
     if (ctx->interrupted) goto out;
+    if (v->newest && shard_group_finish(v->newest) > 0) { /* a run of shards: every one must be there, ok */
+        char text[8192];
+        shard_group_problems(v->newest, text, sizeof text);
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+            char detail[600];
+            snprintf(detail, sizeof detail, "run %s: %s", v->newest->run_id, line);
+            report(v, D_SHARD, NULL, NULL, detail);
+        }
+    }
 
     /* 3. both listings, merge-joined */
     if (run_join(v) != 0 && !ctx->interrupted) s3_log_user(S3_LOG_ERROR, "%s", v->error);
@@ -1019,7 +1069,7 @@ out:
     ev_now_update(ev);
     double duration = ev_now(ev) - t0;
     const struct verify_counts *c = &v->c;
-    uint64_t bad = c->missing + c->different + c->unversioned + c->lost_versions;
+    uint64_t bad = c->missing + c->different + c->unversioned + c->lost_versions + c->bad_shards;
     if (exit_code != EXIT_OK) {
         /* set above */
     } else if (ctx->interrupted) {
@@ -1050,6 +1100,9 @@ out:
             fprintf(hf, "manifests: none found (%d stored in the target, none usable locally)\n",
                     stored_total);
         }
+        if (v->newest)
+            fprintf(hf, "shards: the newest run, %s, has %d shards, %llu of them missing, unfinished or failed\n",
+                    v->newest->run_id, v->newest->count, (unsigned long long)c->bad_shards);
         fprintf(hf, "listed: %llu source objects, %llu target objects; %llu on both sides\n",
                 (unsigned long long)c->src_listed, (unsigned long long)c->dst_listed,
                 (unsigned long long)c->both);
@@ -1085,10 +1138,11 @@ out:
                     "not checkable\n",
                     (unsigned long long)c->records_without_version, v->versions_truncated ? "+" : "");
         fprintf(hf,
-                "found: %llu missing, %llu different, %llu lost versions%s; %llu extra in the target "
+                "found: %llu missing, %llu different, %llu lost versions%s%s; %llu extra in the target "
                 "(deleted at the source, kept: informational)\n",
                 (unsigned long long)c->missing, (unsigned long long)c->different,
                 (unsigned long long)c->lost_versions, c->unversioned ? ", target NOT versioned" : "",
+                c->bad_shards ? ", shards not ok" : "",
                 (unsigned long long)c->extra);
         print_lines(hf, v->first, v->nfirst, bad, "discrepancies (see --json for all)");
         print_lines(hf, v->first_extra, v->nfirst_extra, c->extra, "extra objects");
@@ -1126,6 +1180,7 @@ out:
         free(v->mans[i].name);
     }
     free(v->mans);
+    shard_group_free(v->newest);
     lines_free(v->first, v->nfirst);
     lines_free(v->first_extra, v->nfirst_extra);
     lines_free(v->first_error, v->nfirst_error);

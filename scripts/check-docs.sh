@@ -6,7 +6,9 @@
 # - the man page renders without groff/man warnings;
 # - the bash completion completes options (from --help on PATH, and from its list) and their values;
 # - the systemd units pass systemd-analyze verify (skipped, saying so, when systemd-analyze is absent);
-# - the unit, env and cron files README.md shows (after a "<!-- file: PATH -->" line) are the files.
+# - scripts/k8s/replicate-job.yaml validates (kubectl apply --dry-run=client where kubectl is installed; always
+#   tests/tools/check_k8s_job.py, a schema check of its fields, and that it refuses broken copies);
+# - the unit, env, cron and Job files README.md shows (after a "<!-- file: PATH -->" line) are the files.
 # Prints one line per check and ends with "docs: N passed, M failed"; exit 0 only if nothing failed.
 set -uo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
@@ -148,6 +150,28 @@ if command -v systemd-analyze >/dev/null; then
   fi
 else
   echo "docs: SKIP systemd-analyze verify: systemd-analyze is not installed (apt-get install systemd, or make deps)"
+fi
+
+# ---- the Kubernetes Indexed Job validates: kubectl where there is one, else a schema check of its fields
+job=scripts/k8s/replicate-job.yaml
+# (kubectl maps kinds and downloads the schema from a cluster even for a client-side dry run)
+if ! command -v kubectl >/dev/null; then
+  echo "docs: SKIP kubectl apply --dry-run=client -f $job: kubectl is not installed"
+elif ! timeout 10 kubectl --request-timeout=5s get --raw /version >/dev/null 2>&1; then
+  echo "docs: SKIP kubectl apply --dry-run=client -f $job: kubectl reaches no cluster"
+elif timeout 60 kubectl apply --dry-run=client -f "$job" >"$tmp/kubectl.out" 2>&1; then
+  ok "kubectl apply --dry-run=client -f $job"
+else
+  bad "kubectl apply --dry-run=client -f $job: $(head -c 1000 "$tmp/kubectl.out")"
+fi
+if python3 -c 'import yaml' 2>/dev/null; then
+  if python3 tests/tools/check_k8s_job.py "$job" "$bin" >"$tmp/job.out" 2>&1; then ok "$job: the fields of an Indexed Job of replicate"
+  else bad "$job: $(tr '\n' ';' <"$tmp/job.out" | head -c 1500)"; fi
+  if python3 tests/tools/check_k8s_job.py --mutants "$job" "$bin" >"$tmp/mutants.out" 2>&1; then
+    ok "$job: the check refuses $(grep -c '^refused' "$tmp/mutants.out") broken copies of it"
+  else bad "the schema check of $job accepts broken copies: $(grep ACCEPTED "$tmp/mutants.out" | tr '\n' ';')"; fi
+else
+  bad "python3-yaml is missing: cannot check $job (apt-get install python3-yaml, or make deps)"
 fi
 
 # ---- the files README.md shows are the files: "<!-- file: PATH -->", then a ``` block with PATH's content

@@ -8,7 +8,7 @@ _replicate_static_options="
 --profile --endpoint --region --path-style --virtual-hosted --insecure
 --source-ca-bundle --target-ca-bundle --ca-bundle
 --jobs --settle --max-passes --part-size --multipart-threshold --copy-threshold --max-memory --timeout
---retries --list-ranges --start-after --end-before --shard --no-tags --skip-archived --storage-class --dry-run
+--retries --list-ranges --start-after --end-before --shard --shards --run-id --no-tags --skip-archived --storage-class --dry-run
 --allow-unversioned --enable-versioning --init-target --source-is-replica --lease
 --maintenance-file --maintenance-on --maintenance-off --grace --maintenance-max
 --verify --deep --sample --status --max-age --max-drill-age --metrics-file
@@ -109,7 +109,7 @@ _replicate()
         --source-endpoint | --target-endpoint | --endpoint | --endpoint-url | --source-region | \
             --target-region | --region | -j | --jobs | --settle | --max-passes | --part-size | \
             --multipart-threshold | --copy-threshold | --max-memory | --timeout | --retries | --list-ranges | \
-            --start-after | --end-before | --shard | --grace | --maintenance-max | --sample | --max-age | \
+            --start-after | --end-before | --shard | --shards | --run-id | --grace | --maintenance-max | --sample | --max-age | \
             --max-drill-age | --notify-url | --run | --at | --lease)
             return
             ;;

@@ -3,6 +3,7 @@
  * AWS_ENDPOINT_URL).
  *   s3tool mkbucket BUCKET [--versioned]
  *   s3tool fill BUCKET PREFIX COUNT MINSIZE MAXSIZE [SEED]   objects PREFIX000000.. with random content
+ *                                  (a PREFIX with {uuid} in it: a random UUID there instead, e.g. a/{uuid}.jpg)
  *   s3tool put BUCKET KEY SIZE [SEED]                          one object (multipart above 16 MiB)
  *   s3tool writer BUCKET PREFIX LOG [--flag FILE] [--interval MS] [--max N] [--stop-on-flag]
  *       writes small objects one after another until SIGTERM, skipping while FILE exists (the app's
@@ -106,7 +107,16 @@ static void fill_pump(struct fill_ctx *f)
 {
     while (f->inflight < 64 && f->next < f->count) {
         char key[1024];
-        snprintf(key, sizeof key, "%s%06ld", f->prefix, f->next++);
+        const char *u = strstr(f->prefix, "{uuid}");
+        if (u) { /* PREFIX with {uuid}: a random version-4 UUID there (keys like uploads/2024/11/<uuid>.jpg) */
+            unsigned long long a = rnd(), b = rnd(), c = rnd();
+            snprintf(key, sizeof key, "%.*s%08llx-%04llx-4%03llx-%04llx-%012llx%s", (int)(u - f->prefix), f->prefix,
+                     a & 0xffffffffull, (a >> 32) & 0xffff, b & 0xfff, 0x8000 | ((b >> 12) & 0x3fff),
+                     c & 0xffffffffffffull, u + 6);
+            f->next++;
+        } else {
+            snprintf(key, sizeof key, "%s%06ld", f->prefix, f->next++);
+        }
         size_t n = f->minsz + (f->maxsz > f->minsz ? rnd() % (f->maxsz - f->minsz + 1) : 0);
         char *body = malloc(n ? n : 1);
         fill_random(body, n);

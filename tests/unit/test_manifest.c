@@ -300,6 +300,54 @@ static size_t read_all_sigs(const char *path, char **sigs, size_t max)
 
 /* ---- round trips ---- */
 
+/* A shard's header carries its index, count and key range; the summary keeps index and count. */
+static void test_shard_header(void **state)
+{
+    (void)state;
+    char path[512], err[256];
+    tpath(path, sizeof path, "shard.jsonl");
+    struct manifest_header h = k_header;
+    h.shard_index = 2;
+    h.shard_count = 4;
+    h.range_start_after = "uploads/2024/11/4";
+    h.range_end_before = "uploads/2024/11/8\x01";
+    struct manifest_writer *w = manifest_writer_open(path, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(manifest_writer_header(w, &h), 0);
+    assert_int_equal(manifest_writer_close(w), 0);
+    struct manifest_reader *r = manifest_reader_open(path, err, sizeof err);
+    assert_non_null(r);
+    struct manifest_record rec;
+    assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), 1);
+    assert_int_equal(rec.header.shard_index, 2);
+    assert_int_equal(rec.header.shard_count, 4);
+    assert_string_equal(rec.header.range_start_after, "uploads/2024/11/4");
+    assert_string_equal(rec.header.range_end_before, "uploads/2024/11/8\x01");
+    manifest_reader_close(r);
+    struct manifest_summary sum;
+    assert_int_equal(manifest_summary_read(path, &sum, err, sizeof err), 0);
+    assert_int_equal(sum.shard_index, 2);
+    assert_int_equal(sum.shard_count, 4);
+    assert_false(sum.trailer_found);
+    manifest_summary_free(&sum);
+    unlink(path);
+    /* an index outside the count is not written */
+    h.shard_index = 4;
+    w = manifest_writer_open(path, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(manifest_writer_header(w, &h), -1);
+    manifest_writer_close(w);
+    unlink(path);
+    /* an unsharded header reads back as count 0 */
+    w = manifest_writer_open(path, err, sizeof err);
+    assert_int_equal(manifest_writer_header(w, &k_header), 0);
+    assert_int_equal(manifest_writer_close(w), 0);
+    assert_int_equal(manifest_summary_read(path, &sum, err, sizeof err), 0);
+    assert_int_equal(sum.shard_count, 0);
+    manifest_summary_free(&sum);
+    unlink(path);
+}
+
 static void test_roundtrip_header(void **state)
 {
     struct {
@@ -1205,6 +1253,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_header),
+        cmocka_unit_test(test_shard_header),
         cmocka_unit_test(test_roundtrip_objects),
         cmocka_unit_test(test_roundtrip_pass_trailer),
         cmocka_unit_test(test_truncated_every_offset),
