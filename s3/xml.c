@@ -51,10 +51,10 @@ static const char *skip_past(const char *p, const char *end, const char *tok)
     return NULL;
 }
 
-/* One linear pass over the raw bytes before libxml2 sees them (they are read as UTF-8, so byte view and
- * parser view agree): refuses markup declarations (<!DOCTYPE, <!ENTITY, ...) and more than
+/* The full scan: one linear pass over the raw bytes before libxml2 sees them (they are read as UTF-8, so byte
+ * view and parser view agree): refuses markup declarations (<!DOCTYPE, <!ENTITY, ...) and more than
  * XML_MAX_ATTRIBUTES attributes. Anything malformed is left for libxml2 to reject. */
-static enum s3_err xml_prescan(const char *body, size_t len)
+static enum s3_err xml_prescan_tags(const char *body, size_t len)
 {
     /* in a tag: what ends a run of ordinary bytes */
     static const unsigned char tag_stop[256] = {['>'] = 1, ['"'] = 2, ['\''] = 2, ['='] = 3};
@@ -90,6 +90,49 @@ static enum s3_err xml_prescan(const char *body, size_t len)
             p = (const char *)q;
         }
         if (!p) break;
+    }
+    return S3_OK;
+}
+
+/* Position of the '<' of the first "<c" in [p, end), or NULL. */
+static const char *find_pair(const char *p, const char *end, char c)
+{
+    for (const char *q = p + 1; q < end && (q = memchr(q, c, (size_t)(end - q))) != NULL; q++)
+        if (q[-1] == '<') return q - 1;
+    return NULL;
+}
+
+/* What xml_prescan_tags decides, cheaper. Every attribute is name="value": with at most XML_MAX_ATTRIBUTES
+ * '=' followed by a quote (after optional blanks) in the whole body, no tag can have too many, and then only
+ * "<!" and "<?" matter: comments, CDATA and PIs are skipped, any other "<!" refused. The full scan also skips
+ * quoted attribute values, but a '<' in one is malformed, so the two differ only on bodies libxml2 refuses
+ * anyway. Other bodies get the full scan. */
+static enum s3_err xml_prescan(const char *body, size_t len)
+{
+    const char *p = body, *end = body + len, *bang, *pi;
+    size_t eq = 0;
+
+    for (const char *q = body; eq <= XML_MAX_ATTRIBUTES && (q = memchr(q, '=', (size_t)(end - q))) != NULL;) {
+        for (q++; q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'); q++) {
+        }
+        if (q < end && (*q == '"' || *q == '\'')) eq++;
+    }
+    if (eq > XML_MAX_ATTRIBUTES) return xml_prescan_tags(body, len);
+    bang = find_pair(p, end, '!');
+    pi = find_pair(p, end, '?');
+    while (bang || pi) {
+        if (pi && (!bang || pi < bang)) {
+            p = skip_past(pi + 2, end, "?>");
+        } else if ((size_t)(end - bang) >= 4 && memcmp(bang, "<!--", 4) == 0) {
+            p = skip_past(bang + 4, end, "-->");
+        } else if ((size_t)(end - bang) >= 9 && memcmp(bang, "<![CDATA[", 9) == 0) {
+            p = skip_past(bang + 9, end, "]]>");
+        } else {
+            return S3_ERR_XML;
+        }
+        if (!p) break;
+        if (bang && bang < p) bang = find_pair(p, end, '!');
+        if (pi && pi < p) pi = find_pair(p, end, '?');
     }
     return S3_OK;
 }

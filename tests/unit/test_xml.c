@@ -1462,6 +1462,54 @@ static void test_context_reuse(void **state)
     }
 }
 
+/* The prescan's cheap path (few name="value" pairs) and its full scan decide alike: the attribute cap counts
+ * the whole body, '=' in text is not an attribute, "<!" is refused outside comments, CDATA and PIs. */
+static void test_prescan_paths(void **state)
+{
+    (void)state;
+    struct s3_error_info e;
+    size_t alloc = 400 * 24 + 64, n;
+    char *buf = malloc(alloc);
+    assert_non_null(buf);
+    for (int attrs = 255; attrs <= 258; attrs++) { /* xmlns on the root + attrs - 1 on children */
+        n = (size_t)sprintf(buf, "<Error xmlns=\"urn:x\">");
+        for (int i = 1; i < attrs; i++)
+            n += (size_t)sprintf(buf + n, i % 2 ? "<x a=\"%d\"/>" : "<x a = '%d'/>", i);
+        n += (size_t)sprintf(buf + n, "<Code>c</Code></Error>");
+        assert_int_equal(s3_xml_parse_error(buf, n, &e), attrs <= 256 ? S3_OK : S3_ERR_XML);
+        s3_error_info_free(&e);
+    }
+    /* thousands of '=' in text (year=2026/month=11 keys), some followed by a quote, are not attributes */
+    size_t want = 0;
+    n = (size_t)sprintf(buf, "<Error><Code>");
+    for (int i = 0; i < 400; i++) {
+        n += (size_t)sprintf(buf + n, i % 3 ? "y=1&amp;m=2/" : "k=\"v\"/");
+        want += i % 3 ? 8 : 6;
+    }
+    n += (size_t)sprintf(buf + n, "</Code></Error>");
+    assert_int_equal(s3_xml_parse_error(buf, n, &e), S3_OK);
+    assert_int_equal(strlen(e.code), want);
+    s3_error_info_free(&e);
+    free(buf);
+
+    static const struct {
+        const char *xml;
+        enum s3_err want;
+    } cases[] = {
+        {"<?pi <!DOCTYPE x?><Error><Code>c</Code></Error>", S3_OK},
+        {"<Error><!-- <!DOCTYPE x> --><Code><![CDATA[<!ENTITY]]></Code></Error>", S3_OK},
+        {"<Error><Code>c</Code><!ENTITY x \"y\"></Error>", S3_ERR_XML},
+        {"<Error><!-- a --><!ELEMENT x ANY><Code>c</Code></Error>", S3_ERR_XML},
+        {"<Error a=\"<!x\"><Code>c</Code></Error>", S3_ERR_XML}, /* '<' in an attribute value */
+        {"<Error><Code>c</Code></Error><!--", S3_ERR_XML},       /* unterminated comment */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (s3_xml_parse_error(cases[i].xml, strlen(cases[i].xml), &e) != cases[i].want)
+            fail_msg("%s: not %s", cases[i].xml, s3_err_str(cases[i].want));
+        s3_error_info_free(&e);
+    }
+}
+
 static void test_large_pages(void **state)
 {
     (void)state;
@@ -1722,6 +1770,7 @@ int main(void)
         cmocka_unit_test(test_encoding_anywhere),
         cmocka_unit_test(test_duplicates_and_markers),
         cmocka_unit_test(test_context_reuse),
+        cmocka_unit_test(test_prescan_paths),
         cmocka_unit_test(test_large_pages),
         cmocka_unit_test(test_garbage_and_mutations),
         cmocka_unit_test(test_is_error),
