@@ -1,10 +1,13 @@
 /* Parsing of S3 XML response bodies with libxml2 (hardened: no network, no DTD, no entities, size cap,
- * silent errors) into plain C structs, and the two request bodies we send. See s3/xml.h for the contract. */
+ * silent errors) into plain C structs, and the two request bodies we send. See s3/xml.h for the contract.
+ * Bodies are read with libxml2's SAX2 interface straight into the structs, no tree (see "SAX parsing"). */
 #include "s3/xml.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/SAX2.h>
+#include <libxml/dict.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
@@ -34,19 +37,6 @@ static void xml_silent(void *ctx, xmlErrorPtr err)
     (void)err;
 }
 
-/* SAX hook for <!DOCTYPE: S3 never sends one, and it is the door to entity tricks. Stop right there, before
- * the internal subset is read. The parser context's user data is the context itself. */
-static void xml_on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id,
-                           const xmlChar *system_id)
-{
-    xmlParserCtxtPtr ctxt = ctx;
-    (void)name;
-    (void)external_id;
-    (void)system_id;
-    if (ctxt->_private) *(bool *)ctxt->_private = true;
-    xmlStopParser(ctxt);
-}
-
 /* Position just past the next occurrence of `tok` (a few bytes) in [p, end), or NULL when there is none.
  * Plain C11 rather than memmem, so the file builds the same without _GNU_SOURCE (the fuzz build). */
 static const char *skip_past(const char *p, const char *end, const char *tok)
@@ -61,125 +51,90 @@ static const char *skip_past(const char *p, const char *end, const char *tok)
     return NULL;
 }
 
-/* One linear pass over the raw bytes before libxml2 sees them (they are read as UTF-8, so byte view and
- * parser view agree): refuses markup declarations (<!DOCTYPE, <!ENTITY, ...) and more than
+/* The full scan: one linear pass over the raw bytes before libxml2 sees them (they are read as UTF-8, so byte
+ * view and parser view agree): refuses markup declarations (<!DOCTYPE, <!ENTITY, ...) and more than
  * XML_MAX_ATTRIBUTES attributes. Anything malformed is left for libxml2 to reject. */
-static enum s3_err xml_prescan(const char *body, size_t len)
+static enum s3_err xml_prescan_tags(const char *body, size_t len)
 {
+    /* in a tag: what ends a run of ordinary bytes */
+    static const unsigned char tag_stop[256] = {['>'] = 1, ['"'] = 2, ['\''] = 2, ['='] = 3};
     const char *p = body, *end = body + len;
     unsigned attrs = 0;
 
-    while (p && p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+    while (p < end && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
         size_t left = (size_t)(end - p);
-        if (left >= 4 && memcmp(p, "<!--", 4) == 0) {
-            p = skip_past(p + 4, end, "-->");
-        } else if (left >= 9 && memcmp(p, "<![CDATA[", 9) == 0) {
-            p = skip_past(p + 9, end, "]]>");
+        if (left >= 2 && p[1] == '!') {
+            if (left >= 4 && memcmp(p, "<!--", 4) == 0)
+                p = skip_past(p + 4, end, "-->");
+            else if (left >= 9 && memcmp(p, "<![CDATA[", 9) == 0)
+                p = skip_past(p + 9, end, "]]>");
+            else
+                return S3_ERR_XML;
         } else if (left >= 2 && p[1] == '?') {
             p = skip_past(p + 2, end, "?>");
-        } else if (left >= 2 && p[1] == '!') {
-            return S3_ERR_XML;
         } else {
             /* a tag: count '=' outside quoted attribute values */
-            for (p++; p < end && *p != '>'; p++) {
-                if (*p == '"' || *p == '\'') {
-                    p = memchr(p + 1, *p, (size_t)(end - p - 1));
-                    if (!p) break;
-                } else if (*p == '=' && ++attrs > XML_MAX_ATTRIBUTES) {
+            const unsigned char *q = (const unsigned char *)p + 1, *e = (const unsigned char *)end;
+            for (;;) {
+                while (q < e && !tag_stop[*q])
+                    q++;
+                if (q == e || *q == '>') break;
+                if (tag_stop[*q] == 2) {
+                    q = memchr(q + 1, *q, (size_t)(e - q - 1));
+                    if (!q) return S3_OK; /* unterminated: libxml2 refuses it */
+                } else if (++attrs > XML_MAX_ATTRIBUTES) {
                     return S3_ERR_XML;
                 }
+                q++;
             }
+            p = (const char *)q;
         }
+        if (!p) break;
     }
     return S3_OK;
 }
 
-/* Parses body into a tree whose root element's local name is one of root_names (NULL-terminated list).
- * On success the caller frees *doc_out with xmlFreeDoc. */
-static enum s3_err xml_load(const char *body, size_t len, const char *const *root_names, xmlDocPtr *doc_out,
-                            xmlNodePtr *root_out)
+/* Position of the '<' of the first "<c" in [p, end), or NULL. */
+static const char *find_pair(const char *p, const char *end, char c)
 {
-    enum s3_err err = S3_ERR_XML;
-    xmlParserCtxtPtr ctxt = NULL;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root;
-    bool saw_doctype = false;
-
-    *doc_out = NULL;
-    *root_out = NULL;
-    if (len > S3_XML_MAX_BODY) return S3_ERR_TOO_LARGE;
-    if (!body || len == 0) return S3_ERR_XML;
-    err = xml_prescan(body, len);
-    if (err != S3_OK) return err;
-
-    xmlInitParser();
-    ctxt = xmlNewParserCtxt();
-    if (!ctxt) return S3_ERR_NOMEM;
-    ctxt->sax->serror = xml_silent; /* per context: other libxml2 users keep their handlers */
-    ctxt->sax->internalSubset = xml_on_doctype;
-    ctxt->_private = &saw_doctype;
-
-    doc = xmlCtxtReadMemory(ctxt, body, (int)len, NULL, "UTF-8", XML_OPTIONS);
-    if (!doc) {
-        err = ctxt->errNo == XML_ERR_NO_MEMORY ? S3_ERR_NOMEM : S3_ERR_XML;
-        goto out;
-    }
-    err = S3_ERR_XML;
-    if (saw_doctype || !ctxt->wellFormed || doc->intSubset || doc->extSubset) goto out;
-    root = xmlDocGetRootElement(doc);
-    if (!root || !root->name) goto out;
-    for (const char *const *n = root_names; *n; n++) {
-        if (strcmp((const char *)root->name, *n) == 0) {
-            *root_out = root;
-            break;
-        }
-    }
-    if (!*root_out) goto out;
-    *doc_out = doc;
-    doc = NULL;
-    err = S3_OK;
-out:
-    xmlFreeDoc(doc);
-    xmlFreeParserCtxt(ctxt);
-    return err;
+    for (const char *q = p + 1; q < end && (q = memchr(q, c, (size_t)(end - q))) != NULL; q++)
+        if (q[-1] == '<') return q - 1;
+    return NULL;
 }
 
-/* ---- node helpers ---- */
-
-/* Element with this local name (any namespace: S3 uses a default namespace, RGW errors use none). */
-static bool node_is(const xmlNode *n, const char *name)
+/* What xml_prescan_tags decides, cheaper. Every attribute is name="value": with at most XML_MAX_ATTRIBUTES
+ * '=' followed by a quote (after optional blanks) in the whole body, no tag can have too many, and then only
+ * "<!" and "<?" matter: comments, CDATA and PIs are skipped, any other "<!" refused. The full scan also skips
+ * quoted attribute values, but a '<' in one is malformed, so the two differ only on bodies libxml2 refuses
+ * anyway. Other bodies get the full scan. */
+static enum s3_err xml_prescan(const char *body, size_t len)
 {
-    return n->type == XML_ELEMENT_NODE && n->name && strcmp((const char *)n->name, name) == 0;
-}
+    const char *p = body, *end = body + len, *bang, *pi;
+    size_t eq = 0;
 
-/* malloc'd concatenation of the element's own text and CDATA children ("" for an empty element). */
-static enum s3_err node_text(const xmlNode *n, char **out)
-{
-    size_t total = 0, off = 0;
-    const xmlNode *c;
-
-    for (c = n->children; c; c = c->next)
-        if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content)
-            total += strlen((const char *)c->content);
-    char *s = malloc(total + 1);
-    if (!s) return S3_ERR_NOMEM;
-    for (c = n->children; c; c = c->next) {
-        if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content) {
-            size_t k = strlen((const char *)c->content);
-            memcpy(s + off, c->content, k);
-            off += k;
+    for (const char *q = body; eq <= XML_MAX_ATTRIBUTES && (q = memchr(q, '=', (size_t)(end - q))) != NULL;) {
+        for (q++; q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'); q++) {
         }
+        if (q < end && (*q == '"' || *q == '\'')) eq++;
     }
-    s[off] = '\0';
-    *out = s;
+    if (eq > XML_MAX_ATTRIBUTES) return xml_prescan_tags(body, len);
+    bang = find_pair(p, end, '!');
+    pi = find_pair(p, end, '?');
+    while (bang || pi) {
+        if (pi && (!bang || pi < bang)) {
+            p = skip_past(pi + 2, end, "?>");
+        } else if ((size_t)(end - bang) >= 4 && memcmp(bang, "<!--", 4) == 0) {
+            p = skip_past(bang + 4, end, "-->");
+        } else if ((size_t)(end - bang) >= 9 && memcmp(bang, "<![CDATA[", 9) == 0) {
+            p = skip_past(bang + 9, end, "]]>");
+        } else {
+            return S3_ERR_XML;
+        }
+        if (!p) break;
+        if (bang && bang < p) bang = find_pair(p, end, '!');
+        if (pi && pi < p) pi = find_pair(p, end, '?');
+    }
     return S3_OK;
-}
-
-/* Stores the element's text in *slot; an element that appears twice is malformed. */
-static enum s3_err take_text(const xmlNode *n, char **slot)
-{
-    if (*slot) return S3_ERR_XML;
-    return node_text(n, slot);
 }
 
 static bool is_xml_space(char c)
@@ -271,28 +226,328 @@ static void strip_quotes(char *s)
     }
 }
 
-/* <EncodingType> among root's children: *url = true for "url"; absent or empty means none; anything else is
- * an encoding we cannot undo. */
-static enum s3_err find_encoding(const xmlNode *root, bool *url)
-{
-    enum s3_err err = S3_OK;
-    char *enc = NULL;
+/* ---- SAX parsing ----
+ *
+ * No tree: libxml2 tokenizes and checks well-formedness, and our SAX2 callbacks hand each document type's
+ * hooks (struct sax_doc) the elements by local name and depth and the text of the elements they ask for.
+ * Building and freeing a DOM was most of the cost of a listing (a node per element and per text run), and a
+ * parser context per document most of the cost of a small result; the context is now kept and reused.
+ *
+ * Same results as a tree with XML_PARSE_NOBLANKS: libxml2 drops a whitespace-only text run as "ignorable"
+ * from a guess that looks at the node under construction (areBlanks() in parser.c: is its first or last
+ * child a text node, is the next character '<'). With no tree, ctxt->node would be NULL and every blank run
+ * would be kept, so <Key><![CDATA[a]]> </Key> would read "a " instead of "a". We point ctxt->node at a
+ * stand-in element whose first and last children are stand-ins of the kinds the tree would have there, so
+ * libxml2's own rule decides, and it sends dropped runs to ignorableWhitespace rather than characters.
+ * Nothing else in the parser dereferences ctxt->node when there is no DTD (record_info is off). */
 
-    *url = false;
-    for (const xmlNode *c = root->children; c; c = c->next) {
-        if (!node_is(c, "EncodingType")) continue;
-        err = take_text(c, &enc);
-        if (err != S3_OK) goto out;
+enum child_kind { CHILD_NONE, CHILD_TEXT, CHILD_OTHER };
+
+struct sax_level {
+    unsigned char first, last; /* enum child_kind of the element's first and last child so far */
+};
+
+struct sax;
+
+/* One document type: its root element names and hooks, called only while no error has been recorded.
+ * Names are local names in any namespace (S3 uses a default namespace, RGW errors none); an element with an
+ * undeclared prefix is passed as NULL, since a tree would have named it "prefix:name". Depth 1 is the root.
+ */
+struct sax_doc {
+    const char *const *roots;
+    /* element opened; returns a field id >= 0 to have its own text collected (then nothing nested in it is
+     * reported), -1 otherwise. SAX_TAKE (see sax_once): the text is stored as a new string in *s->slot. */
+    int (*open)(struct sax *s, const char *name, unsigned depth);
+    /* any other field's text: its text and CDATA children concatenated, NUL-terminated, when it closes */
+    void (*text)(struct sax *s, int field, const char *text, size_t len);
+    /* element closed (NULL: nothing to do) */
+    void (*close)(struct sax *s, unsigned depth);
+};
+
+#define SAX_LEVELS_INLINE 16 /* S3 documents are 4 deep at most; libxml2 refuses more than 256 */
+
+struct sax {
+    const struct sax_doc *doc;
+    void *user;      /* the document type's state */
+    enum s3_err err; /* first error from a hook or an allocation; later events are ignored */
+    bool saw_doctype, saw_root;
+    unsigned depth; /* open elements */
+    int field;      /* field being collected, or -1 */
+    unsigned field_depth;
+    char **slot; /* where a SAX_TAKE field goes */
+    char *text;  /* the field's text so far */
+    size_t len, alloc;
+    struct sax_level *levels, inline_levels[SAX_LEVELS_INLINE];
+    size_t nlevels;
+    xmlNode node, text_child, other_child; /* stand-ins for areBlanks(), see above */
+};
+
+static void sax_fail(struct sax *s, enum s3_err err)
+{
+    if (s->err == S3_OK) s->err = err;
+}
+
+static xmlNode *sax_stand_in(struct sax *s, unsigned kind)
+{
+    return kind == CHILD_TEXT ? &s->text_child : kind == CHILD_OTHER ? &s->other_child : NULL;
+}
+
+/* A child of this kind was appended to the open element: update the stand-in ctxt->node points at. */
+static void sax_child(struct sax *s, enum child_kind kind)
+{
+    if (!s->depth) return; /* outside the root: the tree's ctxt->node is NULL there too */
+    struct sax_level *l = &s->levels[s->depth - 1];
+    if (l->first == CHILD_NONE) l->first = (unsigned char)kind;
+    l->last = (unsigned char)kind;
+    s->node.children = sax_stand_in(s, l->first);
+    s->node.last = sax_stand_in(s, l->last);
+}
+
+#define SAX_TAKE 0
+
+/* The field's text as a new string in *slot. */
+static void sax_take(struct sax *s, char **slot, const char *text, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (!p) {
+        sax_fail(s, S3_ERR_NOMEM);
+        return;
     }
-    if (enc && enc[0]) {
-        if (strcmp(enc, "url") != 0 && strcmp(enc, "URL") != 0) {
-            err = S3_ERR_XML;
-            goto out;
+    memcpy(p, text, len + 1);
+    *slot = p;
+}
+
+/* For open hooks: collect the element's text into *slot, unless one was already seen, which is an error
+ * (sax_once) or leaves the first one (sax_first). */
+static int sax_once(struct sax *s, char **slot)
+{
+    if (*slot) {
+        sax_fail(s, S3_ERR_XML);
+        return -1;
+    }
+    s->slot = slot;
+    return SAX_TAKE;
+}
+
+static int sax_first(struct sax *s, char **slot)
+{
+    if (*slot) return -1;
+    s->slot = slot;
+    return SAX_TAKE;
+}
+
+static void sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri,
+                      int nb_namespaces, const xmlChar **namespaces, int nb_attributes, int nb_defaulted,
+                      const xmlChar **attributes)
+{
+    xmlParserCtxtPtr ctxt = ctx;
+    struct sax *s = ctxt->_private;
+    const char *name = prefix && !uri ? NULL : (const char *)localname;
+
+    if (s->depth == s->nlevels) {
+        size_t n = s->nlevels * 2;
+        struct sax_level *l =
+            s->levels == s->inline_levels ? malloc(n * sizeof *l) : realloc(s->levels, n * sizeof *l);
+        if (!l) {
+            sax_fail(s, S3_ERR_NOMEM);
+            xmlStopParser(ctxt); /* the stand-in can no longer follow the tree */
+            return;
         }
-        *url = true;
+        if (s->levels == s->inline_levels) memcpy(l, s->inline_levels, sizeof s->inline_levels);
+        s->levels = l;
+        s->nlevels = n;
     }
-out:
-    free(enc);
+    s->levels[s->depth].first = s->levels[s->depth].last = CHILD_NONE;
+    s->depth++;
+    s->node.children = s->node.last = NULL;
+    ctxt->node = &s->node;
+
+    if (s->err != S3_OK || (s->field >= 0 && s->depth > s->field_depth)) return;
+    if (s->depth == 1) {
+        for (const char *const *r = s->doc->roots; name && *r; r++)
+            if (strcmp(name, *r) == 0) s->saw_root = true;
+        if (!s->saw_root) sax_fail(s, S3_ERR_XML);
+        return;
+    }
+    int field = s->doc->open(s, name, s->depth);
+    if (field >= 0 && s->err == S3_OK) {
+        s->field = field;
+        s->field_depth = s->depth;
+        s->len = 0;
+    }
+}
+
+static void sax_end(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
+{
+    xmlParserCtxtPtr ctxt = ctx;
+    struct sax *s = ctxt->_private;
+
+    if (!s->depth) return;
+    if (s->err == S3_OK && s->field >= 0 && s->depth == s->field_depth) {
+        int field = s->field;
+        s->field = -1;
+        if (!s->text && !(s->text = malloc(s->alloc = 64))) {
+            sax_fail(s, S3_ERR_NOMEM);
+        } else {
+            s->text[s->len] = '\0';
+            if (field == SAX_TAKE)
+                sax_take(s, s->slot, s->text, s->len);
+            else
+                s->doc->text(s, field, s->text, s->len);
+        }
+    }
+    if (s->err == S3_OK && s->field < 0 && s->depth > 1 && s->doc->close) s->doc->close(s, s->depth);
+    s->depth--;
+    if (s->depth) {
+        sax_child(s, CHILD_OTHER); /* the element just closed, as a child of its parent */
+    } else {
+        ctxt->node = NULL;
+    }
+}
+
+/* Text and CDATA: kept in the field being collected when directly inside it. */
+static void sax_append(struct sax *s, const xmlChar *ch, int len)
+{
+    if (s->err != S3_OK || s->field < 0 || s->depth != s->field_depth || len <= 0) return;
+    if ((size_t)len >= s->alloc - s->len || !s->text) {
+        size_t want = s->alloc ? s->alloc : 64;
+        while (want - s->len <= (size_t)len)
+            want *= 2; /* bodies are at most S3_XML_MAX_BODY: no overflow */
+        char *p = realloc(s->text, want);
+        if (!p) {
+            sax_fail(s, S3_ERR_NOMEM);
+            return;
+        }
+        s->text = p;
+        s->alloc = want;
+    }
+    memcpy(s->text + s->len, ch, (size_t)len);
+    s->len += (size_t)len;
+}
+
+static void sax_characters(void *ctx, const xmlChar *ch, int len)
+{
+    struct sax *s = ((xmlParserCtxtPtr)ctx)->_private;
+    sax_child(s, CHILD_TEXT);
+    sax_append(s, ch, len);
+}
+
+static void sax_cdata(void *ctx, const xmlChar *ch, int len)
+{
+    struct sax *s = ((xmlParserCtxtPtr)ctx)->_private;
+    sax_child(s, CHILD_OTHER); /* a CDATA node is not a text node to areBlanks() */
+    sax_append(s, ch, len);
+}
+
+static void sax_comment(void *ctx, const xmlChar *value)
+{
+    (void)value;
+    sax_child(((xmlParserCtxtPtr)ctx)->_private, CHILD_OTHER);
+}
+
+static void sax_pi(void *ctx, const xmlChar *target, const xmlChar *data)
+{
+    (void)target;
+    (void)data;
+    sax_child(((xmlParserCtxtPtr)ctx)->_private, CHILD_OTHER);
+}
+
+/* Only for entities declared in a DTD, which we never have; the tree would get an entity-reference node. */
+static void sax_reference(void *ctx, const xmlChar *name)
+{
+    (void)name;
+    sax_child(((xmlParserCtxtPtr)ctx)->_private, CHILD_OTHER);
+}
+
+/* SAX hook for <!DOCTYPE: S3 never sends one, and it is the door to entity tricks. Stop right there, before
+ * the internal subset is read (xml_prescan refuses it first; this is the second line). */
+static void xml_on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id,
+                           const xmlChar *system_id)
+{
+    xmlParserCtxtPtr ctxt = ctx;
+    (void)name;
+    (void)external_id;
+    (void)system_id;
+    ((struct sax *)ctxt->_private)->saw_doctype = true;
+    xmlStopParser(ctxt);
+}
+
+/* The reused context: one per thread (libxml2 contexts are not shared), taken while a parse runs. It is
+ * dropped after any document that did not parse cleanly (the reset does not undo everything, e.g. the
+ * namespace stack of an unfinished element) and once its dictionary, which holds element, attribute and
+ * prefix names and namespace URIs but never text, has grown past XML_DICT_MAX names: memory stays bounded
+ * whatever the server sends. */
+#define XML_DICT_MAX 1024
+static _Thread_local xmlParserCtxtPtr cached_ctxt;
+
+static xmlParserCtxtPtr sax_context(void)
+{
+    xmlParserCtxtPtr ctxt = cached_ctxt;
+
+    cached_ctxt = NULL;
+    if (ctxt) return ctxt;
+    ctxt = xmlNewParserCtxt();
+    if (!ctxt) return NULL;
+    xmlSAXHandler *h = ctxt->sax; /* allocated per context; xmlCtxtReadMemory keeps it */
+    memset(h, 0, sizeof *h);
+    h->initialized = XML_SAX2_MAGIC;
+    h->startElementNs = sax_start;
+    h->endElementNs = sax_end;
+    h->characters = sax_characters;
+    h->ignorableWhitespace = xmlSAX2IgnorableWhitespace; /* what XML_PARSE_NOBLANKS sets: drop */
+    h->cdataBlock = sax_cdata;
+    h->comment = sax_comment;
+    h->processingInstruction = sax_pi;
+    h->reference = sax_reference;
+    h->getEntity = xmlSAX2GetEntity; /* the predefined entities, as with the default handler */
+    h->internalSubset = xml_on_doctype;
+    h->serror = xml_silent; /* per context: other libxml2 users keep their handlers */
+    return ctxt;
+}
+
+/* Parses body as `doc`, the hooks getting `user`. S3_OK only for a well-formed document with one of the
+ * root names and no error from the hooks; the caller then checks what must be present.
+ * The same libxml2 call as the tree version had, forced "UTF-8" included, so the parser sees the bytes as
+ * before: no encoding guessed from the first bytes, the same buffering and limits. Its price is on small
+ * bodies: libxml2 polls the UTF-8 "converter" on each GROW, ~45% of a CopyObjectResult's instructions. */
+static enum s3_err sax_parse(const char *body, size_t len, const struct sax_doc *doc, void *user)
+{
+    enum s3_err err;
+    xmlParserCtxtPtr ctxt;
+    struct sax s = {.doc = doc, .user = user, .field = -1, .nlevels = SAX_LEVELS_INLINE};
+
+    if (len > S3_XML_MAX_BODY) return S3_ERR_TOO_LARGE;
+    if (!body || len == 0) return S3_ERR_XML;
+    err = xml_prescan(body, len);
+    if (err != S3_OK) return err;
+
+    xmlInitParser();
+    ctxt = sax_context();
+    if (!ctxt) return S3_ERR_NOMEM;
+    s.levels = s.inline_levels;
+    s.node.type = XML_ELEMENT_NODE;
+    s.text_child.type = XML_TEXT_NODE;
+    s.other_child.type = XML_COMMENT_NODE;
+    ctxt->_private = &s;
+    xmlDocPtr tree = xmlCtxtReadMemory(ctxt, body, (int)len, NULL, "UTF-8", XML_OPTIONS);
+    xmlFreeDoc(tree); /* always NULL: no handler builds one */
+    ctxt->_private = NULL;
+    ctxt->node = NULL;
+
+    if (!ctxt->wellFormed)
+        err = ctxt->errNo == XML_ERR_NO_MEMORY ? S3_ERR_NOMEM : S3_ERR_XML;
+    else if (s.saw_doctype || !s.saw_root)
+        err = S3_ERR_XML;
+    else
+        err = s.err;
+
+    if (ctxt->wellFormed && ctxt->errNo == XML_ERR_OK && !s.saw_doctype && s.err == S3_OK && !cached_ctxt &&
+        ctxt->nsNr == 0 && xmlDictSize(ctxt->dict) <= XML_DICT_MAX)
+        cached_ctxt = ctxt;
+    else
+        xmlFreeParserCtxt(ctxt);
+    free(s.text);
+    if (s.levels != s.inline_levels) free(s.levels);
     return err;
 }
 
@@ -324,128 +579,194 @@ void s3_list_page_free(struct s3_list_page *page)
     memset(page, 0, sizeof *page);
 }
 
-/* One <Contents>, <Version> or <DeleteMarker>. Required: Key and LastModified; for objects also Size and
- * ETag; for versions also VersionId. On error *o keeps what was filled, for the caller to free. */
-static enum s3_err parse_object(const xmlNode *entry, enum list_kind kind, bool url, struct s3_object_info *o)
+/* Elements of a listing: entries (<Contents>, <Version>, <DeleteMarker>) and <CommonPrefixes> are children of
+ * the root, the entries' fields and <Prefix> their children; anything deeper or unknown is ignored. */
+enum list_field { LF_SIZE = 1, LF_IS_LATEST, LF_PREFIX };
+
+struct list_parse {
+    enum list_kind kind;
+    struct s3_list_page *out;
+    size_t objects_alloc, prefixes_alloc;
+    char *truncated, *encoding;
+    bool in_entry, marker, seen_size, seen_latest; /* the entry being read is out->objects[out->count - 1] */
+    bool in_prefixes, any_prefix;
+};
+
+/* Room for one more element of `size` bytes in *array holding n of *alloc. */
+static bool grow(void **array, size_t n, size_t *alloc, size_t size)
 {
-    enum s3_err err = S3_OK;
-    char *size = NULL, *latest = NULL;
-    bool marker = node_is(entry, "DeleteMarker");
-
-    for (const xmlNode *c = entry->children; c; c = c->next) {
-        if (c->type != XML_ELEMENT_NODE) continue;
-        if (node_is(c, "Key"))
-            err = take_text(c, &o->key);
-        else if (node_is(c, "LastModified"))
-            err = take_text(c, &o->last_modified);
-        else if (!marker && node_is(c, "Size"))
-            err = take_text(c, &size);
-        else if (!marker && node_is(c, "ETag"))
-            err = take_text(c, &o->etag);
-        else if (!marker && node_is(c, "StorageClass"))
-            err = take_text(c, &o->storage_class);
-        else if (kind == LIST_VERSIONS && node_is(c, "VersionId"))
-            err = take_text(c, &o->version_id);
-        else if (kind == LIST_VERSIONS && node_is(c, "IsLatest"))
-            err = take_text(c, &latest);
-        if (err != S3_OK) goto out;
-    }
-
-    err = S3_ERR_XML;
-    if (!o->key || !o->last_modified) goto out;
-    if (!marker && (!size || !o->etag)) goto out;
-    if (kind == LIST_VERSIONS && !o->version_id) goto out;
-    if (url && url_decode_inplace(o->key) != S3_OK) goto out;
-    if (!o->key[0]) goto out; /* S3 keys are 1..1024 bytes */
-    if (size && parse_u64(size, &o->size) != S3_OK) goto out;
-    if (latest && parse_bool(latest, &o->is_latest) != S3_OK) goto out;
-    if (o->etag) strip_quotes(o->etag);
-    o->delete_marker = marker;
-    err = S3_OK;
-out:
-    free(size);
-    free(latest);
-    return err;
+    if (n < *alloc) return true;
+    size_t want = *alloc ? *alloc * 2 : 16;
+    void *p = realloc(*array, want * size);
+    if (!p) return false;
+    *array = p;
+    *alloc = want;
+    return true;
 }
 
-static bool is_list_entry(const xmlNode *n, enum list_kind kind)
+static int list_open(struct sax *s, const char *name, unsigned depth)
 {
-    if (kind == LIST_V2) return node_is(n, "Contents");
-    return node_is(n, "Version") || node_is(n, "DeleteMarker");
+    struct list_parse *l = s->user;
+    struct s3_list_page *out = l->out;
+
+    if (!name) return -1;
+    if (depth == 2) {
+        if (l->kind == LIST_V2 ? strcmp(name, "Contents") == 0
+                               : strcmp(name, "Version") == 0 || strcmp(name, "DeleteMarker") == 0) {
+            if (!grow((void **)&out->objects, out->count, &l->objects_alloc, sizeof *out->objects)) {
+                sax_fail(s, S3_ERR_NOMEM);
+                return -1;
+            }
+            memset(&out->objects[out->count++], 0, sizeof *out->objects); /* counted now: freed on error */
+            l->in_entry = true;
+            l->marker = l->kind == LIST_VERSIONS && name[0] == 'D';
+            l->seen_size = l->seen_latest = false;
+        } else if (strcmp(name, "CommonPrefixes") == 0) {
+            l->in_prefixes = true;
+            l->any_prefix = false;
+        } else if (strcmp(name, "IsTruncated") == 0) {
+            return sax_once(s, &l->truncated);
+        } else if (strcmp(name, "EncodingType") == 0) {
+            return sax_once(s, &l->encoding);
+        } else if (l->kind == LIST_V2 && strcmp(name, "NextContinuationToken") == 0) {
+            return sax_once(s, &out->next_token);
+        } else if (l->kind == LIST_VERSIONS && strcmp(name, "NextKeyMarker") == 0) {
+            return sax_once(s, &out->next_key_marker);
+        } else if (l->kind == LIST_VERSIONS && strcmp(name, "NextVersionIdMarker") == 0) {
+            return sax_once(s, &out->next_version_marker);
+        }
+        return -1;
+    }
+    if (depth == 3 && l->in_prefixes && strcmp(name, "Prefix") == 0) {
+        l->any_prefix = true; /* several in one <CommonPrefixes> are all taken */
+        return LF_PREFIX;
+    }
+    if (depth != 3 || !l->in_entry) return -1;
+    struct s3_object_info *o = &out->objects[out->count - 1];
+    switch (name[0]) { /* the hot path: one strcmp per field */
+    case 'K':
+        if (strcmp(name, "Key") == 0) return sax_once(s, &o->key);
+        break;
+    case 'L':
+        if (strcmp(name, "LastModified") == 0) return sax_once(s, &o->last_modified);
+        break;
+    case 'S': /* a DeleteMarker has no size, ETag or storage class: ignored if present */
+        if (!l->marker && strcmp(name, "Size") == 0) {
+            if (l->seen_size) sax_fail(s, S3_ERR_XML);
+            l->seen_size = true;
+            return LF_SIZE;
+        }
+        if (!l->marker && strcmp(name, "StorageClass") == 0) return sax_once(s, &o->storage_class);
+        break;
+    case 'E':
+        if (!l->marker && strcmp(name, "ETag") == 0) return sax_once(s, &o->etag);
+        break;
+    case 'V':
+        if (l->kind == LIST_VERSIONS && strcmp(name, "VersionId") == 0) return sax_once(s, &o->version_id);
+        break;
+    case 'I':
+        if (l->kind == LIST_VERSIONS && strcmp(name, "IsLatest") == 0) {
+            if (l->seen_latest) sax_fail(s, S3_ERR_XML);
+            l->seen_latest = true;
+            return LF_IS_LATEST;
+        }
+        break;
+    }
+    return -1;
+}
+
+static void list_text(struct sax *s, int field, const char *text, size_t len)
+{
+    struct list_parse *l = s->user;
+    struct s3_list_page *out = l->out;
+
+    if (field == LF_SIZE && parse_u64(text, &out->objects[out->count - 1].size) != S3_OK) {
+        sax_fail(s, S3_ERR_XML);
+    } else if (field == LF_IS_LATEST && parse_bool(text, &out->objects[out->count - 1].is_latest) != S3_OK) {
+        sax_fail(s, S3_ERR_XML);
+    } else if (field == LF_PREFIX) {
+        if (!grow((void **)&out->common_prefixes, out->nprefixes, &l->prefixes_alloc,
+                  sizeof *out->common_prefixes)) {
+            sax_fail(s, S3_ERR_NOMEM);
+            return;
+        }
+        out->common_prefixes[out->nprefixes] = NULL;
+        sax_take(s, &out->common_prefixes[out->nprefixes], text, len);
+        if (out->common_prefixes[out->nprefixes]) out->nprefixes++;
+    }
+}
+
+/* An entry is complete: required are Key and LastModified; for objects also Size and ETag; for versions also
+ * VersionId. Keys are url-decoded at the end (EncodingType may come after the entries); an encoded key is
+ * empty exactly when the decoded one is, so the 1..1024-byte check can be made here. */
+static void list_close(struct sax *s, unsigned depth)
+{
+    struct list_parse *l = s->user;
+
+    if (depth != 2) return;
+    if (l->in_entry) {
+        struct s3_object_info *o = &l->out->objects[l->out->count - 1];
+        l->in_entry = false;
+        if (!o->key || !o->key[0] || !o->last_modified || (!l->marker && (!l->seen_size || !o->etag)) ||
+            (l->kind == LIST_VERSIONS && !o->version_id)) {
+            sax_fail(s, S3_ERR_XML);
+            return;
+        }
+        if (o->etag) strip_quotes(o->etag);
+        o->delete_marker = l->marker;
+    } else if (l->in_prefixes) {
+        l->in_prefixes = false;
+        if (!l->any_prefix) sax_fail(s, S3_ERR_XML);
+    }
+}
+
+static const char *const list_v2_roots[] = {"ListBucketResult", NULL};
+static const char *const list_versions_roots[] = {"ListVersionsResult", NULL};
+static const struct sax_doc list_v2_doc = {list_v2_roots, list_open, list_text, list_close};
+static const struct sax_doc list_versions_doc = {list_versions_roots, list_open, list_text, list_close};
+
+/* <EncodingType>: *url = true for "url"; absent or empty means none; anything else is an encoding we cannot
+ * undo. */
+static enum s3_err check_encoding(const char *enc, bool *url)
+{
+    *url = false;
+    if (!enc || !enc[0]) return S3_OK;
+    if (strcmp(enc, "url") != 0 && strcmp(enc, "URL") != 0) return S3_ERR_XML;
+    *url = true;
+    return S3_OK;
 }
 
 static enum s3_err parse_listing(const char *body, size_t len, enum list_kind kind, struct s3_list_page *out)
 {
-    static const char *const v2_root[] = {"ListBucketResult", NULL};
-    static const char *const versions_root[] = {"ListVersionsResult", NULL};
+    struct list_parse l = {.kind = kind, .out = out};
     enum s3_err err;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root = NULL;
-    char *truncated = NULL;
-    size_t nobjects = 0, nprefixes = 0;
     bool url = false;
 
     if (!out) return S3_ERR_INVALID;
     memset(out, 0, sizeof *out);
-    err = xml_load(body, len, kind == LIST_V2 ? v2_root : versions_root, &doc, &root);
-    if (err != S3_OK) goto out;
-    err = find_encoding(root, &url);
+    err = sax_parse(body, len, kind == LIST_V2 ? &list_v2_doc : &list_versions_doc, &l);
+    if (err == S3_OK) err = check_encoding(l.encoding, &url);
     if (err != S3_OK) goto out;
 
-    /* Count first so each array is allocated once. */
-    for (const xmlNode *c = root->children; c; c = c->next) {
-        if (is_list_entry(c, kind)) {
-            nobjects++;
-        } else if (node_is(c, "CommonPrefixes")) {
-            for (const xmlNode *p = c->children; p; p = p->next)
-                if (node_is(p, "Prefix")) nprefixes++;
-        }
+    err = S3_ERR_XML;
+    if (url) {
+        for (size_t i = 0; i < out->count; i++)
+            if (url_decode_inplace(out->objects[i].key) != S3_OK) goto out;
+        for (size_t i = 0; i < out->nprefixes; i++)
+            if (url_decode_inplace(out->common_prefixes[i]) != S3_OK) goto out;
+        if (out->next_key_marker && url_decode_inplace(out->next_key_marker) != S3_OK) goto out;
     }
-    err = S3_ERR_NOMEM;
-    if (nobjects && !(out->objects = calloc(nobjects, sizeof *out->objects))) goto out;
-    if (nprefixes && !(out->common_prefixes = calloc(nprefixes, sizeof *out->common_prefixes))) goto out;
-
-    err = S3_OK;
-    for (const xmlNode *c = root->children; c && err == S3_OK; c = c->next) {
-        if (is_list_entry(c, kind)) {
-            err = parse_object(c, kind, url, &out->objects[out->count]);
-            out->count++; /* counted even on error so cleanup frees the partial entry */
-        } else if (node_is(c, "CommonPrefixes")) {
-            bool any = false;
-            for (const xmlNode *p = c->children; p && err == S3_OK; p = p->next) {
-                if (!node_is(p, "Prefix")) continue;
-                any = true;
-                err = node_text(p, &out->common_prefixes[out->nprefixes]);
-                if (err != S3_OK) break;
-                out->nprefixes++;
-                if (url) err = url_decode_inplace(out->common_prefixes[out->nprefixes - 1]);
-            }
-            if (err == S3_OK && !any) err = S3_ERR_XML;
-        } else if (node_is(c, "IsTruncated")) {
-            err = take_text(c, &truncated);
-        } else if (kind == LIST_V2 && node_is(c, "NextContinuationToken")) {
-            err = take_text(c, &out->next_token); /* opaque: never url-decoded */
-        } else if (kind == LIST_VERSIONS && node_is(c, "NextKeyMarker")) {
-            err = take_text(c, &out->next_key_marker);
-            if (err == S3_OK && url) err = url_decode_inplace(out->next_key_marker);
-        } else if (kind == LIST_VERSIONS && node_is(c, "NextVersionIdMarker")) {
-            err = take_text(c, &out->next_version_marker);
-        }
-    }
-    if (err != S3_OK) goto out;
-
     /* A listing that does not say whether it is complete, or is truncated with no way to continue, would make
      * the caller stop early or start over: refuse it. */
-    err = S3_ERR_XML;
-    if (!truncated || parse_bool(truncated, &out->is_truncated) != S3_OK) goto out;
+    if (!l.truncated || parse_bool(l.truncated, &out->is_truncated) != S3_OK) goto out;
     if (out->is_truncated) {
         if (kind == LIST_V2 && (!out->next_token || !out->next_token[0])) goto out;
         if (kind == LIST_VERSIONS && (!out->next_key_marker || !out->next_key_marker[0])) goto out;
     }
     err = S3_OK;
 out:
-    free(truncated);
-    xmlFreeDoc(doc);
+    free(l.truncated);
+    free(l.encoding);
     if (err != S3_OK) s3_list_page_free(out);
     return err;
 }
@@ -473,33 +794,60 @@ void s3_error_info_free(struct s3_error_info *e)
     memset(e, 0, sizeof *e);
 }
 
+/* ---- documents of named children of the root ----
+ * <Error>, the multipart and copy results, <VersioningConfiguration>: each wanted child of the root goes into
+ * a string slot. `once`: a second element of that name is an error; otherwise the first one counts. */
+
+struct flat_field {
+    const char *name;
+    char **slot;
+    bool once;
+};
+
+struct flat_parse {
+    const struct flat_field *fields;
+    size_t n;
+};
+
+static int flat_open(struct sax *s, const char *name, unsigned depth)
+{
+    const struct flat_parse *f = s->user;
+
+    if (depth != 2 || !name) return -1;
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(name, f->fields[i].name) == 0)
+            return f->fields[i].once ? sax_once(s, f->fields[i].slot) : sax_first(s, f->fields[i].slot);
+    return -1;
+}
+
+static enum s3_err parse_flat(const char *body, size_t len, const char *const *roots,
+                              const struct flat_field *fields, size_t n)
+{
+    struct flat_parse f = {fields, n};
+    struct sax_doc doc = {roots, flat_open, NULL, NULL};
+    enum s3_err err = sax_parse(body, len, &doc, &f);
+
+    if (err != S3_OK) {
+        for (size_t i = 0; i < n; i++) {
+            free(*fields[i].slot);
+            *fields[i].slot = NULL;
+        }
+    }
+    return err;
+}
+
 enum s3_err s3_xml_parse_error(const char *body, size_t len, struct s3_error_info *out)
 {
     static const char *const roots[] = {"Error", NULL};
-    enum s3_err err;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root = NULL;
 
     if (!out) return S3_ERR_INVALID;
     memset(out, 0, sizeof *out);
-    err = xml_load(body, len, roots, &doc, &root);
-    if (err != S3_OK) goto out;
-    for (const xmlNode *c = root->children; c && err == S3_OK; c = c->next) {
-        if (node_is(c, "Code"))
-            err = take_text(c, &out->code);
-        else if (node_is(c, "Message"))
-            err = take_text(c, &out->message);
-        else if (node_is(c, "Resource"))
-            err = take_text(c, &out->resource);
-        else if (node_is(c, "RequestId"))
-            err = take_text(c, &out->request_id);
-        else if (node_is(c, "Region"))
-            err = take_text(c, &out->region);
-    }
-out:
-    xmlFreeDoc(doc);
-    if (err != S3_OK) s3_error_info_free(out);
-    return err;
+    const struct flat_field fields[] = {
+        {"Code", &out->code, true},         {"Message", &out->message, true},
+        {"Resource", &out->resource, true}, {"RequestId", &out->request_id, true},
+        {"Region", &out->region, true},
+    };
+    return parse_flat(body, len, roots, fields, sizeof fields / sizeof *fields);
 }
 
 static const char *skip_space(const char *p, const char *end)
@@ -527,30 +875,19 @@ bool s3_xml_is_error(const char *body, size_t len)
 
 /* ---- single-value results ---- */
 
-/* The text of root's first child element named `name` into *out (malloc'd); S3_ERR_XML when absent. */
-static enum s3_err child_text(const xmlNode *root, const char *name, char **out)
-{
-    for (const xmlNode *c = root->children; c; c = c->next)
-        if (node_is(c, name)) return take_text(c, out);
-    return S3_ERR_XML;
-}
-
 enum s3_err s3_xml_parse_initiate(const char *body, size_t len, char **upload_id)
 {
     static const char *const roots[] = {"InitiateMultipartUploadResult", NULL};
     enum s3_err err;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root = NULL;
 
     if (!upload_id) return S3_ERR_INVALID;
     *upload_id = NULL;
-    err = xml_load(body, len, roots, &doc, &root);
-    if (err == S3_OK) err = child_text(root, "UploadId", upload_id);
-    if (err == S3_OK && !(*upload_id)[0]) err = S3_ERR_XML;
-    xmlFreeDoc(doc);
-    if (err != S3_OK) {
+    const struct flat_field fields[] = {{"UploadId", upload_id, false}};
+    err = parse_flat(body, len, roots, fields, 1);
+    if (err == S3_OK && (!*upload_id || !(*upload_id)[0])) {
         free(*upload_id);
         *upload_id = NULL;
+        err = S3_ERR_XML;
     }
     return err;
 }
@@ -561,32 +898,22 @@ static enum s3_err parse_etag_result(const char *body, size_t len, const char *c
                                      char **last_modified)
 {
     enum s3_err err;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root = NULL;
+    char *lm = NULL;
 
     if (!etag) return S3_ERR_INVALID;
     *etag = NULL;
     if (last_modified) *last_modified = NULL;
-    err = xml_load(body, len, roots, &doc, &root);
-    if (err != S3_OK) goto out;
-    err = child_text(root, "ETag", etag);
-    if (err != S3_OK) goto out;
+    const struct flat_field fields[] = {{"ETag", etag, false}, {"LastModified", &lm, false}};
+    err = parse_flat(body, len, roots, fields, last_modified ? 2 : 1);
+    if (err == S3_OK && !*etag) {
+        free(lm);
+        lm = NULL;
+        err = S3_ERR_XML;
+    }
+    if (err != S3_OK) return err;
     strip_quotes(*etag);
-    if (last_modified) {
-        err = child_text(root, "LastModified", last_modified);
-        if (err == S3_ERR_XML && !*last_modified) err = S3_OK; /* absent is fine */
-    }
-out:
-    xmlFreeDoc(doc);
-    if (err != S3_OK) {
-        free(*etag);
-        *etag = NULL;
-        if (last_modified) {
-            free(*last_modified);
-            *last_modified = NULL;
-        }
-    }
-    return err;
+    if (last_modified) *last_modified = lm;
+    return S3_OK;
 }
 
 enum s3_err s3_xml_parse_complete(const char *body, size_t len, char **etag)
@@ -605,29 +932,19 @@ enum s3_err s3_xml_parse_versioning(const char *body, size_t len, char **status)
 {
     static const char *const roots[] = {"VersioningConfiguration", NULL};
     enum s3_err err;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root = NULL;
 
     if (!status) return S3_ERR_INVALID;
     *status = NULL;
-    err = xml_load(body, len, roots, &doc, &root);
-    if (err != S3_OK) goto out;
-    err = child_text(root, "Status", status);
-    if (err == S3_ERR_XML && !*status) {
-        /* never versioned: no <Status> at all */
-        err = (*status = calloc(1, 1)) ? S3_OK : S3_ERR_NOMEM;
-        goto out;
-    }
-    if (err != S3_OK) goto out;
-    if (strcmp(*status, "Enabled") != 0 && strcmp(*status, "Suspended") != 0 && (*status)[0] != '\0')
-        err = S3_ERR_XML;
-out:
-    xmlFreeDoc(doc);
-    if (err != S3_OK) {
+    const struct flat_field fields[] = {{"Status", status, false}};
+    err = parse_flat(body, len, roots, fields, 1);
+    if (err != S3_OK) return err;
+    if (!*status) return (*status = calloc(1, 1)) ? S3_OK : S3_ERR_NOMEM; /* never versioned: no <Status> */
+    if (strcmp(*status, "Enabled") != 0 && strcmp(*status, "Suspended") != 0 && (*status)[0] != '\0') {
         free(*status);
         *status = NULL;
+        return S3_ERR_XML;
     }
-    return err;
+    return S3_OK;
 }
 
 /* ---- multipart upload listing ---- */
@@ -646,67 +963,82 @@ void s3_upload_list_free(struct s3_upload_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static enum s3_err parse_upload(const xmlNode *entry, bool url, struct s3_upload_info *u)
-{
-    enum s3_err err = S3_OK;
+struct upload_parse {
+    struct s3_upload_list *out;
+    size_t alloc;
+    char *truncated, *encoding;
+    bool in_upload; /* the upload being read is out->uploads[out->count - 1] */
+};
 
-    for (const xmlNode *c = entry->children; c && err == S3_OK; c = c->next) {
-        if (node_is(c, "Key"))
-            err = take_text(c, &u->key);
-        else if (node_is(c, "UploadId"))
-            err = take_text(c, &u->upload_id);
-        else if (node_is(c, "Initiated"))
-            err = take_text(c, &u->initiated);
+static int upload_open(struct sax *s, const char *name, unsigned depth)
+{
+    struct upload_parse *p = s->user;
+    struct s3_upload_list *out = p->out;
+
+    if (!name) return -1;
+    if (depth == 2) {
+        if (strcmp(name, "Upload") == 0) {
+            if (!grow((void **)&out->uploads, out->count, &p->alloc, sizeof *out->uploads)) {
+                sax_fail(s, S3_ERR_NOMEM);
+                return -1;
+            }
+            memset(&out->uploads[out->count++], 0, sizeof *out->uploads); /* counted now: freed on error */
+            p->in_upload = true;
+        } else if (strcmp(name, "IsTruncated") == 0) {
+            return sax_once(s, &p->truncated);
+        } else if (strcmp(name, "EncodingType") == 0) {
+            return sax_once(s, &p->encoding);
+        } else if (strcmp(name, "NextKeyMarker") == 0) {
+            return sax_once(s, &out->next_key_marker);
+        } else if (strcmp(name, "NextUploadIdMarker") == 0) {
+            return sax_once(s, &out->next_upload_id_marker);
+        }
+        return -1;
     }
-    if (err != S3_OK) return err;
-    if (!u->key || !u->upload_id || !u->upload_id[0]) return S3_ERR_XML;
-    if (url && url_decode_inplace(u->key) != S3_OK) return S3_ERR_XML;
-    return u->key[0] ? S3_OK : S3_ERR_XML;
+    if (depth != 3 || !p->in_upload) return -1;
+    struct s3_upload_info *u = &out->uploads[out->count - 1];
+    if (strcmp(name, "Key") == 0) return sax_once(s, &u->key);
+    if (strcmp(name, "UploadId") == 0) return sax_once(s, &u->upload_id);
+    if (strcmp(name, "Initiated") == 0) return sax_once(s, &u->initiated);
+    return -1;
+}
+
+/* Key (non-empty; url-decoded at the end) and a non-empty UploadId are required. */
+static void upload_close(struct sax *s, unsigned depth)
+{
+    struct upload_parse *p = s->user;
+
+    if (depth != 2 || !p->in_upload) return;
+    p->in_upload = false;
+    const struct s3_upload_info *u = &p->out->uploads[p->out->count - 1];
+    if (!u->key || !u->key[0] || !u->upload_id || !u->upload_id[0]) sax_fail(s, S3_ERR_XML);
 }
 
 enum s3_err s3_xml_parse_uploads(const char *body, size_t len, struct s3_upload_list *out)
 {
     static const char *const roots[] = {"ListMultipartUploadsResult", NULL};
+    static const struct sax_doc doc = {roots, upload_open, NULL, upload_close};
+    struct upload_parse p = {.out = out};
     enum s3_err err;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root = NULL;
-    char *truncated = NULL;
-    size_t n = 0;
     bool url = false;
 
     if (!out) return S3_ERR_INVALID;
     memset(out, 0, sizeof *out);
-    err = xml_load(body, len, roots, &doc, &root);
-    if (err != S3_OK) goto out;
-    err = find_encoding(root, &url);
-    if (err != S3_OK) goto out;
-    for (const xmlNode *c = root->children; c; c = c->next)
-        if (node_is(c, "Upload")) n++;
-    if (n && !(out->uploads = calloc(n, sizeof *out->uploads))) {
-        err = S3_ERR_NOMEM;
-        goto out;
-    }
-    for (const xmlNode *c = root->children; c && err == S3_OK; c = c->next) {
-        if (node_is(c, "Upload")) {
-            err = parse_upload(c, url, &out->uploads[out->count]);
-            out->count++;
-        } else if (node_is(c, "IsTruncated")) {
-            err = take_text(c, &truncated);
-        } else if (node_is(c, "NextKeyMarker")) {
-            err = take_text(c, &out->next_key_marker);
-            if (err == S3_OK && url) err = url_decode_inplace(out->next_key_marker);
-        } else if (node_is(c, "NextUploadIdMarker")) {
-            err = take_text(c, &out->next_upload_id_marker);
-        }
-    }
+    err = sax_parse(body, len, &doc, &p);
+    if (err == S3_OK) err = check_encoding(p.encoding, &url);
     if (err != S3_OK) goto out;
     err = S3_ERR_XML;
-    if (!truncated || parse_bool(truncated, &out->is_truncated) != S3_OK) goto out;
+    if (url) {
+        for (size_t i = 0; i < out->count; i++)
+            if (url_decode_inplace(out->uploads[i].key) != S3_OK) goto out;
+        if (out->next_key_marker && url_decode_inplace(out->next_key_marker) != S3_OK) goto out;
+    }
+    if (!p.truncated || parse_bool(p.truncated, &out->is_truncated) != S3_OK) goto out;
     if (out->is_truncated && (!out->next_key_marker || !out->next_key_marker[0])) goto out;
     err = S3_OK;
 out:
-    free(truncated);
-    xmlFreeDoc(doc);
+    free(p.truncated);
+    free(p.encoding);
     if (err != S3_OK) s3_upload_list_free(out);
     return err;
 }
@@ -798,44 +1130,78 @@ static void out_query_escaped(struct xml_out *o, const char *s)
     }
 }
 
+/* <Tagging><TagSet><Tag><Key/><Value/></Tag>...: the last <TagSet> counts (an earlier one, even a bad one,
+ * is forgotten), and in each <Tag> the first <Key> (required) and the first <Value> (absent means ""). */
+struct tag_parse {
+    struct xml_out o;
+    int n;
+    enum s3_err set_err; /* the first error in the current <TagSet> */
+    bool in_set, in_tag;
+    char *key, *value;
+};
+
+static int tag_open(struct sax *s, const char *name, unsigned depth)
+{
+    struct tag_parse *t = s->user;
+
+    if (!name) return -1;
+    if (depth == 2 && strcmp(name, "TagSet") == 0) {
+        free(t->o.data);
+        memset(&t->o, 0, sizeof t->o);
+        t->n = 0;
+        t->set_err = S3_OK;
+        t->in_set = true;
+    } else if (depth == 3 && t->in_set && strcmp(name, "Tag") == 0) {
+        t->in_tag = true;
+    } else if (depth == 4 && t->in_tag) {
+        if (strcmp(name, "Key") == 0) return sax_first(s, &t->key);
+        if (strcmp(name, "Value") == 0) return sax_first(s, &t->value);
+    }
+    return -1;
+}
+
+static void tag_close(struct sax *s, unsigned depth)
+{
+    struct tag_parse *t = s->user;
+
+    if (depth == 2) {
+        t->in_set = false;
+    } else if (depth == 3 && t->in_tag) {
+        t->in_tag = false;
+        if (t->set_err == S3_OK && !t->key) t->set_err = S3_ERR_XML;
+        if (t->set_err == S3_OK) {
+            if (t->n++) out_append(&t->o, "&", 1);
+            out_query_escaped(&t->o, t->key);
+            out_append(&t->o, "=", 1);
+            out_query_escaped(&t->o, t->value ? t->value : "");
+        }
+        free(t->key);
+        free(t->value);
+        t->key = t->value = NULL;
+    }
+}
+
 enum s3_err s3_xml_parse_tagging(const char *body, size_t len, char **query)
 {
     static const char *const roots[] = {"Tagging", NULL};
+    static const struct sax_doc doc = {roots, tag_open, NULL, tag_close};
+    struct tag_parse t = {0};
     enum s3_err err;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root = NULL;
-    struct xml_out o = {0};
-    int n = 0;
 
     if (!query) return S3_ERR_INVALID;
     *query = NULL;
-    err = xml_load(body, len, roots, &doc, &root);
-    if (err != S3_OK) goto out;
-    const xmlNode *set = NULL;
-    for (const xmlNode *c = root->children; c; c = c->next)
-        if (node_is(c, "TagSet")) set = c;
-    for (const xmlNode *t = set ? set->children : NULL; t && err == S3_OK; t = t->next) {
-        if (!node_is(t, "Tag")) continue;
-        char *k = NULL, *v = NULL;
-        err = child_text(t, "Key", &k);
-        if (err == S3_OK) err = child_text(t, "Value", &v);
-        if (err == S3_ERR_XML && k && !v) err = (v = calloc(1, 1)) ? S3_OK : S3_ERR_NOMEM; /* <Value/> */
-        if (err == S3_OK) {
-            if (n++) out_append(&o, "&", 1);
-            out_query_escaped(&o, k);
-            out_append(&o, "=", 1);
-            out_query_escaped(&o, v);
-        }
-        free(k);
-        free(v);
+    err = sax_parse(body, len, &doc, &t);
+    if (err == S3_OK) err = t.set_err;
+    if (err == S3_OK) {
+        *query = t.o.failed ? NULL : t.o.data ? t.o.data : calloc(1, 1);
+        if (!*query)
+            err = S3_ERR_NOMEM;
+        else
+            t.o.data = NULL;
     }
-    if (err != S3_OK) goto out;
-    *query = o.failed ? NULL : o.data ? o.data : calloc(1, 1);
-    if (!*query) err = S3_ERR_NOMEM;
-    o.data = *query ? NULL : o.data;
-out:
-    xmlFreeDoc(doc);
-    if (err != S3_OK) free(o.data);
+    free(t.o.data);
+    free(t.key);
+    free(t.value);
     return err;
 }
 

@@ -1,6 +1,8 @@
 /* Parsing of S3 XML response bodies (and building the one XML request body we send) with libxml2:
  * no network access, no entity expansion, no DTD loading, bodies larger than S3_XML_MAX_BODY refused.
- * Every parser returns S3_OK or S3_ERR_XML / S3_ERR_TOO_LARGE / S3_ERR_NOMEM and never crashes on any input. */
+ * Every parser returns S3_OK or S3_ERR_XML / S3_ERR_TOO_LARGE / S3_ERR_NOMEM and never crashes on any input.
+ * The parsers keep one libxml2 parser context per thread between calls (reset for each body; its name
+ * dictionary is capped), so they are cheap to call once per request. */
 #ifndef S3_XML_H
 #define S3_XML_H
 
@@ -13,9 +15,9 @@
 
 /* One object in a listing. All strings owned by the containing page. */
 struct s3_object_info {
-    char *key;           /* raw key bytes (XML-decoded; url-decoded if EncodingType=url was used) */
+    char *key; /* raw key bytes (XML-decoded; url-decoded if EncodingType=url was used) */
     uint64_t size;
-    char *etag;          /* without the surrounding quotes, e.g. "9b2cf535f27731c974343645a3985328" or "...-3" */
+    char *etag; /* without the surrounding quotes, e.g. "9b2cf535f27731c974343645a3985328" or "...-3" */
     char *last_modified; /* as sent, ISO 8601, e.g. "2026-11-26T16:01:37.000Z" */
     char *version_id;    /* ListObjectVersions only, else NULL */
     char *storage_class; /* <StorageClass> as listed (STANDARD, GLACIER, ...), or NULL */
@@ -41,7 +43,7 @@ struct s3_error_info {
     char *message;    /* may be NULL or "" (RGW sends empty <Message/>) */
     char *resource;   /* may be NULL */
     char *request_id; /* may be NULL */
-    char *region;     /* <Region>: the bucket's region, in AuthorizationHeaderMalformed and redirects; or NULL */
+    char *region; /* <Region>: the bucket's region, in AuthorizationHeaderMalformed and redirects; or NULL */
 };
 
 /* ListObjectsV2 result (<ListBucketResult>). Handles EncodingType=url (keys then percent-decoded). */

@@ -1231,6 +1231,285 @@ static void test_url_decoding(void **state)
 
 /* ---- big pages ---- */
 
+/* ---- what a tree-less (SAX) parser could get wrong ---- */
+
+/* Only direct children of the root and of entries count; nested elements' text is not the field's. */
+static void test_depth_and_names(void **state)
+{
+    (void)state;
+    struct s3_list_page p = {0};
+    static const struct {
+        const char *contents, *key; /* key NULL: refused */
+    } cases[] = {
+        {"<Owner><Key>deep</Key></Owner><Key>k</Key>", "k"},
+        {"<Owner><Key>deep</Key></Owner>", NULL},        /* a nested Key is not the entry's */
+        {"<Key>a<b>c</b>d</Key>", "ad"},                 /* text of nested elements is not taken */
+        {"<Key><Key>x</Key></Key>", NULL},               /* the outer Key is empty */
+        {"<x:Key>k</x:Key>", NULL},                      /* undeclared prefix: the name is "x:Key" */
+        {"<s3:Key xmlns:s3=\"urn:s3\">k</s3:Key>", "k"}, /* any namespace */
+        {"<Key>&quot;a&amp;b&#x2F;c&#47;&lt;&#233;</Key>", "\"a&b/c/<\xc3\xa9"},
+        {"<Key>a<![CDATA[ b ]]>c<![CDATA[]]>d</Key>", "a b cd"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char contents[512];
+        snprintf(contents, sizeof contents, "%s<LastModified>t</LastModified><ETag>e</ETag><Size>1</Size>",
+                 cases[i].contents);
+        enum s3_err err = list_one(contents, &p);
+        if (!cases[i].key) {
+            if (err != S3_ERR_XML) fail_msg("accepted %s", cases[i].contents);
+            continue;
+        }
+        if (err != S3_OK) fail_msg("refused %s", cases[i].contents);
+        assert_string_equal(p.objects[0].key, cases[i].key);
+        s3_list_page_free(&p);
+    }
+
+    /* entries below the root's children, and fields directly under the root, are not entries */
+    assert_int_equal(s3_xml_parse_list_v2(S("<ListBucketResult><IsTruncated>false</IsTruncated><W><Contents>"
+                                            "<Key>k</Key><LastModified>t</LastModified><ETag>e</ETag><Size>1"
+                                            "</Size></Contents></W><Key>root</Key></ListBucketResult>"),
+                                          &p),
+                     S3_OK);
+    assert_int_equal(p.count, 0);
+    assert_null(p.objects);
+    s3_list_page_free(&p);
+    /* root matched by local name; an undeclared prefix on it is refused */
+    assert_int_equal(s3_xml_parse_list_v2(S("<s3:ListBucketResult xmlns:s3=\"urn:x\"><s3:IsTruncated>false"
+                                            "</s3:IsTruncated></s3:ListBucketResult>"),
+                                          &p),
+                     S3_OK);
+    s3_list_page_free(&p);
+    assert_int_equal(s3_xml_parse_list_v2(S("<s3:ListBucketResult><IsTruncated>false</IsTruncated>"
+                                            "</s3:ListBucketResult>"),
+                                          &p),
+                     S3_ERR_XML);
+}
+
+/* XML_PARSE_NOBLANKS drops a whitespace-only run when libxml2 guesses it is indentation (the element has a
+ * non-text child and no text child next to it), keeps it otherwise: the same with or without a tree. */
+static void test_blank_text(void **state)
+{
+    (void)state;
+    struct s3_list_page p = {0};
+    static const struct {
+        const char *key_xml, *key;
+    } cases[] = {
+        {"<![CDATA[a]]> ", "a"},         {" <![CDATA[a]]>", "a"}, {"a<!--c--> ", "a "},
+        {"&#32;<!--c--> ", "  "},        {"a <b/> ", "a  "},      {" ", " "},
+        {"<![CDATA[a]]>\n  <?p?>", "a"}, {"<b/> <b/>", NULL}, /* all blanks dropped: empty key */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char contents[512];
+        snprintf(contents, sizeof contents,
+                 "<Key>%s</Key><LastModified>t</LastModified><ETag>e</ETag><Size>1</Size>", cases[i].key_xml);
+        enum s3_err err = list_one(contents, &p);
+        if (!cases[i].key) {
+            assert_int_equal(err, S3_ERR_XML);
+            continue;
+        }
+        if (err != S3_OK) fail_msg("refused %s", cases[i].key_xml);
+        if (strcmp(p.objects[0].key, cases[i].key) != 0)
+            fail_msg("<Key>%s</Key> gave \"%s\", want \"%s\"", cases[i].key_xml, p.objects[0].key,
+                     cases[i].key);
+        s3_list_page_free(&p);
+    }
+    /* xml:space="preserve" keeps them */
+    assert_int_equal(list_one("<Key xml:space=\"preserve\"><![CDATA[a]]> </Key><LastModified>t</LastModified>"
+                              "<ETag>e</ETag><Size>1</Size>",
+                              &p),
+                     S3_OK);
+    assert_string_equal(p.objects[0].key, "a ");
+    s3_list_page_free(&p);
+}
+
+/* EncodingType after the entries still decodes keys, prefixes and NextKeyMarker; duplicates are errors. */
+static void test_encoding_anywhere(void **state)
+{
+    (void)state;
+    struct s3_list_page p = {0};
+    assert_int_equal(
+        s3_xml_parse_list_versions(
+            S("<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>n%2Fm</NextKeyMarker>"
+              "<Version><Key>a%20b</Key><VersionId>v</VersionId><LastModified>t</LastModified>"
+              "<ETag>e</ETag><Size>1</Size></Version><CommonPrefixes><Prefix>p+q/</Prefix>"
+              "</CommonPrefixes><EncodingType>url</EncodingType></ListVersionsResult>"),
+            &p),
+        S3_OK);
+    assert_string_equal(p.objects[0].key, "a b");
+    assert_string_equal(p.common_prefixes[0], "p q/");
+    assert_string_equal(p.next_key_marker, "n/m");
+    s3_list_page_free(&p);
+    /* a bad escape is found whatever the order */
+    assert_int_equal(
+        s3_xml_parse_list_v2(S("<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>"
+                               "a%zz</Key><LastModified>t</LastModified><ETag>e</ETag><Size>1</Size>"
+                               "</Contents><EncodingType>url</EncodingType></ListBucketResult>"),
+                             &p),
+        S3_ERR_XML);
+    assert_true(all_zero(&p, sizeof p));
+    assert_int_equal(s3_xml_parse_list_v2(S("<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>"
+                                            "false</IsTruncated><EncodingType>url</EncodingType>"
+                                            "</ListBucketResult>"),
+                                          &p),
+                     S3_ERR_XML);
+    assert_int_equal(s3_xml_parse_list_v2(S("<ListBucketResult><IsTruncated>false</IsTruncated><IsTruncated>"
+                                            "false</IsTruncated></ListBucketResult>"),
+                                          &p),
+                     S3_ERR_XML);
+}
+
+static void test_duplicates_and_markers(void **state)
+{
+    (void)state;
+    struct s3_list_page p = {0};
+    static const char *const dup[] = {"Key",          "LastModified", "Size",    "ETag",
+                                      "StorageClass", "VersionId",    "IsLatest"};
+    for (size_t i = 0; i < sizeof dup / sizeof dup[0]; i++) {
+        char buf[1024];
+        int n =
+            snprintf(buf, sizeof buf,
+                     "<ListVersionsResult><IsTruncated>false</IsTruncated><Version><Key>k</Key><VersionId>v"
+                     "</VersionId><IsLatest>true</IsLatest><LastModified>t</LastModified><ETag>e</ETag>"
+                     "<Size>1</Size><StorageClass>S</StorageClass><%s>1</%s></Version></ListVersionsResult>",
+                     dup[i], dup[i]);
+        if (s3_xml_parse_list_versions(buf, (size_t)n, &p) != S3_ERR_XML)
+            fail_msg("duplicate %s accepted", dup[i]);
+    }
+    /* a DeleteMarker's Size, ETag and StorageClass are ignored, even twice */
+    assert_int_equal(
+        s3_xml_parse_list_versions(
+            S("<ListVersionsResult><IsTruncated>false</IsTruncated><DeleteMarker><Key>k</Key>"
+              "<VersionId>v</VersionId><IsLatest>false</IsLatest><LastModified>t</LastModified>"
+              "<Size>x</Size><Size>y</Size><ETag>e</ETag><ETag>f</ETag></DeleteMarker><Version>"
+              "<Key>k</Key><VersionId>w</VersionId><LastModified>t</LastModified><ETag>&quot;e&quot;"
+              "</ETag><Size>7</Size></Version></ListVersionsResult>"),
+            &p),
+        S3_OK);
+    assert_int_equal(p.count, 2);
+    assert_true(p.objects[0].delete_marker);
+    assert_null(p.objects[0].etag);
+    assert_int_equal(p.objects[0].size, 0);
+    assert_false(p.objects[0].is_latest);
+    assert_false(p.objects[1].delete_marker);
+    assert_string_equal(p.objects[1].etag, "e");
+    assert_int_equal(p.objects[1].size, 7);
+    s3_list_page_free(&p);
+    /* in ListObjectsV2 a DeleteMarker is not an entry, and VersionId is not read */
+    assert_int_equal(
+        s3_xml_parse_list_v2(S("<ListBucketResult><IsTruncated>false</IsTruncated><DeleteMarker>"
+                               "</DeleteMarker><Contents><Key>k</Key><VersionId>v</VersionId>"
+                               "<VersionId>w</VersionId><LastModified>t</LastModified><ETag>e</ETag>"
+                               "<Size>1</Size></Contents></ListBucketResult>"),
+                             &p),
+        S3_OK);
+    assert_int_equal(p.count, 1);
+    assert_null(p.objects[0].version_id);
+    s3_list_page_free(&p);
+    /* single-value results take the first element; <Error> fields must be unique */
+    char *etag = NULL, *lm = NULL;
+    assert_int_equal(s3_xml_parse_copy(S("<CopyObjectResult><ETag>\"a\"</ETag><ETag>b</ETag><LastModified>1"
+                                         "</LastModified><LastModified>2</LastModified></CopyObjectResult>"),
+                                       &etag, &lm),
+                     S3_OK);
+    assert_string_equal(etag, "a");
+    assert_string_equal(lm, "1");
+    free(etag);
+    free(lm);
+    struct s3_error_info e;
+    assert_int_equal(s3_xml_parse_error(S("<Error><Code>A</Code><Code>B</Code></Error>"), &e), S3_ERR_XML);
+    assert_true(all_zero(&e, sizeof e));
+}
+
+/* The parser context is reused: a document that failed half-way (open elements, namespace bindings) must not
+ * leak into the next one, whatever parser runs next; many distinct element names stay harmless. */
+static void test_context_reuse(void **state)
+{
+    (void)state;
+    struct s3_list_page p = {0};
+    char *s = NULL;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(s3_xml_parse_list_v2(S("<ListBucketResult xmlns:p=\"urn:p\"><p:IsTruncated>false"
+                                                "</p:IsTruncated><Contents><Key>"),
+                                              &p),
+                         S3_ERR_XML);
+        /* p: is not declared here, so p:IsTruncated is not IsTruncated */
+        assert_int_equal(s3_xml_parse_list_v2(S("<ListBucketResult><p:IsTruncated>false</p:IsTruncated>"
+                                                "</ListBucketResult>"),
+                                              &p),
+                         S3_ERR_XML);
+        assert_int_equal(s3_xml_parse_initiate(S("<InitiateMultipartUploadResult><UploadId>u</UploadId>"
+                                                 "</InitiateMultipartUploadResult>"),
+                                               &s),
+                         S3_OK);
+        assert_string_equal(s, "u");
+        free(s);
+        assert_int_equal(s3_xml_parse_list_v2(S("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                                                "</ListBucketResult>"),
+                                              &p),
+                         S3_OK);
+        s3_list_page_free(&p);
+    }
+    for (int i = 0; i < 5000; i++) { /* 5000 names: the dictionary is dropped and rebuilt on the way */
+        char buf[256];
+        int n = snprintf(buf, sizeof buf,
+                         "<CopyObjectResult><Name%d a%d=\"1\" xmlns:n%d=\"urn:%d\"/><ETag>e%d</ETag>"
+                         "</CopyObjectResult>",
+                         i, i, i, i, i);
+        assert_int_equal(s3_xml_parse_copy(buf, (size_t)n, &s, NULL), S3_OK);
+        snprintf(buf, sizeof buf, "e%d", i);
+        assert_string_equal(s, buf);
+        free(s);
+    }
+}
+
+/* The prescan's cheap path (few name="value" pairs) and its full scan decide alike: the attribute cap counts
+ * the whole body, '=' in text is not an attribute, "<!" is refused outside comments, CDATA and PIs. */
+static void test_prescan_paths(void **state)
+{
+    (void)state;
+    struct s3_error_info e;
+    size_t alloc = 400 * 24 + 64, n;
+    char *buf = malloc(alloc);
+    assert_non_null(buf);
+    for (int attrs = 255; attrs <= 258; attrs++) { /* xmlns on the root + attrs - 1 on children */
+        n = (size_t)sprintf(buf, "<Error xmlns=\"urn:x\">");
+        for (int i = 1; i < attrs; i++)
+            n += (size_t)sprintf(buf + n, i % 2 ? "<x a=\"%d\"/>" : "<x a = '%d'/>", i);
+        n += (size_t)sprintf(buf + n, "<Code>c</Code></Error>");
+        assert_int_equal(s3_xml_parse_error(buf, n, &e), attrs <= 256 ? S3_OK : S3_ERR_XML);
+        s3_error_info_free(&e);
+    }
+    /* thousands of '=' in text (year=2026/month=11 keys), some followed by a quote, are not attributes */
+    size_t want = 0;
+    n = (size_t)sprintf(buf, "<Error><Code>");
+    for (int i = 0; i < 400; i++) {
+        n += (size_t)sprintf(buf + n, i % 3 ? "y=1&amp;m=2/" : "k=\"v\"/");
+        want += i % 3 ? 8 : 6;
+    }
+    n += (size_t)sprintf(buf + n, "</Code></Error>");
+    assert_int_equal(s3_xml_parse_error(buf, n, &e), S3_OK);
+    assert_int_equal(strlen(e.code), want);
+    s3_error_info_free(&e);
+    free(buf);
+
+    static const struct {
+        const char *xml;
+        enum s3_err want;
+    } cases[] = {
+        {"<?pi <!DOCTYPE x?><Error><Code>c</Code></Error>", S3_OK},
+        {"<Error><!-- <!DOCTYPE x> --><Code><![CDATA[<!ENTITY]]></Code></Error>", S3_OK},
+        {"<Error><Code>c</Code><!ENTITY x \"y\"></Error>", S3_ERR_XML},
+        {"<Error><!-- a --><!ELEMENT x ANY><Code>c</Code></Error>", S3_ERR_XML},
+        {"<Error a=\"<!x\"><Code>c</Code></Error>", S3_ERR_XML}, /* '<' in an attribute value */
+        {"<Error><Code>c</Code></Error><!--", S3_ERR_XML},       /* unterminated comment */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (s3_xml_parse_error(cases[i].xml, strlen(cases[i].xml), &e) != cases[i].want)
+            fail_msg("%s: not %s", cases[i].xml, s3_err_str(cases[i].want));
+        s3_error_info_free(&e);
+    }
+}
+
 static void test_large_pages(void **state)
 {
     (void)state;
@@ -1486,6 +1765,12 @@ int main(void)
         cmocka_unit_test(test_required_fields),
         cmocka_unit_test(test_keys_and_etags),
         cmocka_unit_test(test_url_decoding),
+        cmocka_unit_test(test_depth_and_names),
+        cmocka_unit_test(test_blank_text),
+        cmocka_unit_test(test_encoding_anywhere),
+        cmocka_unit_test(test_duplicates_and_markers),
+        cmocka_unit_test(test_context_reuse),
+        cmocka_unit_test(test_prescan_paths),
         cmocka_unit_test(test_large_pages),
         cmocka_unit_test(test_garbage_and_mutations),
         cmocka_unit_test(test_is_error),
