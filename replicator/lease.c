@@ -11,7 +11,13 @@
 #include "replicator/output.h"
 #include "s3/log.h"
 
-#define LEASE_SETTLE 1.0   /* seconds between writing and reading back where conditions are not honoured */
+/* Where conditions are not honoured, the write is read back after a settle time: long enough that a racing run,
+ * which read the lease before our write landed and writes right after its read, has written by then. That gap
+ * is about its read and write round trips, like ours: 5x what our read and writes took, 0.2 s to 1 s, and 1 s
+ * whenever one of them needed a retry (a throttled or slow server). Renewals read the lease again anyway. */
+#define LEASE_SETTLE_MIN 0.2
+#define LEASE_SETTLE_MAX 1.0
+#define LEASE_SETTLE_FACTOR 5.0
 #define LEASE_TRIES 5      /* rounds of read, decide, write before giving up (the record kept changing) */
 #define LEASE_MAX_BODY 65536
 
@@ -28,6 +34,8 @@ struct lease {
     ev_timer renew;
     bool timer_on, inflight, lost;
     bool if_match_broken; /* the server refuses every If-Match on PUT (RGW 16 does): read, compare, then write */
+    double round_start;   /* monotonic time of this round's read */
+    bool retried;         /* a request of this round needed more than one attempt */
     char *body;       /* of the renewal in flight (the request does not copy it) */
     char why[1400];
 };
@@ -82,13 +90,28 @@ static const char *quoted(const char *etag, char *buf, size_t n)
     return buf;
 }
 
+double lease_settle_seconds(double elapsed, bool retried)
+{
+    double s = retried ? LEASE_SETTLE_MAX : elapsed * LEASE_SETTLE_FACTOR;
+    return s < LEASE_SETTLE_MIN ? LEASE_SETTLE_MIN : s > LEASE_SETTLE_MAX ? LEASE_SETTLE_MAX : s;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static struct s3_response *put_record(struct lease *l, const char *body, const char *cond, const char *value)
 {
     char q[300];
     struct s3_header h[] = {{"Content-Type", "application/json"}, {cond, quoted(value, q, sizeof q)}};
     struct s3_request_spec s = {.method = "PUT", .bucket = l->ctx->o->dst_bucket, .key = l->key, .headers = h,
                                 .nheaders = cond ? 2 : 1, .body = body, .body_len = strlen(body)};
-    return s3_request_wait(l->ctx->dst, &s);
+    struct s3_response *r = s3_request_wait(l->ctx->dst, &s);
+    if (r && r->attempts > 1) l->retried = true;
+    return r;
 }
 
 static bool precondition_failed(const struct s3_response *r)
@@ -104,6 +127,7 @@ static int read_record(struct lease *l, cJSON **rec, char **etag, char *err, siz
     struct s3_response *r = s3_reader_request_wait(l->ctx->dst_r, &s);
     *rec = NULL;
     *etag = NULL;
+    if (r && r->attempts > 1) l->retried = true;
     if (!r) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -304,10 +328,14 @@ static int claim(struct lease *l, const char *cond, const char *value)
             l->etag = s3_response_etag(r);
         }
         s3_response_free(r);
-        s3_log(S3_LOG_INFO, "the target ignores %s on PUT: reading the lease back after %.0fs", cond, LEASE_SETTLE);
     }
     free(body);
-    rep_sleep(l->ctx, LEASE_SETTLE);
+    double settle = lease_settle_seconds(mono_now() - l->round_start, l->retried);
+    if (conditional)
+        s3_log(S3_LOG_INFO, "the target ignores %s on PUT: reading the lease back after %.2fs", cond, settle);
+    else
+        s3_log(S3_LOG_INFO, "reading the lease back after %.2fs", settle);
+    rep_sleep(l->ctx, settle);
     cJSON *rec;
     char *etag, err[700];
     int rc = read_record(l, &rec, &etag, err, sizeof err);
@@ -345,6 +373,8 @@ int lease_acquire(struct rep_ctx *ctx, const char *run_id, const char *state_dir
     for (int round = 0; round < LEASE_TRIES && !ctx->interrupted; round++) {
         cJSON *rec;
         char *etag, err[700];
+        l->round_start = mono_now();
+        l->retried = false;
         int rc = read_record(l, &rec, &etag, err, sizeof err);
         if (rc < 0) {
             s3_log_user(S3_LOG_ERROR, "%s", err);

@@ -28,4 +28,8 @@ void lease_release(struct rep_ctx *ctx, struct lease *l);
 /* The lease's key for this run's target (prefix and key range): ".replicate/lease" or ".replicate/lease-XXXX". */
 void lease_key(const struct rep_options *o, char *out, size_t n);
 
+/* The wait between writing the lease and reading it back where writes cannot be conditional (pure): from how
+ * long this round's read and writes took, and whether one needed a retry. */
+double lease_settle_seconds(double elapsed, bool retried);
+
 #endif
