@@ -1082,14 +1082,16 @@ static void mpu_start(struct copy_job *job)
     }
     uint64_t ps = copy_part_size(job->size, ctx->o->part_size);
     /* Piped parts hold a small ring each (a 128 KiB to 1.8 MiB ring made no difference to throughput on RGW). Each
-     * is charged to the memory budget as if it held budget * 2 / connections-per-host, so that all the pipes
-     * the budget admits fit in half the connections (a pipe holds its GET's connection while its UploadPart
-     * needs one, and source and target may be one host). */
+     * is charged to the memory budget as if it held budget / connections-per-host, so that all the pipes the
+     * budget admits have a connection on each side; twice that where source and target are one host (a pipe
+     * holds its GET's connection while its UploadPart needs one there). Charging every pipe double on two
+     * hosts kept 6 x 128 MiB objects to 36 pipes: 3.9 s where 48 take 3.2 s. */
     const char *dash = strrchr(job->etag, '-');
     uint64_t nparts = (job->size + ps - 1) / ps;
     job->composite = dash && dash - job->etag == 32 && strtoull(dash + 1, NULL, 10) == nparts &&
                      job->composite_misses < 2;
-    uint64_t ring = PIPE_RING, charge = ctx->o->max_memory * 2 / (uint64_t)(ctx->o->jobs + 8);
+    uint64_t ring = PIPE_RING,
+             charge = ctx->o->max_memory * (ctx->one_host ? 2 : 1) / (uint64_t)(ctx->o->jobs + 8);
     if (ring > ps) ring = ps;
     if (charge < ring) charge = ring;
     uint64_t fit = ctx->o->max_memory / charge;

@@ -42,6 +42,7 @@ struct rep_ctx {
     struct s3_client *dst;
     struct s3_reader *dst_r;
     bool server_side;            /* same endpoint and identity: CopyObject instead of GET+PUT */
+    bool one_host;               /* source and target share an endpoint (and with it curl's per-host connections) */
     bool restore;                /* a restore: the source is a backup read by version id (objects name one), its
                                   * bookkeeping metadata (x-amz-meta-replicate-*) is neither copied nor added,
                                   * and a version that is not as recorded is a failure, not a change */

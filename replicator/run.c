@@ -110,6 +110,11 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
                                  "can read and change what is sent; give the CA with --source-ca-bundle/"
                                  "--target-ca-bundle instead");
     ctx->server_side = need_source && s3_config_same_account(&g_src_cfg, &g_dst_cfg);
+    /* curl limits connections per host name: one endpoint is one host, unless both address their buckets as
+     * virtual hosts (bucket.endpoint) and the buckets differ */
+    ctx->one_host = !need_source || !g_src_cfg.endpoint || !g_dst_cfg.endpoint ||
+                    (strcmp(g_src_cfg.endpoint, g_dst_cfg.endpoint) == 0 &&
+                     (g_src_cfg.path_style || g_dst_cfg.path_style || strcmp(o->src_bucket, o->dst_bucket) == 0));
     /* --jobs is the ceiling: each endpoint that answers SlowDown/503 lowers it (s3/retry.h, AIMD) */
     if (ctx->src) s3_reader_adapt(ctx->src, o->jobs);
     s3_reader_adapt(ctx->dst_r, o->jobs);
