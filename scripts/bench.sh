@@ -22,7 +22,7 @@
 # Figures per phase: wall, client CPU (user+sys), client peak RSS (GNU time %M, cross-checked against
 # /proc VmHWM), CPU of the radosgw and ceph-osd processes of both instances. Small-corpus runs are
 # repeated BENCH_REPEAT (3) times and reported as medians (the tools in BENCH_REPEAT_TOOLS, default replicate,
-# rclone-64 and aws-64; the default-settings peers run once).
+# rclone-64 and aws-64; the default-settings peers run once); large-corpus runs BENCH_LARGE_REPEAT (1) times.
 #
 # Output: the markdown table on stdout and in build/bench-results.md, the raw figures in
 # build/bench-results.jsonl and build/bench-meta.json (scripts/bench_report.py report can redo the table); BENCH_UPDATE_README=1 also rewrites the README's "## Performance" section.
@@ -45,6 +45,7 @@ BENCH_LARGE_COUNT=${BENCH_LARGE_COUNT:-6}
 BENCH_MIXED_SMALL=${BENCH_MIXED_SMALL:-$((BENCH_SMALL / 5))}
 BENCH_MIXED_MB=${BENCH_MIXED_MB:-$((BENCH_LARGE_MB / 2))}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
+BENCH_LARGE_REPEAT=${BENCH_LARGE_REPEAT:-1} # large-corpus runs are a few seconds each: single runs are noisy
 # Which tools the small corpus repeats (medians); the others (the peers with their default settings, never the
 # fastest and the slowest to run) run once.
 BENCH_REPEAT_TOOLS=${BENCH_REPEAT_TOOLS:-replicate rclone-64 aws-64}
@@ -391,6 +392,7 @@ for c in $BENCH_CORPORA; do
   first=0
   REPS=1
   [ "$c" = small ] && REPS=$BENCH_REPEAT
+  [ "$c" = large ] && REPS=$BENCH_LARGE_REPEAT
   # Repeats interleave the tools, so slow drifts in the machine's load spread over all of them.
   for ((r = 1; r <= REPS; r++)); do
     for m in $BENCH_MODES; do
