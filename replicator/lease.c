@@ -449,6 +449,37 @@ int lease_acquire(struct rep_ctx *ctx, const char *run_id, const char *state_dir
     return ctx->interrupted ? EXIT_INTERRUPTED : EXIT_FAILED;
 }
 
+cJSON *lease_read_record(struct rep_ctx *ctx, char *err, size_t errlen)
+{
+    char key[160];
+    lease_key(ctx->o, key, sizeof key);
+    struct s3_request_spec s = {.method = "GET", .bucket = ctx->o->dst_bucket, .key = key,
+                                .max_body = LEASE_MAX_BODY};
+    struct s3_response *r = s3_reader_request_wait(ctx->dst_r, &s);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cJSON *out = NULL;
+    if (r->err == S3_OK) {
+        cJSON *rec = cJSON_ParseWithLength(r->body, r->body_len);
+        out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "key", key);
+        static const char *const strs[] = {"state", "host", "run_id", "expires_at"};
+        for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) cJSON_AddStringToObject(out, strs[i], rec_str(rec, strs[i]));
+        cJSON_AddNumberToObject(out, "pid", rec_num(rec, "pid"));
+        cJSON_AddNumberToObject(out, "expires", rec_num(rec, "expires"));
+        cJSON_AddBoolToObject(out, "expired", rec_num(rec, "expires") <= (double)time(NULL));
+        cJSON_Delete(rec);
+    } else if (r->status == 404) {
+        out = cJSON_CreateNull();
+    } else {
+        snprintf(err, errlen, "reading the lease s3://%s/%s: %s", ctx->o->dst_bucket, key, r->message);
+    }
+    s3_response_free(r);
+    return out;
+}
+
 bool lease_lost(const struct lease *l, const char **why)
 {
     if (!l || !l->lost) return false;

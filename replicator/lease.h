@@ -9,6 +9,7 @@
 #ifndef REPLICATOR_LEASE_H
 #define REPLICATOR_LEASE_H
 
+#include <cJSON.h>
 #include <stdbool.h>
 #include "replicator/replicate.h"
 
@@ -27,6 +28,11 @@ bool lease_lost(const struct lease *l, const char **why);
 void lease_release(struct rep_ctx *ctx, struct lease *l);
 /* The lease's key for this run's target (prefix and key range): ".replicate/lease" or ".replicate/lease-XXXX". */
 void lease_key(const struct rep_options *o, char *out, size_t n);
+
+/* The target's lease record as --status shows it: {"key", "state", "host", "pid", "run_id", "expires",
+ * "expires_at", "expired"} from .replicate/lease (or this prefix's), a JSON null when there is none, NULL when
+ * it cannot be read (err says why). Read-only. */
+cJSON *lease_read_record(struct rep_ctx *ctx, char *err, size_t errlen);
 
 /* The wait between writing the lease and reading it back where writes cannot be conditional (pure): from how
  * long this round's read and writes took, and whether one needed a retry. */

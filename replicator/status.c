@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "manifest/manifest.h"
+#include "replicator/lease.h"
 #include "replicator/output.h"
 #include "replicator/run.h"
 #include "replicator/shard.h"
@@ -231,7 +232,7 @@ int run_status(const struct rep_options *o)
     cJSON *skipped = cJSON_CreateArray();
     const char *message = NULL;
     char msgbuf[1200] = "";
-    cJSON *last_drill = NULL, *clean_drill = NULL;
+    cJSON *last_drill = NULL, *clean_drill = NULL, *lease = NULL;
     double now = (double)time(NULL);
 
     int src = store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX + SHARDS_MAX, &sm, &n, &total,
@@ -318,6 +319,8 @@ int run_status(const struct rep_options *o)
         if (exit_code == EXIT_OK) exit_code = EXIT_FAILED;
     }
     find_drills(ctx, &last_drill, &clean_drill);
+    char lerr[800] = "";
+    lease = lease_read_record(ctx, lerr, sizeof lerr); /* informational: a lease that cannot be read fails nothing */
     const cJSON *cend = cJSON_GetObjectItem(clean_drill, "ended");
     double drill_age = cJSON_IsNumber(cend) ? now - cend->valuedouble : 0;
     bool drill_stale = o->max_drill_age > 0 && (!clean_drill || drill_age > o->max_drill_age);
@@ -354,6 +357,19 @@ int run_status(const struct rep_options *o)
                         cJSON_IsString(en) ? en->valuestring : "-", cJSON_IsNumber(ob) ? ob->valuedouble : 0,
                         cJSON_IsNumber(gp) ? gp->valuedouble : 0);
             }
+        }
+        if (lease && cJSON_IsObject(lease)) {
+            const char *state = cJSON_GetObjectItem(lease, "state")->valuestring;
+            bool held = strcmp(state, "held") == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(lease, "expired"));
+            fprintf(hf, "lease: %s by run %s (host %s, pid %.0f)%s%s\n",
+                    held ? "held" : strcmp(state, "held") == 0 ? "expired, was held" : state,
+                    cJSON_GetObjectItem(lease, "run_id")->valuestring, cJSON_GetObjectItem(lease, "host")->valuestring,
+                    cJSON_GetObjectItem(lease, "pid")->valuedouble, held ? " until " : "",
+                    held ? cJSON_GetObjectItem(lease, "expires_at")->valuestring : "");
+        } else if (lease) {
+            fprintf(hf, "lease: none (no run has taken it yet)\n");
+        } else {
+            fprintf(hf, "lease: unknown (%s)\n", lerr);
         }
         if (last_drill) print_drill(hf, "last drill", last_drill, now);
         if (clean_drill && clean_drill != last_drill) print_drill(hf, "last clean drill", clean_drill, now);
@@ -410,6 +426,8 @@ report:
         st.recent = NULL;
         cJSON_AddItemToObject(j, "last_drill", last_drill ? cJSON_Duplicate(last_drill, 1) : cJSON_CreateNull());
         cJSON_AddItemToObject(j, "last_clean_drill", clean_drill ? cJSON_Duplicate(clean_drill, 1) : cJSON_CreateNull());
+        cJSON_AddItemToObject(j, "lease", lease ? lease : cJSON_CreateNull());
+        lease = NULL;
         cJSON_AddItemToObject(j, "skipped_manifests", skipped);
         skipped = NULL;
         if (message) cJSON_AddStringToObject(j, "message", message);
@@ -419,6 +437,7 @@ report:
         cJSON_Delete(j);
     }
     cJSON_Delete(skipped);
+    cJSON_Delete(lease);
     cJSON_Delete(st.recent);
     if (clean_drill != last_drill) cJSON_Delete(clean_drill);
     cJSON_Delete(last_drill);

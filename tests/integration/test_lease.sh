@@ -69,6 +69,8 @@ if [ -n "$win" ]; then
 fi
 check "after the run the lease is a released record of the winner ($(lease_field state), run $(lease_field run_id))" \
   test "$(lease_field state)" = released -a "$(lease_field run_id)" = "${wrun:-?}"
+rep st_rel "${SAME[@]}" --status "s3://$dst"
+check "--status shows the lease released by the winner" grep -q "^lease: released by run ${wrun:-?} " "$T_TMP/st_rel.out"
 rep third "${SAME[@]}" --settle 0 --state-dir "$T_TMP/st-three" "s3://$src" "s3://$dst"
 expect_rc third 0 "a run from a third state dir takes the released lease at once"
 
@@ -81,6 +83,12 @@ krun=$(lease_field run_id)
 { kill -9 "$kpid" && wait "$kpid"; } 2>/dev/null
 rm -f "$T_TMP/maint"
 expires=$(lease_field expires)
+rep st_dead "${SAME[@]}" --status "s3://$dst"
+check "--status names the dead holder's lease: held by run $krun, pid $kpid" \
+  grep -q "^lease: held by run $krun (host $host, pid $kpid) until " "$T_TMP/st_dead.out"
+rep st_dead_j "${SAME[@]}" --status --json "s3://$dst"
+check "--status --json too (lease.state $(jget "$T_TMP/st_dead_j.out" 'd["lease"]["state"]'), expired $(jget "$T_TMP/st_dead_j.out" 'd["lease"]["expired"]'))" \
+  test "$(jget "$T_TMP/st_dead_j.out" '(d["lease"]["state"], d["lease"]["run_id"], d["lease"]["expired"])')" = "('held', '$krun', False)"
 rep early "${SAME[@]}" --settle 0 --lease 10s --state-dir "$T_TMP/st-other" "s3://$src" "s3://$dst"
 expect_rc early 3 "before the dead holder's lease expires a run from another state dir is refused"
 check "it names the dead holder (pid $kpid, run $krun)" grep -q "pid $kpid, run $krun" "$T_TMP/early.err"
