@@ -633,6 +633,13 @@ static void finish_ok(struct copy_job *job)
                                              job->tagging_xml, job->tagging_xml_len, tags_put_done, job));
 }
 
+/* The new version (and ETag) read from the object itself: only this tool writes the target. */
+static void read_written(struct copy_job *job)
+{
+    check_started(job, s3_head_object(job->ctx->dst_r, job->ctx->o->dst_bucket, job->dst_key, job->version_id, NULL,
+                                      result_head_done, job));
+}
+
 static void version_learned(const char *version_id, void *ud)
 {
     struct copy_job *job = ud;
@@ -642,8 +649,7 @@ static void version_learned(const char *version_id, void *ud)
         finish_ok(job);
         return;
     }
-    check_started(job, s3_head_object(job->ctx->dst_r, job->ctx->o->dst_bucket, job->dst_key, NULL, NULL,
-                                      result_head_done, job));
+    read_written(job);
 }
 
 /* Finishes a successful write, first asking the target what the reply left out: the new version from a bulk
@@ -660,8 +666,7 @@ static void finish_written(struct copy_job *job)
         versions_ask(ctx->versions, job->dst_key, job->target_etag, version_learned, job);
         return;
     }
-    check_started(job, s3_head_object(ctx->dst_r, ctx->o->dst_bucket, job->dst_key, job->version_id, NULL,
-                                      result_head_done, job));
+    read_written(job);
 }
 
 /* After a part-copied upload: if the source changed meanwhile the parts may mix two versions; copy again

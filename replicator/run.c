@@ -129,7 +129,21 @@ int rep_jobs(const struct rep_ctx *ctx)
     return n;
 }
 
-/* The concurrency reached, when an endpoint throttled: {"jobs", "lowest", "final", "throttled", per side}. */
+/* Both sides' throttled replies and the lowest concurrency either reached. */
+static void concurrency_totals(const struct rep_ctx *ctx, double *lowest, unsigned long *throttled)
+{
+    const struct s3_reader *sides[2] = {ctx->src, ctx->dst_r};
+    *lowest = ctx->o->jobs;
+    *throttled = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!sides[i]) continue;
+        const struct s3_aimd *a = s3_reader_aimd(sides[i]);
+        if (a->lowest < *lowest) *lowest = a->lowest;
+        *throttled += a->throttled;
+    }
+}
+
+/* The concurrency reached: {"jobs", "lowest", "final", "throttled", and the same per side}. */
 static cJSON *concurrency_json(const struct rep_ctx *ctx)
 {
     cJSON *c = cJSON_CreateObject();
@@ -137,8 +151,6 @@ static cJSON *concurrency_json(const struct rep_ctx *ctx)
     cJSON_AddNumberToObject(c, "final", rep_jobs(ctx));
     const struct s3_reader *sides[2] = {ctx->src, ctx->dst_r};
     const char *names[2] = {"source", "target"};
-    double lowest = ctx->o->jobs;
-    unsigned long throttled = 0;
     for (int i = 0; i < 2; i++) {
         if (!sides[i]) continue;
         const struct s3_aimd *a = s3_reader_aimd(sides[i]);
@@ -147,9 +159,10 @@ static cJSON *concurrency_json(const struct rep_ctx *ctx)
         cJSON_AddNumberToObject(sj, "backoffs", (double)a->cuts);
         cJSON_AddNumberToObject(sj, "lowest", floor(a->lowest));
         cJSON_AddNumberToObject(sj, "final", s3_aimd_limit(a));
-        if (a->lowest < lowest) lowest = a->lowest;
-        throttled += a->throttled;
     }
+    double lowest;
+    unsigned long throttled;
+    concurrency_totals(ctx, &lowest, &throttled);
     cJSON_AddNumberToObject(c, "lowest", floor(lowest));
     cJSON_AddNumberToObject(c, "throttled", (double)throttled);
     return c;
@@ -885,13 +898,12 @@ out:
         else if (sum.passes > 0)
             rep_say(o, "gap: %.2fs (the last pass ran without a maintenance flag: writes in that window may be missed)\n",
                 sum.gap);
-        cJSON *cc = concurrency_json(ctx);
-        double throttled = cJSON_GetObjectItem(cc, "throttled")->valuedouble;
+        double lowest;
+        unsigned long throttled;
+        concurrency_totals(ctx, &lowest, &throttled);
         if (throttled > 0)
-            rep_say(o, "throttled: %.0f replies said slow down (503/SlowDown); concurrency backed off to %.0f of %d "
-                       "jobs (%d at the end)\n", throttled, cJSON_GetObjectItem(cc, "lowest")->valuedouble, o->jobs,
-                    rep_jobs(ctx));
-        cJSON_Delete(cc);
+            rep_say(o, "throttled: %lu replies said slow down (503/SlowDown); concurrency backed off to %.0f of %d "
+                       "jobs (%d at the end)\n", throttled, floor(lowest), o->jobs, rep_jobs(ctx));
         for (size_t i = 0; i < ctx->nextras; i++) rep_say(o, "  deleted at source, kept in target: %s\n", ctx->extras[i]);
         if (ctx->total.extra > ctx->nextras)
             rep_say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));

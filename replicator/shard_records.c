@@ -100,23 +100,16 @@ static int put_record(struct rep_ctx *ctx, const char *key, const char *body, bo
     return rc;
 }
 
-struct walk_wait {
-    bool ready;
-};
-
-static void walk_ready(void *ud)
-{
-    ((struct walk_wait *)ud)->ready = true;
-}
 
 /* The first-run sampling listing: every source key under the prefix, one page at a time, through the passes'
  * sampler (at most 1024 keys kept, so memory is bounded whatever the bucket's size). */
 static int sample_walk(struct rep_ctx *ctx, struct key_sample *out, char *err, size_t errlen)
 {
     const struct rep_options *o = ctx->o;
-    struct walk_wait w = {0};
+    bool ready = false;
     size_t plen = strlen(o->src_prefix);
-    struct s3_lister *l = s3_lister_new(ctx->src, o->src_bucket, o->src_prefix, NULL, NULL, 0, walk_ready, &w);
+    struct s3_lister *l =
+        s3_lister_new(ctx->src, o->src_bucket, o->src_prefix, NULL, NULL, 0, store_lister_ready, &ready);
     if (!l) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -124,19 +117,15 @@ static int sample_walk(struct rep_ctx *ctx, struct key_sample *out, char *err, s
     int rc = 0;
     for (;;) {
         const struct s3_object_info *oi;
-        enum s3_list_status st = s3_lister_next(l, &oi);
+        enum s3_list_status st = store_lister_next(ctx, l, &ready, &oi);
         if (st == S3_LIST_OBJECT) {
             if (plen == 0 && strncmp(oi->key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) == 0) continue;
             pass_sample_add(ctx, oi->key + plen);
-        } else if (st == S3_LIST_WAIT) {
-            w.ready = false;
-            while (!w.ready && !ctx->interrupted) ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
-            if (ctx->interrupted) {
-                snprintf(err, errlen, "interrupted");
-                rc = -1;
-                break;
-            }
         } else if (st == S3_LIST_END) {
+            break;
+        } else if (ctx->interrupted) {
+            snprintf(err, errlen, "interrupted");
+            rc = -1;
             break;
         } else {
             snprintf(err, errlen, "listing s3://%s/%s to sample its keys: %s", o->src_bucket, o->src_prefix,

@@ -16,13 +16,21 @@ void store_free(struct stored_manifest *m, size_t n)
     free(m);
 }
 
-struct list_wait {
-    bool ready;
-};
-
-static void list_ready(void *ud)
+void store_lister_ready(void *ready)
 {
-    ((struct list_wait *)ud)->ready = true;
+    *(bool *)ready = true;
+}
+
+enum s3_list_status store_lister_next(struct rep_ctx *ctx, struct s3_lister *l, bool *ready,
+                                      const struct s3_object_info **oi)
+{
+    for (;;) {
+        enum s3_list_status st = s3_lister_next(l, oi);
+        if (st != S3_LIST_WAIT) return st;
+        *ready = false;
+        while (!*ready && !ctx->interrupted) ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
+        if (ctx->interrupted) return S3_LIST_ERROR;
+    }
 }
 
 /* A record's name: directly under prefix and ending in suffix. */
@@ -46,10 +54,8 @@ int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
                        char *err, size_t errlen)
 {
     struct stored_manifest *ring = calloc(keep, sizeof *ring);
-    struct list_wait w = {0};
-    struct s3_lister *l =
-        ring ? s3_lister_new(r, bucket, prefix, NULL, NULL, 0, list_ready, &w)
-             : NULL;
+    bool ready = false;
+    struct s3_lister *l = ring ? s3_lister_new(r, bucket, prefix, NULL, NULL, 0, store_lister_ready, &ready) : NULL;
     *out = NULL;
     *n = 0;
     *total = 0;
@@ -62,7 +68,7 @@ int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
     unsigned long seen = 0;
     for (;;) {
         const struct s3_object_info *oi;
-        enum s3_list_status st = s3_lister_next(l, &oi);
+        enum s3_list_status st = store_lister_next(ctx, l, &ready, &oi);
         if (st == S3_LIST_OBJECT) {
             if (!name_ok(oi->key, prefix, suffix)) continue;
             struct stored_manifest *slot = &ring[seen % keep];
@@ -75,16 +81,11 @@ int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
                 break;
             }
             seen++;
-        } else if (st == S3_LIST_WAIT) {
-            w.ready = false;
-            while (!w.ready && !ctx->interrupted)
-                ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
-            if (ctx->interrupted) {
-                snprintf(err, errlen, "interrupted");
-                rc = -1;
-                break;
-            }
         } else if (st == S3_LIST_END) {
+            break;
+        } else if (ctx->interrupted) {
+            snprintf(err, errlen, "interrupted");
+            rc = -1;
             break;
         } else {
             snprintf(err, errlen, "listing %s in s3://%s: %s", prefix, bucket,

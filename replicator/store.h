@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include "manifest/manifest.h"
 #include "replicator/replicate.h"
+#include "s3/list.h"
 
 #define SUMMARY_CHUNK (128u * 1024) /* a summary download reads this much of each end of a large manifest */
 
@@ -29,6 +30,14 @@ int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
                        const char *suffix, size_t keep, struct stored_manifest **out, size_t *n, unsigned long *total,
                        char *err, size_t errlen);
 void store_free(struct stored_manifest *m, size_t n);
+
+/* A listing read to its end while nothing else runs (setup steps and reports, not passes): make the lister with
+ * store_lister_ready and a bool as its callback argument, then call store_lister_next, which waits on ctx's
+ * loop instead of returning S3_LIST_WAIT. S3_LIST_ERROR when the listing failed or ctx was interrupted
+ * (ctx->interrupted says which). */
+void store_lister_ready(void *ready);
+enum s3_list_status store_lister_next(struct rep_ctx *ctx, struct s3_lister *l, bool *ready,
+                                      const struct s3_object_info **oi);
 /* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks
  * it); with summary_only a large manifest is cut to its header and its last SUMMARY_CHUNK bytes (enough for
  * manifest_summary_read). 0, or -1 with a message in err. */

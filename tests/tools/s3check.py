@@ -238,6 +238,17 @@ def versions(path, key, latest, *older):
 
 # ---- manifests
 
+def manifest_objects(manifest):
+    """The object records of a manifest (lines that do not parse are skipped: a killed run's last line)."""
+    for line in open(manifest):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("t") == "object":
+            yield r
+
+
 def recorded(manifest, versions_json):
     """Every object the manifest records as copied exists in the target (list-object-versions output) as the
     recorded version with the recorded size: a copy that did not happen must never be recorded."""
@@ -246,13 +257,7 @@ def recorded(manifest, versions_json):
         have[(v["Key"], v["VersionId"])] = v["Size"]
         have.setdefault((v["Key"], None), v["Size"])
     n = bad = 0
-    for line in open(manifest):
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if r.get("t") != "object":
-            continue
+    for r in manifest_objects(manifest):
         n += 1
         k = (r.get("target_key") or r["key"], r.get("version_id"))
         if have.get(k) != r["size"]:
@@ -272,13 +277,7 @@ def recorded_latest(manifest, versions_json):
         if v.get("IsLatest"):
             latest[v["Key"]] = (v["VersionId"], v["ETag"].strip('"'))
     n = bad = 0
-    for line in open(manifest):
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if r.get("t") != "object":
-            continue
+    for r in manifest_objects(manifest):
         n += 1
         key = r.get("target_key") or r["key"]
         want = latest.get(key)
