@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,7 +176,9 @@ size_t manifest_index_count(const struct manifest_index *idx)
     return idx ? idx->count : 0;
 }
 
-int manifest_index_load(struct manifest_index *idx, const char *path, int *corrupt)
+/* Reads every object record of path into idx through take (corrupt lines counted). 0, or -1 with errno. */
+static int index_load_with(struct manifest_index *idx, const char *path, int *corrupt,
+                           int (*take)(struct manifest_index *idx, const struct manifest_object *o))
 {
     struct manifest_reader *r;
     struct manifest_record rec;
@@ -193,15 +196,7 @@ int manifest_index_load(struct manifest_index *idx, const char *path, int *corru
             continue;
         }
         if (rec.type != MANIFEST_REC_OBJECT) continue;
-        if (strcmp(rec.object.target_etag, rec.object.etag) == 0) {
-            /* A later record says this very target object (size, ETag) matches its source's ETag now: the
-             * mapping is stale. A record about another state of the key leaves the mapping alone, so loading
-             * older files after newer ones cannot erase a newer mapping. */
-            index_remove_if(idx, rec.object.target_key, rec.object.size, rec.object.target_etag);
-            continue;
-        }
-        if (manifest_index_put(idx, rec.object.target_key, rec.object.size, rec.object.target_etag,
-                               rec.object.etag) != 0) {
+        if (take(idx, &rec.object) != 0) {
             saved = errno;
             manifest_reader_close(r);
             errno = saved;
@@ -210,4 +205,35 @@ int manifest_index_load(struct manifest_index *idx, const char *path, int *corru
     }
     manifest_reader_close(r);
     return 0;
+}
+
+static int take_etag(struct manifest_index *idx, const struct manifest_object *o)
+{
+    if (strcmp(o->target_etag, o->etag) == 0) {
+        /* A later record says this very target object (size, ETag) matches its source's ETag now: the mapping
+         * is stale. A record about another state of the key leaves the mapping alone, so loading older files
+         * after newer ones cannot erase a newer mapping. */
+        index_remove_if(idx, o->target_key, o->size, o->target_etag);
+        return 0;
+    }
+    return manifest_index_put(idx, o->target_key, o->size, o->target_etag, o->etag);
+}
+
+int manifest_index_load(struct manifest_index *idx, const char *path, int *corrupt)
+{
+    return index_load_with(idx, path, corrupt, take_etag);
+}
+
+/* A record without a checksum says nothing against one recorded for the same target object elsewhere. */
+static int take_checksum(struct manifest_index *idx, const struct manifest_object *o)
+{
+    if (!o->checksum_algorithm || !o->checksum) return 0;
+    char v[96];
+    snprintf(v, sizeof v, "%s %s", o->checksum_algorithm, o->checksum); /* the reader bounds both */
+    return manifest_index_put(idx, o->target_key, o->size, o->target_etag, v);
+}
+
+int manifest_index_load_checksums(struct manifest_index *idx, const char *path, int *corrupt)
+{
+    return index_load_with(idx, path, corrupt, take_checksum);
 }

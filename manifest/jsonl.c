@@ -55,6 +55,19 @@ static bool key_ok(const char *key)
     return key && key[0] != '\0'; /* S3 keys are at least one byte */
 }
 
+/* A checksum is both fields or neither; the algorithm a short name of capitals and digits, the value printable
+ * ASCII without spaces (base64, maybe "-N"): what S3 sends, and safe to print in a report. */
+static bool checksum_ok(const char *alg, const char *value)
+{
+    if (!alg && !value) return true;
+    if (!alg || !value || !alg[0] || !value[0] || strlen(alg) > 16 || strlen(value) > 64) return false;
+    for (const char *p = alg; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) return false;
+    for (const char *p = value; *p; p++)
+        if (*p <= ' ' || *p > '~') return false;
+    return true;
+}
+
 /* ---- writer ---- */
 
 enum writer_stage {
@@ -297,7 +310,8 @@ int manifest_writer_add(struct manifest_writer *w, const struct manifest_object 
 
     if (writer_usable(w) != 0) return -1;
     if (!obj || w->stage != WRITER_BODY || !key_ok(obj->key) || !obj->etag || !obj->last_modified ||
-        obj->size > PRINT_EXACT_MAX || obj->pass < 1 || (obj->target_key && !key_ok(obj->target_key)))
+        obj->size > PRINT_EXACT_MAX || obj->pass < 1 || (obj->target_key && !key_ok(obj->target_key)) ||
+        !checksum_ok(obj->checksum_algorithm, obj->checksum))
         return writer_fail(w, EINVAL);
     o = cJSON_CreateObject();
     ok = o && add_str(o, "t", "object") && add_str(o, "key", obj->key) &&
@@ -310,6 +324,10 @@ int manifest_writer_add(struct manifest_writer *w, const struct manifest_object 
         ok = add_str(o, "target_etag", obj->target_etag);
     if (ok && obj->version_id) ok = add_str(o, "version_id", obj->version_id);
     if (ok) ok = add_num(o, "pass", obj->pass);
+    if (ok && obj->checksum) {
+        cJSON *ck = cJSON_AddObjectToObject(o, "checksum");
+        ok = ck && add_str(ck, "algorithm", obj->checksum_algorithm) && add_str(ck, "value", obj->checksum);
+    }
     return writer_finish(w, o, ok);
 }
 
@@ -644,6 +662,18 @@ static void decode_object(const cJSON *o, struct manifest_object *obj, const cha
     if (!obj->target_etag) obj->target_etag = obj->etag;
     obj->version_id = get_str(o, "version_id", false, bad);
     obj->pass = get_int(o, "pass", 1, bad);
+    /* "checksum" came later: records without it are read as before */
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(o, "checksum");
+    obj->checksum_algorithm = obj->checksum = NULL;
+    if (ck) {
+        if (!cJSON_IsObject(ck)) {
+            mark_bad(bad, "checksum");
+            return;
+        }
+        obj->checksum_algorithm = get_str(ck, "algorithm", true, bad);
+        obj->checksum = get_str(ck, "value", true, bad);
+        if (!checksum_ok(obj->checksum_algorithm, obj->checksum)) mark_bad(bad, "checksum");
+    }
 }
 
 static void decode_deleted(const cJSON *o, struct manifest_deleted *d, const char **bad)

@@ -34,6 +34,11 @@ struct manifest_object {
     const char *target_etag;     /* ETag of the target object as written (may differ for multipart) */
     const char *version_id;      /* target version id, or NULL when the target is unversioned */
     int pass;                    /* 1-based pass number */
+    /* The source's S3 additional checksum that the copy was checked against and sent with ("checksum":
+     * {"algorithm", "value"}), both or neither: the algorithm as S3 names it ("CRC32C", "CRC64NVME", ...; upper
+     * case letters and digits) and the value as S3 gives it (base64; "<base64>-N" for a composite of N parts). */
+    const char *checksum_algorithm;
+    const char *checksum;
 };
 
 /* A key the run had recorded (or the target holds) that a later pass of the run found deleted at the source:
@@ -138,5 +143,9 @@ const char *manifest_index_get(const struct manifest_index *idx, const char *tar
  * counted into *corrupt if non-NULL). 0 or -1. */
 int manifest_index_load(struct manifest_index *idx, const char *path, int *corrupt);
 size_t manifest_index_count(const struct manifest_index *idx);
+/* The same map holding checksums instead (--verify --deep): loads every object record with a checksum as
+ * target key -> "ALGORITHM value", so manifest_index_get on such an index returns e.g. "CRC32C 4waSgw==" for a
+ * target object of that size and ETag. Memory grows with the records that carry a checksum. 0 or -1. */
+int manifest_index_load_checksums(struct manifest_index *idx, const char *path, int *corrupt);
 
 #endif

@@ -162,6 +162,10 @@ static size_t sample_objects(struct manifest_object *objs, size_t max)
         if (i % 3 == 0) objs[n].target_etag = "9b2cf535f27731c974343645a3985328-3";
         if (i % 4 == 1)
             objs[n].version_id = "3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo";
+        if (i % 5 == 2) {
+            objs[n].checksum_algorithm = i % 2 ? "CRC32C" : "SHA256";
+            objs[n].checksum = i % 2 ? "4waSgw==-3" : "FeKw08M4keuw8e9gnsQZQgwg4yDOlMZfvIwzEkSOsiU=";
+        }
     }
     for (i = 0; i < 3 && n < max; i++, n++) {
         objs[n] = (struct manifest_object){.key = extra[i],
@@ -235,6 +239,13 @@ static void assert_object_eq(const struct manifest_object *got, const struct man
     else
         assert_null(got->version_id);
     assert_int_equal(got->pass, want->pass);
+    if (want->checksum) {
+        assert_string_equal(got->checksum_algorithm, want->checksum_algorithm);
+        assert_string_equal(got->checksum, want->checksum);
+    } else {
+        assert_null(got->checksum_algorithm);
+        assert_null(got->checksum);
+    }
 }
 
 /* A text form of every field of a record, to compare records across files. */
@@ -252,10 +263,12 @@ static char *record_sig(const struct manifest_record *rec)
                       rec->header.options_json ? rec->header.options_json : "(null)");
         break;
     case MANIFEST_REC_OBJECT:
-        rc = asprintf(&s, "O|%s|%llu|%s|%s|%s|%s|%s|%d", rec->object.key,
+        rc = asprintf(&s, "O|%s|%llu|%s|%s|%s|%s|%s|%d|%s|%s", rec->object.key,
                       (unsigned long long)rec->object.size, rec->object.etag, rec->object.last_modified,
                       rec->object.target_key, rec->object.target_etag,
-                      rec->object.version_id ? rec->object.version_id : "(null)", rec->object.pass);
+                      rec->object.version_id ? rec->object.version_id : "(null)", rec->object.pass,
+                      rec->object.checksum_algorithm ? rec->object.checksum_algorithm : "(null)",
+                      rec->object.checksum ? rec->object.checksum : "(null)");
         break;
     case MANIFEST_REC_DELETED:
         rc = asprintf(&s, "D|%s|%s|%d", rec->deleted.key, rec->deleted.target_key, rec->deleted.pass);
@@ -1117,6 +1130,94 @@ static void test_index_load(void **state)
     manifest_index_free(idx);
 }
 
+/* The optional "checksum" of an object record: written and read back, absent in older records, both fields or
+ * neither, well-formed or the line is corrupt; and the checksum index loaded from it. */
+static void test_checksum_field(void **state)
+{
+    char path[PATH_MAX], err[256] = "";
+    struct manifest_record rec;
+    (void)state;
+
+    tpath(path, sizeof path, "checksum.jsonl");
+    struct manifest_writer *w = manifest_writer_open(path, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(manifest_writer_header(w, &k_header), 0);
+    const struct manifest_object with = {.key = "a", .size = 9, .etag = "e", .last_modified = "m", .pass = 1,
+                                         .target_etag = "t", .checksum_algorithm = "CRC64NVME",
+                                         .checksum = "rosUhgp5mIg="};
+    const struct manifest_object plain = {.key = "b", .size = 1, .etag = "e", .last_modified = "m", .pass = 1};
+    assert_int_equal(manifest_writer_add(w, &with), 0);
+    assert_int_equal(manifest_writer_add(w, &plain), 0);
+    /* a record without its checksum does not erase the checksum recorded for the same target object */
+    const struct manifest_object again = {.key = "a", .size = 9, .etag = "e", .last_modified = "m", .pass = 2,
+                                          .target_etag = "t"};
+    assert_int_equal(manifest_writer_add(w, &again), 0);
+    assert_int_equal(manifest_writer_close(w), 0);
+    FILE *f = fopen(path, "ab");
+    assert_non_null(f);
+    /* an older tool's record, then malformed checksums: each line corrupt, the reader goes on */
+    fputs("{\"t\":\"object\",\"key\":\"old\",\"size\":1,\"etag\":\"e\",\"last_modified\":\"m\",\"pass\":1}\n", f);
+    fputs("{\"t\":\"object\",\"key\":\"c\",\"size\":1,\"etag\":\"e\",\"last_modified\":\"m\",\"pass\":1,"
+          "\"checksum\":{\"algorithm\":\"CRC32\"}}\n", f);
+    fputs("{\"t\":\"object\",\"key\":\"c\",\"size\":1,\"etag\":\"e\",\"last_modified\":\"m\",\"pass\":1,"
+          "\"checksum\":\"CRC32 y/Q5Jg==\"}\n", f);
+    fputs("{\"t\":\"object\",\"key\":\"c\",\"size\":1,\"etag\":\"e\",\"last_modified\":\"m\",\"pass\":1,"
+          "\"checksum\":{\"algorithm\":\"crc32\",\"value\":\"y/Q5Jg==\"}}\n", f);
+    fputs("{\"t\":\"object\",\"key\":\"c\",\"size\":1,\"etag\":\"e\",\"last_modified\":\"m\",\"pass\":1,"
+          "\"checksum\":{\"algorithm\":\"CRC32\",\"value\":\"y/Q5 Jg==\"}}\n", f);
+    fclose(f);
+
+    struct manifest_reader *r = manifest_reader_open(path, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), 1); /* header */
+    assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), 1);
+    assert_object_eq(&rec.object, &with);
+    assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), 1);
+    assert_object_eq(&rec.object, &plain);
+    assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), 1);
+    assert_object_eq(&rec.object, &again);
+    assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), 1);
+    assert_string_equal(rec.object.key, "old");
+    assert_null(rec.object.checksum);
+    assert_null(rec.object.checksum_algorithm);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), -1);
+        assert_non_null(strstr(err, "checksum"));
+    }
+    assert_int_equal(manifest_reader_next(r, &rec, err, sizeof err), 0);
+    manifest_reader_close(r);
+
+    struct manifest_index *idx = manifest_index_new();
+    int corrupt = 0;
+    assert_int_equal(manifest_index_load_checksums(idx, path, &corrupt), 0);
+    assert_int_equal(corrupt, 4);
+    assert_int_equal(manifest_index_count(idx), 1);
+    assert_string_equal(manifest_index_get(idx, "a", 9, "t"), "CRC64NVME rosUhgp5mIg=");
+    assert_null(manifest_index_get(idx, "a", 9, "other")); /* another state of the target object */
+    assert_null(manifest_index_get(idx, "b", 1, "e"));
+    manifest_index_free(idx);
+
+    /* the writer refuses what the reader would */
+    const struct manifest_object half[] = {
+        {.key = "h", .size = 1, .etag = "e", .last_modified = "m", .pass = 1, .checksum = "y/Q5Jg=="},
+        {.key = "h", .size = 1, .etag = "e", .last_modified = "m", .pass = 1, .checksum_algorithm = "CRC32"},
+        {.key = "h", .size = 1, .etag = "e", .last_modified = "m", .pass = 1, .checksum_algorithm = "crc32",
+         .checksum = "y/Q5Jg=="},
+        {.key = "h", .size = 1, .etag = "e", .last_modified = "m", .pass = 1, .checksum_algorithm = "CRC32",
+         .checksum = ""},
+    };
+    for (size_t i = 0; i < sizeof half / sizeof *half; i++) {
+        char p2[PATH_MAX];
+        tpath(p2, sizeof p2, "checksum-bad.jsonl");
+        w = manifest_writer_open(p2, err, sizeof err);
+        assert_non_null(w);
+        assert_int_equal(manifest_writer_header(w, &k_header), 0);
+        assert_int_equal(manifest_writer_add(w, &half[i]), -1);
+        assert_int_equal(errno, EINVAL);
+        manifest_writer_close(w);
+    }
+}
+
 /* Thousands of mappings; every third is superseded by an equal-ETag record for the same target object
  * (removed, exercising deletion inside collision clusters); every sixth gets an equal-ETag record for another
  * target state (kept). */
@@ -1267,6 +1368,7 @@ int main(void)
         cmocka_unit_test(test_index_grow_100k),
         cmocka_unit_test(test_index_load),
         cmocka_unit_test(test_index_load_supersede),
+        cmocka_unit_test(test_checksum_field),
         cmocka_unit_test(test_summary_complete),
         cmocka_unit_test(test_summary_crashed),
         cmocka_unit_test(test_summary_without_header),
