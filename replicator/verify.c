@@ -21,6 +21,7 @@
 #include "replicator/join.h"
 #include "replicator/output.h"
 #include "replicator/verify.h"
+#include "s3/checksum.h"
 #include "s3/list.h"
 #include "s3/log.h"
 #include "s3/ops.h"
@@ -102,6 +103,7 @@ struct verify_counts {
     uint64_t bad_shards; /* shards of the newest run that are missing, unfinished or failed */
     uint64_t same_etag, by_manifest, by_header, heads;
     uint64_t deep_read, deep_same, deep_bytes, changed;
+    uint64_t deep_checksums; /* --deep reads whose target bytes were checked against a recorded checksum */
     uint64_t versions_checked, version_records;
     uint64_t records_without_version; /* object records the version check cannot use */
 };
@@ -151,6 +153,8 @@ struct verify {
     const char *mr_name;
     bool versions_done, versions_truncated;
     uint64_t *vseen; /* hashes of (key, version) already checked: an open-addressing set */
+    /* --deep: target key -> "ALGORITHM value" of the checksums the manifests recorded (manifest.h) */
+    struct manifest_index *checksums;
 };
 
 #define VSEEN_SLOTS 32768 /* a power of two, over twice VERSION_CHECK_MAX */
@@ -335,19 +339,23 @@ static void etag_check(struct verify *v, const struct s3_object_info *s, const s
     if (!s3_head_object(ctx->dst_r, v->o->dst_bucket, d->key, NULL, NULL, head_done, h)) abort();
 }
 
-/* --deep: both sides read and hashed as they stream; nothing is buffered. */
+/* --deep: both sides read and hashed as they stream; nothing is buffered. Where a manifest recorded the
+ * source's full-object checksum for this target object, the target's bytes are also checked against it: the
+ * value the source itself computed when the object was written, not only the source's bytes of today. */
 struct deep_side {
     EVP_MD_CTX *md;
     uint64_t n;
     bool done, failed;
     struct s3_response *resp;
     unsigned char digest[EVP_MAX_MD_SIZE];
+    struct s3_checksum ck; /* ck.alg != S3_CK_NONE: the recorded checksum is computed too (target side) */
 };
 
 struct deep_check {
     struct verify *v;
     char *src_key, *dst_key;
     uint64_t size;
+    char want_ck[S3_CHECKSUM_MAX]; /* the recorded value, when side[1].ck is on */
     struct deep_side side[2]; /* 0 source, 1 target */
     struct s3_request *rq[2];
     int first_fail; /* the side that failed first (its twin was cancelled), or -1 */
@@ -358,6 +366,7 @@ static void deep_free(struct deep_check *dc)
     for (int i = 0; i < 2; i++) {
         EVP_MD_CTX_free(dc->side[i].md);
         s3_response_free(dc->side[i].resp);
+        s3_checksum_cleanup(&dc->side[i].ck);
     }
     free(dc->src_key);
     free(dc->dst_key);
@@ -368,7 +377,7 @@ static bool deep_body(const void *data, size_t len, void *ud)
 {
     struct deep_side *s = ud;
     s->n += len;
-    if (EVP_DigestUpdate(s->md, data, len) != 1) {
+    if (EVP_DigestUpdate(s->md, data, len) != 1 || (s->ck.alg && s3_checksum_update(&s->ck, data, len) != 0)) {
         s->failed = true;
         return false;
     }
@@ -379,7 +388,8 @@ static void deep_reset(void *ud)
 {
     struct deep_side *s = ud;
     s->n = 0;
-    if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) s->failed = true;
+    if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1 || (s->ck.alg && s3_checksum_init(&s->ck, s->ck.alg) != 0))
+        s->failed = true;
 }
 
 static void hex8(const unsigned char *d, char out[17])
@@ -413,11 +423,22 @@ static void deep_finish(struct deep_check *dc)
         EVP_DigestFinal_ex(dc->side[1].md, dc->side[1].digest, &l1);
         v->c.deep_read++;
         v->c.deep_bytes += dc->side[0].n + dc->side[1].n;
+        struct s3_checksum *ck = &dc->side[1].ck;
+        char got_ck[S3_CHECKSUM_MAX] = "";
+        if (ck->alg) {
+            v->c.deep_checksums++;
+            s3_checksum_final(ck, got_ck);
+        }
         if (dc->side[0].n != dc->size || dc->side[1].n != dc->size) {
             snprintf(detail, sizeof detail,
                      "read %llu bytes from the source and %llu from the target, listed %llu",
                      (unsigned long long)dc->side[0].n, (unsigned long long)dc->side[1].n,
                      (unsigned long long)dc->size);
+            report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
+        } else if (ck->alg && strcmp(got_ck, dc->want_ck) != 0) {
+            snprintf(detail, sizeof detail,
+                     "the target's content does not match the checksum recorded when it was copied (--deep: "
+                     "%s recorded %s, target %s)", s3_checksum_name(ck->alg), dc->want_ck, got_ck);
             report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
         } else if (l0 != l1 || memcmp(dc->side[0].digest, dc->side[1].digest, l0) != 0) {
             char a[17], b[17];
@@ -461,6 +482,22 @@ static void deep_done_dst(struct s3_response *r, void *ud)
     deep_done(r, ud, 1);
 }
 
+/* Turns on the target side's checksum when a manifest recorded a full-object one for this target object (a
+ * composite of parts cannot be recomputed from the whole object without the source's part sizes). */
+static void deep_recorded_checksum(struct verify *v, const struct s3_object_info *d, struct deep_check *dc)
+{
+    const char *rec = v->checksums ? manifest_index_get(v->checksums, d->key, d->size, d->etag) : NULL;
+    const char *sp = rec ? strchr(rec, ' ') : NULL;
+    if (!sp) return;
+    char name[16];
+    snprintf(name, sizeof name, "%.*s", (int)(sp - rec < 15 ? sp - rec : 15), rec);
+    enum s3_checksum_alg alg = s3_checksum_from_name(name);
+    bool composite = true;
+    if (!alg || !s3_checksum_value_ok(alg, sp + 1, &composite) || composite) return;
+    snprintf(dc->want_ck, sizeof dc->want_ck, "%s", sp + 1);
+    if (s3_checksum_init(&dc->side[1].ck, alg) != 0) abort();
+}
+
 static void deep_check(struct verify *v, const struct s3_object_info *s, const struct s3_object_info *d)
 {
     struct rep_ctx *ctx = v->ctx;
@@ -476,6 +513,7 @@ static void deep_check(struct verify *v, const struct s3_object_info *s, const s
         if (!dc->side[i].md || EVP_DigestInit_ex(dc->side[i].md, EVP_sha256(), NULL) != 1) abort();
     }
     if (!dc->src_key || !dc->dst_key) abort();
+    deep_recorded_checksum(v, d, dc);
     /* If-Match pins the versions that were listed: a change meanwhile is a 412, not a false difference */
     struct s3_get_args gs = {.bucket = v->o->src_bucket,
                              .key = s->key,
@@ -885,9 +923,11 @@ static void load_index(struct verify *v)
     ctx->idx = manifest_index_new();
     if (!ctx->idx) abort();
     if (v->nmans > 1) qsort(v->mans, v->nmans, sizeof *v->mans, cmp_run_asc);
+    if (v->o->deep && !(v->checksums = manifest_index_new())) abort();
     for (size_t i = 0; i < v->nmans; i++) {
         int corrupt = 0;
-        if (manifest_index_load(ctx->idx, v->mans[i].path, &corrupt) != 0)
+        if (manifest_index_load(ctx->idx, v->mans[i].path, &corrupt) != 0 ||
+            (v->checksums && manifest_index_load_checksums(v->checksums, v->mans[i].path, NULL) != 0))
             manifest_note(v, "cannot read the manifest %s: %s", v->mans[i].name, strerror(errno));
     }
     /* the versions the backup documents itself are checked; local manifests only when it holds none */
@@ -959,6 +999,7 @@ static cJSON *verify_json(struct verify *v, const char *result, int exit_code, c
     cJSON_AddNumberToObject(d, "objects_read", (double)c->deep_read);
     cJSON_AddNumberToObject(d, "identical", (double)c->deep_same);
     cJSON_AddNumberToObject(d, "bytes_read", (double)c->deep_bytes);
+    cJSON_AddNumberToObject(d, "checksums_checked", (double)c->deep_checksums);
     cJSON *m = cJSON_AddObjectToObject(j, "manifests");
     cJSON_AddNumberToObject(m, "stored_in_target", stored_total);
     cJSON *ml = cJSON_AddArrayToObject(m, "loaded");
@@ -1120,8 +1161,10 @@ out:
             rep_fmt_bytes(c->deep_bytes, b, sizeof b);
             fprintf(
                 hf,
-                "deep: %llu objects read on both sides (%s, %.0f%% sample), %llu with identical content\n",
-                (unsigned long long)c->deep_read, b, o->sample, (unsigned long long)c->deep_same);
+                "deep: %llu objects read on both sides (%s, %.0f%% sample), %llu with identical content; %llu "
+                "checked against the checksum recorded when copied\n",
+                (unsigned long long)c->deep_read, b, o->sample, (unsigned long long)c->deep_same,
+                (unsigned long long)c->deep_checksums);
         }
         if (c->changed)
             fprintf(hf, "changed during the audit (not compared): %llu\n", (unsigned long long)c->changed);
@@ -1188,6 +1231,7 @@ out:
     cJSON_Delete(v->jextra);
     cJSON_Delete(v->jerrors);
     cJSON_Delete(v->jmanifest_notes);
+    manifest_index_free(v->checksums);
     free(v);
     rep_close(ctx);
     return exit_code;
