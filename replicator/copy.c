@@ -8,6 +8,7 @@
 #include <time.h>
 #include "replicator/copy.h"
 #include "replicator/versions.h"
+#include "s3/checksum.h"
 #include "s3/log.h"
 #include "s3/ops.h"
 
@@ -45,6 +46,9 @@ struct part {
     uint64_t fed; /* bytes taken from the GET */
     bool get_paused, put_paused, overflow;
     EVP_MD_CTX *md5;
+    struct s3_checksum ck;          /* the source's checksum algorithm over the part's bytes, when it has one */
+    char ck_value[S3_CHECKSUM_MAX]; /* its wire value once the part is done */
+    uint64_t ck_crc;                /* and the CRC, to combine (CRCs only) */
     int tries;
     ev_timer retry;
 };
@@ -101,6 +105,17 @@ struct copy_job {
     bool part_copy; /* parts by UploadPartCopy (server-side) rather than ranged GET + UploadPart */
     bool replace_meta; /* server-side copy with the metadata a HEAD read (restores: bookkeeping filtered out) */
     size_t ring;    /* > 0: parts are piped (ranged GET -> UploadPart through a ring of this size) */
+    /* The source's additional checksum of the listed version (s3/checksum.h), from the GET or HEAD that asked
+     * for it: the bytes read must match it, a whole-object PUT carries it so the target checks them too. */
+    enum s3_checksum_alg ck_alg;
+    char ck_value[S3_CHECKSUM_MAX];
+    bool ck_composite;   /* "<base64>-N": of the source's parts, not recomputable from the bytes alone */
+    bool ck_mode_sent;   /* the GET/HEAD asked for it */
+    bool ck_sent;        /* the PUT carried it */
+    bool ck_probe;       /* the PUT is sent again without it: the target may refuse checksum headers */
+    bool ck_src_probe;   /* the GET/HEAD is sent again without asking: the source may refuse to be asked */
+    int ck_misses;       /* a composite the parts did not add up to: after 2, the layouts differ */
+    char ck_refusal[512]; /* the answer that may have refused them, while probing */
 };
 
 static void job_start(struct copy_job *job);
@@ -428,6 +443,136 @@ static void start_server_copy(struct copy_job *job)
                                       copy_done, job));
 }
 
+/* ---- additional checksums (x-amz-checksum-*, s3/checksum.h) ----
+ * Asked of the source on the GET or HEAD that starts a streamed copy; the bytes read must match a full-object
+ * checksum, and a whole-object PUT carries it so that the target checks them as well, whatever its ETags are.
+ * Multipart uploads carry none (a piped part's header would be needed before its bytes are read): their parts'
+ * checksums are checked against the source's here. An endpoint may refuse the headers (Backblaze B2: 400
+ * "Unsupported header 'x-amz-checksum-crc32'"; others 501 NotImplemented): the request is sent again without
+ * them, and if that works they are not sent to that endpoint again in this run. */
+
+static bool may_refuse_checksums(const struct s3_response *r)
+{
+    if (r->err == S3_OK || r->err == S3_ERR_CANCELLED) return false;
+    const char *code = r->s3err.code ? r->s3err.code : "";
+    if (r->status == 501 || strcmp(code, "NotImplemented") == 0) return true;
+    if (r->status != 400) return false;
+    return strcmp(code, "InvalidArgument") == 0 || strcmp(code, "InvalidRequest") == 0 ||
+           strcasestr(r->message, "checksum") != NULL;
+}
+
+static bool want_checksum_mode(const struct copy_job *job)
+{
+    return !job->ctx->src_no_checksum_mode && !job->ck_src_probe;
+}
+
+/* The source's checksum as a GET/HEAD that asked for it names it (most servers keep none: fine). */
+static void take_source_checksum(struct copy_job *job, const struct s3_response *r)
+{
+    const char *v = NULL;
+    bool composite = false;
+    job->ck_alg = job->ck_mode_sent ? s3_checksum_from_response(r, &v, &composite) : S3_CK_NONE;
+    job->ck_composite = composite;
+    snprintf(job->ck_value, sizeof job->ck_value, "%s", job->ck_alg ? v : "");
+    if (job->ck_src_probe && !job->ctx->src_no_checksum_mode) {
+        job->ctx->src_no_checksum_mode = true;
+        s3_log(S3_LOG_WARN, "the source refused x-amz-checksum-mode (%s): its additional checksums are not asked "
+                            "for in the rest of this run", job->ck_refusal);
+    }
+}
+
+/* A source GET/HEAD that asked for the checksum and may have been refused for it: run it again without. */
+static bool source_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *))
+{
+    if (!job->ck_mode_sent || job->ck_src_probe || !may_refuse_checksums(r)) return false;
+    snprintf(job->ck_refusal, sizeof job->ck_refusal, "%s", r->message);
+    job->ck_src_probe = true;
+    s3_response_free(r);
+    again(job);
+    return true;
+}
+
+/* Whether bytes read whole match the source's full-object checksum (true when there is none to check: none, or
+ * a composite of parts); got is what they hash to. */
+static bool bytes_match_checksum(const struct copy_job *job, const void *data, size_t len, char got[S3_CHECKSUM_MAX])
+{
+    got[0] = '\0';
+    if (!job->ck_alg || job->ck_composite) return true;
+    return s3_checksum_compute(job->ck_alg, data, len, got) == 0 && strcmp(got, job->ck_value) == 0;
+}
+
+/* A whole-object PUT's headers: the metadata, and the source's full-object checksum unless the target refuses
+ * them. h has room for MAX_META + 1. */
+static size_t put_headers(struct copy_job *job, struct s3_header *h)
+{
+    memcpy(h, job->meta, job->nmeta * sizeof *h);
+    size_t n = job->nmeta;
+    job->ck_sent = job->ck_alg && !job->ck_composite && !job->ctx->dst_no_checksums && !job->ck_probe;
+    if (job->ck_sent) h[n++] = (struct s3_header){s3_checksum_header(job->ck_alg), job->ck_value};
+    return n;
+}
+
+/* After a PUT: a refusal of the checksum header is tried again without it (true: the PUT is sent again); a
+ * success without it after such a refusal proves the target refuses them. */
+static bool target_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *))
+{
+    if (job->ck_sent && may_refuse_checksums(r)) {
+        snprintf(job->ck_refusal, sizeof job->ck_refusal, "%s", r->message);
+        job->ck_probe = true;
+        s3_response_free(r);
+        again(job);
+        return true;
+    }
+    if (r->err != S3_OK) return false;
+    if (job->ck_sent) job->ctx->checksums_sent++;
+    if (job->ck_probe && !job->ctx->dst_no_checksums) {
+        job->ctx->dst_no_checksums = true;
+        s3_log(S3_LOG_WARN, "the target refused the additional checksum header (%s) and took the object without "
+                            "it: no checksum headers are sent to it in the rest of this run (copies are still "
+                            "checked by Content-MD5 and ETags)", job->ck_refusal);
+    }
+    return false;
+}
+
+/* A piped part's checksum, once all its bytes went through. */
+static void part_checksum_done(struct copy_job *job, struct part *p)
+{
+    p->ck_value[0] = '\0';
+    if (!job->ck_alg) return;
+    p->ck_crc = s3_checksum_crc_value(&p->ck);
+    if (s3_checksum_final(&p->ck, p->ck_value) != 0) p->ck_value[0] = '\0';
+}
+
+/* The parts' checksums against the source's: a full-object CRC combined from the parts' CRCs, or a composite
+ * of as many parts. *checked false when neither applies (no checksum, a full-object SHA, which parts hashed
+ * apart cannot give, or a composite of another number of parts). got: the value computed. */
+static bool parts_match_checksum(const struct copy_job *job, bool *checked, char got[S3_CHECKSUM_MAX])
+{
+    *checked = false;
+    got[0] = '\0';
+    if (!job->ck_alg) return true;
+    if (job->ck_composite) {
+        const char *dash = strrchr(job->ck_value, '-');
+        if (!dash || strtol(dash + 1, NULL, 10) != job->nparts) return true;
+        const char **v = calloc((size_t)job->nparts, sizeof *v);
+        if (!v) abort();
+        for (int i = 0; i < job->nparts; i++) v[i] = job->parts[i].ck_value;
+        int rc = s3_checksum_composite(job->ck_alg, v, (size_t)job->nparts, got);
+        free(v);
+        *checked = true;
+        return rc == 0 && strcmp(got, job->ck_value) == 0;
+    }
+    if (!s3_checksum_is_crc(job->ck_alg)) return true;
+    uint64_t crc = 0;
+    for (int i = 0; i < job->nparts; i++) {
+        const struct part *p = &job->parts[i];
+        crc = i ? s3_checksum_crc_combine(job->ck_alg, crc, p->ck_crc, p->last - p->first + 1) : p->ck_crc;
+    }
+    s3_checksum_crc_to_wire(job->ck_alg, crc, got);
+    *checked = true;
+    return strcmp(got, job->ck_value) == 0;
+}
+
 /* ---- streamed GET -> PUT ---- */
 
 static void start_get(struct copy_job *job);
@@ -448,6 +593,7 @@ static void put_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
     const char *reread = NULL; /* why the object is to be read again */
+    if (target_checksum_refused(job, r, put_whole)) return;
     if (r->err == S3_OK) {
         take_result(job, r, NULL);
         /* A plain-MD5 source copied whole: the target's ETag is the MD5 of what it stored, so equal ETags prove
@@ -493,11 +639,22 @@ static void integrity_retry(struct copy_job *job, const char *why)
 static void get_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
+    if (source_checksum_refused(job, r, start_get)) return;
     if (source_step_failed(job, r, "GetObject")) return;
     /* what was read must be exactly the listed version */
     if (r->body_len != job->size) {
         s3_response_free(r);
         integrity_retry(job, "read a different number of bytes than listed");
+        return;
+    }
+    take_source_checksum(job, r);
+    char got[S3_CHECKSUM_MAX];
+    if (!bytes_match_checksum(job, r->body, r->body_len, got)) {
+        char why[200];
+        snprintf(why, sizeof why, "content read does not match the source's %s checksum (%s; read: %s)",
+                 s3_checksum_name(job->ck_alg), job->ck_value, got);
+        s3_response_free(r);
+        integrity_retry(job, why);
         return;
     }
     /* Content-MD5: a plain-MD5 source ETag names the digest of the listed version, so the target checks the
@@ -518,16 +675,20 @@ static void put_whole(struct copy_job *job)
 {
     set_state(job, CS_PUT);
     struct rep_ctx *ctx = job->ctx;
-    check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta,
-                                     job->data->body, job->data->body_len, job->content_md5, put_done, job));
+    struct s3_header h[MAX_META + 1];
+    size_t nh = put_headers(job, h);
+    check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, h, nh, job->data->body,
+                                     job->data->body_len, job->content_md5, put_done, job));
 }
 
 static void start_get(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
     set_state(job, CS_GET);
+    job->ck_mode_sent = want_checksum_mode(job);
     struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .version_id = job->src_version,
-                            .if_match = job->etag, .max_body = (size_t)job->size + 1};
+                            .if_match = job->etag, .max_body = (size_t)job->size + 1,
+                            .checksum_mode = job->ck_mode_sent};
     check_started(job, s3_get_object(ctx->src, &a, get_done, job));
 }
 
@@ -542,6 +703,7 @@ static void parts_free(struct copy_job *job)
         s3_response_free(p->put_resp);
         free(p->ring);
         EVP_MD_CTX_free(p->md5);
+        s3_checksum_cleanup(&p->ck);
         ev_timer_stop(s3_loop_ev(job->ctx->loop), &p->retry);
     }
     free(job->parts);
@@ -741,8 +903,35 @@ static bool composite_matches(const struct copy_job *job)
     return strcasecmp(want, job->etag) == 0;
 }
 
+/* The parts' checksums checked against the source's before completing: true when the job moved on (the
+ * upload abandoned, to copy again or to fail). */
+static bool parts_checksum_failed(struct copy_job *job)
+{
+    bool checked;
+    char got[S3_CHECKSUM_MAX];
+    if (parts_match_checksum(job, &checked, got)) return false;
+    const char *name = s3_checksum_name(job->ck_alg);
+    if (job->ck_composite && ++job->ck_misses >= 2) { /* a layout of parts unlike the source's: not checkable */
+        s3_log(S3_LOG_WARN, "%s: the parts written do not add up to the source's composite %s checksum %s again "
+               "(%s): its parts must differ from ours; not checked", job->key, name, job->ck_value, got);
+        return false;
+    }
+    if (++job->integrity_retries > MAX_INTEGRITY) {
+        snprintf(job->error, sizeof job->error, "the bytes read do not match the source's %s checksum %s (read: "
+                 "%s; gave up after %d reads)", name, job->ck_value, got, MAX_INTEGRITY + 1);
+        mpu_abandon(job, COPY_FAILED, false);
+        return true;
+    }
+    s3_log(S3_LOG_WARN, "%s: the bytes read do not match the source's %s checksum %s (read: %s); copying it again",
+           job->key, name, job->ck_value, got);
+    job->restart_direct = true;
+    mpu_abandon(job, COPY_OK, true);
+    return true;
+}
+
 static void mpu_complete(struct copy_job *job)
 {
+    if (parts_checksum_failed(job)) return;
     if (job->composite && !composite_matches(job)) {
         job->composite_misses++;
         s3_log(S3_LOG_WARN, "%s: the parts written do not add up to the source's ETag %s (%s); copying it again",
@@ -829,6 +1018,7 @@ static enum s3_sink pipe_sink(const void *data, size_t n, void *ud)
     p->ring_len += n;
     p->fed += n;
     if (!job->composite) EVP_DigestUpdate(p->md5, data, n);
+    if (job->ck_alg) s3_checksum_update(&p->ck, data, n);
     if (p->put_paused) {
         p->put_paused = false;
         s3_request_resume(p->put_rq);
@@ -915,6 +1105,7 @@ static void pipe_settle(struct part *p)
     }
     if (!bad) {
         p->etag = etag;
+        part_checksum_done(job, p);
         job->parts_done++;
         job->inflight--;
         s3_response_free(g);
@@ -968,6 +1159,10 @@ static void pipe_start(struct part *p)
     if (!p->md5) p->md5 = EVP_MD_CTX_new();
     p->ring = malloc(job->ring);
     if (!p->md5 || !p->ring || !EVP_DigestInit_ex(p->md5, EVP_md5(), NULL)) {
+        s3_log(S3_LOG_ERROR, "out of memory piping a part of %s", job->key);
+        abort();
+    }
+    if (job->ck_alg && s3_checksum_init(&p->ck, job->ck_alg) != 0) {
         s3_log(S3_LOG_ERROR, "out of memory piping a part of %s", job->key);
         abort();
     }
@@ -1066,10 +1261,14 @@ static void mpu_with_memory(struct copy_job *job)
 
 static void mpu_start(struct copy_job *job);
 
+static void head_source(struct copy_job *job);
+
 static void head_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
+    if (source_checksum_refused(job, r, head_source)) return;
     if (source_step_failed(job, r, "HeadObject")) return;
+    take_source_checksum(job, r);
     take_metadata(job, r, true);
     /* a CopyObject that replaces the metadata replaces the tags too on some servers (Ceph RGW): send them */
     with_tags(job, NULL, job->replace_meta ? start_server_copy : mpu_start);
@@ -1107,10 +1306,23 @@ static void mpu_start(struct copy_job *job)
 
 /* ---- the job ---- */
 
+/* The HEAD before a streamed multipart copy: metadata, and the source's checksum. */
+static void head_source(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    set_state(job, CS_HEAD);
+    job->ck_mode_sent = want_checksum_mode(job);
+    check_started(job, (job->ck_mode_sent ? s3_head_object_checksum : s3_head_object)(
+                           ctx->src, ctx->o->src_bucket, job->key, job->src_version, job->etag, head_done, job));
+}
+
 static void job_start(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
     const struct rep_options *o = ctx->o;
+    job->ck_alg = S3_CK_NONE; /* read again with the version copied */
+    job->ck_value[0] = '\0';
+    job->ck_mode_sent = job->ck_sent = false;
     /* Ceph RGW decodes an UploadPartCopy source twice: a key with '%' would copy another object's bytes (or
      * crash the server), so such keys take the streamed multipart path. */
     job->part_copy = ctx->server_side && job->size > o->copy_threshold && !strchr(job->key, '%');
@@ -1130,13 +1342,10 @@ static void job_start(struct copy_job *job)
         }
         return;
     }
-    if (job->size <= o->multipart_threshold) {
+    if (job->size <= o->multipart_threshold)
         mem_acquire(job, job->size + 1, start_get);
-    } else {
-        set_state(job, CS_HEAD);
-        check_started(job, s3_head_object(ctx->src, o->src_bucket, job->key, job->src_version, job->etag, head_done,
-                                          job));
-    }
+    else
+        head_source(job);
 }
 
 struct copy_job *copy_start(struct rep_ctx *ctx, const struct s3_object_info *src, const char *dst_key,
@@ -1188,3 +1397,5 @@ const char *copy_job_last_modified(const struct copy_job *job) { return job->las
 const char *copy_job_target_etag(const struct copy_job *job) { return job->target_etag; }
 const char *copy_job_version_id(const struct copy_job *job) { return job->version_id; }
 const char *copy_job_error(const struct copy_job *job) { return job->error; }
+const char *copy_job_checksum_algorithm(const struct copy_job *job) { return s3_checksum_name(job->ck_alg); }
+const char *copy_job_checksum(const struct copy_job *job) { return job->ck_alg ? job->ck_value : NULL; }

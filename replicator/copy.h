@@ -33,6 +33,10 @@ const char *copy_job_last_modified(const struct copy_job *job);
 const char *copy_job_target_etag(const struct copy_job *job);
 const char *copy_job_version_id(const struct copy_job *job);
 const char *copy_job_error(const struct copy_job *job);
+/* The source's additional checksum of the version copied, as its GET/HEAD named it (NULL when none, or the copy
+ * was server-side): the algorithm ("CRC32C", ...) and the value (base64, "-N" for a composite). */
+const char *copy_job_checksum_algorithm(const struct copy_job *job);
+const char *copy_job_checksum(const struct copy_job *job);
 
 /* Part size for an object: the configured one (or 8 MiB), doubled until the object fits in 10,000 parts. */
 uint64_t copy_part_size(uint64_t object_size, uint64_t configured);

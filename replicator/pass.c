@@ -62,13 +62,16 @@ static void lister_ready(void *ud)
     schedule_pump(ud);
 }
 
+/* ck_alg/ck: the source's additional checksum of what was copied (both or neither, NULL when unknown). */
 static void record(struct rep_ctx *ctx, const char *key, const char *dst_key, uint64_t size, const char *etag,
-                   const char *lm, const char *target_etag, const char *version_id)
+                   const char *lm, const char *target_etag, const char *version_id, const char *ck_alg,
+                   const char *ck)
 {
     if (!ctx->mw || ctx->manifest_failed) return;
     struct manifest_object mo = {.key = key, .size = size, .etag = etag, .last_modified = lm, .target_key = dst_key,
                                  .target_etag = target_etag ? target_etag : etag, .version_id = version_id,
-                                 .pass = ctx->pass};
+                                 .pass = ctx->pass, .checksum_algorithm = ck ? ck_alg : NULL,
+                                 .checksum = ck_alg ? ck : NULL};
     int rc = manifest_writer_add(ctx->mw, &mo);
     /* a killed run's manifest must show what it finished: push records to disk about once a second */
     double now = ev_now(s3_loop_ev(ctx->loop));
@@ -114,7 +117,8 @@ static void copy_finished(struct copy_job *job, enum copy_result r, void *ud)
                          (unsigned long long)copy_job_size(job));
         }
         record(ctx, copy_job_key(job), copy_job_dst_key(job), copy_job_size(job), copy_job_etag(job),
-               copy_job_last_modified(job), copy_job_target_etag(job), copy_job_version_id(job));
+               copy_job_last_modified(job), copy_job_target_etag(job), copy_job_version_id(job),
+               copy_job_checksum_algorithm(job), copy_job_checksum(job));
         if (copy_job_target_etag(job) && strcmp(copy_job_target_etag(job), copy_job_etag(job)) != 0)
             manifest_index_put(ctx->idx, copy_job_dst_key(job), copy_job_size(job), copy_job_target_etag(job),
                                copy_job_etag(job));
@@ -195,7 +199,7 @@ static void check_done(struct s3_response *r, void *ud)
         if (te) manifest_index_put(ctx->idx, c->dst_key, c->src.size, te, c->src.etag);
         if (ctx->pass == 1)
             record(ctx, c->src.key, c->dst_key, c->src.size, c->src.etag, c->src.last_modified, te,
-                   s3_response_header(r, "x-amz-version-id"));
+                   s3_response_header(r, "x-amz-version-id"), NULL, NULL);
         free(te);
     } else {
         start_copy(p, &c->src, c->dst_key);
@@ -245,7 +249,8 @@ same:
     ctx->cur.skipped++;
     /* pass 1 records every object, each with the version the target holds (listed in pass 1), so that the run's
      * manifest alone names the whole restore point */
-    if (ctx->pass == 1) record(ctx, s->key, d->key, s->size, s->etag, s->last_modified, d->etag, d->version_id);
+    if (ctx->pass == 1)
+        record(ctx, s->key, d->key, s->size, s->etag, s->last_modified, d->etag, d->version_id, NULL, NULL);
 }
 
 /* ---- key-range sampling ----

@@ -78,6 +78,11 @@ struct rep_ctx {
     int range_page;          /* keys per listing page when listing in ranges */
     struct key_sample last_sample; /* the sample of the last complete pass (stored in the target: shard.c) */
     double pass_started;
+    /* Additional checksums (x-amz-checksum-*, replicator/copy.c): an endpoint that refused them once is not
+     * asked again in this run. */
+    bool src_no_checksum_mode;       /* the source refused x-amz-checksum-mode on GET/HEAD */
+    bool dst_no_checksums;           /* the target refused x-amz-checksum-<alg> on PutObject */
+    uint64_t checksums_sent;         /* PutObjects that carried the source's checksum */
 };
 
 /* Records a failure line ("key: reason") for the final report (keeps the first MAX_REPORTED). */

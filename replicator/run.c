@@ -477,6 +477,10 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     cJSON *ja = cJSON_AddArrayToObject(j, "archived");
     for (size_t i = 0; ja && i < ctx->narchived; i++) cJSON_AddItemToArray(ja, cJSON_CreateString(ctx->archived[i]));
     cJSON_AddItemToObject(j, "concurrency", concurrency_json(ctx));
+    cJSON *ck = cJSON_AddObjectToObject(j, "checksums"); /* additional checksums: replicator/copy.c */
+    cJSON_AddNumberToObject(ck, "sent", (double)ctx->checksums_sent);
+    cJSON_AddBoolToObject(ck, "target_refused", ctx->dst_no_checksums);
+    cJSON_AddBoolToObject(ck, "source_refused", ctx->src_no_checksum_mode);
     cJSON *arr = cJSON_AddArrayToObject(j, "pass_details");
     for (int i = 0; i < s->passes && i < 64; i++) {
         const struct pass_result *p = &s->passes_r[i];
@@ -904,6 +908,10 @@ out:
         if (throttled > 0)
             rep_say(o, "throttled: %lu replies said slow down (503/SlowDown); concurrency backed off to %.0f of %d "
                        "jobs (%d at the end)\n", throttled, floor(lowest), o->jobs, rep_jobs(ctx));
+        if (ctx->checksums_sent || ctx->dst_no_checksums)
+            rep_say(o, "checksums: %llu objects written with the source's additional checksum, checked by the target%s\n",
+                    (unsigned long long)ctx->checksums_sent,
+                    ctx->dst_no_checksums ? "; the target refuses them: the rest went without" : "");
         for (size_t i = 0; i < ctx->nextras; i++) rep_say(o, "  deleted at source, kept in target: %s\n", ctx->extras[i]);
         if (ctx->total.extra > ctx->nextras)
             rep_say(o, "  ... and %llu more\n", (unsigned long long)(ctx->total.extra - ctx->nextras));

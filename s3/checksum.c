@@ -4,6 +4,7 @@
 #include <isa-l/crc.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -297,6 +298,28 @@ int s3_checksum_crc_from_wire(enum s3_checksum_alg alg, const char *b64, uint64_
     for (size_t i = 0; i < want; i++) v = v << 8 | raw[i];
     *crc = v;
     return 0;
+}
+
+int s3_checksum_composite(enum s3_checksum_alg alg, const char *const *part_values, size_t n,
+                          char out[S3_CHECKSUM_MAX])
+{
+    struct s3_checksum c = {0};
+    int rc = s3_checksum_init(&c, alg);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool composite;
+        unsigned char raw[48];
+        const char *v = part_values[i];
+        if (!s3_checksum_value_ok(alg, v, &composite) || composite ||
+            EVP_DecodeBlock(raw, (const unsigned char *)v, (int)strlen(v)) < (int)algs[alg].raw) {
+            rc = -1;
+            break;
+        }
+        rc = s3_checksum_update(&c, raw, algs[alg].raw);
+    }
+    if (rc == 0) rc = s3_checksum_final(&c, out);
+    s3_checksum_cleanup(&c);
+    if (rc == 0) snprintf(out + strlen(out), S3_CHECKSUM_MAX - strlen(out), "-%zu", n);
+    return rc;
 }
 
 enum s3_checksum_alg s3_checksum_from_response(const struct s3_response *r, const char **value, bool *composite)

@@ -60,6 +60,12 @@ uint64_t s3_checksum_crc_combine(enum s3_checksum_alg alg, uint64_t crc_a, uint6
 void s3_checksum_crc_to_wire(enum s3_checksum_alg alg, uint64_t crc, char out[S3_CHECKSUM_MAX]);
 int s3_checksum_crc_from_wire(enum s3_checksum_alg alg, const char *b64, uint64_t *crc);
 
+/* The composite checksum of a multipart object from its parts' wire values (in part order): the checksum of the
+ * concatenated raw part values, "-n" appended, as S3 computes a COMPOSITE checksum. 0, or -1 when a part value
+ * is not a full-object value of alg. */
+int s3_checksum_composite(enum s3_checksum_alg alg, const char *const *part_values, size_t n,
+                          char out[S3_CHECKSUM_MAX]);
+
 /* Whether a wire value is well formed for alg: base64 of the right length, optionally "-N" (1 <= N <= 10000)
  * for a composite. *composite (may be NULL) tells which. */
 bool s3_checksum_value_ok(enum s3_checksum_alg alg, const char *value, bool *composite);

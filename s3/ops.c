@@ -59,26 +59,41 @@ static size_t cond_header(struct s3_header *h, size_t n, const char *name, const
     return n + 1;
 }
 
-struct s3_request *s3_head_object(struct s3_reader *r, const char *bucket, const char *key, const char *version_id,
-                                  const char *if_match, s3_done_cb cb, void *ud)
+static struct s3_request *head_object(struct s3_reader *r, const char *bucket, const char *key,
+                                      const char *version_id, const char *if_match, bool checksum_mode,
+                                      s3_done_cb cb, void *ud)
 {
     struct s3_query_param q[1];
-    struct s3_header h[1];
+    struct s3_header h[2];
     char im[160];
     size_t nq = 0, nh = cond_header(h, 0, "If-Match", if_match, im, sizeof im);
     if (version_id) q[nq++] = Q("versionId", version_id);
+    if (checksum_mode) h[nh++] = (struct s3_header){"x-amz-checksum-mode", "ENABLED"};
     struct s3_request_spec s = {.method = "HEAD", .bucket = bucket, .key = key, .query = q, .nquery = nq,
                                 .headers = h, .nheaders = nh};
     return s3_reader_request_start(r, &s, cb, ud);
 }
 
+struct s3_request *s3_head_object(struct s3_reader *r, const char *bucket, const char *key, const char *version_id,
+                                  const char *if_match, s3_done_cb cb, void *ud)
+{
+    return head_object(r, bucket, key, version_id, if_match, false, cb, ud);
+}
+
+struct s3_request *s3_head_object_checksum(struct s3_reader *r, const char *bucket, const char *key,
+                                           const char *version_id, const char *if_match, s3_done_cb cb, void *ud)
+{
+    return head_object(r, bucket, key, version_id, if_match, true, cb, ud);
+}
+
 struct s3_request *s3_get_object(struct s3_reader *r, const struct s3_get_args *a, s3_done_cb cb, void *ud)
 {
     struct s3_query_param q[1];
-    struct s3_header h[2];
+    struct s3_header h[3];
     char im[160], range[64];
     size_t nq = 0, nh = cond_header(h, 0, "If-Match", a->if_match, im, sizeof im);
     if (a->version_id) q[nq++] = Q("versionId", a->version_id);
+    if (a->checksum_mode) h[nh++] = (struct s3_header){"x-amz-checksum-mode", "ENABLED"};
     if (a->ranged) {
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)a->first, (unsigned long long)a->last);
         h[nh++] = (struct s3_header){"Range", range};

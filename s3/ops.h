@@ -16,6 +16,10 @@ struct s3_request *s3_list_versions(struct s3_reader *r, const char *bucket, con
 /* HeadObject; version_id and if_match may be NULL. */
 struct s3_request *s3_head_object(struct s3_reader *r, const char *bucket, const char *key, const char *version_id,
                                   const char *if_match, s3_done_cb cb, void *ud);
+/* The same, asking for the object's additional checksum (x-amz-checksum-mode: ENABLED; s3/checksum.h reads it
+ * from the reply). Amazon S3 then needs kms:Decrypt for an SSE-KMS object, which a plain HEAD does not. */
+struct s3_request *s3_head_object_checksum(struct s3_reader *r, const char *bucket, const char *key,
+                                           const char *version_id, const char *if_match, s3_done_cb cb, void *ud);
 
 struct s3_get_args {
     const char *bucket, *key;
@@ -29,6 +33,7 @@ struct s3_get_args {
     void *body_ud;
     s3_sink_cb on_sink;     /* or pipe the body, flow-controlled (sent once: see s3/client.h) */
     void *sink_ud;
+    bool checksum_mode;     /* x-amz-checksum-mode: ENABLED (the object's additional checksum in the reply) */
 };
 struct s3_request *s3_get_object(struct s3_reader *r, const struct s3_get_args *a, s3_done_cb cb, void *ud);
 

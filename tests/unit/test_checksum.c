@@ -176,6 +176,29 @@ static void test_combine(void **state)
     free(d);
 }
 
+/* A composite of parts: the checksum of the raw part values, "-N". The CRC32 of the bytes cb f4 39 26 (the raw
+ * CRC32 of "123456789") twice, computed independently with Python's zlib: 0x7023ac4f. */
+static void test_composite(void **state)
+{
+    (void)state;
+    const char *parts[] = {"y/Q5Jg==", "y/Q5Jg=="};
+    char out[S3_CHECKSUM_MAX];
+    assert_int_equal(s3_checksum_composite(S3_CK_CRC32, parts, 2, out), 0);
+    char want[S3_CHECKSUM_MAX];
+    s3_checksum_crc_to_wire(S3_CK_CRC32, 0x7023ac4fu, want);
+    strcat(want, "-2");
+    assert_string_equal(out, want);
+    bool comp = false;
+    assert_true(s3_checksum_value_ok(S3_CK_CRC32, out, &comp));
+    assert_true(comp);
+    /* SHA-256 parts: the digest of the two raw digests */
+    const char *sp[] = {"FeKw08M4keuw8e9gnsQZQgwg4yDOlMZfvIwzEkSOsiU="};
+    assert_int_equal(s3_checksum_composite(S3_CK_SHA256, sp, 1, out), 0);
+    assert_string_equal(out, "KSsNAHVmgy25S/rmic1w0at3KBH9RLn0nYVQ7p6mpJQ=-1");
+    const char *bad[] = {"y/Q5Jg==", "rosUhgp5mIg="};
+    assert_int_equal(s3_checksum_composite(S3_CK_CRC32, bad, 2, out), -1);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -224,7 +247,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_values), cmocka_unit_test(test_wire_values), cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_known_large),  cmocka_unit_test(test_crc64_slices), cmocka_unit_test(test_combine),
-        cmocka_unit_test(test_names),        cmocka_unit_test(test_value_forms),
+        cmocka_unit_test(test_composite), cmocka_unit_test(test_names),        cmocka_unit_test(test_value_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
