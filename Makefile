@@ -53,6 +53,8 @@ $(BUILD)/itests/%: tests/integration/%.c $(APP_OBJ) $(LIB_OBJ)
 $(BUILD)/tools/%: tests/tools/%.c $(APP_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+# the fault proxy's additional-checksum modes live in their own file
+$(BUILD)/tools/faultproxy: tests/tools/proxy/checksum.c tests/tools/proxy/checksum.h
 
 # Saved fuzz inputs (tests/fuzz/corpus/NAME) replayed as unit tests with any compiler (tests/fuzz/replay_main.c),
 # the target and the code under it built with ASan+UBSan when the compiler has them.

@@ -30,6 +30,7 @@
 #define VERSION_CHECK_MAX 10000     /* recorded versions checked by one --verify */
 #define VERIFY_MANIFESTS_MAX 3      /* target manifests --verify downloads (newest first) */
 #define LOCAL_MANIFESTS_MAX 3       /* local manifests --verify loads (newest first) */
+#define CHECKSUM_MANIFESTS_MAX 32   /* local manifests --verify --deep reads for recorded checksums */
 
 /* ---- output helpers ---- */
 
@@ -915,6 +916,29 @@ static int cmp_run_asc(const void *a, const void *b)
     return (int)x->from_target - (int)y->from_target;
 }
 
+/* --deep: the checksums recorded for the target's objects (manifest_index_load_checksums). A run that found an
+ * object unchanged records it without one (it did not read it), so an object's checksum is in the manifest of
+ * the run that copied it: besides the manifests collected, the newest CHECKSUM_MANIFESTS_MAX of the local state
+ * directory are read for them (a target's older manifests are not downloaded for this). */
+static void load_checksums(struct verify *v)
+{
+    struct rep_ctx *ctx = v->ctx;
+    if (!(v->checksums = manifest_index_new())) abort();
+    for (size_t i = 0; i < v->nmans; i++)
+        manifest_index_load_checksums(v->checksums, v->mans[i].path, NULL);
+    char err[512];
+    char *dir = state_target_dir(ctx->o, s3_reader_config(ctx->dst_r)->endpoint, err, sizeof err);
+    size_t ln = 0;
+    char **list = dir ? state_manifests(dir, &ln) : NULL;
+    for (size_t i = 0; i < ln && i < CHECKSUM_MANIFESTS_MAX; i++) {
+        bool loaded = false;
+        for (size_t k = 0; k < v->nmans && !loaded; k++) loaded = strcmp(v->mans[k].path, list[i]) == 0;
+        if (!loaded) manifest_index_load_checksums(v->checksums, list[i], NULL);
+    }
+    state_free_list(list, ln);
+    free(dir);
+}
+
 /* Loads the source-ETag index from every collected manifest, oldest first so that the newest record of a key
  * wins; leaves v->mans sorted newest first. */
 static void load_index(struct verify *v)
@@ -923,13 +947,12 @@ static void load_index(struct verify *v)
     ctx->idx = manifest_index_new();
     if (!ctx->idx) abort();
     if (v->nmans > 1) qsort(v->mans, v->nmans, sizeof *v->mans, cmp_run_asc);
-    if (v->o->deep && !(v->checksums = manifest_index_new())) abort();
     for (size_t i = 0; i < v->nmans; i++) {
         int corrupt = 0;
-        if (manifest_index_load(ctx->idx, v->mans[i].path, &corrupt) != 0 ||
-            (v->checksums && manifest_index_load_checksums(v->checksums, v->mans[i].path, NULL) != 0))
+        if (manifest_index_load(ctx->idx, v->mans[i].path, &corrupt) != 0)
             manifest_note(v, "cannot read the manifest %s: %s", v->mans[i].name, strerror(errno));
     }
+    if (v->o->deep) load_checksums(v);
     /* the versions the backup documents itself are checked; local manifests only when it holds none */
     for (size_t i = 0; i < v->nmans; i++)
         if (v->mans[i].from_target) v->versions_from_target = true;

@@ -2,7 +2,8 @@
  * server and, per request (by --rule or by --rate), answers 503 SlowDown or 500, resets the connection,
  * stalls, cuts a body short, serves malformed listings, or turns a CopyObject / CompleteMultipartUpload
  * result into "200 OK" with an <Error> body, or (only when asked for) changes one byte of an object's body. Forwarded requests are relayed byte for byte, so SigV4
- * signatures stay valid. One libev loop, non-blocking sockets, two fixed buffers per connection with
+ * signatures stay valid; --s3-checksums and --refuse-checksums add additional-checksum behaviour on top
+ * (tests/tools/proxy/checksum.h). One libev loop, non-blocking sockets, two fixed buffers per connection with
  * back-pressure. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +25,8 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tests/tools/proxy/checksum.h"
 
 #define BUF_CAP (64 * 1024)    /* per direction and connection; also bounds a message head */
 #define HEAD_MAX (BUF_CAP / 2) /* larger request/response heads are refused */
@@ -438,6 +441,7 @@ struct exch {
     uint64_t rs_seen, rs_cut;
     bool local_queued; /* gen prepared, starts once the request is read (and any upstream reply discarded) */
     struct gen gen;
+    struct ck_exch *ck; /* --s3-checksums: this request's checksums (tests/tools/proxy/checksum.h) */
 };
 
 struct conn {
@@ -505,6 +509,7 @@ static void exch_reset(struct exch *x)
     free(x->line);
     free(x->gen.head);
     free(x->gen.body);
+    ck_exch_free(x->ck);
     memset(x, 0, sizeof *x);
 }
 
@@ -921,9 +926,10 @@ static bool upstream_io(struct conn *c)
     }
     if (response_expected(c)) {
         struct buf *b = &c->rs;
+        size_t cap = ck_enabled() ? BUF_CAP - CK_HEAD_GROWTH : BUF_CAP; /* room for headers a reply gets */
         buf_make_room(b);
-        if (b->len == BUF_CAP) return progress;
-        ssize_t n = recv(c->ufd, b->d + b->len, BUF_CAP - b->len, 0);
+        if (b->len >= cap) return progress;
+        ssize_t n = recv(c->ufd, b->d + b->len, cap - b->len, 0);
         if (n > 0) {
             b->len += (size_t)n;
             return true;
@@ -951,6 +957,45 @@ static bool upstream_io(struct conn *c)
 }
 
 /* ---- request and response parsing ---- */
+
+/* --s3-checksums / --refuse-checksums (tests/tools/proxy/checksum.h): a request refused for its checksum
+ * headers is answered here (true); others go on, their body hashed as it is relayed. */
+static bool checksum_request(struct conn *c, const char *head, size_t hl)
+{
+    struct exch *x = &c->x;
+    enum ck_verdict v;
+    int status = 400;
+    const char *code = NULL, *msg = NULL;
+    x->ck = ck_request(x->method, x->uri, head, hl, x->rqf.type == FR_LEN ? (long long)x->rqf.left : -1, &v, &status,
+                       &code, &msg);
+    if (v == CK_FORWARD && !x->has_body && (msg = ck_body_end(x->ck)) != NULL) { /* an empty body */
+        v = CK_REFUSE;
+        code = "BadDigest";
+    }
+    if (v == CK_FORWARD) return false;
+    buf_drop(&c->rq, hl);
+    x->rq_disp = RQ_DRAIN;
+    bool close_now = x->has_body && x->expect100; /* as for faults: answer before the body, and close */
+    if (close_now) {
+        x->rq_st = RQ_DONE;
+        buf_clear(&c->rq);
+    }
+    reply_error(c, status, status == 501 ? "Not Implemented" : "Bad Request", NULL, code, msg, close_now);
+    return true;
+}
+
+/* The whole body went through and does not match the checksum header sent: the last bytes never reach the
+ * server (its connection is closed, so it stores nothing, as S3 stores nothing), and the client gets S3's
+ * 400 BadDigest. */
+static void checksum_bad_digest(struct conn *c, const char *msg)
+{
+    struct exch *x = &c->x;
+    upstream_close(c);
+    buf_clear(&c->rq);
+    x->rq_st = RQ_DONE;
+    x->rq_disp = RQ_DRAIN;
+    reply_error(c, 400, "Bad Request", NULL, "BadDigest", msg, true);
+}
 
 static void bad_request(struct conn *c, int status, const char *reason)
 {
@@ -1036,6 +1081,13 @@ static bool request_head(struct conn *c)
         if (x->rqf.type == FR_LEN) x->rq_cut = x->rqf.left / 2; /* the offset of the byte to change */
         else x->fault = F_NONE;
     }
+    /* checksums go with the requests that reach the server (a corrupted GET still names the stored checksum) */
+    bool forwarded = x->fault == F_NONE || x->fault == F_CORRUPT_BODY || x->fault == F_SHORT_BODY ||
+                     x->fault == F_RESET_RESPONSE || x->fault == F_ERROR_200;
+    if (forwarded && checksum_request(c, p, hl)) {
+        x->fault = F_NONE; /* refused for its checksum headers: the fault is not injected */
+        return true;
+    }
 
     switch (x->fault) {
     case F_NONE:
@@ -1101,6 +1153,14 @@ static bool request_body(struct conn *c)
     if (x->fault == F_CORRUPT_BODY && x->rq_disp == RQ_FORWARD && x->rq_cut >= x->rq_seen &&
         x->rq_cut < x->rq_seen + n)
         b->d[b->fwd + (x->rq_cut - x->rq_seen)] ^= 0x20;
+    if (x->ck && x->rq_disp == RQ_FORWARD) {
+        ck_body(x->ck, b->d + b->fwd, n);
+        const char *bad = x->rqf.done ? ck_body_end(x->ck) : NULL;
+        if (bad && !x->head_sent && x->rs_st == RS_HEAD) {
+            checksum_bad_digest(c, bad);
+            return true;
+        }
+    }
     if (x->rq_disp == RQ_FORWARD)
         b->fwd += n;
     else
@@ -1115,6 +1175,27 @@ static bool request_body(struct conn *c)
         return true;
     }
     return n > 0;
+}
+
+/* Adds header lines to the reply head of hl bytes at b->fwd (before its blank line); false without room. */
+static bool checksum_reply_headers(struct buf *b, size_t hl, const char *lines)
+{
+    size_t n = strlen(lines);
+    if (b->len + n > BUF_CAP && b->off > 0) {
+        memmove(b->d, b->d + b->off, b->len - b->off);
+        b->fwd -= b->off;
+        b->len -= b->off;
+        b->off = 0;
+    }
+    if (b->len + n > BUF_CAP) {
+        fprintf(stderr, "faultproxy: no room to add checksum headers to a reply\n");
+        return false;
+    }
+    size_t at = b->fwd + hl - 2; /* the final CRLF */
+    memmove(b->d + at + n, b->d + at, b->len - at);
+    memcpy(b->d + at, lines, n);
+    b->len += n;
+    return true;
 }
 
 static bool response_head(struct conn *c)
@@ -1149,6 +1230,11 @@ static bool response_head(struct conn *c)
     if (status < 200) {
         b->fwd += hl; /* 100 Continue and friends go to the client, the final reply follows */
         return true;
+    }
+    const char *extra = ck_response(x->ck, status, p, hl);
+    if (extra && checksum_reply_headers(b, hl, extra)) {
+        hl += strlen(extra);
+        p = b->d + b->fwd;
     }
     if (h.conn_close || (p[7] == '0' && !h.conn_keepalive)) x->close_after = true;
     if (x->is_head || status == 204 || status == 304)
@@ -1471,7 +1557,9 @@ static void counts_write(void)
     fprintf(f, "},\n  \"faults\": {");
     for (int k = 0; k < F_NKINDS; k++)
         fprintf(f, "%s\"%s\": %lu", k ? ", " : "", fault_names[k], fault_count[k]);
-    fprintf(f, "}\n}\n");
+    char ck[256];
+    ck_counts_json(ck, sizeof ck);
+    fprintf(f, "},\n  %s\n}\n", ck);
     if (fclose(f) != 0 || rename(tmp, opt.count_path) != 0)
         fprintf(stderr, "faultproxy: %s: %s\n", opt.count_path, strerror(errno));
 }
@@ -1490,7 +1578,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: faultproxy --listen HOST:PORT --upstream HOST:PORT [--rate 0.10] [--seed N]\n"
                "                  [--faults KIND,...] [--rule KIND:SUBSTRING]... [--log FILE]\n"
                "                  [--stall-seconds 30] [--count-file FILE] [--only SUBSTRING]\n"
-               "                  [--bucket-region REGION]\n"
+               "                  [--bucket-region REGION] [--s3-checksums | --refuse-checksums[=mode]]\n"
                "kinds: slowdown internal reset-before reset-request reset-response stall short-body\n"
                "       bad-xml error-200 (all by default), corrupt-body (only when named: one byte of an object\n"
                "       GET's body changed), archived (only when named: 403 InvalidObjectState, as S3 answers\n"
@@ -1498,7 +1586,9 @@ static void usage(FILE *f)
                "       bad-xml-garbage, bad-xml-oversized. A rule applies to requests whose \"METHOD URI\"\n"
                "       contains SUBSTRING; the first matching rule wins over --rate. --only: --rate faults only\n"
                "       requests whose \"METHOD URI\" contains SUBSTRING. --bucket-region: every request signed for\n"
-               "       another region gets 400 AuthorizationHeaderMalformed naming REGION (as Amazon S3 answers).\n");
+               "       another region gets 400 AuthorizationHeaderMalformed naming REGION (as Amazon S3 answers).\n"
+               "--s3-checksums: additional checksums (x-amz-checksum-*) checked and kept as Amazon S3 does;\n"
+               "       --refuse-checksums: refused as Backblaze B2 does (see tests/tools/proxy/checksum.h).\n");
 }
 
 static bool parse_kind(const char *s, size_t n, enum fault *kind, enum badxml *variant)
@@ -1586,6 +1676,8 @@ static bool parse_args(int argc, char **argv)
         {"count-file", required_argument, NULL, 'c'},
         {"only", required_argument, NULL, 'O'},
         {"bucket-region", required_argument, NULL, 'B'},
+        {"s3-checksums", no_argument, NULL, 'C'},
+        {"refuse-checksums", optional_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1605,6 +1697,16 @@ static bool parse_args(int argc, char **argv)
             break;
         case 'B':
             opt.bucket_region = optarg;
+            break;
+        case 'C':
+            ck_option("s3");
+            break;
+        case 'X':
+            if (optarg && strcmp(optarg, "mode") != 0) {
+                fprintf(stderr, "faultproxy: --refuse-checksums takes no value or =mode\n");
+                return false;
+            }
+            ck_option(optarg ? "refuse=mode" : "refuse");
             break;
         case 'u':
             opt.upstream = optarg;
