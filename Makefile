@@ -53,6 +53,8 @@ $(BUILD)/itests/%: tests/integration/%.c $(APP_OBJ) $(LIB_OBJ)
 $(BUILD)/tools/%: tests/tools/%.c $(APP_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+# the fault proxy's provider mode (Amazon S3 behaviour on top of RGW) lives in its own file
+$(BUILD)/tools/faultproxy: tests/tools/proxy/aws.c tests/tools/proxy/aws.h
 
 # Saved fuzz inputs (tests/fuzz/corpus/NAME) replayed as unit tests with any compiler (tests/fuzz/replay_main.c),
 # the target and the code under it built with ASan+UBSan when the compiler has them.

@@ -414,3 +414,14 @@ bool s3_etag_is_md5(const char *etag)
         if (!isxdigit((unsigned char)etag[i])) return false;
     return true;
 }
+
+const char *s3_sse_hides_md5(const struct s3_response *resp)
+{
+    if (!resp) return NULL;
+    if (s3_response_header(resp, "x-amz-server-side-encryption-customer-algorithm")) return "SSE-C";
+    const char *v = s3_response_header(resp, "x-amz-server-side-encryption");
+    if (!v) return NULL;
+    if (strcasecmp(v, "aws:kms") == 0) return "aws:kms";
+    if (strcasecmp(v, "aws:kms:dsse") == 0) return "aws:kms:dsse";
+    return NULL;
+}

@@ -101,7 +101,12 @@ int s3_md5_hex_to_base64(const char *hex, char out[25]);
 /* Lowercase hex of an MD5 digest; and back (0, or -1 when hex is not 32 hex digits). */
 void s3_md5_hex(const unsigned char md5[16], char out[33]);
 int s3_md5_from_hex(const char *hex, unsigned char out[16]);
-/* True if an ETag is a plain MD5 (32 hex digits, no "-N" multipart suffix). */
+/* True if an ETag looks like a plain MD5 (32 hex digits, no "-N" multipart suffix). Whether it is one depends on
+ * the object's encryption as well: see s3_sse_hides_md5. */
 bool s3_etag_is_md5(const char *etag);
+/* The encryption a GET/HEAD/PUT/CreateMultipartUpload/UploadPart reply names when it is one under which Amazon S3's
+ * ETags are not the MD5 of the bytes (though they look like one): "aws:kms", "aws:kms:dsse" (SSE-KMS) or "SSE-C"
+ * (a customer-provided key); NULL for none or SSE-S3 ("AES256"), whose ETags are MD5s. */
+const char *s3_sse_hides_md5(const struct s3_response *resp);
 
 #endif
