@@ -696,10 +696,10 @@ static bool region_moved(struct s3_request *rq, long status, const struct s3_err
     return true;
 }
 
-/* The server refused the attempt's date (RequestTimeTooSkewed, or a HEAD's bare 403 with a Date far from ours):
- * this host's clock is off. The endpoint's clients sign with the server's time from now on (this host's clock
- * plus the endpoint's offset), said once at -v. Returns true when the request is to be signed and sent again at once: the
- * correction changed, now or since this attempt was signed. */
+/* The server refused the attempt's date (RequestTimeTooSkewed, or a HEAD's bare 403 with a Date far from
+ * ours): this host's clock is off. The endpoint's clients sign with the server's time from now on (this
+ * host's clock plus the endpoint's offset), said once at -v. Returns true when the request is to be signed
+ * and sent again at once: the correction changed, now or since this attempt was signed. */
 static bool clock_corrected(struct s3_request *rq, long status, const struct s3_error_info *e)
 {
     struct s3_client *c = rq->client;
@@ -709,9 +709,12 @@ static bool clock_corrected(struct s3_request *rq, long status, const struct s3_
     long fix = 0;
     switch (s3_skew_decide(status, e->code, e->server_time, date, (double)time(NULL), rq->signed_offset,
                            c->clock->offset, &fix)) {
-    case S3_SKEW_NO: return false;
-    case S3_SKEW_RESIGN: return true;
-    case S3_SKEW_CORRECT: break;
+    case S3_SKEW_NO:
+        return false;
+    case S3_SKEW_RESIGN:
+        return true;
+    case S3_SKEW_CORRECT:
+        break;
     }
     s3_log(S3_LOG_INFO, "the clock here is %ld s %s %s's; signing with its time from now on", labs(fix),
            fix > 0 ? "behind" : "ahead of", c->host);
@@ -1009,7 +1012,7 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         rq->attempt--;
         cls = S3_RETRY_YES;
     }
-    /* the correction is kept even for a request that is not sent again here: its caller's rerun signs right */
+    /* the correction is kept even for a request not sent again here: its caller's rerun signs right */
     bool skewed = err == S3_ERR_HTTP && !moved && clock_corrected(rq, status, &einfo) && rq->skew_fixes < 2 &&
                   !rq->on_sink && !rq->body_source;
     if (skewed) { /* sent again at once, signed with the server's time; not counted as a retry */
@@ -1031,8 +1034,8 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
     if (err != S3_OK && cls != S3_RETRY_NO && (rq->attempt < max || at_once)) {
         double ra = -1;
         for (size_t i = 0; i < rq->nrh; i++)
-            if (strcmp(rq->rh[i].name, "retry-after") == 0) ra = s3_retry_after_parse(rq->rh[i].value,
-                                                                                (double)s3_client_time(rq->client));
+            if (strcmp(rq->rh[i].name, "retry-after") == 0)
+                ra = s3_retry_after_parse(rq->rh[i].value, (double)s3_client_time(rq->client));
         double delay = at_once ? 0 : s3_loop_retry_delay(loop, rq->attempt, cls, ra);
         const char *why = err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ";
         struct s3_log_field f[] = {{"method", rq->method, 0}, {"bucket", rq->bucket, 0}, {"status", NULL, (double)status},
@@ -1043,8 +1046,7 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         const char *what = err == S3_ERR_TRANSPORT ? "" : code ? code : status_s;
         s3_log_event(S3_LOG_INFO, "retry", rq->key, f, sizeof f / sizeof *f,
                      "%s s3://%s/%s: %s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
-                     rq->key ? rq->key : "", why, what, delay,
-                     rq->attempt + 1, max);
+                     rq->key ? rq->key : "", why, what, delay, rq->attempt + 1, max);
         s3_error_info_free(&einfo);
         if (rq->streamed && rq->on_reset) rq->on_reset(rq->body_ud);
         rq->state = REQ_QUEUED;
@@ -1074,17 +1076,18 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: ok", rq->method, rq->bucket, k);
         break;
     case S3_ERR_HTTP:
-        snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: HTTP %ld %s%s%s%s%s", rq->method, rq->bucket, k,
-                 status,
-                 einfo.code ? einfo.code
-                 : status == 404 ? "NotFound"
-                 : status == 403 ? "Forbidden (wrong access key or secret, no permission, or the wrong region)"
-                                 : "",
-                 einfo.message && einfo.message[0] ? ": " : "", einfo.message ? einfo.message : "",
-                 rq->attempt > 1 ? " (after retries)" : "",
-                 einfo.code && strcmp(einfo.code, "RequestTimeTooSkewed") == 0
-                     ? "; this machine's clock is off and the server's time could not be used: set the clock (NTP)"
-                     : "");
+        snprintf(
+            resp->message, sizeof resp->message, "%s s3://%s/%s: HTTP %ld %s%s%s%s%s", rq->method, rq->bucket,
+            k, status,
+            einfo.code      ? einfo.code
+            : status == 404 ? "NotFound"
+            : status == 403 ? "Forbidden (wrong access key or secret, no permission, or the wrong region)"
+                            : "",
+            einfo.message && einfo.message[0] ? ": " : "", einfo.message ? einfo.message : "",
+            rq->attempt > 1 ? " (after retries)" : "",
+            einfo.code && strcmp(einfo.code, "RequestTimeTooSkewed") == 0
+                ? "; this machine's clock is off and the server's time could not be used: set the clock (NTP)"
+                : "");
         break;
     case S3_ERR_TRANSPORT:
     {

@@ -1,6 +1,6 @@
 /* Retry policy: which failures are transient (HTTP status, S3 <Code>, curl error), how long to back off
- * (capped exponential backoff with full jitter, Retry-After as a lower bound), and when a refusal says our clock
- * is off and by how much. Pure functions: no clock (the caller passes the time). */
+ * (capped exponential backoff with full jitter, Retry-After as a lower bound), and when a refusal says our
+ * clock is off and by how much. Pure functions: no clock (the caller passes the time). */
 #include "s3/retry.h"
 
 #include <ctype.h>
@@ -29,8 +29,9 @@ static const char *const throttle_codes[] = {
 };
 
 /* Transient server-side conditions. RequestTimeTooSkewed is retried because the request is re-signed with a
- * fresh date on the next attempt (after a clock correction, s3_skew_decide, when our clock is off); IncompleteBody and BadDigest mean the body was cut or damaged in transit,
- * which a bounded number of resends can fix. */
+ * fresh date on the next attempt (after a clock correction, s3_skew_decide, when our clock is off);
+ * IncompleteBody and BadDigest mean the body was cut or damaged in transit, which a bounded number of resends
+ * can fix. */
 static const char *const transient_codes[] = {
     "InternalError",        "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException",
     "RequestTimeTooSkewed", "IncompleteBody",     "BadDigest",
@@ -267,7 +268,8 @@ enum s3_skew s3_skew_decide(long http_status, const char *s3_code, const char *s
         if (fabs(off - (double)signed_with) <= S3_SKEW_ALLOWED) return S3_SKEW_NO;
         if (signed_with != current) return S3_SKEW_RESIGN;
     }
-    if (fabs(off) > (double)S3_SKEW_MAX || fabs(off - (double)current) <= S3_SKEW_MIN_CHANGE) return S3_SKEW_NO;
+    if (fabs(off) > (double)S3_SKEW_MAX || fabs(off - (double)current) <= S3_SKEW_MIN_CHANGE)
+        return S3_SKEW_NO;
     *correction = lround(off);
     return S3_SKEW_CORRECT;
 }

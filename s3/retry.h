@@ -33,21 +33,21 @@ double s3_retry_delay(const struct s3_retry_policy *p, int attempt, enum s3_retr
 double s3_retry_after_parse(const char *value, double now_epoch);
 
 /* Clock skew: S3 (and RGW) refuse a request whose signed date is more than S3_SKEW_ALLOWED seconds off their
- * clock with 403 RequestTimeTooSkewed, and a fresh date from the same clock fails again. The client then signs
- * with the server's time: this host's clock plus a correction in whole seconds, learnt from such a refusal only
- * (its <ServerTime>, else its Date header), never from ordinary replies. */
-#define S3_SKEW_ALLOWED 900         /* S3's window each way */
-#define S3_SKEW_MIN_CHANGE 60       /* a refusal whose server time agrees with ours this closely was a late request */
+ * clock with 403 RequestTimeTooSkewed, and a fresh date from the same clock fails again. The client then
+ * signs with the server's time: this host's clock plus a correction in whole seconds, learnt from such a
+ * refusal only (its <ServerTime>, else its Date header), never from ordinary replies. */
+#define S3_SKEW_ALLOWED 900          /* S3's window each way */
+#define S3_SKEW_MIN_CHANGE 60        /* a refusal whose server time is this close to ours: a late request */
 #define S3_SKEW_MAX (7L * 24 * 3600) /* a larger correction is not believed: the clock must be set */
 
 /* The server's time in a skew refusal, seconds since the epoch: <ServerTime> of the error body (ISO 8601 UTC,
- * "2026-03-01T10:00:00Z", fraction allowed; AWS sends it) when given and valid, else the Date header (HTTP-date).
- * Either may be NULL. false when neither parses. */
+ * "2026-03-01T10:00:00Z", fraction allowed; AWS sends it) when given and valid, else the Date header
+ * (HTTP-date). Either may be NULL. false when neither parses. */
 bool s3_skew_server_time(const char *server_time, const char *date, double *out);
 
 enum s3_skew {
-    S3_SKEW_NO,      /* not a skew refusal, or one the server's time does not explain: retried as classified */
-    S3_SKEW_RESIGN,  /* the correction changed since this attempt was signed: sign again, send at once */
+    S3_SKEW_NO,     /* not a skew refusal, or one the server's time does not explain: retried as classified */
+    S3_SKEW_RESIGN, /* the correction changed since this attempt was signed: sign again, send at once */
     S3_SKEW_CORRECT, /* a new correction (*correction): keep it, sign again, send at once */
 };
 /* Decides about one failed reply. s3_code is the error body's <Code>, NULL when there was none (a HEAD's 403

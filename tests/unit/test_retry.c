@@ -350,9 +350,16 @@ static void test_skew_server_time(void **state)
     assert_true(s3_skew_server_time("yesterday", "Wed, 02 Dec 2026 03:53:39 GMT", &t));
     assert_true(t == SERVER_2026);
     /* what cannot be read is not guessed at */
-    static const char *const bad[] = {"", "2026-12-02", "2026-12-02T03:53:39", "2026-12-02T03:53:39+01:00",
-                                      "2026-12-02T03:53:39.Z", "2026-02-31T00:00:00Z", "2026-12-02T25:00:00Z",
-                                      "2026-12-02T03:53:39Zjunk", " ", "-2026-12-02T03:53:39Z"};
+    static const char *const bad[] = {"",
+                                      "2026-12-02",
+                                      "2026-12-02T03:53:39",
+                                      "2026-12-02T03:53:39+01:00",
+                                      "2026-12-02T03:53:39.Z",
+                                      "2026-02-31T00:00:00Z",
+                                      "2026-12-02T25:00:00Z",
+                                      "2026-12-02T03:53:39Zjunk",
+                                      " ",
+                                      "-2026-12-02T03:53:39Z"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         t = -1;
         assert_false(s3_skew_server_time(bad[i], NULL, &t));
@@ -373,8 +380,8 @@ static void test_skew_corrects_from_refusal(void **state)
                      S3_SKEW_CORRECT);
     assert_int_equal(fix, 2400);
     /* 40 minutes ahead, AWS's <ServerTime> */
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", "2026-12-02T03:53:39Z", NULL, SERVER_2026 + 2400.4,
-                                    0, 0, &fix),
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", "2026-12-02T03:53:39Z", NULL,
+                                    SERVER_2026 + 2400.4, 0, 0, &fix),
                      S3_SKEW_CORRECT);
     assert_int_equal(fix, -2400);
     /* the clock stepped again after a correction (NTP set it right mid-run): corrected back */
@@ -391,8 +398,9 @@ static void test_skew_resign_after_another_correction(void **state)
     (void)state;
     long fix = 12345;
     /* signed before another request corrected the clock: just sign again, no new correction, dates or not */
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, NULL, SERVER_2026 - 2400, 0, 2400, &fix),
-                     S3_SKEW_RESIGN);
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", NULL, NULL, SERVER_2026 - 2400, 0, 2400, &fix),
+        S3_SKEW_RESIGN);
     assert_int_equal(fix, 12345);
 }
 
@@ -402,28 +410,33 @@ static void test_skew_not_explained(void **state)
     long fix = 12345;
     const char *date = "Wed, 02 Dec 2026 03:53:39 GMT";
     /* not a skew refusal */
-    assert_int_equal(s3_skew_decide(403, "AccessDenied", NULL, date, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(403, "AccessDenied", NULL, date, SERVER_2026 - 2400, 0, 0, &fix),
+                     S3_SKEW_NO);
     assert_int_equal(s3_skew_decide(403, "SignatureDoesNotMatch", NULL, date, SERVER_2026 - 2400, 0, 0, &fix),
                      S3_SKEW_NO);
     assert_int_equal(s3_skew_decide(503, NULL, NULL, date, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_NO);
     /* a refusal without a readable server time: no correction (ordinary retries, then the error) */
     assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, NULL, SERVER_2026 - 2400, 0, 0, &fix),
                      S3_SKEW_NO);
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", "soon", "whenever", SERVER_2026 - 2400, 0, 0, &fix),
-                     S3_SKEW_NO);
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", "soon", "whenever", SERVER_2026 - 2400, 0, 0, &fix),
+        S3_SKEW_NO);
     /* our clock agrees with the server's: the request was late (queued), not the clock */
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - 5, 0, 0, &fix), S3_SKEW_NO);
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - 2400 + S3_SKEW_MIN_CHANGE,
-                                    2400, 2400, &fix),
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - 5, 0, 0, &fix),
+                     S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date,
+                                    SERVER_2026 - 2400 + S3_SKEW_MIN_CHANGE, 2400, 2400, &fix),
                      S3_SKEW_NO);
     /* not believed: more than S3_SKEW_MAX (a server, or a box in between, with a broken clock) */
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, "Thu, 01 Jan 1970 12:52:37 GMT", SERVER_2026,
-                                    0, 0, &fix),
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, "Thu, 01 Jan 1970 12:52:37 GMT",
+                                    SERVER_2026, 0, 0, &fix),
                      S3_SKEW_NO);
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - S3_SKEW_MAX - 1, 0, 0, &fix),
-                     S3_SKEW_NO);
-    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - S3_SKEW_MAX, 0, 0, &fix),
-                     S3_SKEW_CORRECT);
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - S3_SKEW_MAX - 1, 0, 0, &fix),
+        S3_SKEW_NO);
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - S3_SKEW_MAX, 0, 0, &fix),
+        S3_SKEW_CORRECT);
     assert_int_equal(fix, S3_SKEW_MAX);
     fix = 12345;
     assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, NAN, 0, 0, &fix), S3_SKEW_NO);
@@ -438,9 +451,11 @@ static void test_skew_bare_403(void **state)
     /* a HEAD's 403 has no body: its Date out of S3's window from what we signed says it was the clock */
     assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_CORRECT);
     assert_int_equal(fix, 2400);
-    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - 2400, 0, 2400, &fix), S3_SKEW_RESIGN);
+    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - 2400, 0, 2400, &fix),
+                     S3_SKEW_RESIGN);
     /* within the window: a real AccessDenied */
-    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - S3_SKEW_ALLOWED, 0, 0, &fix), S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - S3_SKEW_ALLOWED, 0, 0, &fix),
+                     S3_SKEW_NO);
     assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - 2400, 2400, 2400, &fix), S3_SKEW_NO);
     assert_int_equal(s3_skew_decide(403, NULL, NULL, NULL, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_NO);
     /* other bodiless statuses are never the clock */
