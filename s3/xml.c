@@ -247,6 +247,7 @@ void s3_error_info_free(struct s3_error_info *e)
     free(e->resource);
     free(e->request_id);
     free(e->region);
+    free(e->server_time);
     memset(e, 0, sizeof *e);
 }
 
@@ -301,7 +302,7 @@ enum s3_err s3_xml_parse_error(const char *body, size_t len, struct s3_error_inf
     const struct flat_field fields[] = {
         {"Code", &out->code, true},         {"Message", &out->message, true},
         {"Resource", &out->resource, true}, {"RequestId", &out->request_id, true},
-        {"Region", &out->region, true},
+        {"Region", &out->region, true},     {"ServerTime", &out->server_time, true},
     };
     return parse_flat(body, len, roots, fields, sizeof fields / sizeof *fields);
 }

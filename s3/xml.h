@@ -44,6 +44,7 @@ struct s3_error_info {
     char *resource;   /* may be NULL */
     char *request_id; /* may be NULL */
     char *region; /* <Region>: the bucket's region, in AuthorizationHeaderMalformed and redirects; or NULL */
+    char *server_time; /* <ServerTime>: the server's clock, in AWS's RequestTimeTooSkewed; or NULL */
 };
 
 /* ListObjectsV2 result (<ListBucketResult>). Handles EncodingType=url (keys then percent-decoded). */
