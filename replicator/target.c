@@ -133,8 +133,10 @@ static int check_object_lock(struct rep_ctx *ctx)
             s3_log_user(S3_LOG_ERROR, "GetObjectLockConfiguration on s3://%s: the reply is not valid XML", b);
             rc = EXIT_FAILED;
         }
-    } else if (resp->status == 404 && strcmp(code, "NoSuchBucket") != 0) {
-        enabled = false; /* ObjectLockConfigurationNotFoundError: the bucket has no Object Lock */
+    } else if ((resp->status == 404 && strcmp(code, "NoSuchBucket") != 0) || resp->status == 501 ||
+               strcmp(code, "NotImplemented") == 0) {
+        /* ObjectLockConfigurationNotFoundError: the bucket has no Object Lock; 501: the provider has none (R2) */
+        enabled = false;
     } else if (resp->status == 403) {
         s3_log_user(S3_LOG_ERROR, "cannot read the target's Object Lock configuration: %s\n  --retain needs "
                     "s3:GetBucketObjectLockConfiguration on the target bucket (and s3:PutObjectRetention on its "
