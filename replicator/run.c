@@ -468,6 +468,11 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     cJSON_AddStringToObject(j, "result", s->result);
     cJSON_AddNumberToObject(j, "exit_code", s->exit_code);
     cJSON_AddBoolToObject(j, "dry_run", o->dry_run);
+    if (o->retain > 0) { /* --retain: how every version written is locked */
+        cJSON *rj = cJSON_AddObjectToObject(j, "retain");
+        cJSON_AddStringToObject(rj, "mode", retain_mode(o));
+        cJSON_AddNumberToObject(rj, "seconds", o->retain);
+    }
     cJSON_AddStringToObject(j, "copy_mode", ctx->server_side ? "server-side" : "streamed");
     cJSON_AddNumberToObject(j, "passes", s->passes);
     cJSON_AddNumberToObject(j, "gap_seconds", round(s->gap * 1000) / 1000);

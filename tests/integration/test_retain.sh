@@ -101,6 +101,8 @@ t1=$(date +%s)
 expect_rc again 0 "a second run into the locked bucket (lease taken again)"
 check "it copied the one changed object ($(jget "$T_TMP/again.out" 'd["objects_copied"]'))" \
   test "$(jget "$T_TMP/again.out" 'd["objects_copied"]')" = 1
+got=$(jget "$T_TMP/again.out" 'd["retain"]["mode"] + " " + str(d["retain"]["seconds"])')
+check "its --json summary says how versions are locked ($got)" test "$got" = "GOVERNANCE 7200"
 got=$(lock_of b "$cross" small/000001 "$(version_of b "$cross" small/000001)")
 u=${got#* }
 check "the new version of small/000001 is locked for 2h ($got)" \
