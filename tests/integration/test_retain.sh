@@ -130,6 +130,7 @@ rep plain "${CROSS[@]}" --retain 1d "s3://$src" "s3://$plain"
 expect_rc plain 3 "a versioned target without Object Lock is refused"
 check "the refusal says what to do" grep -q 'Object Lock is not enabled on the target.*--object-lock-enabled-for-bucket' \
   <(tr '\n' ' ' <"$T_TMP/plain.err")
+# shellcheck disable=SC2016 # a JMESPath literal, not a shell expansion
 n=$(aws_on b s3api list-object-versions --bucket "$plain" --query 'length(Versions || `[]`)' --output text)
 check "nothing was written to it, not even the marker or the lease ($n versions)" test "$n" = 0
 rep plaindry "${CROSS[@]}" --retain 1d --dry-run "s3://$src" "s3://$plain"
