@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 #include "replicator/copy.h"
+#include "replicator/retain.h"
 #include "replicator/versions.h"
 #include "s3/log.h"
 #include "s3/ops.h"
@@ -26,11 +27,13 @@ enum copy_state {
     CS_MPU_ABORT,    /* aborting the upload after a failure or a source change */
     CS_REFRESH,      /* the source changed (412): HEAD to learn its new version */
     CS_VERSION,      /* written; the reply named no version: waiting for it (bulk listing, or a HEAD) */
+    CS_RETAIN,       /* --retain: PutObjectRetention on the version written (multipart, CopyObject) */
     CS_DONE,
 };
 
 static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "tags", "mpu-create",
-                                          "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "version", "done"};
+                                          "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "version", "retain",
+                                          "done"};
 
 struct part {
     struct copy_job *job;
@@ -89,6 +92,7 @@ struct copy_job {
     char *tagging_xml;                  /* and as the source's <Tagging> document */
     size_t tagging_xml_len;
     bool tags_after;                    /* a multipart upload: set the tags on the new version once it exists */
+    bool retain_after;                  /* --retain, a multipart upload or a CopyObject: lock the new version */
     void (*after_tags)(struct copy_job *job);
     char content_md5[25];               /* base64 Content-MD5 of a whole-object PUT */
     /* multipart */
@@ -268,6 +272,14 @@ static void set_metadata(struct copy_job *job, const struct s3_response *r, bool
         job->meta[job->nmeta++] = (struct s3_header){"x-amz-storage-class", job->ctx->o->storage_class};
 }
 
+/* The headers of a write made now: job->meta, plus the Object Lock retention under --retain (h has room for
+ * MAX_META + 2). */
+static size_t with_retention(const struct copy_job *job, struct s3_header *h, char until[RETAIN_UNTIL_LEN])
+{
+    memcpy(h, job->meta, job->nmeta * sizeof *h);
+    return job->nmeta + retain_headers(job->ctx->o, h + job->nmeta, until);
+}
+
 /* ---- tags: read from the source (only when x-amz-tagging-count says there are any), written with the object */
 
 static void tags_done(struct s3_response *r, void *ud)
@@ -441,6 +453,9 @@ static void copy_done(struct s3_response *r, void *ud)
                                 "%llu bytes are copied by GET+PUT from now on (one request pair instead of "
                                 "CopyObject+HEAD)", (unsigned long long)SMALL_STREAM_MAX);
     }
+    /* Ceph RGW 16 ignores the Object Lock headers of a CopyObject: lock the version written as well (on S3, which
+     * honours them, this only sets the same date again) */
+    job->retain_after = job->ctx->o->retain > 0;
     finish_written(job);
 }
 
@@ -452,9 +467,13 @@ static void start_server_copy(struct copy_job *job)
      * metadata: such a copy sets its tags on the version it wrote, as multipart copies do */
     job->tags_after = job->meta_resp && job->tagging_xml;
     set_state(job, CS_COPY);
+    /* Object Lock headers are not metadata: they go with either directive */
+    struct s3_header lock[2];
+    char until[RETAIN_UNTIL_LEN];
+    size_t nlock = retain_headers(ctx->o, lock, until);
     check_started(job, s3_copy_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, ctx->o->src_bucket, job->key,
                                       job->src_version, job->etag, job->meta_resp ? job->meta : NULL, job->nmeta,
-                                      copy_done, job));
+                                      lock, nlock, copy_done, job));
 }
 
 /* ---- streamed GET -> PUT ---- */
@@ -553,8 +572,11 @@ static void put_whole(struct copy_job *job)
 {
     set_state(job, CS_PUT);
     struct rep_ctx *ctx = job->ctx;
-    check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta,
-                                     job->data->body, job->data->body_len, job->content_md5, put_done, job));
+    struct s3_header h[MAX_META + 2];
+    char until[RETAIN_UNTIL_LEN];
+    size_t nh = with_retention(job, h, until);
+    check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, h, nh, job->data->body,
+                                     job->data->body_len, job->content_md5, put_done, job));
 }
 
 static void start_get(struct copy_job *job)
@@ -656,8 +678,42 @@ static void tags_put_done(struct s3_response *r, void *ud)
     finish(job, cancelled ? COPY_CANCELLED : COPY_FAILED);
 }
 
+/* --retain where the write itself could not carry the lock (piped multipart uploads) or the server may have ignored
+ * it (other multipart uploads: mpu_create; CopyObject: copy_done): the version is locked before the copy counts as
+ * done. */
+static void retention_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err == S3_OK) {
+        s3_response_free(r);
+        finish_ok(job);
+        return;
+    }
+    snprintf(job->error, sizeof job->error, "locking the version written (PutObjectRetention%s%s) failed: %s; that "
+             "version is not protected by --retain (the target's credentials need s3:PutObjectRetention)",
+             job->version_id ? " of version " : "", job->version_id ? job->version_id : "", r->message);
+    bool cancelled = r->err == S3_ERR_CANCELLED;
+    s3_response_free(r);
+    finish(job, cancelled ? COPY_CANCELLED : COPY_FAILED);
+}
+
+static void retention_set(struct copy_job *job)
+{
+    const struct rep_options *o = job->ctx->o;
+    char until[RETAIN_UNTIL_LEN];
+    job->retain_after = false;
+    retain_until((double)time(NULL), o->retain, until);
+    set_state(job, CS_RETAIN);
+    check_started(job, s3_put_object_retention(job->ctx->dst, o->dst_bucket, job->dst_key, job->version_id,
+                                               retain_mode(o), until, retention_done, job));
+}
+
 static void finish_ok(struct copy_job *job)
 {
+    if (job->retain_after) {
+        retention_set(job);
+        return;
+    }
     if (!job->tags_after || !job->tagging_xml) {
         finish(job, COPY_OK);
         return;
@@ -748,6 +804,7 @@ static void complete_done(struct s3_response *r, void *ud)
     free(job->upload_id);
     job->upload_id = NULL;
     parts_free(job);
+    job->retain_after = job->ctx->o->retain > 0; /* see mpu_create */
     if (job->part_copy) { /* some servers (RGW) ignore the condition on UploadPartCopy: check afterwards */
         check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, job->src_version,
                                           job->etag, source_recheck_done, job));
@@ -1204,8 +1261,14 @@ static void mpu_create(struct copy_job *job)
     struct rep_ctx *ctx = job->ctx;
     job->tags_after = job->tagging_xml != NULL;
     set_state(job, CS_MPU_CREATE);
-    check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta, create_done,
-                                     job));
+    /* Piped parts carry no Content-MD5 (their bytes stream through), which S3 requires of every part of an upload
+     * created with Object Lock headers: such uploads are created without them. Every upload is locked once
+     * complete (retention_set), since Ceph RGW 16 ignores the headers on CreateMultipartUpload. */
+    struct s3_header h[MAX_META + 2];
+    char until[RETAIN_UNTIL_LEN];
+    size_t nh = job->ring ? job->nmeta : with_retention(job, h, until);
+    check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->ring ? job->meta : h, nh,
+                                     create_done, job));
 }
 
 static void mpu_with_memory(struct copy_job *job)

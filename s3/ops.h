@@ -43,10 +43,12 @@ struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const 
 /* CopyObject of src_key (its version src_version_id, or the latest when NULL). src_if_match:
  * x-amz-copy-source-if-match (NULL = unconditional). With headers == NULL the metadata directive is COPY;
  * otherwise REPLACE with exactly these headers (with an x-amz-tagging among them, the tags are replaced too).
+ * extra: request headers that are not metadata (Object Lock retention), sent with either directive; may be NULL.
  * A 200 with <Error> fails. */
 struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
                                   const char *src_key, const char *src_version_id, const char *src_if_match,
-                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
+                                  const struct s3_header *headers, size_t nheaders, const struct s3_header *extra,
+                                  size_t nextra, s3_done_cb cb, void *ud);
 
 struct s3_request *s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
@@ -82,6 +84,12 @@ struct s3_request *s3_get_object_tagging(struct s3_reader *r, const char *bucket
 struct s3_request *s3_put_object_tagging(struct s3_client *c, const char *bucket, const char *key,
                                          const char *version_id, const char *xml, size_t len, s3_done_cb cb,
                                          void *ud);
+
+/* PutObjectRetention of key's version version_id (NULL = latest): mode "GOVERNANCE" or "COMPLIANCE", until an ISO
+ * 8601 time (the <Retention> body is built here; Content-MD5 sent, which S3 requires). */
+struct s3_request *s3_put_object_retention(struct s3_client *c, const char *bucket, const char *key,
+                                           const char *version_id, const char *mode, const char *until,
+                                           s3_done_cb cb, void *ud);
 
 struct s3_request *s3_versioning_get(struct s3_reader *r, const char *bucket, s3_done_cb cb, void *ud);
 /* status: "Enabled" or "Suspended". */
