@@ -53,6 +53,8 @@ $(BUILD)/itests/%: tests/integration/%.c $(APP_OBJ) $(LIB_OBJ)
 $(BUILD)/tools/%: tests/tools/%.c $(APP_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+# the fault proxy's provider mode (Amazon S3 behaviour on top of RGW) lives in its own file
+$(BUILD)/tools/faultproxy: tests/tools/proxy/aws.c tests/tools/proxy/aws.h
 # the fault proxy's additional-checksum modes live in their own file
 $(BUILD)/tools/faultproxy: tests/tools/proxy/checksum.c tests/tools/proxy/checksum.h
 

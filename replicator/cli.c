@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "replicator/options.h"
+#include "replicator/retain.h"
 
 void cli_usage(FILE *f)
 {
@@ -73,6 +74,12 @@ void cli_usage(FILE *f)
 "  --lease DURATION         the run's lease on the target (.replicate/lease: host, pid, run id), renewed while\n"
 "                           it runs: a run from another host or state dir is refused (exit 3) until it is\n"
 "                           released or, if its run died, expires (default 5m)\n"
+"  --retain DURATION        write every version (and the run's manifest) with Object Lock retention until\n"
+"                           now + DURATION (30d, 12h, 90m, 2w, 1y = 365d; a unit is required), so not even\n"
+"                           the backup's credentials can delete it before then; the target bucket must have\n"
+"                           been created with Object Lock enabled (else refused, exit 3)\n"
+"  --retain-mode MODE       governance (default: lifted early only with s3:BypassGovernanceRetention) or\n"
+"                           compliance (nobody, not even the account's root user, can shorten or remove it)\n"
 "\n"
 "Maintenance flag around the final pass:\n"
 "  --maintenance-file PATH  create PATH to switch the app into maintenance, remove it afterwards\n"
@@ -118,7 +125,8 @@ void cli_usage(FILE *f)
 "\n"
 "Exit codes:\n"
 "  0 done   1 some objects failed (they are named) or the run failed   2 usage or configuration error\n"
-"  3 refused for safety (unversioned target, swapped arguments, target locked)   4 did not converge\n"
+"  3 refused for safety (unversioned target, swapped arguments, target locked, --retain on a target without\n"
+"    Object Lock)   4 did not converge\n"
 "  5 verify or drill found discrepancies   6 status: last successful run (or clean drill) missing or too old\n"
 "  130 interrupted\n",
         f);
@@ -227,7 +235,7 @@ enum {
     OPT_RETRIES, OPT_NO_PROGRESS, OPT_LIST_RANGES, OPT_METRICS, OPT_RESTORE, OPT_DRILL, OPT_RUN, OPT_AT,
     OPT_ONLY_MISSING, OPT_OVERWRITE, OPT_MAX_DRILL_AGE, OPT_NO_TAGS, OPT_STORAGE_CLASS, OPT_SKIP_ARCHIVED,
     OPT_LOG_FORMAT, OPT_SRC_CA, OPT_DST_CA, OPT_CA,
-    OPT_LEASE, OPT_SHARDS, OPT_RUN_ID,
+    OPT_LEASE, OPT_SHARDS, OPT_RUN_ID, OPT_RETAIN, OPT_RETAIN_MODE,
 };
 
 static const struct option long_opts[] = {
@@ -297,6 +305,8 @@ static const struct option long_opts[] = {
     {"storage-class", required_argument, 0, OPT_STORAGE_CLASS},
     {"log-format", required_argument, 0, OPT_LOG_FORMAT},
     {"lease", required_argument, 0, OPT_LEASE},
+    {"retain", required_argument, 0, OPT_RETAIN},
+    {"retain-mode", required_argument, 0, OPT_RETAIN_MODE},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -518,6 +528,17 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
                 return bad("--lease needs a duration from 3s to 24h, like 5m, not \"%s\"", optarg);
             o->lease = d;
             break;
+        case OPT_RETAIN:
+            if ((o->retain = retain_parse_duration(optarg)) < 0)
+                return bad("--retain needs a duration with a unit, from 1m to 100y, like 30d, 12h, 2w or 1y, not "
+                           "\"%s\"", optarg);
+            break;
+        case OPT_RETAIN_MODE:
+            if (strcmp(optarg, "compliance") == 0) o->retain_compliance = true;
+            else if (strcmp(optarg, "governance") == 0) o->retain_compliance = false;
+            else return bad("--retain-mode is governance or compliance, not \"%s\"", optarg);
+            o->retain_mode_given = true;
+            break;
         case OPT_LOG_FORMAT:
             if (strcmp(optarg, "json") == 0) o->log_json = true;
             else if (strcmp(optarg, "human") == 0) o->log_json = false;
@@ -602,6 +623,14 @@ int cli_parse(int argc, char **argv, struct rep_options *o)
     /* the key range itself comes from the backup's key sample, once connected (shard.c) */
     if (o->shard_n && o->mode != MODE_REPLICATE)
         return bad("--shard and --shards go with a backup run; --status and --verify read every shard of a run");
+    /* a restore writes a live bucket, not a backup: locking it would make the restored data undeletable */
+    if (o->retain > 0 && o->mode == MODE_RESTORE)
+        return bad("--retain goes with a backup run: a restore writes a live bucket, which it must not lock "
+                   "(leave --retain out)");
+    if (o->retain > 0 && o->mode != MODE_REPLICATE)
+        return bad("--retain goes with a backup run, not with %s (it writes no backup data)",
+                   o->mode == MODE_DRILL ? "--restore-drill" : o->mode == MODE_VERIFY ? "--verify" : "--status");
+    if (o->retain_mode_given && !(o->retain > 0)) return bad("--retain-mode goes with --retain DURATION");
     if (o->shared_run_id && o->mode != MODE_REPLICATE)
         return bad("--run-id names a backup run (to read one, use --run with --restore or --restore-drill)");
     return 0;

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 #include "replicator/copy.h"
+#include "replicator/retain.h"
 #include "replicator/versions.h"
 #include "s3/checksum.h"
 #include "s3/log.h"
@@ -27,11 +28,13 @@ enum copy_state {
     CS_MPU_ABORT,    /* aborting the upload after a failure or a source change */
     CS_REFRESH,      /* the source changed (412): HEAD to learn its new version */
     CS_VERSION,      /* written; the reply named no version: waiting for it (bulk listing, or a HEAD) */
+    CS_RETAIN,       /* --retain: PutObjectRetention on the version written (multipart, CopyObject) */
     CS_DONE,
 };
 
 static const char *const state_names[] = {"start", "wait-mem", "copy", "get", "put", "head", "tags", "mpu-create",
-                                          "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "version", "done"};
+                                          "mpu-parts", "mpu-complete", "mpu-abort", "refresh", "version", "retain",
+                                          "done"};
 
 struct part {
     struct copy_job *job;
@@ -46,6 +49,7 @@ struct part {
     uint64_t fed; /* bytes taken from the GET */
     bool get_paused, put_paused, overflow;
     EVP_MD_CTX *md5;
+    char md5hex[33]; /* of the bytes read, when hashed ("" when not) */
     struct s3_checksum ck;          /* the source's checksum algorithm over the part's bytes, when it has one */
     char ck_value[S3_CHECKSUM_MAX]; /* its wire value once the part is done */
     uint64_t ck_crc;                /* and the CRC, to combine (CRCs only) */
@@ -92,6 +96,7 @@ struct copy_job {
     char *tagging_xml;                  /* and as the source's <Tagging> document */
     size_t tagging_xml_len;
     bool tags_after;                    /* a multipart upload: set the tags on the new version once it exists */
+    bool retain_after;                  /* --retain, a multipart upload or a CopyObject: lock the new version */
     void (*after_tags)(struct copy_job *job);
     char content_md5[25];               /* base64 Content-MD5 of a whole-object PUT */
     /* multipart */
@@ -105,6 +110,12 @@ struct copy_job {
     bool part_copy; /* parts by UploadPartCopy (server-side) rather than ranged GET + UploadPart */
     bool replace_meta; /* server-side copy with the metadata a HEAD read (restores: bookkeeping filtered out) */
     size_t ring;    /* > 0: parts are piped (ranged GET -> UploadPart through a ring of this size) */
+    /* Encryption under which ETags are not MD5s (SSE-KMS, SSE-C; s3_sse_hides_md5), as the source's GET/HEAD and
+     * the target's write replies name it. The source's ETag then proves nothing about bytes read, and the
+     * target's part ETags nothing about bytes stored: parts go buffered, with Content-MD5, which S3 checks
+     * under any encryption. */
+    const char *src_sse, *dst_sse;
+    bool buffered; /* parts by ranged GET into memory + UploadPart with Content-MD5 */
     /* The source's additional checksum of the listed version (s3/checksum.h), from the GET or HEAD that asked
      * for it: the bytes read must match it, a whole-object PUT carries it so the target checks them too. */
     enum s3_checksum_alg ck_alg;
@@ -216,6 +227,27 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* Whether the source's ETag is the MD5 of the listed version's bytes: it looks like one, and no reply said the
+ * object is encrypted so that it is not (SSE-KMS, SSE-C). */
+static bool src_etag_is_md5(const struct copy_job *job)
+{
+    return !job->src_sse && s3_etag_is_md5(job->etag);
+}
+
+/* A write reply from the target: does it say its ETags are not MD5s? Said once per run. */
+static void learn_dst_sse(struct copy_job *job, const struct s3_response *r)
+{
+    const char *sse = s3_sse_hides_md5(r);
+    if (!sse) return;
+    job->dst_sse = sse;
+    if (!job->ctx->dst_sse) {
+        job->ctx->dst_sse = sse;
+        s3_log(S3_LOG_INFO, "the target encrypts with %s, so its ETags are not MD5s: copies are checked by the "
+                            "Content-MD5 sent with each write (parts are read whole into memory to compute it)",
+               sse);
+    }
+}
+
 /* HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT") to the ISO form listings use. */
 static char *http_date_to_iso(const char *v)
 {
@@ -253,6 +285,14 @@ static void set_metadata(struct copy_job *job, const struct s3_response *r, bool
     if (etag_will_differ && !job->ctx->restore) job->meta[job->nmeta++] = (struct s3_header){SOURCE_ETAG_META, job->etag};
     if (job->ctx->o->storage_class && job->nmeta < MAX_META - 2)
         job->meta[job->nmeta++] = (struct s3_header){"x-amz-storage-class", job->ctx->o->storage_class};
+}
+
+/* The headers of a write made now: job->meta, plus the Object Lock retention under --retain (h has room for
+ * MAX_META + 2). */
+static size_t with_retention(const struct copy_job *job, struct s3_header *h, char until[RETAIN_UNTIL_LEN])
+{
+    memcpy(h, job->meta, job->nmeta * sizeof *h);
+    return job->nmeta + retain_headers(job->ctx->o, h + job->nmeta, until);
 }
 
 /* ---- tags: read from the source (only when x-amz-tagging-count says there are any), written with the object */
@@ -416,6 +456,7 @@ static void copy_done(struct s3_response *r, void *ud)
     }
     free(lm);
     take_result(job, r, etag);
+    learn_dst_sse(job, r);
     s3_response_free(r);
     if (job->ctx->target_versioned && job->ctx->copy_names_version == 0) {
         job->ctx->copy_names_version = job->version_id ? 1 : -1;
@@ -427,6 +468,9 @@ static void copy_done(struct s3_response *r, void *ud)
                                 "%llu bytes are copied by GET+PUT from now on (one request pair instead of "
                                 "CopyObject+HEAD)", (unsigned long long)SMALL_STREAM_MAX);
     }
+    /* Ceph RGW 16 ignores the Object Lock headers of a CopyObject: lock the version written as well (on S3, which
+     * honours them, this only sets the same date again) */
+    job->retain_after = job->ctx->o->retain > 0;
     finish_written(job);
 }
 
@@ -438,9 +482,13 @@ static void start_server_copy(struct copy_job *job)
      * metadata: such a copy sets its tags on the version it wrote, as multipart copies do */
     job->tags_after = job->meta_resp && job->tagging_xml;
     set_state(job, CS_COPY);
+    /* Object Lock headers are not metadata: they go with either directive */
+    struct s3_header lock[2];
+    char until[RETAIN_UNTIL_LEN];
+    size_t nlock = retain_headers(ctx->o, lock, until);
     check_started(job, s3_copy_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, ctx->o->src_bucket, job->key,
                                       job->src_version, job->etag, job->meta_resp ? job->meta : NULL, job->nmeta,
-                                      copy_done, job));
+                                      lock, nlock, copy_done, job));
 }
 
 /* ---- additional checksums (x-amz-checksum-*, s3/checksum.h) ----
@@ -481,10 +529,11 @@ static void take_source_checksum(struct copy_job *job, const struct s3_response 
     }
 }
 
-/* A source GET/HEAD that asked for the checksum and may have been refused for it: run it again without. */
+/* A source GET/HEAD that asked for the checksum and may have been refused for it: run it again without. A 403
+ * counts too: Amazon S3 wants kms:Decrypt for the checksum of an SSE-KMS object, which a plain HEAD does not. */
 static bool source_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *))
 {
-    if (!job->ck_mode_sent || job->ck_src_probe || !may_refuse_checksums(r)) return false;
+    if (!job->ck_mode_sent || job->ck_src_probe || (!may_refuse_checksums(r) && r->status != 403)) return false;
     snprintf(job->ck_refusal, sizeof job->ck_refusal, "%s", r->message);
     job->ck_src_probe = true;
     s3_response_free(r);
@@ -501,12 +550,10 @@ static bool bytes_match_checksum(const struct copy_job *job, const void *data, s
     return s3_checksum_compute(job->ck_alg, data, len, got) == 0 && strcmp(got, job->ck_value) == 0;
 }
 
-/* A whole-object PUT's headers: the metadata, and the source's full-object checksum unless the target refuses
- * them. h has room for MAX_META + 1. */
-static size_t put_headers(struct copy_job *job, struct s3_header *h)
+/* A whole-object PUT's n headers, and the source's full-object checksum unless the target refuses them (h has
+ * room for one more). */
+static size_t with_checksum(struct copy_job *job, struct s3_header *h, size_t n)
 {
-    memcpy(h, job->meta, job->nmeta * sizeof *h);
-    size_t n = job->nmeta;
     job->ck_sent = job->ck_alg && !job->ck_composite && !job->ctx->dst_no_checksums && !job->ck_probe;
     if (job->ck_sent) h[n++] = (struct s3_header){s3_checksum_header(job->ck_alg), job->ck_value};
     return n;
@@ -596,16 +643,20 @@ static void put_done(struct s3_response *r, void *ud)
     if (target_checksum_refused(job, r, put_whole)) return;
     if (r->err == S3_OK) {
         take_result(job, r, NULL);
+        learn_dst_sse(job, r);
         /* A plain-MD5 source copied whole: the target's ETag is the MD5 of what it stored, so equal ETags prove
          * the copy end to end without hashing here. Otherwise (a target whose ETags are not MD5s, or one that
          * ignored Content-MD5) hash what was read: if it is not the listed version, read and write it again
-         * (what was written stays only as an older version). */
-        if (s3_etag_is_md5(job->etag) && !(job->target_etag && strcasecmp(job->target_etag, job->etag) == 0) &&
+         * (what was written stays only as an older version). A source ETag that is no MD5 (encrypted with
+         * SSE-KMS or SSE-C) says nothing about the bytes: Content-MD5 was their own digest. */
+        if (src_etag_is_md5(job) && !(job->target_etag && strcasecmp(job->target_etag, job->etag) == 0) &&
             !data_matches_etag(job))
             reread = "content read does not match the source ETag (MD5)";
     } else if (r->s3err.code && strcmp(r->s3err.code, "BadDigest") == 0) {
-        /* Content-MD5 was the source's ETag: a target refusing it means the bytes read were not that version */
-        reread = "content read does not match the source ETag (MD5): the target refused it";
+        /* Content-MD5 was the source's ETag: a target refusing it means the bytes read were not that version;
+         * or it was their own digest, and they were damaged on the way (the PUT was sent again already) */
+        reread = src_etag_is_md5(job) ? "content read does not match the source ETag (MD5): the target refused it"
+                                      : "the target refused the content as damaged (BadDigest)";
     }
     s3_response_free(job->data);
     job->data = NULL;
@@ -658,8 +709,10 @@ static void get_done(struct s3_response *r, void *ud)
         return;
     }
     /* Content-MD5: a plain-MD5 source ETag names the digest of the listed version, so the target checks the
-     * bytes against the source itself (put_done); otherwise the digest of what was read. */
-    if (s3_md5_hex_to_base64(job->etag, job->content_md5) != 0) {
+     * bytes against the source itself (put_done); otherwise (multipart, SSE-KMS, SSE-C) the digest of what was
+     * read. */
+    job->src_sse = s3_sse_hides_md5(r);
+    if (!src_etag_is_md5(job) || s3_md5_hex_to_base64(job->etag, job->content_md5) != 0) {
         unsigned char md[16];
         s3_md5(r->body, r->body_len, md);
         s3_md5_base64(md, job->content_md5);
@@ -667,7 +720,7 @@ static void get_done(struct s3_response *r, void *ud)
     job->data = r;
     s3_response_free(job->meta_resp);
     job->meta_resp = NULL;
-    set_metadata(job, r, !s3_etag_is_md5(job->etag));
+    set_metadata(job, r, !src_etag_is_md5(job) || job->ctx->dst_sse);
     with_tags(job, r, put_whole);
 }
 
@@ -675,8 +728,9 @@ static void put_whole(struct copy_job *job)
 {
     set_state(job, CS_PUT);
     struct rep_ctx *ctx = job->ctx;
-    struct s3_header h[MAX_META + 1];
-    size_t nh = put_headers(job, h);
+    struct s3_header h[MAX_META + 3];
+    char until[RETAIN_UNTIL_LEN];
+    size_t nh = with_checksum(job, h, with_retention(job, h, until));
     check_started(job, s3_put_object(ctx->dst, ctx->o->dst_bucket, job->dst_key, h, nh, job->data->body,
                                      job->data->body_len, job->content_md5, put_done, job));
 }
@@ -783,8 +837,42 @@ static void tags_put_done(struct s3_response *r, void *ud)
     finish(job, cancelled ? COPY_CANCELLED : COPY_FAILED);
 }
 
+/* --retain where the write itself could not carry the lock (piped multipart uploads) or the server may have ignored
+ * it (other multipart uploads: mpu_create; CopyObject: copy_done): the version is locked before the copy counts as
+ * done. */
+static void retention_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err == S3_OK) {
+        s3_response_free(r);
+        finish_ok(job);
+        return;
+    }
+    snprintf(job->error, sizeof job->error, "locking the version written (PutObjectRetention%s%s) failed: %s; that "
+             "version is not protected by --retain (the target's credentials need s3:PutObjectRetention)",
+             job->version_id ? " of version " : "", job->version_id ? job->version_id : "", r->message);
+    bool cancelled = r->err == S3_ERR_CANCELLED;
+    s3_response_free(r);
+    finish(job, cancelled ? COPY_CANCELLED : COPY_FAILED);
+}
+
+static void retention_set(struct copy_job *job)
+{
+    const struct rep_options *o = job->ctx->o;
+    char until[RETAIN_UNTIL_LEN];
+    job->retain_after = false;
+    retain_until((double)time(NULL), o->retain, until);
+    set_state(job, CS_RETAIN);
+    check_started(job, s3_put_object_retention(job->ctx->dst, o->dst_bucket, job->dst_key, job->version_id,
+                                               retain_mode(o), until, retention_done, job));
+}
+
 static void finish_ok(struct copy_job *job)
 {
+    if (job->retain_after) {
+        retention_set(job);
+        return;
+    }
     if (!job->tags_after || !job->tagging_xml) {
         finish(job, COPY_OK);
         return;
@@ -875,6 +963,7 @@ static void complete_done(struct s3_response *r, void *ud)
     free(job->upload_id);
     job->upload_id = NULL;
     parts_free(job);
+    job->retain_after = job->ctx->o->retain > 0; /* see mpu_create */
     if (job->part_copy) { /* some servers (RGW) ignore the condition on UploadPartCopy: check afterwards */
         check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, job->src_version,
                                           job->etag, source_recheck_done, job));
@@ -883,14 +972,17 @@ static void complete_done(struct s3_response *r, void *ud)
     finish_written(job);
 }
 
-/* "md5(concat(binary part MD5s))-N" of the parts uploaded, compared with the source's ETag. */
+/* "md5(concat(binary part MD5s))-N" of the parts uploaded, compared with the source's ETag. The part MD5s are
+ * the target's part ETags (what it stored), or, where those are not MD5s, the digests of what was read (each
+ * checked by the target against the Content-MD5 sent with it). */
 static bool composite_matches(const struct copy_job *job)
 {
     EVP_MD_CTX *m = EVP_MD_CTX_new();
     bool ok = m && EVP_DigestInit_ex(m, EVP_md5(), NULL);
     for (int i = 0; ok && i < job->nparts; i++) {
         unsigned char b[16];
-        ok = s3_md5_from_hex(job->parts[i].etag, b) == 0 && EVP_DigestUpdate(m, b, sizeof b);
+        const struct part *p = &job->parts[i];
+        ok = s3_md5_from_hex(job->buffered ? p->md5hex : p->etag, b) == 0 && EVP_DigestUpdate(m, b, sizeof b);
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -997,6 +1089,20 @@ static void part_put_done(struct s3_response *r, void *ud)
  * delay. The part's ETag from the target must be the MD5 of what was fed in. */
 
 static void pipe_start(struct part *p);
+static void part_buffered_start(struct part *p);
+
+/* A target found to hide MD5s while parts are piped: abandon the upload and copy the object again, planned
+ * with buffered parts and memory for them. */
+static void restart_buffered(struct copy_job *job)
+{
+    if (job->parts_failed) return;
+    s3_log(S3_LOG_INFO, "%s: the target's part ETags are not MD5s: copying it again with Content-MD5 on each part",
+           job->key);
+    job->parts_failed = true;
+    job->after_abort = COPY_OK;
+    job->restart_after_abort = true;
+    job->restart_direct = true;
+}
 
 static enum s3_sink pipe_sink(const void *data, size_t n, void *ud)
 {
@@ -1076,6 +1182,7 @@ static void pipe_settle(struct part *p)
     unsigned int mdlen = 0;
     char hex[33] = "";
     if (EVP_DigestFinal_ex(p->md5, md, &mdlen) && mdlen == 16) s3_md5_hex(md, hex);
+    memcpy(p->md5hex, hex, sizeof hex);
     struct s3_response *bad = NULL; /* the end whose failure decides */
     if (g->err != S3_OK && g->err != S3_ERR_CANCELLED) bad = g;
     else if (u->err != S3_OK && u->err != S3_ERR_CANCELLED) bad = u;
@@ -1083,6 +1190,17 @@ static void pipe_settle(struct part *p)
     else if (u->err != S3_OK) bad = u;
     bool integrity = false;
     char *etag = NULL;
+    if (!bad && s3_sse_hides_md5(u)) {
+        /* the target's part ETags are no MD5s, so nothing checks what it stored of a piped part: start the
+         * object again with buffered parts (mpu_start plans them from ctx->dst_sse) */
+        learn_dst_sse(job, u);
+        s3_response_free(g);
+        s3_response_free(u);
+        restart_buffered(job);
+        job->inflight--;
+        mpu_pump(job);
+        return;
+    }
     if (!bad) {
         etag = s3_response_etag(u);
         if (p->fed != want || !etag || (!job->composite && s3_etag_is_md5(etag) && strcasecmp(etag, hex) != 0)) {
@@ -1181,6 +1299,89 @@ static void pipe_start(struct part *p)
     check_started(job, p->put_rq);
 }
 
+/* ---- buffered parts: ranged GET into memory, then UploadPart with Content-MD5 ----
+ * For targets whose part ETags are not MD5s (SSE-KMS, SSE-C): the digest goes with the part, so the target
+ * checks what it stores. Memory per part in flight is the part. */
+
+static void part_integrity(struct copy_job *job, struct part *p, struct s3_response *r, const char *why)
+{
+    r->err = S3_ERR_INTEGRITY;
+    snprintf(r->message, sizeof r->message, "part %d: %s", p->no, why);
+    part_failed(job, r, "UploadPart");
+}
+
+static void part_upload_done(struct s3_response *r, void *ud)
+{
+    struct part *p = ud;
+    struct copy_job *job = p->job;
+    p->put_rq = NULL;
+    s3_response_free(p->get_resp);
+    p->get_resp = NULL;
+    job->inflight--;
+    char *etag = r->err == S3_OK ? s3_response_etag(r) : NULL;
+    if (r->err != S3_OK) {
+        part_failed(job, r, "UploadPart");
+    } else if (!etag) {
+        part_integrity(job, p, r, "the reply has no ETag");
+    } else if (!s3_sse_hides_md5(r) && s3_etag_is_md5(etag) && strcasecmp(etag, p->md5hex) != 0) {
+        free(etag);
+        part_integrity(job, p, r, "the target stored other bytes than were sent");
+    } else {
+        p->etag = etag;
+        job->parts_done++;
+        s3_response_free(r);
+    }
+    mpu_pump(job);
+}
+
+static void part_read_done(struct s3_response *r, void *ud)
+{
+    struct part *p = ud;
+    struct copy_job *job = p->job;
+    struct rep_ctx *ctx = job->ctx;
+    p->get_rq = NULL;
+    if (r->err != S3_OK || r->body_len != p->last - p->first + 1 || job->parts_failed || ctx->interrupted) {
+        job->inflight--;
+        if (r->err == S3_OK && !job->parts_failed && !ctx->interrupted)
+            part_integrity(job, p, r, "the ranged GET returned another number of bytes than asked for");
+        else if (r->err != S3_OK)
+            part_failed(job, r, "GetObject (range)");
+        else
+            s3_response_free(r);
+        mpu_pump(job);
+        return;
+    }
+    unsigned char md[16];
+    char b64[25];
+    s3_md5(r->body, r->body_len, md);
+    s3_md5_hex(md, p->md5hex);
+    s3_md5_base64(md, b64);
+    if (job->ck_alg &&
+        (s3_checksum_init(&p->ck, job->ck_alg) != 0 || s3_checksum_update(&p->ck, r->body, r->body_len) != 0)) {
+        s3_log(S3_LOG_ERROR, "out of memory hashing a part of %s", job->key);
+        abort();
+    }
+    part_checksum_done(job, p);
+    p->get_resp = r;
+    p->put_rq = s3_mpu_upload_part(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, p->no, r->body,
+                                   r->body_len, b64, part_upload_done, p);
+    check_started(job, p->put_rq);
+}
+
+static void part_buffered_start(struct part *p)
+{
+    struct copy_job *job = p->job;
+    struct rep_ctx *ctx = job->ctx;
+    free(p->etag);
+    p->etag = NULL;
+    p->md5hex[0] = '\0';
+    struct s3_get_args a = {.bucket = ctx->o->src_bucket, .key = job->key, .version_id = job->src_version,
+                            .if_match = job->etag, .ranged = true, .first = p->first, .last = p->last,
+                            .max_body = (size_t)(p->last - p->first + 2)};
+    p->get_rq = s3_get_object(ctx->src, &a, part_read_done, p);
+    check_started(job, p->get_rq);
+}
+
 /* The scheduling decision for a multipart copy: look at what is in flight and done, start what is next. */
 static void mpu_pump(struct copy_job *job)
 {
@@ -1200,7 +1401,9 @@ static void mpu_pump(struct copy_job *job)
     while (job->inflight < job->parallel && job->next_part < job->nparts) {
         struct part *p = &job->parts[job->next_part++];
         job->inflight++;
-        if (job->ring) {
+        if (job->buffered) {
+            part_buffered_start(p);
+        } else if (job->ring) {
             pipe_start(p);
         } else if (job->part_copy) {
             check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
@@ -1226,8 +1429,14 @@ static void create_done(struct s3_response *r, void *ud)
         fail(job, "CreateMultipartUpload: reply without an UploadId");
         return;
     }
+    learn_dst_sse(job, r);
     s3_response_free(r);
     job->upload_id = uid;
+    if (job->dst_sse && job->ring) { /* planned piped before the run knew: start again, buffered */
+        restart_buffered(job);
+        mpu_abandon(job, COPY_OK, true);
+        return;
+    }
     job->part_size = copy_part_size(job->size, job->ctx->o->part_size);
     job->nparts = (int)((job->size + job->part_size - 1) / job->part_size);
     if (job->nparts < 1) job->nparts = 1;
@@ -1250,8 +1459,14 @@ static void mpu_create(struct copy_job *job)
     struct rep_ctx *ctx = job->ctx;
     job->tags_after = job->tagging_xml != NULL;
     set_state(job, CS_MPU_CREATE);
-    check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->meta, job->nmeta, create_done,
-                                     job));
+    /* Piped parts carry no Content-MD5 (their bytes stream through), which S3 requires of every part of an upload
+     * created with Object Lock headers: such uploads are created without them. Every upload is locked once
+     * complete (retention_set), since Ceph RGW 16 ignores the headers on CreateMultipartUpload. */
+    struct s3_header h[MAX_META + 2];
+    char until[RETAIN_UNTIL_LEN];
+    size_t nh = job->ring ? job->nmeta : with_retention(job, h, until);
+    check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->ring ? job->meta : h, nh,
+                                     create_done, job));
 }
 
 static void mpu_with_memory(struct copy_job *job)
@@ -1268,6 +1483,7 @@ static void head_done(struct s3_response *r, void *ud)
     struct copy_job *job = ud;
     if (source_checksum_refused(job, r, head_source)) return;
     if (source_step_failed(job, r, "HeadObject")) return;
+    job->src_sse = s3_sse_hides_md5(r);
     take_source_checksum(job, r);
     take_metadata(job, r, true);
     /* a CopyObject that replaces the metadata replaces the tags too on some servers (Ceph RGW): send them */
@@ -1293,7 +1509,15 @@ static void mpu_start(struct copy_job *job)
     const char *dash = strrchr(job->etag, '-');
     uint64_t nparts = (job->size + ps - 1) / ps;
     job->composite = dash && dash - job->etag == 32 && strtoull(dash + 1, NULL, 10) == nparts &&
-                     job->composite_misses < 2;
+                     job->composite_misses < 2 && !job->src_sse;
+    if (ctx->dst_sse) { /* a target whose part ETags are no MD5s: parts read whole, sent with Content-MD5 */
+        uint64_t fit = ctx->o->max_memory / (ps + 1);
+        job->buffered = true;
+        job->ring = 0;
+        job->parallel = (int)(fit < 1 ? 1 : fit < PARTS_PER_JOB ? fit : PARTS_PER_JOB);
+        mem_acquire(job, (ps + 1) * (uint64_t)job->parallel, mpu_with_memory);
+        return;
+    }
     uint64_t ring = PIPE_RING,
              charge = ctx->o->max_memory * (ctx->one_host ? 2 : 1) / (uint64_t)(ctx->o->jobs + 8);
     if (ring > ps) ring = ps;

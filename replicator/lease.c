@@ -96,6 +96,13 @@ double lease_settle_seconds(double elapsed, bool retried)
     return s < LEASE_SETTLE_MIN ? LEASE_SETTLE_MIN : s > LEASE_SETTLE_MAX ? LEASE_SETTLE_MAX : s;
 }
 
+/* The target's clock (this host's, corrected when the target refused our date, s3/client.h): expiry times are
+ * compared by runs on other hosts, whose clocks may differ from ours, but all of them talk to the target. */
+static time_t lease_now(const struct lease *l)
+{
+    return s3_client_time(l->ctx->dst);
+}
+
 static double mono_now(void)
 {
     struct timespec ts;
@@ -182,7 +189,7 @@ static void renew_done(struct s3_response *r, void *ud)
     l->inflight = false;
     free(l->body);
     l->body = NULL;
-    time_t now = time(NULL);
+    time_t now = lease_now(l);
     if (r->err == S3_OK) {
         char *etag = s3_response_etag(r);
         if (etag) {
@@ -202,7 +209,7 @@ static void renew_done(struct s3_response *r, void *ud)
 
 static void renew_put(struct lease *l, bool conditional)
 {
-    time_t now = time(NULL);
+    time_t now = lease_now(l);
     l->body = record_json(l, "held", now, now + (time_t)l->seconds);
     char q[300];
     struct s3_header h[] = {{"Content-Type", "application/json"}, {"If-Match", quoted(l->etag, q, sizeof q)}};
@@ -236,7 +243,7 @@ static void renew_checked(struct s3_response *r, void *ud)
         } else {
             renew_lost(l, NULL);
         }
-    } else if (r->err != S3_ERR_CANCELLED && time(NULL) >= l->expires) {
+    } else if (r->err != S3_ERR_CANCELLED && lease_now(l) >= l->expires) {
         renew_lost(l, r->message);
     } else if (r->err != S3_ERR_CANCELLED) {
         s3_log(S3_LOG_WARN, "reading the lease back failed (%s); trying again", r->message);
@@ -273,7 +280,7 @@ static void lease_free(struct lease *l)
  * the lease is ours, 0 when another run won the race, -1 on error (printed). */
 static int claim(struct lease *l, const char *cond, const char *value)
 {
-    time_t now = time(NULL);
+    time_t now = lease_now(l);
     char *body = record_json(l, "held", now, now + (time_t)l->seconds);
     if (!body) return -1;
     struct s3_response *r = put_record(l, body, cond, value);
@@ -360,7 +367,7 @@ int lease_acquire(struct rep_ctx *ctx, const char *run_id, const char *state_dir
     if (!l) return EXIT_FAILED;
     l->ctx = ctx;
     l->seconds = seconds;
-    l->acquired = time(NULL);
+    l->acquired = lease_now(l);
     snprintf(l->run_id, sizeof l->run_id, "%s", run_id);
     if (gethostname(l->host, sizeof l->host - 1) != 0) snprintf(l->host, sizeof l->host, "unknown");
     lease_key(o, l->key, sizeof l->key);
@@ -381,7 +388,7 @@ int lease_acquire(struct rep_ctx *ctx, const char *run_id, const char *state_dir
             lease_free(l);
             return EXIT_FAILED;
         }
-        time_t now = time(NULL);
+        time_t now = lease_now(l);
         if (rc == 1) {
             const char *state = rec_str(rec, "state");
             double expires = rec_num(rec, "expires");
@@ -469,7 +476,7 @@ cJSON *lease_read_record(struct rep_ctx *ctx, char *err, size_t errlen)
         for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) cJSON_AddStringToObject(out, strs[i], rec_str(rec, strs[i]));
         cJSON_AddNumberToObject(out, "pid", rec_num(rec, "pid"));
         cJSON_AddNumberToObject(out, "expires", rec_num(rec, "expires"));
-        cJSON_AddBoolToObject(out, "expired", rec_num(rec, "expires") <= (double)time(NULL));
+        cJSON_AddBoolToObject(out, "expired", rec_num(rec, "expires") <= (double)s3_reader_time(ctx->dst_r));
         cJSON_Delete(rec);
     } else if (r->status == 404) {
         out = cJSON_CreateNull();
@@ -509,7 +516,7 @@ void lease_release(struct rep_ctx *ctx, struct lease *l)
                         ctx->o->dst_bucket, l->key);
     }
     if (mine) {
-        time_t now = time(NULL);
+        time_t now = lease_now(l);
         char *body = record_json(l, "released", now, now);
         bool cond = l->etag && !l->if_match_broken;
         struct s3_response *r = body ? put_record(l, body, cond ? "If-Match" : NULL, cond ? l->etag : NULL) : NULL;

@@ -67,6 +67,9 @@ struct rep_options {
     const char *storage_class; /* --storage-class: for every object written to the target, or NULL */
     bool log_json;          /* --log-format json: one JSON object per line on stderr */
     double lease;           /* --lease: seconds a run's lease on the target lasts unless renewed (default 300) */
+    double retain;          /* --retain: seconds every version written stays locked (Object Lock); 0 = not given */
+    bool retain_compliance; /* --retain-mode compliance (else governance) */
+    bool retain_mode_given;
     /* restores and drills */
     const char *run_id;     /* --run: the run to restore (NULL = the latest successful one) */
     bool at_given;

@@ -48,6 +48,7 @@ struct rep_ctx {
                                   * and a version that is not as recorded is a failure, not a change */
     bool target_versioned;       /* versioning Enabled on the target */
     int copy_names_version;      /* CopyObject replies carry x-amz-version-id: 1 yes, -1 no, 0 unknown */
+    const char *dst_sse;         /* the target said it encrypts so that its ETags are not MD5s (s3_sse_hides_md5) */
     struct versions *versions;   /* learns written objects' versions in bulk (server-side backups), or NULL */
     struct manifest_writer *mw;  /* NULL in dry runs */
     struct manifest_index *idx;  /* target key -> source ETag where the ETags differ */

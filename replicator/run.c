@@ -19,6 +19,7 @@
 #include "replicator/output.h"
 #include "replicator/notify.h"
 #include "replicator/pass.h"
+#include "replicator/retain.h"
 #include "replicator/run.h"
 #include "replicator/shard.h"
 #include "replicator/state.h"
@@ -342,12 +343,14 @@ static struct s3_response *put_file_range(struct rep_ctx *ctx, const char *key, 
     EVP_MD_CTX_free(m);
     if (!ok) return NULL;
     s3_md5_base64(md, b64);
-    struct s3_header h[] = {{"Content-MD5", b64}, {"Content-Type", "application/x-ndjson"}};
+    struct s3_header h[4] = {{"Content-MD5", b64}, {"Content-Type", "application/x-ndjson"}};
     int max = s3_loop_retry_policy(ctx->loop)->max_attempts;
     for (int attempt = 1;; attempt++) {
         struct file_range f = {fd, off, off + (off_t)len};
+        char until[RETAIN_UNTIL_LEN]; /* --retain: a whole manifest is locked like the versions it records */
+        size_t nh = typed ? 2 + retain_headers(ctx->o, h + 2, until) : 1;
         struct s3_request_spec s = {.method = "PUT", .bucket = ctx->o->dst_bucket, .key = key, .query = q,
-                                    .nquery = nq, .headers = h, .nheaders = typed ? 2 : 1, .body_len = len,
+                                    .nquery = nq, .headers = h, .nheaders = nh, .body_len = len,
                                     .body_source = file_range_read, .source_ud = &f};
         struct s3_response *r = s3_request_wait(ctx->dst, &s);
         if (!r || r->err == S3_OK || attempt >= max) return r;
@@ -387,10 +390,12 @@ static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *ru
         close(fd);
         return rc;
     }
-    struct s3_header h[] = {{"Content-Type", "application/x-ndjson"}};
+    struct s3_header h[3] = {{"Content-Type", "application/x-ndjson"}};
+    char until[RETAIN_UNTIL_LEN]; /* its parts carry Content-MD5, so the upload can be created locked */
     struct s3_query_param cq[] = {{"uploads", ""}};
     struct s3_request_spec cs = {.method = "POST", .bucket = ctx->o->dst_bucket, .key = key, .query = cq, .nquery = 1,
-                                 .headers = h, .nheaders = 1, .error_in_200 = true};
+                                 .headers = h, .nheaders = 1 + retain_headers(ctx->o, h + 1, until),
+                                 .error_in_200 = true};
     r = s3_request_wait(ctx->dst, &cs);
     char *uid = NULL;
     if (!r || r->err != S3_OK || s3_xml_parse_initiate(r->body, r->body_len, &uid) != S3_OK) {
@@ -463,6 +468,11 @@ static cJSON *summary_json(struct rep_ctx *ctx, const struct run_summary *s, con
     cJSON_AddStringToObject(j, "result", s->result);
     cJSON_AddNumberToObject(j, "exit_code", s->exit_code);
     cJSON_AddBoolToObject(j, "dry_run", o->dry_run);
+    if (o->retain > 0) { /* --retain: how every version written is locked */
+        cJSON *rj = cJSON_AddObjectToObject(j, "retain");
+        cJSON_AddStringToObject(rj, "mode", retain_mode(o));
+        cJSON_AddNumberToObject(rj, "seconds", o->retain);
+    }
     cJSON_AddStringToObject(j, "copy_mode", ctx->server_side ? "server-side" : "streamed");
     cJSON_AddNumberToObject(j, "passes", s->passes);
     cJSON_AddNumberToObject(j, "gap_seconds", round(s->gap * 1000) / 1000);

@@ -115,6 +115,52 @@ static int write_marker(struct rep_ctx *ctx)
     return rc;
 }
 
+/* --retain needs Object Lock on the target (GetObjectLockConfiguration): EXIT_OK, or the exit code after printing
+ * why not. Read-only: a bucket gets Object Lock when it is created (most providers allow nothing else), so the
+ * tool never tries to turn it on. */
+static int check_object_lock(struct rep_ctx *ctx)
+{
+    const char *b = ctx->o->dst_bucket;
+    struct s3_request_spec s = {.method = "GET", .bucket = b,
+                                .query = (struct s3_query_param[]){{"object-lock", ""}}, .nquery = 1};
+    struct s3_response *resp = s3_reader_request_wait(ctx->dst_r, &s);
+    if (!resp) return EXIT_FAILED;
+    bool enabled = false;
+    int rc = EXIT_OK;
+    const char *code = resp->s3err.code ? resp->s3err.code : "";
+    if (resp->err == S3_OK) {
+        if (s3_xml_parse_object_lock(resp->body, resp->body_len, &enabled) != S3_OK) {
+            s3_log_user(S3_LOG_ERROR, "GetObjectLockConfiguration on s3://%s: the reply is not valid XML", b);
+            rc = EXIT_FAILED;
+        }
+    } else if ((resp->status == 404 && strcmp(code, "NoSuchBucket") != 0) || resp->status == 501 ||
+               strcmp(code, "NotImplemented") == 0) {
+        /* ObjectLockConfigurationNotFoundError: the bucket has no Object Lock; 501: the provider has none (R2) */
+        enabled = false;
+    } else if (resp->status == 403) {
+        s3_log_user(S3_LOG_ERROR, "cannot read the target's Object Lock configuration: %s\n  --retain needs "
+                    "s3:GetBucketObjectLockConfiguration on the target bucket (and s3:PutObjectRetention on its "
+                    "objects): see scripts/iam/replicate-target-policy.json.", resp->message);
+        rc = EXIT_USAGE;
+    } else {
+        s3_log_user(S3_LOG_ERROR, "cannot read the target's Object Lock configuration: %s", resp->message);
+        rc = resp->status == 404 ? EXIT_USAGE : EXIT_FAILED;
+    }
+    s3_response_free(resp);
+    if (rc == EXIT_OK && !enabled) {
+        s3_log_user(S3_LOG_ERROR,
+                    "refused: Object Lock is not enabled on the target s3://%s, so --retain cannot protect what "
+                    "is written.\n"
+                    "  Object Lock can only be enabled when a bucket is created (on most providers), and replicate "
+                    "does not enable it:\n"
+                    "  create a new target with it (aws s3api create-bucket --bucket NAME "
+                    "--object-lock-enabled-for-bucket) and back up into that, or leave --retain out.",
+                    b);
+        rc = EXIT_REFUSED;
+    }
+    return rc;
+}
+
 static bool overlaps(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -164,6 +210,10 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
     }
     bool enabled = strcmp(status, "Enabled") == 0;
     free(status);
+    if (o->retain > 0) { /* before anything is written, dry runs too */
+        int rc = check_object_lock(ctx);
+        if (rc != EXIT_OK) return rc;
+    }
 
     /* 4. the target: marker, or empty */
     int dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target");

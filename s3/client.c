@@ -28,6 +28,16 @@ struct s3_loop {
     unsigned int rng;
     CURL *pool[128];  /* finished easy handles kept for reuse: curl_easy_reset is cheaper than init */
     size_t npool;
+    struct s3_clock *clocks; /* one per endpoint, shared by the clients of that endpoint */
+};
+
+/* An endpoint's clock as this host should sign for it: the correction learnt from a RequestTimeTooSkewed
+ * refusal (clock_corrected), kept for the run; one per endpoint, so a source and a target on one server learn
+ * it (and say it) once. */
+struct s3_clock {
+    char *base;  /* scheme://host[:port] as configured */
+    long offset; /* seconds added to this host's clock; 0 until a refusal */
+    struct s3_clock *next;
 };
 
 struct sock_watch {
@@ -52,6 +62,7 @@ struct s3_client {
     char *host;      /* host[:port] as sent in Host: */
     unsigned where;  /* bumped when the region (and with it an AWS endpoint) changes: requests re-address */
     struct s3_aimd aimd; /* adaptive concurrency of this endpoint */
+    struct s3_clock *clock; /* the endpoint's (owned by the loop) */
 };
 
 /* A request's life: QUEUED (waiting for a retry/deferred timer) -> RUNNING (in the multi handle) ->
@@ -67,6 +78,8 @@ struct s3_request {
     char *method, *bucket, *key, *canonical_uri, *canonical_query, *url;
     unsigned where; /* the client's `where` when url was built and the attempt signed */
     int region_moves; /* times this request was sent again for another region */
+    long signed_offset; /* the endpoint's clock offset when this attempt was signed */
+    int skew_fixes;     /* times this request was sent again with a corrected clock */
     struct s3_kv *xh; /* extra headers */
     size_t nxh;
     const void *body;
@@ -241,6 +254,12 @@ void s3_loop_free(struct s3_loop *loop)
         request_free(rq);
     }
     ev_timer_stop(loop->ev, &loop->timer);
+    while (loop->clocks) {
+        struct s3_clock *k = loop->clocks;
+        loop->clocks = k->next;
+        free(k->base);
+        free(k);
+    }
     while (loop->npool) curl_easy_cleanup(loop->pool[--loop->npool]);
     curl_multi_cleanup(loop->multi);
     free(loop);
@@ -298,6 +317,21 @@ static int copy_config(struct s3_config *dst, const struct s3_config *src)
     return 0;
 }
 
+/* The loop's clock of endpoint base, made on first use; NULL when out of memory. */
+static struct s3_clock *loop_clock(struct s3_loop *loop, const char *base)
+{
+    for (struct s3_clock *k = loop->clocks; k; k = k->next)
+        if (strcmp(k->base, base) == 0) return k;
+    struct s3_clock *k = calloc(1, sizeof *k);
+    if (!k || !(k->base = strdup(base))) {
+        free(k);
+        return NULL;
+    }
+    k->next = loop->clocks;
+    loop->clocks = k;
+    return k;
+}
+
 static struct s3_client *client_new(struct s3_loop *loop, const struct s3_config *cfg, bool read_only,
                                     char *err, size_t errlen)
 {
@@ -334,6 +368,7 @@ static struct s3_client *client_new(struct s3_loop *loop, const struct s3_config
         c->base = NULL;
         goto error_clean_up;
     }
+    if (!(c->clock = loop_clock(loop, c->base))) goto error_clean_up;
     s3_log_add_secret(c->cfg.creds.secret_key);
     s3_log_add_secret(c->cfg.creds.session_token);
     curl_free(scheme);
@@ -661,6 +696,42 @@ static bool region_moved(struct s3_request *rq, long status, const struct s3_err
     return true;
 }
 
+/* The server refused the attempt's date (RequestTimeTooSkewed, or a HEAD's bare 403 with a Date far from
+ * ours): this host's clock is off. The endpoint's clients sign with the server's time from now on (this
+ * host's clock plus the endpoint's offset), said once at -v. Returns true when the request is to be signed
+ * and sent again at once: the correction changed, now or since this attempt was signed. */
+static bool clock_corrected(struct s3_request *rq, long status, const struct s3_error_info *e)
+{
+    struct s3_client *c = rq->client;
+    const char *date = NULL;
+    for (size_t i = 0; i < rq->nrh; i++)
+        if (strcmp(rq->rh[i].name, "date") == 0) date = rq->rh[i].value;
+    long fix = 0;
+    switch (s3_skew_decide(status, e->code, e->server_time, date, (double)time(NULL), rq->signed_offset,
+                           c->clock->offset, &fix)) {
+    case S3_SKEW_NO:
+        return false;
+    case S3_SKEW_RESIGN:
+        return true;
+    case S3_SKEW_CORRECT:
+        break;
+    }
+    s3_log(S3_LOG_INFO, "the clock here is %ld s %s %s's; signing with its time from now on", labs(fix),
+           fix > 0 ? "behind" : "ahead of", c->host);
+    c->clock->offset = fix;
+    return true;
+}
+
+time_t s3_client_time(const struct s3_client *c)
+{
+    return time(NULL) + (time_t)c->clock->offset;
+}
+
+time_t s3_reader_time(const struct s3_reader *r)
+{
+    return s3_client_time(r->client);
+}
+
 /* Signs the attempt and (re)configures the easy handle. Returns 0 or -1 (allocation). */
 static int attempt_prepare(struct s3_request *rq)
 {
@@ -670,7 +741,8 @@ static int attempt_prepare(struct s3_request *rq)
         curl_easy_setopt(rq->easy, CURLOPT_URL, rq->url);
     }
     char amz_date[17];
-    time_t now = time(NULL);
+    rq->signed_offset = c->clock->offset;
+    time_t now = s3_client_time(c);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm);
@@ -940,6 +1012,15 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         rq->attempt--;
         cls = S3_RETRY_YES;
     }
+    /* the correction is kept even for a request not sent again here: its caller's rerun signs right */
+    bool skewed = err == S3_ERR_HTTP && !moved && clock_corrected(rq, status, &einfo) && rq->skew_fixes < 2 &&
+                  !rq->on_sink && !rq->body_source;
+    if (skewed) { /* sent again at once, signed with the server's time; not counted as a retry */
+        rq->skew_fixes++;
+        rq->attempt--;
+        cls = S3_RETRY_YES;
+    }
+    bool at_once = moved || skewed;
     if (s3_log_enabled(S3_LOG_DEBUG)) {
         double t = 0;
         if (rq->forced == S3_OK) curl_easy_getinfo(rq->easy, CURLINFO_TOTAL_TIME, &t);
@@ -950,19 +1031,22 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
                      rq->method, rq->bucket, rq->key ? rq->key : "", status, code ? " " : "", code ? code : "", t * 1000,
                      rq->attempt);
     }
-    if (err != S3_OK && cls != S3_RETRY_NO && (rq->attempt < max || moved)) {
+    if (err != S3_OK && cls != S3_RETRY_NO && (rq->attempt < max || at_once)) {
         double ra = -1;
         for (size_t i = 0; i < rq->nrh; i++)
-            if (strcmp(rq->rh[i].name, "retry-after") == 0) ra = s3_retry_after_parse(rq->rh[i].value, (double)time(NULL));
-        double delay = moved ? 0 : s3_loop_retry_delay(loop, rq->attempt, cls, ra);
+            if (strcmp(rq->rh[i].name, "retry-after") == 0)
+                ra = s3_retry_after_parse(rq->rh[i].value, (double)s3_client_time(rq->client));
+        double delay = at_once ? 0 : s3_loop_retry_delay(loop, rq->attempt, cls, ra);
         const char *why = err == S3_ERR_TRANSPORT ? short_curl_reason(rq->result) : "HTTP error ";
         struct s3_log_field f[] = {{"method", rq->method, 0}, {"bucket", rq->bucket, 0}, {"status", NULL, (double)status},
                                    {"code", code ? code : "", 0}, {"delay", NULL, round(delay * 100) / 100},
                                    {"attempt", NULL, rq->attempt + 1}, {"max_attempts", NULL, max}};
+        char status_s[24]; /* a bodiless reply (HEAD) has no code: its status then */
+        snprintf(status_s, sizeof status_s, "%ld", status);
+        const char *what = err == S3_ERR_TRANSPORT ? "" : code ? code : status_s;
         s3_log_event(S3_LOG_INFO, "retry", rq->key, f, sizeof f / sizeof *f,
-                     "%s s3://%s/%s: %s%s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
-                     rq->key ? rq->key : "", why, err == S3_ERR_TRANSPORT ? "" : (code ? code : ""), "", delay,
-                     rq->attempt + 1, max);
+                     "%s s3://%s/%s: %s%s; retrying in %.2fs (attempt %d of %d)", rq->method, rq->bucket,
+                     rq->key ? rq->key : "", why, what, delay, rq->attempt + 1, max);
         s3_error_info_free(&einfo);
         if (rq->streamed && rq->on_reset) rq->on_reset(rq->body_ud);
         rq->state = REQ_QUEUED;
@@ -992,14 +1076,18 @@ static struct s3_response *attempt_evaluate(struct s3_request *rq)
         snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: ok", rq->method, rq->bucket, k);
         break;
     case S3_ERR_HTTP:
-        snprintf(resp->message, sizeof resp->message, "%s s3://%s/%s: HTTP %ld %s%s%s%s", rq->method, rq->bucket, k,
-                 status,
-                 einfo.code ? einfo.code
-                 : status == 404 ? "NotFound"
-                 : status == 403 ? "Forbidden (wrong access key or secret, no permission, or the wrong region)"
-                                 : "",
-                 einfo.message && einfo.message[0] ? ": " : "", einfo.message ? einfo.message : "",
-                 rq->attempt > 1 ? " (after retries)" : "");
+        snprintf(
+            resp->message, sizeof resp->message, "%s s3://%s/%s: HTTP %ld %s%s%s%s%s", rq->method, rq->bucket,
+            k, status,
+            einfo.code      ? einfo.code
+            : status == 404 ? "NotFound"
+            : status == 403 ? "Forbidden (wrong access key or secret, no permission, or the wrong region)"
+                            : "",
+            einfo.message && einfo.message[0] ? ": " : "", einfo.message ? einfo.message : "",
+            rq->attempt > 1 ? " (after retries)" : "",
+            einfo.code && strcmp(einfo.code, "RequestTimeTooSkewed") == 0
+                ? "; this machine's clock is off and the server's time could not be used: set the clock (NTP)"
+                : "");
         break;
     case S3_ERR_TRANSPORT:
     {

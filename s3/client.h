@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "s3/config.h"
 #include "s3/error.h"
 #include "s3/retry.h"
@@ -68,6 +69,13 @@ void s3_reader_adapt(struct s3_reader *r, int ceiling);
 /* How many jobs to keep in flight against this endpoint now (INT_MAX when not adaptive). */
 int s3_reader_concurrency(const struct s3_reader *r);
 const struct s3_aimd *s3_reader_aimd(const struct s3_reader *r);
+
+/* This host's clock as the endpoint sees it, seconds since the epoch: time(NULL) plus the endpoint's
+ * correction, learnt from a RequestTimeTooSkewed refusal on any client of that endpoint on this loop (0 until
+ * one). What requests are signed with; also for times that other hosts compare through this endpoint's
+ * objects (the lease). */
+time_t s3_client_time(const struct s3_client *c);
+time_t s3_reader_time(const struct s3_reader *r);
 
 struct s3_kv {
     char *name;  /* lowercase */

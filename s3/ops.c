@@ -143,10 +143,11 @@ static char *copy_source(const char *bucket, const char *key, const char *versio
 
 struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
                                   const char *src_key, const char *src_version_id, const char *src_if_match,
-                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud)
+                                  const struct s3_header *headers, size_t nheaders, const struct s3_header *extra,
+                                  size_t nextra, s3_done_cb cb, void *ud)
 {
     char *src = copy_source(src_bucket, src_key, src_version_id);
-    struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 5);
+    struct s3_header *h = headers_with(headers, headers ? nheaders : 0, 5 + (extra ? nextra : 0));
     struct s3_request *rq = NULL;
     char im[160];
     if (!src || !h) goto out;
@@ -161,6 +162,7 @@ struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const
             h[nh++] = (struct s3_header){"x-amz-tagging-directive", "REPLACE"};
             break;
         }
+    for (size_t i = 0; extra && i < nextra; i++) h[nh++] = extra[i];
     struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .headers = h, .nheaders = nh,
                                 .error_in_200 = true};
     rq = s3_request_start(c, &s, cb, ud);
@@ -334,6 +336,28 @@ struct s3_request *s3_put_object_tagging(struct s3_client *c, const char *bucket
     return s3_request_start(c, &s, cb, ud);
 }
 
+struct s3_request *s3_put_object_retention(struct s3_client *c, const char *bucket, const char *key,
+                                           const char *version_id, const char *mode, const char *until,
+                                           s3_done_cb cb, void *ud)
+{
+    size_t len = 0;
+    char *body = s3_xml_build_retention(mode, until, &len);
+    struct s3_query_param q[2];
+    size_t nq = 0;
+    q[nq++] = Q("retention", "");
+    if (version_id) q[nq++] = Q("versionId", version_id);
+    char b64[25] = "";
+    if (body) {
+        unsigned char md[16];
+        s3_md5(body, len, md);
+        s3_md5_base64(md, b64);
+    }
+    struct s3_header h[] = {{"Content-MD5", b64}, {"Content-Type", "application/xml"}};
+    struct s3_request_spec s = {.method = "PUT", .bucket = bucket, .key = key, .query = q, .nquery = nq,
+                                .headers = h, .nheaders = 2};
+    return start_owned(c, &s, body, len, cb, ud);
+}
+
 struct s3_request *s3_versioning_get(struct s3_reader *r, const char *bucket, s3_done_cb cb, void *ud)
 {
     struct s3_query_param q[] = {Q("versioning", "")};
@@ -428,4 +452,15 @@ bool s3_etag_is_md5(const char *etag)
     for (int i = 0; i < 32; i++)
         if (!isxdigit((unsigned char)etag[i])) return false;
     return true;
+}
+
+const char *s3_sse_hides_md5(const struct s3_response *resp)
+{
+    if (!resp) return NULL;
+    if (s3_response_header(resp, "x-amz-server-side-encryption-customer-algorithm")) return "SSE-C";
+    const char *v = s3_response_header(resp, "x-amz-server-side-encryption");
+    if (!v) return NULL;
+    if (strcasecmp(v, "aws:kms") == 0) return "aws:kms";
+    if (strcasecmp(v, "aws:kms:dsse") == 0) return "aws:kms:dsse";
+    return NULL;
 }

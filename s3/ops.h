@@ -48,10 +48,12 @@ struct s3_request *s3_put_object(struct s3_client *c, const char *bucket, const 
 /* CopyObject of src_key (its version src_version_id, or the latest when NULL). src_if_match:
  * x-amz-copy-source-if-match (NULL = unconditional). With headers == NULL the metadata directive is COPY;
  * otherwise REPLACE with exactly these headers (with an x-amz-tagging among them, the tags are replaced too).
+ * extra: request headers that are not metadata (Object Lock retention), sent with either directive; may be NULL.
  * A 200 with <Error> fails. */
 struct s3_request *s3_copy_object(struct s3_client *c, const char *bucket, const char *key, const char *src_bucket,
                                   const char *src_key, const char *src_version_id, const char *src_if_match,
-                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
+                                  const struct s3_header *headers, size_t nheaders, const struct s3_header *extra,
+                                  size_t nextra, s3_done_cb cb, void *ud);
 
 struct s3_request *s3_mpu_create(struct s3_client *c, const char *bucket, const char *key,
                                  const struct s3_header *headers, size_t nheaders, s3_done_cb cb, void *ud);
@@ -88,6 +90,12 @@ struct s3_request *s3_put_object_tagging(struct s3_client *c, const char *bucket
                                          const char *version_id, const char *xml, size_t len, s3_done_cb cb,
                                          void *ud);
 
+/* PutObjectRetention of key's version version_id (NULL = latest): mode "GOVERNANCE" or "COMPLIANCE", until an ISO
+ * 8601 time (the <Retention> body is built here; Content-MD5 sent, which S3 requires). */
+struct s3_request *s3_put_object_retention(struct s3_client *c, const char *bucket, const char *key,
+                                           const char *version_id, const char *mode, const char *until,
+                                           s3_done_cb cb, void *ud);
+
 struct s3_request *s3_versioning_get(struct s3_reader *r, const char *bucket, s3_done_cb cb, void *ud);
 /* status: "Enabled" or "Suspended". */
 struct s3_request *s3_versioning_put(struct s3_client *c, const char *bucket, const char *status, s3_done_cb cb,
@@ -106,7 +114,12 @@ int s3_md5_hex_to_base64(const char *hex, char out[25]);
 /* Lowercase hex of an MD5 digest; and back (0, or -1 when hex is not 32 hex digits). */
 void s3_md5_hex(const unsigned char md5[16], char out[33]);
 int s3_md5_from_hex(const char *hex, unsigned char out[16]);
-/* True if an ETag is a plain MD5 (32 hex digits, no "-N" multipart suffix). */
+/* True if an ETag looks like a plain MD5 (32 hex digits, no "-N" multipart suffix). Whether it is one depends on
+ * the object's encryption as well: see s3_sse_hides_md5. */
 bool s3_etag_is_md5(const char *etag);
+/* The encryption a GET/HEAD/PUT/CreateMultipartUpload/UploadPart reply names when it is one under which Amazon S3's
+ * ETags are not the MD5 of the bytes (though they look like one): "aws:kms", "aws:kms:dsse" (SSE-KMS) or "SSE-C"
+ * (a customer-provided key); NULL for none or SSE-S3 ("AES256"), whose ETags are MD5s. */
+const char *s3_sse_hides_md5(const struct s3_response *resp);
 
 #endif

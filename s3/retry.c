@@ -1,5 +1,6 @@
-/* Retry policy: which failures are transient (HTTP status, S3 <Code>, curl error) and how long to back off
- * (capped exponential backoff with full jitter, Retry-After as a lower bound). Pure functions: no clock. */
+/* Retry policy: which failures are transient (HTTP status, S3 <Code>, curl error), how long to back off
+ * (capped exponential backoff with full jitter, Retry-After as a lower bound), and when a refusal says our
+ * clock is off and by how much. Pure functions: no clock (the caller passes the time). */
 #include "s3/retry.h"
 
 #include <ctype.h>
@@ -28,8 +29,9 @@ static const char *const throttle_codes[] = {
 };
 
 /* Transient server-side conditions. RequestTimeTooSkewed is retried because the request is re-signed with a
- * fresh date on the next attempt; IncompleteBody and BadDigest mean the body was cut or damaged in transit,
- * which a bounded number of resends can fix. */
+ * fresh date on the next attempt (after a clock correction, s3_skew_decide, when our clock is off);
+ * IncompleteBody and BadDigest mean the body was cut or damaged in transit, which a bounded number of resends
+ * can fix. */
 static const char *const transient_codes[] = {
     "InternalError",        "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException",
     "RequestTimeTooSkewed", "IncompleteBody",     "BadDigest",
@@ -145,31 +147,11 @@ double s3_retry_delay(const struct s3_retry_policy *p, int attempt, enum s3_retr
     return delay;
 }
 
-/* strptime in the "C" locale whatever the program's locale is (day and month names are English in HTTP). */
-static bool parse_http_date(const char *s, time_t *out)
+/* tm as seconds since the epoch (UTC). strptime accepts "31 Feb"; timegm would silently roll it into March.
+ * Insist on a real date. */
+static bool utc_time(const struct tm *tm_in, time_t *out)
 {
-    /* IMF-fixdate first; RFC 9110 also asks recipients to accept the obsolete RFC 850 and asctime forms. */
-    static const char *const formats[] = {
-        "%a, %d %b %Y %H:%M:%S GMT",
-        "%A, %d-%b-%y %H:%M:%S GMT",
-        "%a %b %e %H:%M:%S %Y",
-    };
-    locale_t c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
-    if (c_loc == (locale_t)0) return false;
-    locale_t old = uselocale(c_loc);
-    bool ok = false;
-    struct tm tm;
-    for (size_t i = 0; i < sizeof formats / sizeof *formats && !ok; i++) {
-        memset(&tm, 0, sizeof tm);
-        const char *end = strptime(s, formats[i], &tm);
-        ok = end && *end == '\0';
-    }
-    uselocale(old);
-    freelocale(c_loc);
-    if (!ok) return false;
-
-    /* strptime accepts "31 Feb"; timegm would silently roll it into March. Insist on a real date. */
-    struct tm check = tm;
+    struct tm tm = *tm_in, check = tm;
     time_t t = timegm(&check);
     if (check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon || check.tm_year != tm.tm_year ||
         check.tm_hour != tm.tm_hour || check.tm_min != tm.tm_min || check.tm_sec != tm.tm_sec)
@@ -178,19 +160,76 @@ static bool parse_http_date(const char *s, time_t *out)
     return true;
 }
 
-double s3_retry_after_parse(const char *value, double now_epoch)
+/* strptime in the "C" locale whatever the program's locale is (day and month names are English in HTTP).
+ * The whole of s must match one of the formats; the rest (after a match) is returned in *rest when rest is
+ * not NULL, else it must be empty. */
+static bool parse_c_time(const char *s, const char *const *formats, size_t nformats, struct tm *tm,
+                         const char **rest)
 {
-    if (!value) return -1;
+    locale_t c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (c_loc == (locale_t)0) return false;
+    locale_t old = uselocale(c_loc);
+    bool ok = false;
+    for (size_t i = 0; i < nformats && !ok; i++) {
+        memset(tm, 0, sizeof *tm);
+        const char *end = strptime(s, formats[i], tm);
+        ok = end && (rest ? true : *end == '\0');
+        if (ok && rest) *rest = end;
+    }
+    uselocale(old);
+    freelocale(c_loc);
+    return ok;
+}
+
+static bool parse_http_date(const char *s, time_t *out)
+{
+    /* IMF-fixdate first; RFC 9110 also asks recipients to accept the obsolete RFC 850 and asctime forms. */
+    static const char *const formats[] = {
+        "%a, %d %b %Y %H:%M:%S GMT",
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %e %H:%M:%S %Y",
+    };
+    struct tm tm;
+    return parse_c_time(s, formats, sizeof formats / sizeof *formats, &tm, NULL) && utc_time(&tm, out);
+}
+
+/* "2026-03-01T10:00:00Z", "2026-03-01T10:00:00.123Z": UTC only (S3 sends nothing else). */
+static bool parse_iso8601_utc(const char *s, time_t *out)
+{
+    static const char *const formats[] = {"%Y-%m-%dT%H:%M:%S"};
+    struct tm tm;
+    const char *rest = NULL;
+    if (!isdigit((unsigned char)s[0]) || !parse_c_time(s, formats, 1, &tm, &rest)) return false;
+    if (*rest == '.') {
+        rest++;
+        size_t n = strspn(rest, "0123456789");
+        if (n == 0) return false;
+        rest += n;
+    }
+    return strcmp(rest, "Z") == 0 && utc_time(&tm, out);
+}
+
+/* value without surrounding blanks into buf (at most n-1 bytes); false when empty or too long. */
+static bool trimmed(const char *value, char *buf, size_t n)
+{
+    if (!value) return false;
     while (*value == ' ' || *value == '\t')
         value++;
     size_t len = strlen(value);
     while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t' || value[len - 1] == '\r' ||
                        value[len - 1] == '\n'))
         len--;
-    if (len == 0 || len > 64) return -1;
-    char buf[65];
+    if (len == 0 || len >= n) return false;
     memcpy(buf, value, len);
     buf[len] = '\0';
+    return true;
+}
+
+double s3_retry_after_parse(const char *value, double now_epoch)
+{
+    char buf[65];
+    if (!trimmed(value, buf, sizeof buf)) return -1;
+    size_t len = strlen(buf);
 
     /* delta-seconds = 1*DIGIT: no sign, no fraction. */
     size_t ndigits = strspn(buf, "0123456789");
@@ -201,6 +240,38 @@ double s3_retry_after_parse(const char *value, double now_epoch)
     if (!isfinite(now_epoch) || !parse_http_date(buf, &when)) return -1;
     double delta = (double)when - now_epoch;
     return delta > 0 ? delta : 0.0; /* a date in the past: retry now */
+}
+
+bool s3_skew_server_time(const char *server_time, const char *date, double *out)
+{
+    char buf[65];
+    time_t t;
+    if ((trimmed(server_time, buf, sizeof buf) && parse_iso8601_utc(buf, &t)) ||
+        (trimmed(date, buf, sizeof buf) && parse_http_date(buf, &t))) {
+        *out = (double)t;
+        return true;
+    }
+    return false;
+}
+
+enum s3_skew s3_skew_decide(long http_status, const char *s3_code, const char *server_time, const char *date,
+                            double now, long signed_with, long current, long *correction)
+{
+    bool coded = s3_code && strcmp(s3_code, "RequestTimeTooSkewed") == 0;
+    if (!coded && !(http_status == 403 && !s3_code)) return S3_SKEW_NO;
+    double server;
+    if (coded && signed_with != current) return S3_SKEW_RESIGN; /* another request corrected the clock */
+    if (!isfinite(now) || !s3_skew_server_time(server_time, date, &server)) return S3_SKEW_NO;
+    double off = server - now;
+    if (!coded) {
+        /* a bare 403 (HEAD): the clock only if the server's time is out of S3's window from what we signed */
+        if (fabs(off - (double)signed_with) <= S3_SKEW_ALLOWED) return S3_SKEW_NO;
+        if (signed_with != current) return S3_SKEW_RESIGN;
+    }
+    if (fabs(off) > (double)S3_SKEW_MAX || fabs(off - (double)current) <= S3_SKEW_MIN_CHANGE)
+        return S3_SKEW_NO;
+    *correction = lround(off);
+    return S3_SKEW_CORRECT;
 }
 
 void s3_aimd_init(struct s3_aimd *a, int ceiling)

@@ -32,6 +32,32 @@ double s3_retry_delay(const struct s3_retry_policy *p, int attempt, enum s3_retr
 /* Parse a Retry-After header value (delta-seconds or an HTTP-date relative to now_epoch). -1 if unusable. */
 double s3_retry_after_parse(const char *value, double now_epoch);
 
+/* Clock skew: S3 (and RGW) refuse a request whose signed date is more than S3_SKEW_ALLOWED seconds off their
+ * clock with 403 RequestTimeTooSkewed, and a fresh date from the same clock fails again. The client then
+ * signs with the server's time: this host's clock plus a correction in whole seconds, learnt from such a
+ * refusal only (its <ServerTime>, else its Date header), never from ordinary replies. */
+#define S3_SKEW_ALLOWED 900          /* S3's window each way */
+#define S3_SKEW_MIN_CHANGE 60        /* a refusal whose server time is this close to ours: a late request */
+#define S3_SKEW_MAX (7L * 24 * 3600) /* a larger correction is not believed: the clock must be set */
+
+/* The server's time in a skew refusal, seconds since the epoch: <ServerTime> of the error body (ISO 8601 UTC,
+ * "2026-03-01T10:00:00Z", fraction allowed; AWS sends it) when given and valid, else the Date header
+ * (HTTP-date). Either may be NULL. false when neither parses. */
+bool s3_skew_server_time(const char *server_time, const char *date, double *out);
+
+enum s3_skew {
+    S3_SKEW_NO,     /* not a skew refusal, or one the server's time does not explain: retried as classified */
+    S3_SKEW_RESIGN, /* the correction changed since this attempt was signed: sign again, send at once */
+    S3_SKEW_CORRECT, /* a new correction (*correction): keep it, sign again, send at once */
+};
+/* Decides about one failed reply. s3_code is the error body's <Code>, NULL when there was none (a HEAD's 403
+ * has no body: then a Date more than S3_SKEW_ALLOWED off our corrected clock is what says it was the clock).
+ * now: this host's clock, uncorrected; signed_with: the correction this attempt was signed with; current: the
+ * client's correction now. A new correction is |server - now| <= S3_SKEW_MAX and differs from current by more
+ * than S3_SKEW_MIN_CHANGE. */
+enum s3_skew s3_skew_decide(long http_status, const char *s3_code, const char *server_time, const char *date,
+                            double now, long signed_with, long current, long *correction);
+
 /* Adaptive concurrency per endpoint (AIMD, as TCP's congestion window): the limit starts at the ceiling (--jobs),
  * halves when the server says slow down (503 / SlowDown / 429), at most once per S3_AIMD_WINDOW seconds, so
  * one burst of throttled replies to the requests in flight counts once, and grows back by one for each `limit`

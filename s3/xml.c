@@ -247,6 +247,7 @@ void s3_error_info_free(struct s3_error_info *e)
     free(e->resource);
     free(e->request_id);
     free(e->region);
+    free(e->server_time);
     memset(e, 0, sizeof *e);
 }
 
@@ -301,7 +302,7 @@ enum s3_err s3_xml_parse_error(const char *body, size_t len, struct s3_error_inf
     const struct flat_field fields[] = {
         {"Code", &out->code, true},         {"Message", &out->message, true},
         {"Resource", &out->resource, true}, {"RequestId", &out->request_id, true},
-        {"Region", &out->region, true},
+        {"Region", &out->region, true},     {"ServerTime", &out->server_time, true},
     };
     return parse_flat(body, len, roots, fields, sizeof fields / sizeof *fields);
 }
@@ -401,6 +402,20 @@ enum s3_err s3_xml_parse_versioning(const char *body, size_t len, char **status)
         return S3_ERR_XML;
     }
     return S3_OK;
+}
+
+enum s3_err s3_xml_parse_object_lock(const char *body, size_t len, bool *enabled)
+{
+    static const char *const roots[] = {"ObjectLockConfiguration", NULL};
+    char *value = NULL;
+
+    if (!enabled) return S3_ERR_INVALID;
+    *enabled = false;
+    const struct flat_field fields[] = {{"ObjectLockEnabled", &value, true}};
+    enum s3_err err = parse_flat(body, len, roots, fields, 1);
+    if (err == S3_OK) *enabled = value && strcmp(value, "Enabled") == 0;
+    free(value);
+    return err;
 }
 
 /* ---- multipart upload listing ---- */
@@ -702,5 +717,19 @@ char *s3_xml_build_versioning(const char *status, size_t *len_out)
     out_str(&o, "<VersioningConfiguration xmlns=\"" S3_XML_NS "\"><Status>");
     out_escaped(&o, status, strlen(status));
     out_str(&o, "</Status></VersioningConfiguration>");
+    return out_finish(&o, len_out);
+}
+
+char *s3_xml_build_retention(const char *mode, const char *until, size_t *len_out)
+{
+    struct xml_out o = {0};
+
+    if (len_out) *len_out = 0;
+    if (!mode || !until || (strcmp(mode, "GOVERNANCE") != 0 && strcmp(mode, "COMPLIANCE") != 0)) return NULL;
+    out_str(&o, "<Retention xmlns=\"" S3_XML_NS "\"><Mode>");
+    out_str(&o, mode);
+    out_str(&o, "</Mode><RetainUntilDate>");
+    out_escaped(&o, until, strlen(until));
+    out_str(&o, "</RetainUntilDate></Retention>");
     return out_finish(&o, len_out);
 }

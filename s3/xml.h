@@ -44,6 +44,7 @@ struct s3_error_info {
     char *resource;   /* may be NULL */
     char *request_id; /* may be NULL */
     char *region; /* <Region>: the bucket's region, in AuthorizationHeaderMalformed and redirects; or NULL */
+    char *server_time; /* <ServerTime>: the server's clock, in AWS's RequestTimeTooSkewed; or NULL */
 };
 
 /* ListObjectsV2 result (<ListBucketResult>). Handles EncodingType=url (keys then percent-decoded). */
@@ -73,6 +74,11 @@ enum s3_err s3_xml_parse_tagging(const char *body, size_t len, char **query);
 /* <VersioningConfiguration>: *status = "Enabled", "Suspended" or "" (never versioned); malloc'd. */
 enum s3_err s3_xml_parse_versioning(const char *body, size_t len, char **status);
 
+/* <ObjectLockConfiguration> (GetObjectLockConfiguration): *enabled when <ObjectLockEnabled> is "Enabled". A bucket
+ * without Object Lock answers 404 ObjectLockConfigurationNotFoundError instead. The default retention (<Rule>) is
+ * not read. */
+enum s3_err s3_xml_parse_object_lock(const char *body, size_t len, bool *enabled);
+
 /* One in-progress multipart upload from ListMultipartUploads. */
 struct s3_upload_info {
     char *key;
@@ -94,5 +100,9 @@ void s3_upload_list_free(struct s3_upload_list *l);
 char *s3_xml_build_complete(const char *const *etags, size_t nparts, size_t *len_out);
 /* Build <VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>. malloc'd. */
 char *s3_xml_build_versioning(const char *status, size_t *len_out);
+
+/* Build <Retention><Mode>MODE</Mode><RetainUntilDate>UNTIL</RetainUntilDate></Retention> (PutObjectRetention;
+ * mode GOVERNANCE or COMPLIANCE, until an ISO 8601 time). malloc'd, or NULL. */
+char *s3_xml_build_retention(const char *mode, const char *until, size_t *len_out);
 
 #endif

@@ -16,6 +16,7 @@ pkgs=(
   prometheus                              # promtool: test_metrics checks the textfile and tests the alert rules
   openssl stunnel4                        # test_tls: a private CA and a TLS proxy in front of RGW
   python3-yaml                            # scripts/check-docs.sh: the schema check of scripts/k8s/*.yaml
+  faketime                                # test_clock_skew: replicate with this machine's clock 40 min off
 )
 if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-dev); fi # `make fuzz` only: clang and its libFuzzer runtime
 

@@ -9,7 +9,7 @@ _replicate_static_options="
 --source-ca-bundle --target-ca-bundle --ca-bundle
 --jobs --settle --max-passes --part-size --multipart-threshold --copy-threshold --max-memory --timeout
 --retries --list-ranges --start-after --end-before --shard --shards --run-id --no-tags --skip-archived --storage-class --dry-run
---allow-unversioned --enable-versioning --init-target --source-is-replica --lease
+--allow-unversioned --enable-versioning --init-target --source-is-replica --lease --retain --retain-mode
 --maintenance-file --maintenance-on --maintenance-off --grace --maintenance-max
 --verify --deep --sample --status --max-age --max-drill-age --metrics-file
 --restore --restore-drill --run --at --only-missing --overwrite
@@ -92,7 +92,7 @@ _replicate()
             mapfile -t COMPREPLY < <(compgen -c -- "$cur")
             return
             ;;
-        # values of options (some that --help does not list yet: object lock, storage class)
+        # values of options
         --retain-mode)
             mapfile -t COMPREPLY < <(compgen -W $'governance\ncompliance' -- "$cur")
             return

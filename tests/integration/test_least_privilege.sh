@@ -2,8 +2,8 @@
 # Least privilege (issue 16): two RGW users that have only the rights of the policy documents in scripts/iam/
 # (granted as bucket policies, with the buckets' owner as the administrator), one for the source (read-only),
 # one for the target (list, read, write, multipart; no delete, no lifecycle, no versioning change). A backup, a
-# no-change run, --verify, --status, a restore drill and a restore (read with the target's rights) all succeed
-# with them. The same backup with a source credential that may write is still never seen writing to the source
+# no-change run, --verify, --status, a restore drill, a restore (read with the target's rights) and a --retain
+# backup into a bucket with Object Lock all succeed with them. The same backup with a source credential that may write is still never seen writing to the source
 # (RGW's request log).
 # Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh
@@ -80,6 +80,20 @@ rep restore --endpoint "$RGW_A_ENDPOINT" --source-profile dst-rw --target-profil
 expect_rc restore 0 "a restore reading the backup with the target's rights"
 check "it restored all 122 objects ($(jget "$T_TMP/restore.out" 'd["objects_copied"]'))" \
   test "$(jget "$T_TMP/restore.out" 'd["objects_copied"]')" = 122
+
+# --retain with the same rights (s3:GetBucketObjectLockConfiguration, s3:PutObjectRetention), into a bucket
+# created with Object Lock: every version locked. (RGW 16 refuses GetObjectLockConfiguration without its right,
+# but lets an object's owner set its retention without s3:PutObjectRetention: that one is from AWS's docs.)
+locked=$(bucket locked)
+aws_on a s3api create-bucket --bucket "$locked" --object-lock-enabled-for-bucket >/dev/null || die "create-bucket"
+require "the target policy is set on s3://$locked" grant scripts/iam/replicate-target-policy.json "$locked" TARGET-BUCKET "dst-rw-$T_RUN"
+rep retain "${LP[@]}" --copy-threshold 10MiB --retain 1d "s3://$src" "s3://$locked"
+expect_rc retain 0 "a --retain backup with only the documented rights (CopyObject, UploadPartCopy, PutObjectRetention)"
+for k in big/twelve.bin tagged.txt; do
+  got=$(/usr/bin/aws --profile dst-rw --endpoint-url "$RGW_A_ENDPOINT" s3api head-object --bucket "$locked" --key "$k" \
+    --query ObjectLockMode --output text)
+  check "$k is locked ($got)" test "$got" = GOVERNANCE
+done
 
 # a source credential that may write: still no write to the source
 dst2=$(bucket dst2)

@@ -856,7 +856,7 @@ static struct s3_response *copy_object(const char *key, const char *src_key, con
                                        const struct s3_header *h, size_t nh)
 {
     struct waiter w = {0};
-    return await(s3_copy_object(G.c, G.bucket, key, G.bucket, src_key, NULL, if_match, h, nh, waiter_cb, &w), &w);
+    return await(s3_copy_object(G.c, G.bucket, key, G.bucket, src_key, NULL, if_match, h, nh, NULL, 0, waiter_cb, &w), &w);
 }
 
 static void test_copy_object(void **state)

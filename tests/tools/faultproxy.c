@@ -1,9 +1,11 @@
 /* faultproxy: a fault-injecting HTTP/1.1 reverse proxy for tests. It sits between an S3 client and an S3
  * server and, per request (by --rule or by --rate), answers 503 SlowDown or 500, resets the connection,
  * stalls, cuts a body short, serves malformed listings, or turns a CopyObject / CompleteMultipartUpload
- * result into "200 OK" with an <Error> body, or (only when asked for) changes one byte of an object's body. Forwarded requests are relayed byte for byte, so SigV4
- * signatures stay valid; --s3-checksums and --refuse-checksums add additional-checksum behaviour on top
- * (tests/tools/proxy/checksum.h). One libev loop, non-blocking sockets, two fixed buffers per connection with
+ * result into "200 OK" with an <Error> body, or (only when asked for) changes one byte of an object's body.
+ * Forwarded requests are relayed byte for byte, so SigV4 signatures stay valid, except in provider mode
+ * (--kms-bucket: tests/tools/proxy/aws.h), where RGW is made to answer as Amazon S3 does and what is rewritten is
+ * signed again; --s3-checksums and --refuse-checksums add additional-checksum behaviour, adding reply headers
+ * only (tests/tools/proxy/checksum.h). One libev loop, non-blocking sockets, two fixed buffers per connection with
  * back-pressure. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/tools/proxy/aws.h"
 #include "tests/tools/proxy/checksum.h"
 
 #define BUF_CAP (64 * 1024)    /* per direction and connection; also bounds a message head */
@@ -36,6 +39,7 @@
 #define LINGER_SECONDS 2.0    /* after our FIN, how long we drain a client before closing */
 #define UPSTREAM_IDLE_MAX 5.0 /* reconnect rather than reuse an upstream connection idle this long */
 #define PUMP_ROUNDS 64        /* I/O rounds per event before yielding to other connections */
+#define HEAD_GROWTH 1024      /* provider mode: room kept free in the response buffer for headers it adds */
 
 enum fault {
     F_NONE,
@@ -402,6 +406,7 @@ enum rs_state {
 };
 enum rs_disp {
     RS_RELAY,   /* relay as is */
+    RS_CAPTURE, /* provider mode: collect the whole body, rewrite it, then send head and body */
     RS_DISCARD, /* error-200: read and drop, then answer 200 with an <Error> */
     RS_CUT_RST, /* reset-response */
     RS_CUT_FIN, /* short-body */
@@ -441,6 +446,8 @@ struct exch {
     uint64_t rs_seen, rs_cut;
     bool local_queued; /* gen prepared, starts once the request is read (and any upstream reply discarded) */
     struct gen gen;
+    char *cap_head, *cap; /* RS_CAPTURE: the rewritten head (without framing headers) and the body so far */
+    size_t cap_head_len, cap_len, cap_size;
     struct ck_exch *ck; /* --s3-checksums: this request's checksums (tests/tools/proxy/checksum.h) */
 };
 
@@ -509,6 +516,8 @@ static void exch_reset(struct exch *x)
     free(x->line);
     free(x->gen.head);
     free(x->gen.body);
+    free(x->cap_head);
+    free(x->cap);
     ck_exch_free(x->ck);
     memset(x, 0, sizeof *x);
 }
@@ -926,7 +935,8 @@ static bool upstream_io(struct conn *c)
     }
     if (response_expected(c)) {
         struct buf *b = &c->rs;
-        size_t cap = ck_enabled() ? BUF_CAP - CK_HEAD_GROWTH : BUF_CAP; /* room for headers a reply gets */
+        /* room for the headers a reply gets in provider mode and with checksums */
+        size_t cap = BUF_CAP - (aws_enabled() ? HEAD_GROWTH : 0) - (ck_enabled() ? CK_HEAD_GROWTH : 0);
         buf_make_room(b);
         if (b->len >= cap) return progress;
         ssize_t n = recv(c->ufd, b->d + b->len, cap - b->len, 0);
@@ -1031,6 +1041,8 @@ static bool request_head(struct conn *c)
         return avail >= HEAD_MAX;
     }
     size_t hl = (size_t)(e + 4 - p);
+    /* provider mode: ETags the client was given turned back, and the request signed again (in place) */
+    if (aws_request(b->d + b->fwd, hl, avail) == -1) return false; /* its body is still to come */
     const char *le = memchr(p, '\n', hl);
     size_t ll = (size_t)(le - p);
     if (ll && p[ll - 1] == '\r') ll--;
@@ -1177,25 +1189,79 @@ static bool request_body(struct conn *c)
     return n > 0;
 }
 
-/* Adds header lines to the reply head of hl bytes at b->fwd (before its blank line); false without room. */
-static bool checksum_reply_headers(struct buf *b, size_t hl, const char *lines)
+/* Replace the n unparsed bytes at fwd (a head) with m others; false if they do not fit. */
+static bool buf_replace(struct buf *b, size_t n, const char *with, size_t m)
 {
-    size_t n = strlen(lines);
-    if (b->len + n > BUF_CAP && b->off > 0) {
+    if (b->off > 0) {
         memmove(b->d, b->d + b->off, b->len - b->off);
         b->fwd -= b->off;
         b->len -= b->off;
         b->off = 0;
     }
-    if (b->len + n > BUF_CAP) {
-        fprintf(stderr, "faultproxy: no room to add checksum headers to a reply\n");
-        return false;
-    }
-    size_t at = b->fwd + hl - 2; /* the final CRLF */
-    memmove(b->d + at + n, b->d + at, b->len - at);
-    memcpy(b->d + at, lines, n);
-    b->len += n;
+    if (b->len - n + m > BUF_CAP) return false;
+    memmove(b->d + b->fwd + m, b->d + b->fwd + n, b->len - b->fwd - n);
+    memcpy(b->d + b->fwd, with, m);
+    b->len = b->len - n + m;
     return true;
+}
+
+static bool capture_add(struct exch *x, const char *p, size_t n)
+{
+    if (x->cap_len + n > x->cap_size) {
+        size_t size = x->cap_size ? x->cap_size : 64 * 1024;
+        while (size < x->cap_len + n) size *= 2;
+        char *grown = realloc(x->cap, size);
+        if (!grown) return false;
+        x->cap = grown;
+        x->cap_size = size;
+    }
+    memcpy(x->cap + x->cap_len, p, n);
+    x->cap_len += n;
+    return true;
+}
+
+/* The captured reply, its ETags rewritten, sent as a local reply with its real status. */
+static void capture_reply(struct conn *c)
+{
+    struct exch *x = &c->x;
+    struct gen *g = &x->gen;
+    size_t len = x->rsf.type == FR_CHUNKED ? aws_dechunk(x->cap, x->cap_len) : x->cap_len;
+    if (x->cap) aws_body(x->cap, len);
+    char *head = malloc(x->cap_head_len + 64);
+    if (!head) {
+        c->dead = true;
+        return;
+    }
+    memcpy(head, x->cap_head, x->cap_head_len);
+    int k = snprintf(head + x->cap_head_len, 64, "Content-Length: %zu\r\n\r\n", len);
+    free(g->head);
+    free(g->body);
+    memset(g, 0, sizeof *g);
+    g->head = head;
+    g->head_len = x->cap_head_len + (size_t)k;
+    g->body = x->cap;
+    x->cap = NULL;
+    x->cap_len = x->cap_size = 0;
+    g->body_len = x->is_head ? 0 : len;
+    g->status = x->status;
+    g->close = x->close_after;
+    x->local_queued = true;
+    x->rs_st = RS_DONE;
+}
+
+/* Adds header lines to the reply head of hl bytes at b->fwd (before its blank line); false without room. */
+static bool checksum_reply_headers(struct buf *b, size_t hl, const char *lines)
+{
+    size_t n = strlen(lines);
+    char *head = malloc(hl + n);
+    if (!head) return false;
+    memcpy(head, b->d + b->fwd, hl - 2); /* up to the final CRLF */
+    memcpy(head + hl - 2, lines, n);
+    memcpy(head + hl - 2 + n, "\r\n", 2);
+    bool ok = buf_replace(b, hl, head, hl + n);
+    free(head);
+    if (!ok) fprintf(stderr, "faultproxy: no room to add checksum headers to a reply\n");
+    return ok;
 }
 
 static bool response_head(struct conn *c)
@@ -1283,6 +1349,28 @@ static bool response_head(struct conn *c)
     }
     if (x->rs_disp == RS_CUT_RST || x->rs_disp == RS_CUT_FIN)
         x->rs_cut = x->rsf.type == FR_LEN ? x->rsf.left / 2 : UNKNOWN_LEN_CUT;
+    if (aws_enabled()) {
+        bool capture = false;
+        size_t nlen = 0;
+        char *nh = aws_response_head(x->method, x->uri, x->copy_source, p, hl, &nlen, &capture);
+        if (nh && capture && x->fault == F_NONE) { /* ETags in the body: rewritten once it is all here */
+            buf_drop(b, hl);
+            x->cap_head = nh;
+            x->cap_head_len = nlen;
+            x->rs_disp = RS_CAPTURE;
+            x->status = status;
+            x->rs_st = has_body ? RS_BODY : RS_DONE;
+            if (!has_body) capture_reply(c);
+            return true;
+        }
+        if (nh && !capture) {
+            if (buf_replace(b, hl, nh, nlen))
+                hl = nlen;
+            else
+                fprintf(stderr, "faultproxy: %s: no room to rewrite the reply's head; relayed as it is\n", x->line);
+        }
+        free(nh);
+    }
     b->fwd += hl;
     x->status = status;
     x->head_sent = true;
@@ -1307,7 +1395,11 @@ static bool response_body(struct conn *c)
     if (cut && x->rsf.done && n > 0) n--; /* never let a cut reply look complete */
     if (x->fault == F_CORRUPT_BODY && !x->has_body && x->rs_cut >= x->rs_seen && x->rs_cut < x->rs_seen + n)
         b->d[b->fwd + (x->rs_cut - x->rs_seen)] ^= 0x20;
-    if (x->rs_disp == RS_DISCARD)
+    if (x->rs_disp == RS_CAPTURE && !capture_add(x, b->d + b->fwd, n)) {
+        c->dead = true;
+        return true;
+    }
+    if (x->rs_disp == RS_DISCARD || x->rs_disp == RS_CAPTURE)
         buf_drop(b, n);
     else
         b->fwd += n;
@@ -1318,6 +1410,7 @@ static bool response_body(struct conn *c)
     }
     if (x->rsf.done) {
         x->rs_st = RS_DONE;
+        if (x->rs_disp == RS_CAPTURE) capture_reply(c);
         if (x->rs_disp == RS_DISCARD) {
             if (b->len > b->fwd) { /* junk after the reply: do not reuse this upstream connection */
                 b->len = b->fwd;
@@ -1578,7 +1671,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: faultproxy --listen HOST:PORT --upstream HOST:PORT [--rate 0.10] [--seed N]\n"
                "                  [--faults KIND,...] [--rule KIND:SUBSTRING]... [--log FILE]\n"
                "                  [--stall-seconds 30] [--count-file FILE] [--only SUBSTRING]\n"
-               "                  [--bucket-region REGION] [--s3-checksums | --refuse-checksums[=mode]]\n"
+               "                  [--bucket-region REGION] [--kms-bucket BUCKET]... [--resign-keys AK:SK]\n"
+               "                  [--s3-checksums | --refuse-checksums[=mode]]\n"
                "kinds: slowdown internal reset-before reset-request reset-response stall short-body\n"
                "       bad-xml error-200 (all by default), corrupt-body (only when named: one byte of an object\n"
                "       GET's body changed), archived (only when named: 403 InvalidObjectState, as S3 answers\n"
@@ -1587,6 +1681,9 @@ static void usage(FILE *f)
                "       contains SUBSTRING; the first matching rule wins over --rate. --only: --rate faults only\n"
                "       requests whose \"METHOD URI\" contains SUBSTRING. --bucket-region: every request signed for\n"
                "       another region gets 400 AuthorizationHeaderMalformed naming REGION (as Amazon S3 answers).\n"
+               "--kms-bucket: BUCKET answers as an Amazon S3 bucket with default SSE-KMS encryption does: its ETags\n"
+               "       are not the MD5 of the bytes, its object replies say x-amz-server-side-encryption: aws:kms.\n"
+               "       The ETags sent back are turned back and the request signed again with --resign-keys.\n"
                "--s3-checksums: additional checksums (x-amz-checksum-*) checked and kept as Amazon S3 does;\n"
                "       --refuse-checksums: refused as Backblaze B2 does (see tests/tools/proxy/checksum.h).\n");
 }
@@ -1676,6 +1773,8 @@ static bool parse_args(int argc, char **argv)
         {"count-file", required_argument, NULL, 'c'},
         {"only", required_argument, NULL, 'O'},
         {"bucket-region", required_argument, NULL, 'B'},
+        {"kms-bucket", required_argument, NULL, 'K'},
+        {"resign-keys", required_argument, NULL, 'k'},
         {"s3-checksums", no_argument, NULL, 'C'},
         {"refuse-checksums", optional_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
@@ -1697,6 +1796,12 @@ static bool parse_args(int argc, char **argv)
             break;
         case 'B':
             opt.bucket_region = optarg;
+            break;
+        case 'K':
+            if (!aws_add_kms_bucket(optarg)) return false;
+            break;
+        case 'k':
+            if (!aws_set_keys(optarg)) return false;
             break;
         case 'C':
             ck_option("s3");
@@ -1762,7 +1867,7 @@ static bool parse_args(int argc, char **argv)
             return false;
         }
     }
-    if (optind != argc || !opt.listen || !opt.upstream) return false;
+    if (optind != argc || !opt.listen || !opt.upstream || !aws_check()) return false;
     if (!seeded) opt.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     return true;
 }

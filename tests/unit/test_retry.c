@@ -1,5 +1,5 @@
 /* Unit tests for s3/retry.c: classification of statuses, S3 codes and curl errors; backoff bounds;
- * Retry-After parsing. */
+ * Retry-After parsing; clock skew (the server's time from a refusal, and what to do about it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -328,6 +328,141 @@ static void test_parse_garbage(void **state)
     assert_true(s3_retry_after_parse("Wed, 21 Oct 2015 07:28:00 GMT", NAN) == -1.0);
 }
 
+/* ---- clock skew ---- */
+
+#define SERVER_2026 1796183619.0 /* 2026-12-02T03:53:39Z = Wed, 02 Dec 2026 03:53:39 GMT */
+
+static void test_skew_server_time(void **state)
+{
+    (void)state;
+    double t = -1;
+    assert_true(s3_skew_server_time("2026-12-02T03:53:39Z", NULL, &t));
+    assert_true(t == SERVER_2026);
+    assert_true(s3_skew_server_time("2026-12-02T03:53:39.250Z", NULL, &t)); /* a fraction is allowed */
+    assert_true(t == SERVER_2026);
+    assert_true(s3_skew_server_time(NULL, "Wed, 02 Dec 2026 03:53:39 GMT", &t)); /* RGW: the Date header */
+    assert_true(t == SERVER_2026);
+    assert_true(s3_skew_server_time(NULL, " Wed, 02 Dec 2026 03:53:39 GMT\r\n", &t));
+    assert_true(t == SERVER_2026);
+    /* <ServerTime> wins over Date; a broken one falls back to Date */
+    assert_true(s3_skew_server_time("2026-12-02T03:53:39Z", "Thu, 01 Jan 1970 12:52:37 GMT", &t));
+    assert_true(t == SERVER_2026);
+    assert_true(s3_skew_server_time("yesterday", "Wed, 02 Dec 2026 03:53:39 GMT", &t));
+    assert_true(t == SERVER_2026);
+    /* what cannot be read is not guessed at */
+    static const char *const bad[] = {"",
+                                      "2026-12-02",
+                                      "2026-12-02T03:53:39",
+                                      "2026-12-02T03:53:39+01:00",
+                                      "2026-12-02T03:53:39.Z",
+                                      "2026-02-31T00:00:00Z",
+                                      "2026-12-02T25:00:00Z",
+                                      "2026-12-02T03:53:39Zjunk",
+                                      " ",
+                                      "-2026-12-02T03:53:39Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        t = -1;
+        assert_false(s3_skew_server_time(bad[i], NULL, &t));
+        assert_true(t == -1);
+    }
+    assert_false(s3_skew_server_time(NULL, "Wed, 31 Feb 2026 03:53:39 GMT", &t));
+    assert_false(s3_skew_server_time(NULL, "1796183619", &t));
+    assert_false(s3_skew_server_time(NULL, NULL, &t));
+}
+
+static void test_skew_corrects_from_refusal(void **state)
+{
+    (void)state;
+    long fix = 0;
+    const char *date = "Wed, 02 Dec 2026 03:53:39 GMT";
+    /* this host 40 minutes behind (RGW: no <ServerTime>, the Date header) */
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - 2400, 0, 0, &fix),
+                     S3_SKEW_CORRECT);
+    assert_int_equal(fix, 2400);
+    /* 40 minutes ahead, AWS's <ServerTime> */
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", "2026-12-02T03:53:39Z", NULL,
+                                    SERVER_2026 + 2400.4, 0, 0, &fix),
+                     S3_SKEW_CORRECT);
+    assert_int_equal(fix, -2400);
+    /* the clock stepped again after a correction (NTP set it right mid-run): corrected back */
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026, 2400, 2400, &fix),
+                     S3_SKEW_CORRECT);
+    assert_int_equal(fix, 0);
+    /* the code decides, whatever the status */
+    assert_int_equal(s3_skew_decide(400, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - 2400, 0, 0, &fix),
+                     S3_SKEW_CORRECT);
+}
+
+static void test_skew_resign_after_another_correction(void **state)
+{
+    (void)state;
+    long fix = 12345;
+    /* signed before another request corrected the clock: just sign again, no new correction, dates or not */
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", NULL, NULL, SERVER_2026 - 2400, 0, 2400, &fix),
+        S3_SKEW_RESIGN);
+    assert_int_equal(fix, 12345);
+}
+
+static void test_skew_not_explained(void **state)
+{
+    (void)state;
+    long fix = 12345;
+    const char *date = "Wed, 02 Dec 2026 03:53:39 GMT";
+    /* not a skew refusal */
+    assert_int_equal(s3_skew_decide(403, "AccessDenied", NULL, date, SERVER_2026 - 2400, 0, 0, &fix),
+                     S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(403, "SignatureDoesNotMatch", NULL, date, SERVER_2026 - 2400, 0, 0, &fix),
+                     S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(503, NULL, NULL, date, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_NO);
+    /* a refusal without a readable server time: no correction (ordinary retries, then the error) */
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, NULL, SERVER_2026 - 2400, 0, 0, &fix),
+                     S3_SKEW_NO);
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", "soon", "whenever", SERVER_2026 - 2400, 0, 0, &fix),
+        S3_SKEW_NO);
+    /* our clock agrees with the server's: the request was late (queued), not the clock */
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - 5, 0, 0, &fix),
+                     S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date,
+                                    SERVER_2026 - 2400 + S3_SKEW_MIN_CHANGE, 2400, 2400, &fix),
+                     S3_SKEW_NO);
+    /* not believed: more than S3_SKEW_MAX (a server, or a box in between, with a broken clock) */
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, "Thu, 01 Jan 1970 12:52:37 GMT",
+                                    SERVER_2026, 0, 0, &fix),
+                     S3_SKEW_NO);
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - S3_SKEW_MAX - 1, 0, 0, &fix),
+        S3_SKEW_NO);
+    assert_int_equal(
+        s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, SERVER_2026 - S3_SKEW_MAX, 0, 0, &fix),
+        S3_SKEW_CORRECT);
+    assert_int_equal(fix, S3_SKEW_MAX);
+    fix = 12345;
+    assert_int_equal(s3_skew_decide(403, "RequestTimeTooSkewed", NULL, date, NAN, 0, 0, &fix), S3_SKEW_NO);
+    assert_int_equal(fix, 12345);
+}
+
+static void test_skew_bare_403(void **state)
+{
+    (void)state;
+    long fix = 0;
+    const char *date = "Wed, 02 Dec 2026 03:53:39 GMT";
+    /* a HEAD's 403 has no body: its Date out of S3's window from what we signed says it was the clock */
+    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_CORRECT);
+    assert_int_equal(fix, 2400);
+    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - 2400, 0, 2400, &fix),
+                     S3_SKEW_RESIGN);
+    /* within the window: a real AccessDenied */
+    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - S3_SKEW_ALLOWED, 0, 0, &fix),
+                     S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(403, NULL, NULL, date, SERVER_2026 - 2400, 2400, 2400, &fix), S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(403, NULL, NULL, NULL, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_NO);
+    /* other bodiless statuses are never the clock */
+    assert_int_equal(s3_skew_decide(404, NULL, NULL, date, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_NO);
+    assert_int_equal(s3_skew_decide(400, NULL, NULL, date, SERVER_2026 - 2400, 0, 0, &fix), S3_SKEW_NO);
+}
+
 /* ---- adaptive concurrency (AIMD) ---- */
 
 static void test_aimd_halves_once_per_burst(void **state)
@@ -402,6 +537,11 @@ int main(void)
         cmocka_unit_test(test_parse_http_date),
         cmocka_unit_test(test_parse_http_date_any_locale),
         cmocka_unit_test(test_parse_garbage),
+        cmocka_unit_test(test_skew_server_time),
+        cmocka_unit_test(test_skew_corrects_from_refusal),
+        cmocka_unit_test(test_skew_resign_after_another_correction),
+        cmocka_unit_test(test_skew_not_explained),
+        cmocka_unit_test(test_skew_bare_403),
         cmocka_unit_test(test_aimd_halves_once_per_burst),
         cmocka_unit_test(test_aimd_floor_and_growth),
         cmocka_unit_test(test_aimd_off),

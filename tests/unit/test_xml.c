@@ -553,6 +553,20 @@ static void test_aws_errors(void **state)
     s3_error_info_free(&e);
     free(body);
 
+    /* AWS's clock skew refusal carries the server's time; RGW's does not (its Date header does) */
+    body = fixture("xml", "error-time-skewed.xml", &len);
+    assert_int_equal(s3_xml_parse_error(body, len, &e), S3_OK);
+    assert_string_equal(e.code, "RequestTimeTooSkewed");
+    assert_string_equal(e.server_time, "2026-12-02T03:53:39Z");
+    s3_error_info_free(&e);
+    free(body);
+    body = fixture("xml", "error-time-skewed-rgw.xml", &len);
+    assert_int_equal(s3_xml_parse_error(body, len, &e), S3_OK);
+    assert_string_equal(e.code, "RequestTimeTooSkewed");
+    assert_null(e.server_time);
+    s3_error_info_free(&e);
+    free(body);
+
     /* 200 OK with an error body after keep-alive whitespace (CopyObject, CompleteMultipartUpload) */
     body = fixture("xml", "error-in-200-copy.xml", &len);
     assert_true(s3_xml_is_error(body, len));
