@@ -497,16 +497,17 @@ static void start_server_copy(struct copy_job *job)
  * Multipart uploads carry none (a piped part's header would be needed before its bytes are read): their parts'
  * checksums are checked against the source's here. An endpoint may refuse the headers (Backblaze B2: 400
  * "Unsupported header 'x-amz-checksum-crc32'"; others 501 NotImplemented): the request is sent again without
- * them, and if that works they are not sent to that endpoint again in this run. */
+ * them, and if that works they are not sent to that endpoint again in this run (said once). */
 
+/* Whether a reply may be a refusal of the checksum headers: any 400 or 501 (B2 says InvalidArgument, GCS is
+ * reported to say ExcessHeaderValues, others NotImplemented), but not BadDigest, which says the bytes are wrong.
+ * Only a resend without them that succeeds proves it, so a request refused for another reason costs one more. */
 static bool may_refuse_checksums(const struct s3_response *r)
 {
     if (r->err == S3_OK || r->err == S3_ERR_CANCELLED) return false;
     const char *code = r->s3err.code ? r->s3err.code : "";
-    if (r->status == 501 || strcmp(code, "NotImplemented") == 0) return true;
-    if (r->status != 400) return false;
-    return strcmp(code, "InvalidArgument") == 0 || strcmp(code, "InvalidRequest") == 0 ||
-           strcasestr(r->message, "checksum") != NULL;
+    if (strcmp(code, "BadDigest") == 0) return false;
+    return r->status == 400 || r->status == 501 || strcmp(code, "NotImplemented") == 0;
 }
 
 static bool want_checksum_mode(const struct copy_job *job)

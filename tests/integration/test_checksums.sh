@@ -102,7 +102,8 @@ badd=$(jq -r .checksums.bad_digest "$T_TMP/pb.counts.json")
 grep -q 'refused' "$T_TMP/full.err" && bad "a refusal was logged: $(grep refused "$T_TMP/full.err" | head -n 1)"
 same_content a "$src/c" b "$dst/c" backup
 
-man=$(ls "$T_TMP"/state-full/*/manifests/*.jsonl | head -n 1)
+mans=("$T_TMP"/state-full/*/manifests/*.jsonl) # the first run's only, so far
+man=${mans[0]}
 rec() { jq -r --arg k "$1" 'select(.t=="object" and .key==$k) | if .checksum then .checksum.algorithm+" "+.checksum.value else "none" end' "$man" | tail -n 1; }
 good=0
 for alg in CRC32C CRC32 SHA1 SHA256; do

@@ -14,7 +14,7 @@
 #     GETs corrupted (proxy in front of the source) the sum does not match, the object is copied again, exit
 #     0, the target equals the source.
 # (Where the source's part layout cannot be reproduced, a byte changed on its way from the source is not
-# caught: see NOTES.md.)
+# caught, unless the source keeps a full-object checksum (test_checksums.sh): see NOTES.md.)
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init b faultproxy
