@@ -1207,6 +1207,7 @@ static bool buf_replace(struct buf *b, size_t n, const char *with, size_t m)
 
 static bool capture_add(struct exch *x, const char *p, size_t n)
 {
+    if (n == 0) return true; /* (and no buffer yet: memcpy wants non-NULL pointers even for 0 bytes) */
     if (x->cap_len + n > x->cap_size) {
         size_t size = x->cap_size ? x->cap_size : 64 * 1024;
         while (size < x->cap_len + n) size *= 2;
