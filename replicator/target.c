@@ -167,24 +167,26 @@ static bool overlaps(const char *a, const char *b)
     return strncmp(a, b, la < lb ? la : lb) == 0;
 }
 
-int target_prepare(struct rep_ctx *ctx, bool *versioned)
+/* 1. the same bucket on the same service: refuse overlapping prefixes */
+static int refuse_overlap(const struct rep_ctx *ctx)
 {
     const struct rep_options *o = ctx->o;
-    char err[600];
-    *versioned = false;
-
-    /* 1. the same bucket on the same service: refuse overlapping prefixes */
-    if (ctx->server_side || strcasecmp(s3_reader_config(ctx->src)->endpoint, s3_reader_config(ctx->dst_r)->endpoint) == 0) {
-        if (strcmp(o->src_bucket, o->dst_bucket) == 0 && overlaps(o->src_prefix, o->dst_prefix)) {
-            s3_log_user(S3_LOG_ERROR,
-                    "refused: source and target overlap (s3://%s/%s and s3://%s/%s): a backup must not "
-                    "write into what it reads.",
-                    o->src_bucket, o->src_prefix, o->dst_bucket, o->dst_prefix);
-            return EXIT_REFUSED;
-        }
+    if (!ctx->server_side && strcasecmp(s3_reader_config(ctx->src)->endpoint, s3_reader_config(ctx->dst_r)->endpoint) != 0)
+        return EXIT_OK;
+    if (strcmp(o->src_bucket, o->dst_bucket) == 0 && overlaps(o->src_prefix, o->dst_prefix)) {
+        s3_log_user(S3_LOG_ERROR,
+                "refused: source and target overlap (s3://%s/%s and s3://%s/%s): a backup must not "
+                "write into what it reads.",
+                o->src_bucket, o->src_prefix, o->dst_bucket, o->dst_prefix);
+        return EXIT_REFUSED;
     }
+    return EXIT_OK;
+}
 
-    /* 2. the source must not be a replica (swapped arguments) */
+/* 2. the source must not be a replica (swapped arguments) */
+static int refuse_replica_source(struct rep_ctx *ctx)
+{
+    const struct rep_options *o = ctx->o;
     int src_marker = target_has_marker(ctx->src, o->src_bucket, "source");
     if (src_marker < 0) return src_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
     if (src_marker && !o->source_is_replica && strcmp(o->src_bucket, o->dst_bucket) != 0) {
@@ -195,8 +197,14 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
                 o->src_bucket, MARKER_KEY);
         return EXIT_REFUSED;
     }
+    return EXIT_OK;
+}
 
-    /* 3. the target: versioning */
+/* 3. the target's versioning, read (and with --retain its Object Lock, before anything is written) */
+static int read_versioning(struct rep_ctx *ctx, bool *enabled)
+{
+    const struct rep_options *o = ctx->o;
+    char err[600];
     bool no_bucket = false;
     char *status = target_versioning(ctx->dst_r, o->dst_bucket, &no_bucket, err, sizeof err);
     if (!status) {
@@ -208,65 +216,83 @@ int target_prepare(struct rep_ctx *ctx, bool *versioned)
             s3_log_user(S3_LOG_ERROR, "cannot read the target's versioning: %s", err);
         return no_bucket ? EXIT_USAGE : EXIT_FAILED;
     }
-    bool enabled = strcmp(status, "Enabled") == 0;
+    *enabled = strcmp(status, "Enabled") == 0;
     free(status);
-    if (o->retain > 0) { /* before anything is written, dry runs too */
-        int rc = check_object_lock(ctx);
-        if (rc != EXIT_OK) return rc;
-    }
+    if (o->retain > 0) return check_object_lock(ctx); /* dry runs too */
+    return EXIT_OK;
+}
 
-    /* 4. the target: marker, or empty */
+/* 4. the target: a replica (its marker), or empty (a first run writes the marker), else refused */
+static int check_target_is_ours(struct rep_ctx *ctx, bool *need_marker)
+{
+    const struct rep_options *o = ctx->o;
     int dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target");
     if (dst_marker < 0) return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
-    bool need_marker = false;
-    if (!dst_marker) {
-        int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket);
-        if (nonempty < 0) return EXIT_FAILED;
-        /* a run that started at the same time (the other shards of a first run) may have written the marker,
-         * then objects, between the two reads: it writes nothing before the marker, so look again */
-        if (nonempty && (dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target")) < 0)
-            return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
-        if (dst_marker) nonempty = 0;
-        if (nonempty && !o->init_target) {
-            s3_log_user(S3_LOG_ERROR,
-                    "refused: the target s3://%s is not empty and has no %s, so it is not a replica "
-                    "made by replicate.\n"
-                    "  Did you swap the arguments? The order is: replicate SOURCE TARGET.\n"
-                    "  If this bucket really is meant to receive the backup, add --init-target.",
-                    o->dst_bucket, MARKER_KEY);
-            return EXIT_REFUSED;
-        }
-        need_marker = !dst_marker;
+    *need_marker = false;
+    if (dst_marker) return EXIT_OK;
+    int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket);
+    if (nonempty < 0) return EXIT_FAILED;
+    /* a run that started at the same time (the other shards of a first run) may have written the marker,
+     * then objects, between the two reads: it writes nothing before the marker, so look again */
+    if (nonempty && (dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target")) < 0)
+        return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
+    if (dst_marker) nonempty = 0;
+    if (nonempty && !o->init_target) {
+        s3_log_user(S3_LOG_ERROR,
+                "refused: the target s3://%s is not empty and has no %s, so it is not a replica "
+                "made by replicate.\n"
+                "  Did you swap the arguments? The order is: replicate SOURCE TARGET.\n"
+                "  If this bucket really is meant to receive the backup, add --init-target.",
+                o->dst_bucket, MARKER_KEY);
+        return EXIT_REFUSED;
     }
+    *need_marker = !dst_marker;
+    return EXIT_OK;
+}
 
-    if (!enabled) {
-        if (o->enable_versioning) {
-            if (!o->dry_run) {
-                struct waiter w = {0};
-                struct s3_response *r = wait_for(ctx, &w, s3_versioning_put(ctx->dst, o->dst_bucket, "Enabled", wait_cb, &w));
-                bool ok = r && r->err == S3_OK;
-                if (!ok) s3_log_user(S3_LOG_ERROR, "enabling versioning on s3://%s failed: %s", o->dst_bucket,
-                                 r ? r->message : "out of memory");
-                s3_response_free(r);
-                if (!ok) return EXIT_FAILED;
-                s3_log(S3_LOG_WARN, "versioning enabled on s3://%s", o->dst_bucket);
-            }
-            enabled = true;
-        } else if (!o->allow_unversioned) {
-            s3_log_user(S3_LOG_ERROR,
-                    "refused: versioning is not enabled on the target s3://%s, so an overwrite would "
-                    "destroy the previous copy.\n"
-                    "  Enable it (add --enable-versioning, or aws s3api put-bucket-versioning --bucket %s "
-                    "--versioning-configuration Status=Enabled),\n"
-                    "  or accept the risk with --allow-unversioned.",
-                    o->dst_bucket, o->dst_bucket);
-            return EXIT_REFUSED;
-        } else {
-            s3_log(S3_LOG_WARN, "the target s3://%s is not versioned (--allow-unversioned): overwrites replace data",
-                   o->dst_bucket);
+/* 5. an unversioned target: versioning turned on (--enable-versioning), accepted (--allow-unversioned) or refused */
+static int settle_versioning(struct rep_ctx *ctx, bool *enabled)
+{
+    const struct rep_options *o = ctx->o;
+    if (*enabled) return EXIT_OK;
+    if (o->enable_versioning) {
+        if (!o->dry_run) {
+            struct waiter w = {0};
+            struct s3_response *r = wait_for(ctx, &w, s3_versioning_put(ctx->dst, o->dst_bucket, "Enabled", wait_cb, &w));
+            bool ok = r && r->err == S3_OK;
+            if (!ok) s3_log_user(S3_LOG_ERROR, "enabling versioning on s3://%s failed: %s", o->dst_bucket,
+                             r ? r->message : "out of memory");
+            s3_response_free(r);
+            if (!ok) return EXIT_FAILED;
+            s3_log(S3_LOG_WARN, "versioning enabled on s3://%s", o->dst_bucket);
         }
+        *enabled = true;
+    } else if (!o->allow_unversioned) {
+        s3_log_user(S3_LOG_ERROR,
+                "refused: versioning is not enabled on the target s3://%s, so an overwrite would "
+                "destroy the previous copy.\n"
+                "  Enable it (add --enable-versioning, or aws s3api put-bucket-versioning --bucket %s "
+                "--versioning-configuration Status=Enabled),\n"
+                "  or accept the risk with --allow-unversioned.",
+                o->dst_bucket, o->dst_bucket);
+        return EXIT_REFUSED;
+    } else {
+        s3_log(S3_LOG_WARN, "the target s3://%s is not versioned (--allow-unversioned): overwrites replace data",
+               o->dst_bucket);
     }
+    return EXIT_OK;
+}
+
+int target_prepare(struct rep_ctx *ctx, bool *versioned)
+{
+    bool enabled = false, need_marker = false;
+    int rc;
+    *versioned = false;
+    if ((rc = refuse_overlap(ctx)) != EXIT_OK || (rc = refuse_replica_source(ctx)) != EXIT_OK ||
+        (rc = read_versioning(ctx, &enabled)) != EXIT_OK || (rc = check_target_is_ours(ctx, &need_marker)) != EXIT_OK ||
+        (rc = settle_versioning(ctx, &enabled)) != EXIT_OK)
+        return rc;
     *versioned = enabled;
-    if (need_marker && !o->dry_run && write_marker(ctx) != 0) return EXIT_FAILED;
+    if (need_marker && !ctx->o->dry_run && write_marker(ctx) != 0) return EXIT_FAILED;
     return EXIT_OK;
 }

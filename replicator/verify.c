@@ -351,6 +351,10 @@ struct deep_check {
     struct deep_side side[2]; /* 0 source, 1 target */
     struct s3_request *rq[2];
     int first_fail; /* the side that failed first (its twin was cancelled), or -1 */
+    /* then, for equal content with tags on either side: both sides' tags (GetObjectTagging) */
+    char *tags[2];
+    int tags_pending;
+    bool tags_failed;
 };
 
 static void deep_free(struct deep_check *dc)
@@ -361,7 +365,112 @@ static void deep_free(struct deep_check *dc)
     }
     free(dc->src_key);
     free(dc->dst_key);
+    free(dc->tags[0]);
+    free(dc->tags[1]);
     free(dc);
+}
+
+/* A tag set as the sorted "k=v" pairs of its query form, so that the order S3 lists them in does not matter. */
+static char *tags_sorted(const char *q)
+{
+    char *copy = strdup(q), *out = calloc(1, strlen(q) + 2), *items[64];
+    int n = 0; /* S3 allows 10 tags per object, RGW more: beyond 64 the rest are compared in order */
+    if (!copy || !out) abort();
+    char *rest = NULL;
+    for (char *save = NULL, *t = strtok_r(copy, "&", &save); t; t = strtok_r(NULL, "&", &save)) {
+        if (n == 64) {
+            rest = t;
+            break;
+        }
+        items[n++] = t;
+    }
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of items */
+        for (int j = i; j > 0 && strcmp(items[j - 1], items[j]) > 0; j--) {
+            char *t = items[j];
+            items[j] = items[j - 1];
+            items[j - 1] = t;
+        }
+    for (int i = 0; i < n; i++) {
+        if (i) strcat(out, "&");
+        strcat(out, items[i]);
+    }
+    if (rest) strcat(out, "&"), strcat(out, rest);
+    free(copy);
+    return out;
+}
+
+static int tag_count(const struct s3_response *r)
+{
+    const char *c = s3_response_header(r, "x-amz-tagging-count");
+    return c ? atoi(c) : 0;
+}
+
+static void deep_tags_finish(struct deep_check *dc)
+{
+    struct verify *v = dc->v;
+    if (v->ctx->interrupted) {
+    } else if (dc->tags_failed) {
+        report(v, D_ERROR, dc->src_key, dc->dst_key, "reading the tags (GetObjectTagging) failed");
+    } else {
+        char *a = tags_sorted(dc->tags[0]), *b = tags_sorted(dc->tags[1]);
+        if (strcmp(a, b) != 0) {
+            char detail[1200];
+            snprintf(detail, sizeof detail, "tags differ (--deep: source \"%.500s\", target \"%.500s\")", a, b);
+            report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
+        } else {
+            v->c.same++;
+            v->c.deep_same++;
+        }
+        free(a);
+        free(b);
+    }
+    deep_free(dc);
+    schedule_pump(v);
+}
+
+static void deep_tags_done(struct s3_response *r, void *ud, int i)
+{
+    struct deep_check *dc = ud;
+    dc->v->inflight--;
+    char *q = NULL;
+    if (r->err != S3_OK || s3_xml_parse_tagging(r->body, r->body_len, &q) != S3_OK) dc->tags_failed = true;
+    dc->tags[i] = q ? q : strdup("");
+    s3_response_free(r);
+    if (--dc->tags_pending == 0) deep_tags_finish(dc);
+}
+
+static void deep_tags_src(struct s3_response *r, void *ud)
+{
+    deep_tags_done(r, ud, 0);
+}
+
+static void deep_tags_dst(struct s3_response *r, void *ud)
+{
+    deep_tags_done(r, ud, 1);
+}
+
+enum tags_outcome { TAGS_SAME, TAGS_DIFFER, TAGS_PENDING };
+
+/* Equal content: the tags must be equal too (unless --no-tags). The GET replies say how many each side has;
+ * both sets are read only when that does not decide (TAGS_PENDING: deep_tags_finish reports). */
+static enum tags_outcome deep_tags(struct deep_check *dc)
+{
+    struct verify *v = dc->v;
+    int n0 = tag_count(dc->side[0].resp), n1 = tag_count(dc->side[1].resp);
+    if (v->o->no_tags || (n0 == 0 && n1 == 0)) return TAGS_SAME;
+    if (n0 != n1) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "tags differ (--deep: %d on the source, %d on the target)", n0, n1);
+        report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
+        return TAGS_DIFFER;
+    }
+    const char *ver[2];
+    for (int i = 0; i < 2; i++) ver[i] = s3_response_header(dc->side[i].resp, "x-amz-version-id");
+    dc->tags_pending = 2;
+    v->inflight += 2;
+    if (!s3_get_object_tagging(v->ctx->src, v->o->src_bucket, dc->src_key, ver[0], deep_tags_src, dc)) abort();
+    if (!s3_get_object_tagging(v->ctx->dst_r, v->o->dst_bucket, dc->dst_key, ver[1], deep_tags_dst, dc)) abort();
+    return TAGS_PENDING;
 }
 
 static bool deep_body(const void *data, size_t len, void *ud)
@@ -427,8 +536,12 @@ static void deep_finish(struct deep_check *dc)
                      b);
             report(v, D_DIFFERENT, dc->src_key, dc->dst_key, detail);
         } else {
-            v->c.same++;
-            v->c.deep_same++;
+            enum tags_outcome t = deep_tags(dc);
+            if (t == TAGS_PENDING) return; /* counted once the tags are in */
+            if (t == TAGS_SAME) {
+                v->c.same++;
+                v->c.deep_same++;
+            }
         }
     }
     deep_free(dc);

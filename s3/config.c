@@ -463,12 +463,107 @@ static int pick_credentials(bool explicit_profile, const char *name, const struc
     return -1;
 }
 
+/* Region: --region, AWS_REGION, AWS_DEFAULT_REGION, the profile, us-east-1. */
+static int resolve_region(const struct s3_config_request *req, const struct profile_values *cred,
+                          const struct profile_values *conf, const char **out, char *err, size_t errlen)
+{
+    const char *region = (req->region && *req->region) ? req->region : NULL;
+    if (!region) region = env("AWS_REGION");
+    if (!region) region = env("AWS_DEFAULT_REGION");
+    if (!region) region = cred->region ? cred->region : conf->region;
+    if (!region) region = "us-east-1";
+    if (!region_valid(region)) {
+        set_err(err, errlen, "invalid region \"%s\": use letters, digits, '-', '_' and '.' only",
+                has_control_chars(region) ? "?" : region);
+        return -1;
+    }
+    *out = region;
+    return 0;
+}
+
+/* Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's s3 block, the profile, else AWS's
+ * for the region. Addressing: the request, the profile's s3 addressing_style, else path-style for non-AWS
+ * endpoints (S3-compatible servers rarely have wildcard DNS) and virtual-hosted for AWS. */
+static int resolve_endpoint(const struct s3_config_request *req, const struct profile_values *cred,
+                            const struct profile_values *conf, const char *name, const char *region,
+                            struct s3_config *out, char *err, size_t errlen)
+{
+    char ep_source[256] = "";
+    const char *ep = (req->endpoint && *req->endpoint) ? req->endpoint : NULL;
+    if (!ep && (ep = env("AWS_ENDPOINT_URL_S3")))
+        snprintf(ep_source, sizeof ep_source, " (from AWS_ENDPOINT_URL_S3)");
+    if (!ep && (ep = env("AWS_ENDPOINT_URL")))
+        snprintf(ep_source, sizeof ep_source, " (from AWS_ENDPOINT_URL)");
+    if (!ep && (ep = cred->s3_endpoint_url ? cred->s3_endpoint_url : conf->s3_endpoint_url))
+        snprintf(ep_source, sizeof ep_source, " (s3 endpoint_url of profile \"%s\")", name);
+    if (!ep && (ep = cred->endpoint_url ? cred->endpoint_url : conf->endpoint_url))
+        snprintf(ep_source, sizeof ep_source, " (endpoint_url of profile \"%s\")", name);
+    bool is_aws = true;
+    if (ep) {
+        if (endpoint_normalize(ep, ep_source, &out->endpoint, &is_aws, err, errlen) < 0) return -1;
+    } else if (asprintf(&out->endpoint, "https://s3.%s.amazonaws.com%s", region,
+                        strncmp(region, "cn-", 3) == 0 ? ".cn" : "") < 0) {
+        out->endpoint = NULL;
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    if (req->path_style == 0 || req->path_style == 1) {
+        out->path_style = req->path_style == 1;
+        return 0;
+    }
+    const char *style = cred->s3_addressing_style ? cred->s3_addressing_style : conf->s3_addressing_style;
+    if (style && strcmp(style, "path") == 0) {
+        out->path_style = true;
+    } else if (style && strcmp(style, "virtual") == 0) {
+        out->path_style = false;
+    } else if (style && strcmp(style, "auto") != 0) {
+        set_err(err, errlen, "profile \"%s\": s3 addressing_style must be path, virtual or auto, not \"%s\"", name,
+                has_control_chars(style) ? "?" : style);
+        return -1;
+    } else {
+        out->path_style = !is_aws;
+    }
+    return 0;
+}
+
+/* CA bundle: the side's option, AWS_CA_BUNDLE, the profile's ca_bundle (the AWS CLI's order). A file we cannot
+ * read is an error now, not a TLS failure on the first request. */
+static int resolve_ca(const struct s3_config_request *req, const struct profile_values *cred,
+                      const struct profile_values *conf, const char *name, struct s3_config *out, char *err,
+                      size_t errlen)
+{
+    const char *ca = (req->ca_bundle && *req->ca_bundle) ? req->ca_bundle : NULL;
+    char ca_src[300];
+    snprintf(ca_src, sizeof ca_src, "%s", req->ca_option ? req->ca_option : "the CA bundle option");
+    if (!ca && (ca = env("AWS_CA_BUNDLE"))) snprintf(ca_src, sizeof ca_src, "AWS_CA_BUNDLE");
+    if (!ca && (ca = cred->ca_bundle ? cred->ca_bundle : conf->ca_bundle))
+        snprintf(ca_src, sizeof ca_src, "ca_bundle of profile \"%s\"", name);
+    if (!ca) return 0;
+    char *expanded = NULL;
+    const char *home = env("HOME");
+    if (strncmp(ca, "~/", 2) == 0 && home && asprintf(&expanded, "%s%s", home, ca + 1) < 0) expanded = NULL;
+    const char *path = expanded ? expanded : ca;
+    FILE *cf = fopen(path, "r");
+    if (!cf) {
+        set_err(err, errlen, "cannot read the CA bundle %s (from %s): %s", path, ca_src, strerror(errno));
+        free(expanded);
+        return -1;
+    }
+    fclose(cf);
+    out->ca_bundle = expanded ? expanded : strdup(ca);
+    out->ca_source = strdup(ca_src);
+    if (!out->ca_bundle || !out->ca_source) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 int s3_config_resolve(const struct s3_config_request *req, struct s3_config *out, char *err, size_t errlen)
 {
     static const struct s3_config_request no_request = {.path_style = -1};
     struct profile_values cred = {0}, conf = {0};
     char *cred_path = NULL, *conf_path = NULL;
-    char ep_source[256] = "";
     int rc = -1;
 
     if (err && errlen) err[0] = '\0';
@@ -509,81 +604,12 @@ int s3_config_resolve(const struct s3_config_request *req, struct s3_config *out
         goto cleanup;
     }
 
-    /* Region: --region, AWS_REGION, AWS_DEFAULT_REGION, the profile, us-east-1. */
-    const char *region = (req->region && *req->region) ? req->region : NULL;
-    if (!region) region = env("AWS_REGION");
-    if (!region) region = env("AWS_DEFAULT_REGION");
-    if (!region) region = cred.region ? cred.region : conf.region;
-    if (!region) region = "us-east-1";
-    if (!region_valid(region)) {
-        set_err(err, errlen, "invalid region \"%s\": use letters, digits, '-', '_' and '.' only",
-                has_control_chars(region) ? "?" : region);
-        goto cleanup;
-    }
+    const char *region = NULL;
+    if (resolve_region(req, &cred, &conf, &region, err, errlen) < 0) goto cleanup;
 
-    /* Endpoint: --endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's s3 block, the profile. */
-    const char *ep = (req->endpoint && *req->endpoint) ? req->endpoint : NULL;
-    if (!ep && (ep = env("AWS_ENDPOINT_URL_S3")))
-        snprintf(ep_source, sizeof ep_source, " (from AWS_ENDPOINT_URL_S3)");
-    if (!ep && (ep = env("AWS_ENDPOINT_URL")))
-        snprintf(ep_source, sizeof ep_source, " (from AWS_ENDPOINT_URL)");
-    if (!ep && (ep = cred.s3_endpoint_url ? cred.s3_endpoint_url : conf.s3_endpoint_url))
-        snprintf(ep_source, sizeof ep_source, " (s3 endpoint_url of profile \"%s\")", name);
-    if (!ep && (ep = cred.endpoint_url ? cred.endpoint_url : conf.endpoint_url))
-        snprintf(ep_source, sizeof ep_source, " (endpoint_url of profile \"%s\")", name);
-    bool is_aws = true;
-    if (ep) {
-        if (endpoint_normalize(ep, ep_source, &out->endpoint, &is_aws, err, errlen) < 0) goto cleanup;
-    } else if (asprintf(&out->endpoint, "https://s3.%s.amazonaws.com%s", region,
-                        strncmp(region, "cn-", 3) == 0 ? ".cn" : "") < 0) {
-        out->endpoint = NULL;
-        goto nomem;
-    }
+    if (resolve_endpoint(req, &cred, &conf, name, region, out, err, errlen) < 0) goto cleanup;
 
-    /* Addressing: the request, the profile's s3 addressing_style, else path-style for non-AWS endpoints
-     * (S3-compatible servers rarely have wildcard DNS) and virtual-hosted for AWS. */
-    if (req->path_style == 0 || req->path_style == 1) {
-        out->path_style = req->path_style == 1;
-    } else {
-        const char *style = cred.s3_addressing_style ? cred.s3_addressing_style : conf.s3_addressing_style;
-        if (style && strcmp(style, "path") == 0) {
-            out->path_style = true;
-        } else if (style && strcmp(style, "virtual") == 0) {
-            out->path_style = false;
-        } else if (style && strcmp(style, "auto") != 0) {
-            set_err(err, errlen,
-                    "profile \"%s\": s3 addressing_style must be path, virtual or auto, not \"%s\"", name,
-                    has_control_chars(style) ? "?" : style);
-            goto cleanup;
-        } else {
-            out->path_style = !is_aws;
-        }
-    }
-
-    /* CA bundle: the side's option, AWS_CA_BUNDLE, the profile's ca_bundle (the AWS CLI's order). A file we
-     * cannot read is an error now, not a TLS failure on the first request. */
-    const char *ca = (req->ca_bundle && *req->ca_bundle) ? req->ca_bundle : NULL;
-    char ca_src[300];
-    snprintf(ca_src, sizeof ca_src, "%s", req->ca_option ? req->ca_option : "the CA bundle option");
-    if (!ca && (ca = env("AWS_CA_BUNDLE"))) snprintf(ca_src, sizeof ca_src, "AWS_CA_BUNDLE");
-    if (!ca && (ca = cred.ca_bundle ? cred.ca_bundle : conf.ca_bundle))
-        snprintf(ca_src, sizeof ca_src, "ca_bundle of profile \"%s\"", name);
-    if (ca) {
-        char *expanded = NULL;
-        const char *home = env("HOME");
-        if (strncmp(ca, "~/", 2) == 0 && home && asprintf(&expanded, "%s%s", home, ca + 1) < 0) expanded = NULL;
-        const char *path = expanded ? expanded : ca;
-        FILE *cf = fopen(path, "r");
-        if (!cf) {
-            set_err(err, errlen, "cannot read the CA bundle %s (from %s): %s", path, ca_src, strerror(errno));
-            free(expanded);
-            goto cleanup;
-        }
-        fclose(cf);
-        out->ca_bundle = expanded ? expanded : strdup(ca);
-        out->ca_source = strdup(ca_src);
-        if (!out->ca_bundle || !out->ca_source) goto nomem;
-    }
+    if (resolve_ca(req, &cred, &conf, name, out, err, errlen) < 0) goto cleanup;
 
     out->insecure = req->insecure;
     out->region = strdup(region);

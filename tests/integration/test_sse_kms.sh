@@ -4,7 +4,7 @@
 # proxy's provider mode (--kms-bucket) makes RGW answer so: every ETag of the named buckets is turned into other
 # hex digits on the way to the client (and back on the way in, the request signed again), and object replies say
 # x-amz-server-side-encryption: aws:kms. Through it:
-#   1. cross, SSE-KMS source -> plain target: every object copied (whole objects with their own Content-MD5,
+#   1. cross, a source with SSE-KMS and plain objects -> plain target: every object copied (whole objects with their own Content-MD5,
 #      a multipart source without the composite-ETag check), content equal (awscli on RGW itself), a second run
 #      copies nothing, --verify and --verify --deep pass
 #   2. cross, plain source -> SSE-KMS target: multipart parts go with Content-MD5 (said once at -v), content
@@ -34,7 +34,9 @@ mkbucket a "$dst3" --versioned
 mkbucket a "$back"
 n_all=42
 
-start_proxy pa "$RGW_A_ENDPOINT" 0 --rate 0 --kms-bucket "$src" --kms-bucket "$dst3" \
+# the source is mixed, as a bucket is whose default encryption was set after some uploads: small/00001*
+# and big/ are SSE-KMS objects, the other small/ objects plain
+start_proxy pa "$RGW_A_ENDPOINT" 0 --rate 0 --kms-bucket "$src/small/00001" --kms-bucket "$src/big/" --kms-bucket "$dst3" \
   --resign-keys "$RGW_A_ACCESS_KEY:$RGW_A_SECRET_KEY" --log "$T_TMP/pa.log"
 pa=$PROXY_URL
 start_proxy pb "$RGW_B_ENDPOINT" 0 --rate 0 --kms-bucket "$dst2" \
@@ -47,6 +49,10 @@ e_kms=$(aws_at a "$pa" s3api head-object --bucket "$src" --key big/ten-mib.bin -
 sse=$(aws_at a "$pa" s3api head-object --bucket "$src" --key big/ten-mib.bin --query ServerSideEncryption --output text)
 check "through the proxy the ETag is another 32 hex digits ($e_rgw -> $e_kms) and SSE-KMS is said ($sse)" \
   test "$e_rgw" != "$e_kms" -a "${#e_kms}" = 34 -a "$sse" = aws:kms
+l_rgw=$(aws_on a s3api list-objects-v2 --bucket "$src" --prefix small/ --query 'Contents[].ETag' --output text)
+l_kms=$(aws_at a "$pa" s3api list-objects-v2 --bucket "$src" --prefix small/ --query 'Contents[].ETag' --output text)
+n=$(paste <(tr '\t' '\n' <<<"$l_rgw") <(tr '\t' '\n' <<<"$l_kms") | awk '$1 != $2' | wc -l)
+check "through the proxy the listing rotates the ETags of small/00001* only ($n of 40 differ)" test "$n" = 10
 
 no_trouble() { # NAME: no integrity refusal or retry in the run's log
   if grep -E 'BadDigest|gave up|do not add up|stored other bytes' "$T_TMP/$1.err" >/dev/null; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Object tags and the backup's storage class (issue 14), on RGW itself, checked with /usr/bin/aws:
 #   - tags arrive with every object, same endpoint (CopyObject, UploadPartCopy) and cross (streamed, piped
-#     multipart), and come back with a restore; --no-tags writes none
+#     multipart), and come back with a restore; --no-tags writes none; --verify --deep compares them
 #   - --storage-class STANDARD_IA (a second class scripts/rgw.sh configures) is the class of every object
 #     written, server-side and streamed
 # Exit 0 pass, 77 skip, anything else fail.
@@ -60,6 +60,20 @@ check_target notags b "$notags" "" no
 rep nochange "${CROSS[@]}" --json --storage-class STANDARD_IA "s3://$src" "s3://$cross"
 check "a second run copies nothing ($(jget "$T_TMP/nochange.out" 'd["objects_copied"]'))" \
   test "$(jget "$T_TMP/nochange.out" 'd["objects_copied"]')" = 0
+
+# ---- --verify --deep compares tags (reading them only where the GET replies' tag counts do not decide)
+rep deep "${CROSS[@]}" --verify --deep "s3://$src" "s3://$cross"
+expect_rc deep 0 "--verify --deep of the cross backup (content and tags equal)"
+rep deepnt "${CROSS[@]}" --verify --deep --no-tags "s3://$src" "s3://$notags"
+expect_rc deepnt 0 "--verify --deep --no-tags of the --no-tags backup"
+rep deepn "${CROSS[@]}" --verify --deep "s3://$src" "s3://$notags"
+expect_rc deepn 5 "--verify --deep of the --no-tags backup: its objects lack the tags"
+check "it names tags as the difference" grep -q 'tags differ (--deep: 3 on the source, 0 on the target)'   "$T_TMP/deepn.out"
+aws_on b s3api put-object-tagging --bucket "$cross" --key tagged/small.txt   --tagging '{"TagSet":[{"Key":"team","Value":"ops"},{"Key":"note","Value":"a b+c"},{"Key":"empty","Value":""}]}' || die "put-object-tagging"
+rep deepv "${CROSS[@]}" --verify --deep "s3://$src" "s3://$cross"
+expect_rc deepv 5 "--verify --deep after one tag value was changed in the target"
+check "it names the changed tag set" grep -q 'tags differ (--deep: source ".*team=web.*", target ".*team=ops'   "$T_TMP/deepv.out"
+aws_on b s3api put-object-tagging --bucket "$cross" --key tagged/small.txt   --tagging '{"TagSet":[{"Key":"team","Value":"web"},{"Key":"note","Value":"a b+c"},{"Key":"empty","Value":""}]}' || die "put-object-tagging"
 
 # ---- a restore gives the tags back
 back=$(bucket restored)

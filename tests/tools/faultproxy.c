@@ -1166,7 +1166,7 @@ static void capture_reply(struct conn *c)
     struct exch *x = &c->x;
     struct gen *g = &x->gen;
     size_t len = x->rsf.type == FR_CHUNKED ? aws_dechunk(x->cap, x->cap_len) : x->cap_len;
-    if (x->cap) aws_body(x->cap, len);
+    if (x->cap) aws_body(x->uri, x->cap, len);
     char *head = malloc(x->cap_head_len + 64);
     if (!head) {
         c->dead = true;
@@ -1598,8 +1598,9 @@ static void usage(FILE *f)
                "       contains SUBSTRING; the first matching rule wins over --rate. --only: --rate faults only\n"
                "       requests whose \"METHOD URI\" contains SUBSTRING. --bucket-region: every request signed for\n"
                "       another region gets 400 AuthorizationHeaderMalformed naming REGION (as Amazon S3 answers).\n"
-               "--kms-bucket: BUCKET answers as an Amazon S3 bucket with default SSE-KMS encryption does: its ETags\n"
-               "       are not the MD5 of the bytes, its object replies say x-amz-server-side-encryption: aws:kms.\n"
+               "--kms-bucket BUCKET[/PREFIX]: BUCKET's objects (those under PREFIX) answer as Amazon S3's SSE-KMS\n"
+               "       objects do: their ETags are not the MD5 of the bytes, their replies say\n"
+               "       x-amz-server-side-encryption: aws:kms.\n"
                "       The ETags sent back are turned back and the request signed again with --resign-keys.\n");
 }
 

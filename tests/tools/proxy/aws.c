@@ -12,8 +12,14 @@
 #define MAX_KMS 16
 #define MAX_HEADERS 64
 
+/* --kms-bucket BUCKET[/PREFIX]: the objects of BUCKET whose keys start with PREFIX (all when none) */
+struct kms_rule {
+    char *bucket;
+    const char *prefix; /* after the bucket's '/' in the same allocation, or "" */
+};
+
 static struct {
-    const char *kms[MAX_KMS];
+    struct kms_rule kms[MAX_KMS];
     int nkms;
     struct s3_credentials creds;
 } g;
@@ -22,13 +28,18 @@ static const char sse_headers[] = "x-amz-server-side-encryption: aws:kms\r\n"
                                   "x-amz-server-side-encryption-aws-kms-key-id: "
                                   "arn:aws:kms:us-east-1:111122223333:key/faultproxy-test-key\r\n";
 
-bool aws_add_kms_bucket(const char *bucket)
+bool aws_add_kms_bucket(const char *spec)
 {
-    if (g.nkms == MAX_KMS || !bucket[0] || strchr(bucket, '/')) {
-        fprintf(stderr, "faultproxy: bad --kms-bucket '%s' (a bucket name; at most %d)\n", bucket, MAX_KMS);
+    if (g.nkms == MAX_KMS || !spec[0] || spec[0] == '/') {
+        fprintf(stderr, "faultproxy: bad --kms-bucket '%s' (BUCKET or BUCKET/PREFIX; at most %d)\n", spec, MAX_KMS);
         return false;
     }
-    g.kms[g.nkms++] = bucket;
+    struct kms_rule *r = &g.kms[g.nkms++];
+    r->bucket = strdup(spec);
+    if (!r->bucket) return false;
+    char *slash = strchr(r->bucket, '/');
+    if (slash) *slash = '\0';
+    r->prefix = slash ? slash + 1 : "";
     return true;
 }
 
@@ -58,10 +69,28 @@ bool aws_check(void)
     return true;
 }
 
-static bool is_kms(const char *bucket, size_t n)
+/* Whether the bucket has SSE-KMS objects at all (key NULL), or the object key (kl bytes, percent-encoded as
+ * in URIs and encoding-type=url listings, or not) is one. */
+static bool is_kms(const char *bucket, size_t n, const char *key, size_t kl)
 {
-    for (int i = 0; i < g.nkms; i++)
-        if (strlen(g.kms[i]) == n && memcmp(g.kms[i], bucket, n) == 0) return true;
+    char dec[1024];
+    size_t dl = 0;
+    for (size_t i = 0; key && i < kl && dl < sizeof dec; i++) {
+        if (key[i] == '%' && i + 2 < kl && isxdigit((unsigned char)key[i + 1]) &&
+            isxdigit((unsigned char)key[i + 2])) {
+            char hex[3] = {key[i + 1], key[i + 2], 0};
+            dec[dl++] = (char)strtol(hex, NULL, 16);
+            i += 2;
+        } else {
+            dec[dl++] = key[i];
+        }
+    }
+    for (int i = 0; i < g.nkms; i++) {
+        const struct kms_rule *r = &g.kms[i];
+        size_t pl = strlen(r->prefix);
+        if (strlen(r->bucket) != n || memcmp(r->bucket, bucket, n) != 0) continue;
+        if (!key || (dl >= pl && memcmp(dec, r->prefix, pl) == 0)) return true;
+    }
     return false;
 }
 
@@ -76,11 +105,27 @@ static bool bucket_span(const char *s, size_t n, const char **b, size_t *bl)
     return k > 0;
 }
 
+/* The key of a path-style URI or copy source after its bucket (up to '?', ' ' or the end): its span. */
+static void key_span(const char *b, size_t bl, const char *end, const char **k, size_t *kl)
+{
+    const char *p = b + bl;
+    *k = NULL;
+    *kl = 0;
+    if (p >= end || *p != '/') return;
+    p++;
+    size_t n = 0;
+    while (p + n < end && p[n] != '?' && p[n] != ' ') n++;
+    if (n) *k = p, *kl = n;
+}
+
+/* Whether a request's URI (or a copy source) names an SSE-KMS object, or a bucket that holds some. */
 static bool kms_uri(const char *uri, size_t n)
 {
-    const char *b;
-    size_t bl;
-    return bucket_span(uri, n, &b, &bl) && is_kms(b, bl);
+    const char *b, *k;
+    size_t bl, kl;
+    if (!bucket_span(uri, n, &b, &bl)) return false;
+    key_span(b, bl, uri + n, &k, &kl);
+    return is_kms(b, bl, k, kl);
 }
 
 /* Whether the URI names an object (a key after the bucket), not the bucket itself. */
@@ -115,22 +160,37 @@ static void rotate(char *s, size_t n, int by)
     }
 }
 
-/* Every <ETag>...</ETag> in an XML body. */
-static void rotate_xml(char *body, size_t len, int by)
+/* Every <ETag>...</ETag> in an XML body of a request or reply for uri that belongs to an SSE-KMS object: the
+ * object is the one named by the last <Key> before it (listings, CompleteMultipartUploadResult), else the URI's. */
+static void rotate_xml(const char *uri, char *body, size_t len, int by)
 {
+    const char *b, *k;
+    size_t bl, kl, ulen = strcspn(uri, " ");
+    if (!bucket_span(uri, ulen, &b, &bl)) return;
+    key_span(b, bl, uri + ulen, &k, &kl);
     char *p = body, *end = body + len;
-    while ((p = memmem(p, (size_t)(end - p), "<ETag>", 6)) != NULL) {
-        p += 6;
+    for (;;) {
+        char *etag = memmem(p, (size_t)(end - p), "<ETag>", 6), *key = memmem(p, (size_t)(end - p), "<Key>", 5);
+        if (!etag) return;
+        if (key && key < etag) { /* the object the next ETags belong to */
+            char *ke = memmem(key + 5, (size_t)(end - key - 5), "</Key>", 6);
+            if (!ke) return;
+            k = key + 5;
+            kl = (size_t)(ke - k);
+            p = ke + 6;
+            continue;
+        }
+        p = etag + 6;
         char *e = memmem(p, (size_t)(end - p), "</ETag>", 7);
         if (!e) return;
-        rotate(p, (size_t)(e - p), by);
+        if (is_kms(b, bl, k, kl)) rotate(p, (size_t)(e - p), by);
         p = e + 7;
     }
 }
 
-void aws_body(char *body, size_t len)
+void aws_body(const char *uri, char *body, size_t len)
 {
-    rotate_xml(body, len, 5);
+    rotate_xml(uri, body, len, 5);
 }
 
 /* ---- heads ---- */
@@ -325,7 +385,7 @@ int aws_request(char *msg, size_t hl, size_t avail)
     char sha[65];
     const char *body_sha = NULL;
     if (complete) {
-        rotate_xml(msg + hl, body_len, -5);
+        rotate_xml(uri, msg + hl, body_len, -5);
         sigv4_sha256_hex(msg + hl, body_len, sha);
         body_sha = sha;
         changed = true;

@@ -1,10 +1,11 @@
 /* The fault proxy's provider mode: makes Ceph RGW answer as Amazon S3 does where the two differ and a backup
- * tool must notice. Today: buckets with default SSE-KMS encryption (--kms-bucket), whose ETags are not the MD5 of
- * the bytes. Every ETag of such a bucket that reaches the client is turned into another 32 hex digits (a fixed
- * rotation of each digit, so "-N" stays and the change is undone on the way back), its object replies say
- * x-amz-server-side-encryption: aws:kms, and every ETag the client sends back (If-Match, the copy-source
- * conditions, CompleteMultipartUpload's part list) is turned back before RGW sees it, the request signed again
- * with the test keys (--resign-keys). All rewrites keep lengths, so request bodies and Content-Length stand. */
+ * tool must notice. Today: SSE-KMS objects (--kms-bucket BUCKET[/PREFIX]: a bucket with default SSE-KMS
+ * encryption, or its keys under PREFIX), whose ETags are not the MD5 of the bytes. Every ETag of such an object
+ * that reaches the client is turned into another 32 hex digits (a fixed rotation of each digit, so "-N" stays
+ * and the change is undone on the way back), its replies say x-amz-server-side-encryption: aws:kms, and every
+ * ETag the client sends back (If-Match, the copy-source conditions, CompleteMultipartUpload's part list) is
+ * turned back before RGW sees it, the request signed again with the test keys (--resign-keys). All rewrites
+ * keep lengths, so request bodies and Content-Length stand. */
 #ifndef FAULTPROXY_AWS_H
 #define FAULTPROXY_AWS_H
 
@@ -29,8 +30,8 @@ int aws_request(char *msg, size_t hl, size_t avail);
  * aws_body before sending anything. */
 char *aws_response_head(const char *method, const char *uri, bool copy_source, const char *head, size_t hl,
                         size_t *len, bool *capture);
-/* Rewrites a captured (de-chunked) reply body in place. */
-void aws_body(char *body, size_t len);
+/* Rewrites a captured (de-chunked) reply body of a request for uri in place. */
+void aws_body(const char *uri, char *body, size_t len);
 
 /* Removes chunked framing from a complete chunked body in place; returns the data length. */
 size_t aws_dechunk(char *body, size_t len);
