@@ -9,7 +9,7 @@
 # --status and --verify pass over the chain; with a link of the chain removed from the target (awscli), a
 # restore of a run that needs it refuses and names it, a run before it still restores, and the next backup
 # stores a full manifest that restores exactly. Exit 0 pass, 77 skip, anything else fail.
-# shellcheck source=tests/integration/lib.sh disable=SC2317
+# shellcheck source=tests/integration/lib.sh disable=SC2317,SC2016
 . "$(dirname "$0")/lib.sh"
 lib_init b
 
@@ -31,8 +31,11 @@ backup() { # NAME: a run, its id in RUN[NAME], a snapshot of the source as it wa
   snapshot a "$src" "$T_TMP/snap-$1"
 }
 put_new() { # KEY...: 300-byte objects with new content
-  for k in "$@"; do head -c 300 /dev/urandom >"$T_TMP/body" && aws_on a s3api put-object --bucket "$src" --key "$k" \
-    --body "$T_TMP/body" >/dev/null || die "put $k"; done
+  local k
+  for k in "$@"; do
+    head -c 300 /dev/urandom >"$T_TMP/body"
+    aws_on a s3api put-object --bucket "$src" --key "$k" --body "$T_TMP/body" >/dev/null || die "put $k"
+  done
 }
 delete() { for k in "$@"; do aws_on a s3api delete-object --bucket "$src" --key "$k" >/dev/null || die "delete $k"; done; }
 key() { printf 'f/%06d' "$1"; } # as s3tool fill names them
