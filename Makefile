@@ -1,11 +1,11 @@
 # replicate — plain Makefile. `make` builds, `make unit` runs offline tests, `make check` runs everything
 # (installs packages and starts the test S3 servers itself), `make demo`, `make bench`, `make fuzz`.
 CC      ?= cc
-PKGS    := libcurl libxml-2.0 libcrypto libcjson libisal
+PKGS    := libcurl libxml-2.0 libcrypto libcjson libisal zlib
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lxml2 -lcrypto -lcjson -lisal) -lev -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lxml2 -lcrypto -lcjson -lisal -lz) -lev -lm
 ifeq ($(CI),true)
 CFLAGS  += -Werror
 endif

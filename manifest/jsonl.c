@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* Longest line (without its '\n') the reader accepts and the writer will produce. */
 #define MANIFEST_LINE_MAX 65536
@@ -262,6 +263,22 @@ error_clean_up:
     return NULL;
 }
 
+bool manifest_header_add_chain(cJSON *o, const struct manifest_header *h)
+{
+    bool ok = true;
+    if (h->base) {
+        cJSON *c = cJSON_AddObjectToObject(o, "chain");
+        ok = c && add_str(c, "base", h->base) && add_num(c, "depth", h->depth) &&
+             add_str(c, "base_digest", h->base_digest);
+    }
+    if (ok && h->have_point) {
+        cJSON *pt = cJSON_AddObjectToObject(o, "point");
+        ok = pt && add_num(pt, "entries", (double)h->point_entries) && add_num(pt, "bytes", (double)h->point_bytes) &&
+             add_str(pt, "digest", h->point_digest);
+    }
+    return ok;
+}
+
 int manifest_writer_header(struct manifest_writer *w, const struct manifest_header *h)
 {
     cJSON *o, *opts = NULL;
@@ -271,8 +288,11 @@ int manifest_writer_header(struct manifest_writer *w, const struct manifest_head
     if (!h || w->stage != WRITER_NEED_HEADER || !h->run_id || !h->tool_version || !h->source || !h->target ||
         !i64_ok(h->started))
         return writer_fail(w, EINVAL);
+    if (h->base && (!h->base[0] || h->depth < 1 || !h->base_digest)) return writer_fail(w, EINVAL);
+    if (h->have_point && (!h->point_digest || !u64_ok(h->point_entries) || !u64_ok(h->point_bytes)))
+        return writer_fail(w, EINVAL);
     o = cJSON_CreateObject();
-    ok = o && add_str(o, "t", "header") && add_num(o, "format", MANIFEST_FORMAT) &&
+    ok = o && add_str(o, "t", "header") && add_num(o, "format", h->base ? MANIFEST_FORMAT_DELTA : MANIFEST_FORMAT) &&
          add_str(o, "run_id", h->run_id) && add_str(o, "tool_version", h->tool_version) &&
          add_num(o, "started", (double)h->started) && add_str(o, "source", h->source) &&
          add_str(o, "target", h->target);
@@ -298,6 +318,7 @@ int manifest_writer_header(struct manifest_writer *w, const struct manifest_head
         if (ok && h->range_start_after) ok = add_str(sh, "start_after", h->range_start_after);
         if (ok && h->range_end_before) ok = add_str(sh, "end_before", h->range_end_before);
     }
+    if (ok) ok = manifest_header_add_chain(o, h);
     if (writer_finish(w, o, ok) != 0) return -1;
     w->stage = WRITER_BODY;
     return 0;
@@ -411,7 +432,7 @@ int manifest_writer_close(struct manifest_writer *w)
 /* ---- reader ---- */
 
 struct manifest_reader {
-    int fd;
+    gzFile gz; /* plain files are read through as they are */
     char *path;
     unsigned long lineno; /* number of the line last read, 1-based */
     bool eof;             /* read() returned 0 or failed: no more input */
@@ -447,15 +468,21 @@ struct manifest_reader *manifest_reader_open(const char *path, char *err, size_t
         set_err(err, errlen, "opening manifest %s: out of memory", path);
         goto error_clean_up;
     }
-    r->fd = -1;
     r->path = strdup(path);
     if (!r->path) {
         set_err(err, errlen, "opening manifest %s: out of memory", path);
         goto error_clean_up;
     }
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->fd < 0) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         set_err(err, errlen, "opening manifest %s: %s", path, strerror(errno));
+        goto error_clean_up;
+    }
+    r->gz = gzdopen(fd, "rb");
+    if (!r->gz) {
+        close(fd);
+        set_err(err, errlen, "opening manifest %s: out of memory", path);
+        errno = ENOMEM;
         goto error_clean_up;
     }
     return r;
@@ -498,12 +525,18 @@ static enum line_status read_line(struct manifest_reader *r, size_t *out_len)
             ssize_t n;
 
             if (r->eof) break;
-            do
-                n = read(r->fd, r->rbuf, sizeof r->rbuf);
-            while (n < 0 && errno == EINTR);
+            n = gzread(r->gz, r->rbuf, sizeof r->rbuf);
             if (n <= 0) {
                 r->eof = true;
-                if (n < 0) return LINE_READ_ERROR;
+                /* a compressed copy cut short reads as far as it goes: its last line is then unterminated */
+                if (n < 0) {
+                    int zerr = 0;
+                    gzerror(r->gz, &zerr);
+                    if (zerr == Z_ERRNO) return LINE_READ_ERROR;
+                    if (any) break;
+                    errno = EIO;
+                    return LINE_READ_ERROR;
+                }
                 break;
             }
             r->rpos = 0;
@@ -609,6 +642,30 @@ static bool get_bool(const cJSON *o, const char *name, const char **bad)
     return cJSON_IsTrue(it);
 }
 
+/* "chain" (a delta names its base; a full manifest has none) and "point" (optional in both). */
+static const char *decode_chain(const cJSON *o, struct manifest_header *h, bool delta, const char **bad)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "chain"), *pt = cJSON_GetObjectItemCaseSensitive(o, "point");
+    h->base = h->base_digest = h->point_digest = NULL;
+    h->depth = 0;
+    h->have_point = false;
+    h->point_entries = h->point_bytes = 0;
+    if (delta != (c != NULL)) return delta ? "a delta manifest without its \"chain\"" : "a full manifest with a \"chain\"";
+    if (c) {
+        h->base = get_str(c, "base", true, bad);
+        h->depth = get_int(c, "depth", 1, bad);
+        h->base_digest = get_str(c, "base_digest", true, bad);
+        if (h->base && (!h->base[0] || strchr(h->base, '/'))) mark_bad(bad, "chain.base");
+    }
+    if (pt) {
+        h->have_point = true;
+        h->point_entries = get_u64(pt, "entries", bad);
+        h->point_bytes = get_u64(pt, "bytes", bad);
+        h->point_digest = get_str(pt, "digest", true, bad);
+    }
+    return NULL;
+}
+
 /* Fills rec from one parsed line. NULL when the line is a valid record, else why it is not. */
 static const char *decode_header(struct manifest_reader *r, const cJSON *o, struct manifest_header *h,
                                  const char **bad)
@@ -617,7 +674,8 @@ static const char *decode_header(struct manifest_reader *r, const cJSON *o, stru
     double format = get_num(o, "format", bad);
 
     if (*bad) return NULL;
-    if (format != MANIFEST_FORMAT) return "unsupported manifest format";
+    if (format != MANIFEST_FORMAT && format != MANIFEST_FORMAT_DELTA)
+        return "unsupported manifest format (written by a newer replicate?)";
     h->run_id = get_str(o, "run_id", true, bad);
     h->tool_version = get_str(o, "tool_version", true, bad);
     h->started = get_i64(o, "started", bad);
@@ -645,7 +703,7 @@ static const char *decode_header(struct manifest_reader *r, const cJSON *o, stru
         h->range_start_after = get_str(sh, "start_after", false, bad);
         h->range_end_before = get_str(sh, "end_before", false, bad);
     }
-    return NULL;
+    return decode_chain(o, h, format == MANIFEST_FORMAT_DELTA, bad);
 }
 
 static void decode_object(const cJSON *o, struct manifest_object *obj, const char **bad)
@@ -821,10 +879,15 @@ void manifest_reader_close(struct manifest_reader *r)
 {
     if (!r) return;
     reader_release_record(r);
-    if (r->fd >= 0) close(r->fd);
+    if (r->gz) gzclose(r->gz);
     free(r->line);
     free(r->path);
     free(r);
+}
+
+const char *manifest_reader_line(const struct manifest_reader *r)
+{
+    return r && r->json ? r->line : NULL;
 }
 
 /* ---- summary ---- */
@@ -863,9 +926,13 @@ int manifest_summary_read(const char *path, struct manifest_summary *out, char *
             out->started = rec.header.started;
             out->shard_index = rec.header.shard_index;
             out->shard_count = rec.header.shard_count;
+            out->depth = rec.header.depth;
+            out->have_point = rec.header.have_point;
+            out->point_entries = rec.header.point_entries;
+            out->point_bytes = rec.header.point_bytes;
             if (dup_opt(&out->run_id, rec.header.run_id) || dup_opt(&out->source, rec.header.source) ||
                 dup_opt(&out->target, rec.header.target) ||
-                dup_opt(&out->tool_version, rec.header.tool_version))
+                dup_opt(&out->tool_version, rec.header.tool_version) || dup_opt(&out->base, rec.header.base))
                 goto nomem;
             break;
         case MANIFEST_REC_OBJECT:
@@ -912,5 +979,6 @@ void manifest_summary_free(struct manifest_summary *s)
     free(s->target);
     free(s->tool_version);
     free(s->result);
+    free(s->base);
     memset(s, 0, sizeof *s);
 }

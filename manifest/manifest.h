@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MANIFEST_FORMAT 1
+#define MANIFEST_FORMAT 1       /* a full manifest: every object the run saw (a checkpoint of a chain) */
+#define MANIFEST_FORMAT_DELTA 2 /* a delta: only what changed against the restore point of its base run */
 
 struct manifest_header {
     const char *run_id;          /* e.g. "20261126T160137Z-4f2a" */
@@ -23,6 +24,18 @@ struct manifest_header {
      * shards (0 = not sharded) and the key range it covered (NULL = unbounded on that side). */
     int shard_index, shard_count;
     const char *range_start_after, *range_end_before;
+    /* Chains ("chain" and "point" in the header; written by manifest/chain.c into the stored copy). base: the
+     * stored name of the manifest this one is a delta on ("RUN.jsonl.gz"), NULL for a full manifest (format 1);
+     * depth: deltas since the last full manifest (0 for one); base_digest: the digest of the base's restore
+     * point (manifest_point_stats), checked when the chain is resolved. have_point: the restore point of this
+     * run is described (entries, bytes, digest of its entries in key order), so a resolved chain can be
+     * checked against what the run recorded. */
+    const char *base;
+    int depth;
+    const char *base_digest;
+    bool have_point;
+    uint64_t point_entries, point_bytes;
+    const char *point_digest;
 };
 
 struct manifest_object {
@@ -67,6 +80,11 @@ struct manifest_trailer {
     bool maintenance;
 };
 
+/* Adds the header's "chain" and "point" objects (when set) to a header line being built: for manifest/chain.c,
+ * which writes the stored copies. false when cJSON could not allocate. */
+struct cJSON;
+bool manifest_header_add_chain(struct cJSON *o, const struct manifest_header *h);
+
 /* ---- writing ---- */
 struct manifest_writer;
 /* Creates path exclusively (never overwrites). NULL on error with a message in err. */
@@ -104,13 +122,16 @@ struct manifest_record {
 
 struct manifest_reader;
 /* Opens a manifest file, or NULL with a message in err. Reads line by line (memory bounded by the longest
- * line, capped at 64 KiB). */
+ * line, capped at 64 KiB). A gzip-compressed file (the copies stored in a target) is read the same way. */
 struct manifest_reader *manifest_reader_open(const char *path, char *err, size_t errlen);
 /* 1 = a record in *rec, 0 = end of file, -1 = corrupt line (err says which line and why); after -1 the
  * caller may call again to skip the bad line. A final line without '\n' (a crash mid-write) is reported as
  * corrupt, never returned as a record. */
 int manifest_reader_next(struct manifest_reader *r, struct manifest_record *rec, char *err, size_t errlen);
 void manifest_reader_close(struct manifest_reader *r);
+/* The text of the record last returned (without its newline), valid until the next manifest_reader_next:
+ * chains copy records verbatim, so fields this version does not know survive. */
+const char *manifest_reader_line(const struct manifest_reader *r);
 
 /* Header + pass lines + trailer of one file, for --status. trailer_found false for a crashed run. */
 struct manifest_summary {
@@ -123,6 +144,11 @@ struct manifest_summary {
     int passes;
     uint64_t objects_recorded;       /* object lines seen */
     int corrupt_lines;
+    /* chains (see struct manifest_header): base NULL for a full manifest */
+    char *base;
+    int depth;
+    bool have_point;
+    uint64_t point_entries, point_bytes;
 };
 int manifest_summary_read(const char *path, struct manifest_summary *out, char *err, size_t errlen);
 void manifest_summary_free(struct manifest_summary *s);

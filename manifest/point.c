@@ -12,7 +12,7 @@
 #include "manifest/manifest.h"
 
 #define DEFAULT_MAX_RECORDS 100000
-#define NFIELDS 6 /* key, target_key, etag, target_etag, last_modified, version_id */
+#define NFIELDS 7 /* key, target_key, etag, target_etag, last_modified, version_id, the record's line */
 
 /* One event: an object record or a deletion, in manifest order (seq). */
 struct event {
@@ -32,6 +32,9 @@ struct run {
 struct manifest_point {
     struct run *runs;
     int nruns;
+    bool expect; /* the last manifest describes its restore point: the result must match it */
+    uint64_t expect_entries;
+    char expect_digest[40];
     struct manifest_point_stats st;
     struct event cur; /* the entry last returned */
     struct manifest_point_entry out;
@@ -146,7 +149,7 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static int take_record(struct event *e, const struct manifest_record *rec, uint64_t seq)
+static int take_record(struct event *e, const struct manifest_record *rec, const char *line, uint64_t seq)
 {
     memset(e, 0, sizeof *e);
     e->seq = seq;
@@ -157,48 +160,90 @@ static int take_record(struct event *e, const struct manifest_record *rec, uint6
         return e->f[0] && e->f[1] ? 0 : -1;
     }
     const struct manifest_object *o = &rec->object;
-    const char *v[NFIELDS] = {o->key, o->target_key, o->etag, o->target_etag, o->last_modified, o->version_id};
+    const char *v[NFIELDS] = {o->key, o->target_key, o->etag, o->target_etag, o->last_modified, o->version_id, line};
     for (int i = 0; i < NFIELDS; i++)
         if (v[i] && !(e->f[i] = dup_or_null(v[i]))) return -1;
     e->size = o->size;
     return 0;
 }
 
-static int read_manifest(struct manifest_point *p, const char *path, size_t max, char *err, size_t errlen)
+/* Checks file i's header against the chain: the first is a full manifest, each later one a delta on the one
+ * before it. NULL when it fits, else why not. */
+static const char *link_problem(const struct manifest_header *h, size_t i, const char *const *names)
 {
-    struct manifest_reader *r = manifest_reader_open(path, err, errlen);
-    if (!r) return -1;
+    if (i == 0) return h->base ? "it is a delta on another run's manifest: its chain must be read with it" : NULL;
+    if (!h->base) return "a full manifest where a delta was expected";
+    if (names && names[i - 1] && strcmp(h->base, names[i - 1]) != 0) return "its base is another manifest";
+    return NULL;
+}
+
+/* Reads the files in order into sorted runs (one sequence over all of them, so a later file's event wins). */
+static int read_manifests(struct manifest_point *p, const char *const *paths, const char *const *names, size_t nf,
+                          size_t max, char *err, size_t errlen)
+{
     struct event *ev = calloc(max, sizeof *ev);
     size_t n = 0;
     uint64_t seq = 0;
     int rc = ev ? 0 : -1;
     if (!ev) set_err(err, errlen, "out of memory");
-    struct manifest_record rec;
-    int got;
-    while (rc == 0 && (got = manifest_reader_next(r, &rec, NULL, 0)) != 0) {
-        if (got < 0) {
-            p->st.corrupt++;
-            continue;
-        }
-        if (rec.type != MANIFEST_REC_OBJECT && rec.type != MANIFEST_REC_DELETED) continue;
-        if (rec.type == MANIFEST_REC_OBJECT) p->st.records++;
-        else p->st.deleted++;
-        if (take_record(&ev[n], &rec, seq++) != 0) {
-            event_clear(&ev[n]);
-            set_err(err, errlen, "out of memory");
+    for (size_t fi = 0; rc == 0 && fi < nf; fi++) {
+        const char *shown = names && names[fi] ? names[fi] : paths[fi];
+        struct manifest_reader *r = manifest_reader_open(paths[fi], err, errlen);
+        if (!r) {
             rc = -1;
             break;
         }
-        if (++n == max) {
-            rc = flush_run(p, ev, n, err, errlen);
-            for (size_t i = 0; i < n; i++) event_clear(&ev[i]);
-            n = 0;
+        struct manifest_record rec;
+        bool header = false;
+        int got;
+        while (rc == 0 && (got = manifest_reader_next(r, &rec, NULL, 0)) != 0) {
+            if (got < 0) {
+                p->st.corrupt++;
+                continue;
+            }
+            if (rec.type == MANIFEST_REC_HEADER && !header) {
+                header = true;
+                const char *why = link_problem(&rec.header, fi, names);
+                if (why) {
+                    set_err(err, errlen, "manifest %s: %s", shown, why);
+                    rc = -1;
+                }
+                if (fi + 1 == nf && rec.header.have_point) {
+                    p->expect = true;
+                    p->expect_entries = rec.header.point_entries;
+                    snprintf(p->expect_digest, sizeof p->expect_digest, "%s", rec.header.point_digest);
+                }
+                continue;
+            }
+            if (rec.type != MANIFEST_REC_OBJECT && rec.type != MANIFEST_REC_DELETED) continue;
+            if (!header) { /* a manifest whose header is corrupt could be a delta: never read it as a whole */
+                set_err(err, errlen, "manifest %s: no valid header before its records", shown);
+                rc = -1;
+                break;
+            }
+            if (rec.type == MANIFEST_REC_OBJECT) p->st.records++;
+            else p->st.deleted++;
+            if (take_record(&ev[n], &rec, manifest_reader_line(r), seq++) != 0) {
+                event_clear(&ev[n]);
+                set_err(err, errlen, "out of memory");
+                rc = -1;
+                break;
+            }
+            if (++n == max) {
+                rc = flush_run(p, ev, n, err, errlen);
+                for (size_t i = 0; i < n; i++) event_clear(&ev[i]);
+                n = 0;
+            }
+        }
+        manifest_reader_close(r);
+        if (rc == 0 && !header) {
+            set_err(err, errlen, "manifest %s: no valid header", shown);
+            rc = -1;
         }
     }
     if (rc == 0 && (n || p->nruns == 0)) rc = flush_run(p, ev, n, err, errlen);
     for (size_t i = 0; ev && i < n; i++) event_clear(&ev[i]);
     free(ev);
-    manifest_reader_close(r);
     return rc;
 }
 
@@ -247,15 +292,27 @@ int manifest_point_next(struct manifest_point *p, const struct manifest_point_en
         p->out = (struct manifest_point_entry){.key = e->f[0], .target_key = e->f[1], .etag = e->f[2] ? e->f[2] : "",
                                                .target_etag = e->f[3] ? e->f[3] : (e->f[2] ? e->f[2] : ""),
                                                .last_modified = e->f[4] ? e->f[4] : "", .version_id = e->f[5],
-                                               .size = e->size};
+                                               .record = e->f[6] ? e->f[6] : "", .size = e->size};
         *out = &p->out;
         return 1;
     }
 }
 
-struct manifest_point *manifest_point_build(const char *path, const char *tmpdir, size_t max_records, char *err,
-                                            size_t errlen)
+static void digest_add(uint64_t *h, const char *s)
 {
+    for (; *s; s++)
+        *h = (*h ^ (unsigned char)*s) * 1099511628211ULL;
+    *h = (*h ^ '\n') * 1099511628211ULL;
+}
+
+struct manifest_point *manifest_point_build_chain(const char *const *paths, const char *const *names, size_t n,
+                                                  const char *tmpdir, size_t max_records, char *err, size_t errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (!paths || n == 0) {
+        set_err(err, errlen, "no manifest to read");
+        return NULL;
+    }
     struct manifest_point *p = calloc(1, sizeof *p);
     if (!p) {
         set_err(err, errlen, "out of memory");
@@ -263,25 +320,43 @@ struct manifest_point *manifest_point_build(const char *path, const char *tmpdir
     }
     if (!tmpdir || !tmpdir[0]) tmpdir = getenv("TMPDIR");
     snprintf(p->tmpdir, sizeof p->tmpdir, "%s", tmpdir && tmpdir[0] ? tmpdir : "/tmp");
-    if (read_manifest(p, path, max_records ? max_records : DEFAULT_MAX_RECORDS, err, errlen) != 0 ||
+    if (read_manifests(p, paths, names, n, max_records ? max_records : DEFAULT_MAX_RECORDS, err, errlen) != 0 ||
         manifest_point_rewind(p) != 0) {
-        if (err && !err[0]) set_err(err, errlen, "reading %s: %s", path, strerror(errno));
+        if (err && !err[0]) set_err(err, errlen, "reading %s: %s", paths[0], strerror(errno));
         manifest_point_free(p);
         return NULL;
     }
     p->st.runs = p->nruns;
     const struct manifest_point_entry *e;
+    uint64_t h = 14695981039346656037ULL;
     int g;
     while ((g = manifest_point_next(p, &e, err, errlen)) == 1) {
         p->st.entries++;
         p->st.bytes += e->size;
         if (!e->version_id) p->st.without_version++;
+        digest_add(&h, e->record);
     }
+    snprintf(p->st.digest, sizeof p->st.digest, "%016llx", (unsigned long long)h);
     if (g < 0 || manifest_point_rewind(p) != 0) {
         manifest_point_free(p);
         return NULL;
     }
+    if (p->expect && (p->expect_entries != p->st.entries || strcmp(p->expect_digest, p->st.digest) != 0)) {
+        set_err(err, errlen,
+                "the manifests read give a restore point of %llu objects (digest %s), but the last one recorded "
+                "%llu (digest %s): a manifest of the chain is corrupt or not the one it names",
+                (unsigned long long)p->st.entries, p->st.digest, (unsigned long long)p->expect_entries,
+                p->expect_digest);
+        manifest_point_free(p);
+        return NULL;
+    }
     return p;
+}
+
+struct manifest_point *manifest_point_build(const char *path, const char *tmpdir, size_t max_records, char *err,
+                                            size_t errlen)
+{
+    return manifest_point_build_chain(&path, NULL, 1, tmpdir, max_records, err, errlen);
 }
 
 const struct manifest_point_stats *manifest_point_stats(const struct manifest_point *p)

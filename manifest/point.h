@@ -18,6 +18,7 @@ struct manifest_point_entry {
     const char *target_etag;   /* the ETag of the recorded version in the backup */
     const char *last_modified; /* the source's Last-Modified */
     const char *version_id;    /* the recorded version in the backup, or NULL (not recorded) */
+    const char *record;        /* the object record's line as the manifest holds it (chains copy it verbatim) */
     uint64_t size;
 };
 
@@ -29,6 +30,8 @@ struct manifest_point_stats {
     uint64_t bytes;           /* their total size */
     int corrupt;              /* corrupt lines skipped */
     int runs;                 /* sorted runs written (1 for a manifest that fits in memory) */
+    char digest[17];          /* FNV-1a 64 of every entry's record line in key order, in hex: two restore points
+                               * with the same digest hold the same records */
 };
 
 struct manifest_point;
@@ -36,6 +39,14 @@ struct manifest_point;
  * most max_records records in memory at once (0: a default of 100,000). NULL with a message in err. */
 struct manifest_point *manifest_point_build(const char *path, const char *tmpdir, size_t max_records, char *err,
                                             size_t errlen);
+/* The restore point of a chain: paths[0] a full manifest, each later one a delta on the one before it (its
+ * header's chain.base equals names[i - 1]), read in that order so that each key's last event wins. Refused
+ * (NULL, err naming the manifest) when a link does not name the one before it, or when the result differs from
+ * the restore point the last manifest describes (entries, digest): a missing or corrupt piece is never taken
+ * for a smaller restore point. manifest_point_build(path) is this with one full manifest; given a delta alone
+ * it refuses. */
+struct manifest_point *manifest_point_build_chain(const char *const *paths, const char *const *names, size_t n,
+                                                  const char *tmpdir, size_t max_records, char *err, size_t errlen);
 /* 1 = *out is the next entry in key order (valid until the next call), 0 = end, -1 = read error (err). */
 int manifest_point_next(struct manifest_point *p, const struct manifest_point_entry **out, char *err,
                         size_t errlen);

@@ -66,7 +66,8 @@ static int run_wanted(const struct rep_options *o, const char *name, const struc
 {
     if (o->run_id) { /* a run, or one shard's manifest by its name; a sharded run's are RUN.shard-... */
         size_t l = strlen(o->run_id);
-        return strncmp(name, o->run_id, l) == 0 && (strcmp(name + l, ".jsonl") == 0 || !strncmp(name + l, ".shard-", 7));
+        return strncmp(name, o->run_id, l) == 0 && (strcmp(name + l, ".jsonl") == 0 || strcmp(name + l, ".jsonl.gz") == 0 ||
+                                                    !strncmp(name + l, ".shard-", 7));
     }
     if (!s) return 0;
     /* a restore point: a run that ended with every copy made ("not-converged" only says its last pass was
@@ -92,6 +93,7 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
     }
     int rc = EXIT_FAILED;
     bool found = false, stop = false;
+    struct stored_manifest picked = {0}; /* an unsharded run's manifest: its chain is resolved below */
     char passed[128] = ""; /* the sharded run last tried */
     for (size_t i = 0; i < n && !found && !stop && !ctx->interrupted; i++) {
         const char *name = store_run_name(sm[i].key);
@@ -132,6 +134,12 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
             run->gap = s.trailer.gap;
             run->result = strdup(s.trailer_found && s.result ? s.result : "did not end");
             run->complete = store_summary_complete(&s);
+            picked.key = strdup(sm[i].key);
+            picked.size = sm[i].size;
+            if (!picked.key) abort();
+            if (s.base)
+                s3_log(S3_LOG_INFO, "run %s's manifest is a delta on %s (chain depth %d)", run->run_id, s.base,
+                       s.depth);
             if (store_download(r, bucket, &sm[i], false, run->manifest_path, sizeof run->manifest_path, err,
                                sizeof err) != 0) {
                 s3_log_user(S3_LOG_ERROR, "downloading manifest %s: %s", name, err);
@@ -146,6 +154,7 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
         manifest_summary_free(&s);
     }
     store_free(sm, n);
+    if (ctx->interrupted || !found) free(picked.key);
     if (ctx->interrupted) return EXIT_INTERRUPTED;
     if (!found) {
         char when[40] = "";
@@ -163,18 +172,29 @@ int restore_open_point(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
     char *sb = NULL;
     if (!run->source || cli_parse_s3_url(run->source, &sb, &run->source_prefix, err, sizeof err) != 0) {
         s3_log_user(S3_LOG_ERROR, "manifest of run %s names no valid source URL", run->run_id);
+        free(picked.key);
         restore_run_free(run);
         return EXIT_FAILED;
     }
     free(sb);
-    *point = manifest_point_build(run->manifest_path, NULL, 0, err, sizeof err);
+    /* a sharded run's manifests were joined into one file (full, disjoint ranges); an unsharded run's may be a
+     * delta, resolved through its bases: a chain that is broken refuses the restore, it never restores less */
+    size_t links = 1;
+    if (picked.key)
+        *point = store_chain_point(r, bucket, &picked, run->manifest_path, &links, err, sizeof err);
+    else
+        *point = manifest_point_build(run->manifest_path, NULL, 0, err, sizeof err);
+    free(picked.key);
     unlink(run->manifest_path);
     run->manifest_path[0] = '\0';
     if (!*point) {
-        s3_log_user(S3_LOG_ERROR, "reading the manifest of run %s: %s", run->run_id, err);
+        s3_log_user(S3_LOG_ERROR, "reading the manifest of run %s: %s\n  Nothing was restored. Restore another "
+                        "run (replicate --status lists them), or bring the missing manifest back into %s.",
+                    run->run_id, err, MANIFEST_PREFIX);
         restore_run_free(run);
         return EXIT_FAILED;
     }
+    if (links > 1) s3_log(S3_LOG_INFO, "restore point of run %s read from %zu manifests", run->run_id, links);
     rc = EXIT_OK;
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "manifest/manifest.h"
+#include "replicator/mstore.h"
 #include "replicator/lease.h"
 #include "replicator/maintenance.h"
 #include "replicator/metrics.h"
@@ -365,9 +366,10 @@ static struct s3_response *put_file_range(struct rep_ctx *ctx, const char *key, 
     }
 }
 
-/* Uploads the run's manifest to .replicate/manifests/RUN.jsonl, streamed from the local file: one PUT, or
- * parts of 1 GiB above PutObject's 5 GiB limit. Memory does not grow with the manifest. */
-static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *run_id)
+/* Uploads a manifest to .replicate/manifests/NAME (NAME: "RUN.jsonl.gz", or a shard's "RUN.shard-...jsonl"),
+ * streamed from the local file: one PUT, or parts of 1 GiB above PutObject's 5 GiB limit. Memory does not grow
+ * with the manifest. */
+static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *name)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
@@ -377,7 +379,7 @@ static int upload_manifest(struct rep_ctx *ctx, const char *path, const char *ru
         return -1;
     }
     char key[512];
-    snprintf(key, sizeof key, "%s%s.jsonl", MANIFEST_PREFIX, run_id);
+    snprintf(key, sizeof key, "%s%s", MANIFEST_PREFIX, name);
     const size_t part = (size_t)1 << 30;
     size_t size = (size_t)st.st_size;
     int rc = -1;
@@ -617,6 +619,9 @@ int run_replicate(struct rep_options *o)
     snprintf(run_id, sizeof run_id, "%s", o->shared_run_id ? o->shared_run_id : local_id);
     if (o->shard_n) shard_manifest_name(stored_name, sizeof stored_name, run_id, o->shard_i, o->shard_n);
     else snprintf(stored_name, sizeof stored_name, "%s", run_id);
+    char stored_name_ext[160];
+    snprintf(stored_name_ext, sizeof stored_name_ext, "%s.jsonl", stored_name);
+    cJSON *jstored = NULL; /* what was stored in the target, for the --json summary */
     struct manifest_writer *mw = NULL;
     char *state = NULL;
     int lock_fd = -1;
@@ -743,7 +748,7 @@ int run_replicate(struct rep_options *o)
         ctx->mw = mw;
         /* a shard's header goes to the target at once: a shard that dies is then seen as unfinished, not as
          * one that never ran */
-        if (o->shard_n && upload_manifest(ctx, manifest_path, stored_name) != 0) {
+        if (o->shard_n && upload_manifest(ctx, manifest_path, stored_name_ext) != 0) {
             snprintf(message, sizeof message, "cannot record the shard's start in the target");
             goto out;
         }
@@ -887,8 +892,41 @@ out:
             char merr[256];
             if (manifest_summary_read(manifest_path, &ms, merr, sizeof merr) == 0) manifest_summary_free(&ms);
             else if (unlink(manifest_path) == 0) manifest_path[0] = '\0';
-        } else if (!ctx->interrupted || true) {
-            if (upload_manifest(ctx, manifest_path, stored_name) != 0) {
+        } else {
+            /* an unsharded run stores a compressed copy, a delta where it can be; shards store theirs full, as
+             * written (their key ranges move with the sample: a chain per shard would not line up) */
+            char stored[4400] = "";
+            struct manifest_store_info si;
+            const char *upload = manifest_path;
+            if (!o->shard_n) {
+                if (mstore_prepare(ctx, state, manifest_path, stored_name, stored, sizeof stored, &si) == 0) {
+                    upload = stored;
+                    snprintf(stored_name_ext, sizeof stored_name_ext, "%s.jsonl.gz", stored_name);
+                } else {
+                    s3_log_user(S3_LOG_WARN, "the run's manifest is stored uncompressed and full instead");
+                    stored[0] = '\0';
+                }
+            }
+            struct stat ust;
+            if (stat(upload, &ust) == 0 && (jstored = cJSON_CreateObject())) {
+                char skey[300];
+                snprintf(skey, sizeof skey, "%s%s", MANIFEST_PREFIX, stored_name_ext);
+                cJSON_AddStringToObject(jstored, "key", skey);
+                cJSON_AddNumberToObject(jstored, "bytes", (double)ust.st_size);
+                cJSON_AddBoolToObject(jstored, "delta", stored[0] && si.delta);
+                if (stored[0]) {
+                    cJSON_AddNumberToObject(jstored, "records", (double)si.records);
+                    cJSON_AddNumberToObject(jstored, "depth", si.depth);
+                    cJSON_AddNumberToObject(jstored, "objects", (double)si.entries);
+                }
+            }
+            int ur = upload_manifest(ctx, upload, stored_name_ext);
+            if (stored[0] && ur == 0)
+                mstore_commit(state, stored, !strcmp(sum.result, "ok") || !strcmp(sum.result, "failed") ||
+                                                 !strcmp(sum.result, "not-converged"));
+            else if (stored[0])
+                unlink(stored);
+            if (ur != 0) {
                 s3_log(S3_LOG_WARN, "the manifest stays local (%s): uploading it to the target failed", manifest_path);
                 if (sum.exit_code == EXIT_OK) {
                     sum.exit_code = EXIT_FAILED;
@@ -937,6 +975,8 @@ out:
     if (message[0]) s3_log_user(S3_LOG_ERROR, "%s", message);
 
     cJSON *js = summary_json(ctx, &sum, run_id, manifest_path[0] ? manifest_path : NULL, message[0] ? message : NULL);
+    if (js && jstored) cJSON_AddItemToObject(js, "manifest_stored", jstored);
+    else cJSON_Delete(jstored);
     if (o->json && js) {
         char *t = cJSON_Print(js);
         if (t) printf("%s\n", t);

@@ -131,7 +131,14 @@ char **state_manifests(const char *dir, size_t *n)
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l < 7 || strcmp(e->d_name + l - 6, ".jsonl") != 0) continue;
+        bool gz = l > 9 && strcmp(e->d_name + l - 9, ".jsonl.gz") == 0;
+        if (!gz && (l < 7 || strcmp(e->d_name + l - 6, ".jsonl") != 0)) continue;
+        if (gz) { /* the stored copy of a run whose own manifest is still here: that one says more */
+            char full[4400];
+            struct stat st;
+            snprintf(full, sizeof full, "%s/%.*s", path, (int)(l - 3), e->d_name);
+            if (stat(full, &st) == 0) continue;
+        }
         if (*n == cap) {
             size_t nc = cap ? cap * 2 : 16;
             char **p = realloc(list, nc * sizeof *p);

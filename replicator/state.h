@@ -15,8 +15,9 @@ char *state_target_dir(const struct rep_options *o, const char *dst_endpoint, ch
 int state_lock(const char *dir, char *err, size_t errlen);
 /* A new run id: "YYYYMMDDTHHMMSSZ-xxxx". */
 void state_run_id(char out[32]);
-/* Paths of manifests in dir/manifests, newest first (by name: run ids sort by time). malloc'd array of
- * malloc'd strings; *n set. NULL when none. */
+/* Paths of manifests in dir/manifests, newest first (by name: run ids sort by time): RUN.jsonl as the run wrote
+ * it, else RUN.jsonl.gz, the copy it stored in the target (replicator/mstore.h). malloc'd array of malloc'd
+ * strings; *n set. NULL when none. */
 char **state_manifests(const char *dir, size_t *n);
 void state_free_list(char **list, size_t n);
 /* mkdir -p. 0 or -1 (errno). */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
+#include "manifest/chain.h"
 #include "replicator/store.h"
 #include "s3/list.h"
 
@@ -33,20 +35,31 @@ enum s3_list_status store_lister_next(struct rep_ctx *ctx, struct s3_lister *l, 
     }
 }
 
-/* A record's name: directly under prefix and ending in suffix. */
+/* A record's name: directly under prefix and ending in suffix (manifests: ".jsonl", or ".jsonl.gz" for the
+ * compressed copies, full or delta, that runs store now). */
 static bool name_ok(const char *key, const char *prefix, const char *suffix)
 {
     size_t pl = strlen(prefix), sl = strlen(suffix);
     if (strncmp(key, prefix, pl) != 0) return false;
     const char *name = key + pl;
     size_t l = strlen(name);
-    return l > sl && !strchr(name, '/') && strcmp(name + l - sl, suffix) == 0;
+    if (strchr(name, '/')) return false;
+    if (strcmp(prefix, MANIFEST_PREFIX) == 0 && strcmp(suffix, ".jsonl") == 0 && l > 9 &&
+        strcmp(name + l - 9, ".jsonl.gz") == 0)
+        return true;
+    return l > sl && strcmp(name + l - sl, suffix) == 0;
 }
 
 int store_list(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, size_t keep,
                struct stored_manifest **out, size_t *n, unsigned long *total, char *err, size_t errlen)
 {
     return store_list_records(ctx, r, bucket, MANIFEST_PREFIX, ".jsonl", keep, out, n, total, err, errlen);
+}
+
+bool store_is_compressed(const char *key)
+{
+    size_t l = strlen(key);
+    return l > 3 && strcmp(key + l - 3, ".gz") == 0;
 }
 
 int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *bucket, const char *prefix,
@@ -173,6 +186,32 @@ static struct s3_response *get_range(struct s3_reader *r, const char *bucket, co
     return s3_reader_request_wait(r, &s);
 }
 
+/* Inflates the first bytes of a gzip file into f, up to the end of the last whole line they hold. */
+static int inflate_head(const char *in, size_t len, FILE *f)
+{
+    z_stream z = {0};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) return -1;
+    size_t cap = 8 * SUMMARY_CHUNK, used = 0;
+    char *out = malloc(cap);
+    int zr = Z_OK;
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (unsigned)len;
+    while (out && zr == Z_OK && used < cap) {
+        z.next_out = (unsigned char *)out + used;
+        z.avail_out = (unsigned)(cap - used);
+        zr = inflate(&z, Z_NO_FLUSH);
+        used = cap - z.avail_out;
+    }
+    inflateEnd(&z);
+    const char *nl = out && used ? memrchr(out, '\n', used) : NULL;
+    int rc = (zr == Z_OK || zr == Z_STREAM_END || zr == Z_BUF_ERROR) && nl &&
+                     fwrite(out, 1, (size_t)(nl - out) + 1, f) == (size_t)(nl - out) + 1
+                 ? 0
+                 : -1;
+    free(out);
+    return rc;
+}
+
 /* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks
  * it). With summary_only, a large manifest is reduced to its first line (the header) and its last
  * SUMMARY_CHUNK bytes (the pass lines of the last passes and the trailer): enough for manifest_summary_read,
@@ -188,7 +227,17 @@ int store_download(struct s3_reader *rd, const char *bucket, const struct stored
         return -1;
     }
     int rc = -1;
-    if (summary_only && m->size > 2 * (uint64_t)SUMMARY_CHUNK) {
+    if (summary_only && store_is_compressed(m->key) && m->size > 2 * (uint64_t)SUMMARY_CHUNK) {
+        /* a compressed copy begins with its summary: its first bytes, inflated, to the last whole line */
+        struct s3_response *h = get_range(rd, bucket, m->key, 0, SUMMARY_CHUNK - 1);
+        if (!h || h->err != S3_OK)
+            snprintf(err, errlen, "%s", h ? h->message : "out of memory");
+        else if (inflate_head(h->body, h->body_len, f) != 0)
+            snprintf(err, errlen, "%s is not a readable gzip file", m->key);
+        else
+            rc = 0;
+        s3_response_free(h);
+    } else if (summary_only && !store_is_compressed(m->key) && m->size > 2 * (uint64_t)SUMMARY_CHUNK) {
         struct s3_response *h = get_range(rd, bucket, m->key, 0, SUMMARY_CHUNK - 1);
         struct s3_response *t =
             h && h->err == S3_OK ? get_range(rd, bucket, m->key, m->size - SUMMARY_CHUNK, m->size - 1) : NULL;
@@ -279,3 +328,133 @@ bool store_summary_complete(const struct manifest_summary *s)
            (!strcmp(s->result, "ok") || !strcmp(s->result, "failed") || !strcmp(s->result, "not-converged"));
 }
 
+
+/* ---- chains ---- */
+
+#define CHAIN_LINKS_MAX (4 * MANIFEST_CHAIN_MAX_DEPTH) /* a loop of bases, or a chain no run of ours writes */
+
+struct chain_files {
+    char **paths, **names;
+    size_t n;
+};
+
+static void chain_files_free(struct chain_files *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->paths[i][0]) unlink(c->paths[i]);
+        free(c->paths[i]);
+        free(c->names[i]);
+    }
+    free(c->paths);
+    free(c->names);
+    memset(c, 0, sizeof *c);
+}
+
+/* Downloads m and its bases, newest first, into c (c->paths[0] = m). The path of m already downloaded may be
+ * given (first); it is not removed. 0, or -1 with a message naming what is missing. */
+static int chain_download(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m,
+                          const char *first, struct chain_files *c, char *err, size_t errlen)
+{
+    char key[1200], shown[300];
+    snprintf(key, sizeof key, "%s", m->key);
+    snprintf(shown, sizeof shown, "%s", store_run_name(m->key));
+    uint64_t size = m->size;
+    for (;;) {
+        if (c->n >= CHAIN_LINKS_MAX) {
+            snprintf(err, errlen, "the chain of manifest %s is longer than %d manifests (a loop?)", shown,
+                     CHAIN_LINKS_MAX);
+            return -1;
+        }
+        char **np = realloc(c->paths, (c->n + 1) * sizeof *np), **nn = np ? realloc(c->names, (c->n + 1) * sizeof *nn) : NULL;
+        if (np) c->paths = np;
+        if (nn) c->names = nn;
+        char *path = np && nn ? calloc(1, 4200) : NULL;
+        char *name = path ? strdup(store_run_name(key)) : NULL;
+        if (!name) {
+            free(path);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        c->paths[c->n] = path;
+        c->names[c->n] = name;
+        c->n++;
+        char derr[1024];
+        if (c->n == 1 && first) {
+            snprintf(path, 4200, "%s", first);
+        } else {
+            struct stored_manifest sm = {.key = key, .size = size};
+            if (store_download(rd, bucket, &sm, false, path, 4200, derr, sizeof derr) != 0) {
+                path[0] = '\0';
+                snprintf(err, errlen, "manifest %s%s%s cannot be read from s3://%s/%s: %s", name,
+                         c->n > 1 ? ", the base of " : "", c->n > 1 ? c->names[c->n - 2] : "", bucket, key, derr);
+                return -1;
+            }
+        }
+        struct manifest_summary s;
+        if (manifest_summary_read(path, &s, derr, sizeof derr) != 0) {
+            snprintf(err, errlen, "manifest %s (s3://%s/%s) is unreadable: %s", name, bucket, key,
+                     store_strip_path(derr, path));
+            return -1;
+        }
+        bool more = s.base != NULL;
+        if (more) snprintf(key, sizeof key, "%s%s", MANIFEST_PREFIX, s.base);
+        size = 0;
+        manifest_summary_free(&s);
+        if (!more) return 0;
+    }
+}
+
+struct manifest_point *store_chain_point(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m,
+                                         const char *first, size_t *links, char *err, size_t errlen)
+{
+    struct chain_files c = {0};
+    struct manifest_point *pt = NULL;
+    if (links) *links = 0;
+    if (chain_download(rd, bucket, m, first, &c, err, errlen) == 0) {
+        /* oldest first: the full manifest, then each delta on the one before it */
+        for (size_t i = 0; i < c.n / 2; i++) {
+            char *t = c.paths[i];
+            c.paths[i] = c.paths[c.n - 1 - i];
+            c.paths[c.n - 1 - i] = t;
+            t = c.names[i];
+            c.names[i] = c.names[c.n - 1 - i];
+            c.names[c.n - 1 - i] = t;
+        }
+        char perr[1024];
+        pt = manifest_point_build_chain((const char *const *)c.paths, (const char *const *)c.names, c.n, NULL, 0,
+                                        perr, sizeof perr);
+        if (!pt)
+            snprintf(err, errlen, "the restore point of %s (a chain of %zu manifests back to %s) cannot be built: %s",
+                     store_run_name(m->key), c.n, c.names[0], perr);
+        if (links) *links = c.n;
+    }
+    if (first)
+        for (size_t i = 0; i < c.n; i++)
+            if (strcmp(c.paths[i], first) == 0) c.paths[i][0] = '\0'; /* the caller's copy stays */
+    chain_files_free(&c);
+    return pt;
+}
+
+int store_chain_full(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m, const char *path,
+                     char *out, size_t outlen, char *err, size_t errlen)
+{
+    struct manifest_point *pt = store_chain_point(rd, bucket, m, path, NULL, err, errlen);
+    if (!pt) return -1;
+    FILE *f = store_temp_file(out, outlen);
+    int rc = -1;
+    if (!f) {
+        snprintf(err, errlen, "cannot create a temporary file: %s", strerror(errno));
+    } else {
+        fclose(f);
+        struct manifest_store_info info;
+        char werr[1024];
+        rc = manifest_store_write(path, pt, NULL, out, false, &info, werr, sizeof werr);
+        if (rc != 0) {
+            snprintf(err, errlen, "writing the restore point of %s: %s", store_run_name(m->key), werr);
+            unlink(out);
+        }
+    }
+    if (rc != 0) out[0] = '\0';
+    manifest_point_free(pt);
+    return rc;
+}

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "manifest/manifest.h"
+#include "manifest/point.h"
 #include "replicator/replicate.h"
 #include "s3/list.h"
 
@@ -51,6 +52,18 @@ const char *store_run_name(const char *p);
 const char *store_strip_path(const char *err, const char *path);
 /* Whether a manifest header's target URL is s3://bucket/prefix. */
 bool store_manifest_for(const char *bucket, const char *prefix, const char *target_url);
+/* Whether a stored manifest's key names a compressed copy (".jsonl.gz": full or a delta, manifest/chain.h). */
+bool store_is_compressed(const char *key);
+/* The restore point of stored manifest m: m alone when it is full, else m and its bases back to a full
+ * manifest (downloaded into temporary files, removed before returning; m's own copy may be given as first, and
+ * stays). NULL with a message in err naming the manifest of the chain that is missing, unreadable or does not
+ * fit: a broken chain is never taken for a smaller restore point. *links: manifests read (may be NULL). */
+struct manifest_point *store_chain_point(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m,
+                                         const char *first, size_t *links, char *err, size_t errlen);
+/* m's chain resolved into a full manifest (format 1, plain) in a new temporary file (its path in out; the caller
+ * unlinks it), for readers of records (--verify): path is m's downloaded copy. 0, or -1 with a message. */
+int store_chain_full(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m, const char *path,
+                     char *out, size_t outlen, char *err, size_t errlen);
 /* A run whose first pass completed recorded every object it saw. */
 bool store_summary_complete(const struct manifest_summary *s);
 

@@ -846,7 +846,7 @@ static void versions_pump(struct verify *v)
         vc->key = strdup(mo->target_key);
         vc->version_id = strdup(mo->version_id);
         vc->run = strdup(v->mr_name ? v->mr_name : "?");
-        char *dot = vc->run ? strrchr(vc->run, '.') : NULL;
+        char *dot = vc->run ? strstr(vc->run, ".jsonl") : NULL; /* RUN.jsonl, RUN.jsonl.gz */
         if (dot) *dot = '\0';
         if (!vc->key || !vc->version_id || !vc->run) abort();
         v->inflight++;
@@ -980,6 +980,26 @@ static void collect_manifests(struct verify *v, int *stored_total)
                 manifest_note(v, "cannot download the manifest s3://%s/%s: %s", ctx->o->dst_bucket, sm[i].key,
                               err);
                 continue;
+            }
+            /* a delta is read as the full manifest its chain gives, so the index and the version check see every
+             * object of the run; a chain that does not resolve is an error: that run cannot be restored */
+            struct manifest_summary cs;
+            char cerr[2048];
+            if (manifest_summary_read(path, &cs, cerr, sizeof cerr) == 0) {
+                bool delta = cs.base != NULL;
+                manifest_summary_free(&cs);
+                char full[4096];
+                if (delta && store_chain_full(ctx->dst_r, ctx->o->dst_bucket, &sm[i], path, full, sizeof full, cerr,
+                                              sizeof cerr) != 0) {
+                    report(v, D_ERROR, NULL, NULL, cerr);
+                    unlink(path);
+                    group_complete = false;
+                    continue;
+                }
+                if (delta) {
+                    unlink(path);
+                    snprintf(path, sizeof path, "%s", full);
+                }
             }
             /* the temporary file is named by its run in notes and reports */
             char shown[1200];

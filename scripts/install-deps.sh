@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config libcurl4-openssl-dev libxml2-dev libssl-dev libev-dev libcjson-dev libcmocka-dev
   libisal-dev                             # s3/checksum.c: SIMD CRC32 and CRC32C (ISA-L)
+  zlib1g-dev                              # manifests stored in the target are gzip-compressed (manifest/chain.c)
   ceph-mon ceph-osd radosgw ceph-common   # the test S3 server (Ceph RGW on loopback, scripts/rgw.sh)
   awscli rclone                           # independent clients: the checker in tests, the peers in make bench
   curl iproute2 procps python3 jq time    # commands the scripts use: curl, ss, pgrep/ps/free, python3, jq,

@@ -1,0 +1,222 @@
+/* The stored copy of a run's manifest. See replicator/mstore.h.
+ * Owns: the choice of the base, the local copies of manifests. Must not: write to S3 (run.c uploads). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "manifest/chain.h"
+#include "manifest/manifest.h"
+#include "replicator/mstore.h"
+#include "replicator/options.h"
+#include "replicator/store.h"
+#include "s3/log.h"
+
+#define RUN_POINT_RECORDS 32768 /* records a restore point sorts in memory here: the run keeps its flat memory */
+
+/* The header of a stored copy: its depth, the digest of its restore point and its base ("" for a full one).
+ * 0, or -1. */
+static int stored_header(const char *path, int *depth, char *digest, size_t dlen, char *base, size_t blen)
+{
+    struct manifest_reader *r = manifest_reader_open(path, NULL, 0);
+    struct manifest_record rec;
+    int rc = -1, got;
+    while (r && rc != 0 && (got = manifest_reader_next(r, &rec, NULL, 0)) != 0) {
+        if (got < 0) break; /* a stored copy's header is its first line */
+        if (rec.type != MANIFEST_REC_HEADER || !rec.header.have_point) break;
+        *depth = rec.header.depth;
+        snprintf(digest, dlen, "%s", rec.header.point_digest);
+        snprintf(base, blen, "%s", rec.header.base ? rec.header.base : "");
+        rc = 0;
+    }
+    manifest_reader_close(r);
+    return rc;
+}
+
+/* Whether the target holds key at this size: a base the target lost cannot be one. */
+static bool target_holds(struct rep_ctx *ctx, const char *key, off_t size, char *why, size_t wlen)
+{
+    struct s3_request_spec s = {.method = "HEAD", .bucket = ctx->o->dst_bucket, .key = key};
+    struct s3_response *r = s3_reader_request_wait(ctx->dst_r, &s);
+    const char *cl = r && r->err == S3_OK ? s3_response_header(r, "content-length") : NULL;
+    bool ok = cl && strtoll(cl, NULL, 10) == (long long)size;
+    if (!ok)
+        snprintf(why, wlen, "%s", !r ? "out of memory" : r->err != S3_OK ? r->message : "its size differs from the local copy");
+    s3_response_free(r);
+    return ok;
+}
+
+/* Whether the target holds the stored copy of NAME.jsonl and every manifest of its chain as they are here (one
+ * HEAD each, at most MANIFEST_CHAIN_MAX_DEPTH + 1): a delta on a chain the target lost a link of would be
+ * as broken as that chain. why says what is missing. */
+static bool chain_held(struct rep_ctx *ctx, const char *mdir, const char *name, char *why, size_t wlen)
+{
+    char stored[256];
+    snprintf(stored, sizeof stored, "%s.gz", name);
+    for (int links = 0; links <= MANIFEST_CHAIN_MAX_DEPTH + 1; links++) {
+        char path[4500], key[1200], digest[40], base[256], err[1300];
+        struct stat st;
+        int depth = 0;
+        snprintf(path, sizeof path, "%s/%s", mdir, stored);
+        snprintf(key, sizeof key, "%s%s", MANIFEST_PREFIX, stored);
+        if (stat(path, &st) != 0) {
+            /* an older run stored uncompressed (format 1, full, as written): its own manifest is the copy */
+            snprintf(why, wlen, "%s is not in the state folder", path);
+            return false;
+        }
+        if (!target_holds(ctx, key, st.st_size, err, sizeof err)) {
+            snprintf(why, wlen, "s3://%s/%s: %s", ctx->o->dst_bucket, key, err);
+            return false;
+        }
+        bool compressed = strlen(stored) > 3 && !strcmp(stored + strlen(stored) - 3, ".gz");
+        if (!compressed || stored_header(path, &depth, digest, sizeof digest, base, sizeof base) != 0) return compressed ? false : true;
+        if (!base[0]) return true;
+        snprintf(stored, sizeof stored, "%s", base);
+    }
+    snprintf(why, wlen, "the chain of %s is longer than a chain is made", name);
+    return false;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)b, *(char *const *)a);
+}
+
+/* Stored copies (NAME.jsonl.gz) in dir whose own manifest is there too, newest first. */
+static char **candidates(const char *dir, size_t *n)
+{
+    DIR *d = opendir(dir);
+    char **list = NULL;
+    size_t cap = 0;
+    *n = 0;
+    if (!d) return NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l <= 9 || strcmp(e->d_name + l - 9, ".jsonl.gz") != 0) continue;
+        if (*n == cap) {
+            char **p = realloc(list, (cap = cap ? cap * 2 : 16) * sizeof *p);
+            if (!p) break;
+            list = p;
+        }
+        if (!(list[*n] = strndup(e->d_name, l - 3))) break; /* NAME.jsonl */
+        (*n)++;
+    }
+    closedir(d);
+    if (*n) qsort(list, *n, sizeof *list, cmp_desc);
+    return list;
+}
+
+/* Finds the base and builds its restore point into *b (b->point NULL: none, full). */
+static void pick_base(struct rep_ctx *ctx, const char *mdir, const char *self, struct manifest_base *b,
+                      char *name, size_t nlen)
+{
+    size_t n = 0;
+    char **list = candidates(mdir, &n);
+    b->point = NULL;
+    const char *why = "no earlier complete run in the state folder has stored its manifest";
+    char detail[9600] = "";
+    for (size_t i = 0; i < n && !b->point; i++) {
+        if (strcmp(list[i], self) == 0) continue;
+        char full[4400], gz[4400];
+        snprintf(full, sizeof full, "%s/%s", mdir, list[i]);
+        snprintf(gz, sizeof gz, "%s/%s.gz", mdir, list[i]);
+        struct manifest_summary s;
+        char err[5000];
+        struct stat st;
+        if (stat(full, &st) != 0 || manifest_summary_read(full, &s, err, sizeof err) != 0) continue;
+        bool fits = store_summary_complete(&s) && s.shard_count == 0 && s.source && s.target &&
+                    !strcmp(s.source, ctx->o->src_url) && !strcmp(s.target, ctx->o->dst_url);
+        manifest_summary_free(&s);
+        if (!fits) continue;
+        /* the newest complete run is the base, or there is none: an older one would make a longer delta */
+        int depth = 0;
+        char digest[40], key[1200];
+        snprintf(key, sizeof key, "%s%s.gz", MANIFEST_PREFIX, list[i]);
+        char base[256];
+        if (stored_header(gz, &depth, digest, sizeof digest, base, sizeof base) != 0) {
+            why = "the stored copy of the last complete run is unreadable here";
+            snprintf(detail, sizeof detail, " (%s)", gz);
+            break;
+        }
+        if (!chain_held(ctx, mdir, list[i], err, sizeof err)) {
+            why = "the target does not hold the whole chain of the last complete run's manifest";
+            snprintf(detail, sizeof detail, " (%s)", err);
+            break;
+        }
+        struct manifest_point *pt = manifest_point_build(full, NULL, RUN_POINT_RECORDS, err, sizeof err);
+        if (!pt || strcmp(manifest_point_stats(pt)->digest, digest) != 0) {
+            why = "the last complete run's manifest here does not give the restore point it stored";
+            snprintf(detail, sizeof detail, " (%s: %s)", full, pt ? "another digest" : err);
+            manifest_point_free(pt);
+            break;
+        }
+        snprintf(name, nlen, "%s.gz", list[i]);
+        b->name = name;
+        b->depth = depth;
+        b->point = pt;
+    }
+    if (!b->point) {
+        bool loud = detail[0] != '\0'; /* a chain that broke is news; a first run is not */
+        s3_log(loud ? S3_LOG_WARN : S3_LOG_INFO, "this run's manifest is stored full: %s%s", why, detail);
+    }
+    for (size_t i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path, const char *run_name, char *out,
+                   size_t outlen, struct manifest_store_info *info)
+{
+    char mdir[4200], self[200], err[1024], bname[256];
+    snprintf(mdir, sizeof mdir, "%s/manifests", state);
+    snprintf(self, sizeof self, "%s.jsonl", run_name);
+    snprintf(out, outlen, "%s/%s.gz.tmp", mdir, self);
+    struct manifest_point *pt = manifest_point_build(full_path, NULL, RUN_POINT_RECORDS, err, sizeof err);
+    if (!pt) {
+        s3_log_user(S3_LOG_ERROR, "reading the run's manifest %s: %s", full_path, err);
+        return -1;
+    }
+    struct manifest_base base = {0};
+    pick_base(ctx, mdir, self, &base, bname, sizeof bname);
+    int rc = manifest_store_write(full_path, pt, base.point ? &base : NULL, out, true, info, err, sizeof err);
+    if (rc != 0) s3_log_user(S3_LOG_ERROR, "writing the manifest's stored copy: %s", err);
+    else if (info->delta)
+        s3_log(S3_LOG_INFO, "manifest stored as a delta on %s: %llu records for %llu objects (chain depth %d)",
+               base.name, (unsigned long long)info->records, (unsigned long long)info->entries, info->depth);
+    else
+        s3_log(S3_LOG_INFO, "manifest stored full: %llu objects%s%s%s", (unsigned long long)info->entries,
+               info->why_full ? " (" : "", info->why_full ? info->why_full : "", info->why_full ? ")" : "");
+    manifest_point_free(base.point);
+    manifest_point_free(pt);
+    return rc;
+}
+
+void mstore_commit(const char *state, const char *tmp, bool complete)
+{
+    char final[4400];
+    size_t l = strlen(tmp);
+    snprintf(final, sizeof final, "%.*s", (int)(l - 4), tmp); /* without ".tmp" */
+    if (rename(tmp, final) != 0) {
+        s3_log(S3_LOG_WARN, "cannot keep the stored manifest %s: %s", final, strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    if (!complete) return;
+    /* this run is the next one's base: the own manifests of earlier runs are not needed any more */
+    char mdir[4200];
+    snprintf(mdir, sizeof mdir, "%s/manifests", state);
+    size_t n = 0;
+    char **list = candidates(mdir, &n);
+    const char *self = strrchr(final, '/') + 1;
+    for (size_t i = 0; i < n; i++) {
+        char full[4400];
+        if (strncmp(self, list[i], strlen(list[i])) != 0 || self[strlen(list[i])] != '.') {
+            snprintf(full, sizeof full, "%s/%s", mdir, list[i]);
+            unlink(full);
+        }
+        free(list[i]);
+    }
+    free(list);
+}

@@ -1,0 +1,23 @@
+/* The copy of a run's manifest that is stored in the target (manifest/chain.h): a delta on the newest complete
+ * run this state folder stored, or a full manifest, gzip-compressed, as .replicate/manifests/RUN.jsonl.gz. The
+ * run's own manifest (RUN.jsonl, every object of its first pass) stays in the state folder until a later run
+ * that completed has stored its copy; then only the stored copy (RUN.jsonl.gz) is kept there. */
+#ifndef REPLICATOR_MSTORE_H
+#define REPLICATOR_MSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "manifest/chain.h"
+#include "replicator/replicate.h"
+
+/* Writes the stored copy of the run's manifest full_path (complete: its trailer written) into out (a path in
+ * the state folder's manifests/, ending in .tmp). Picks the base: the newest run in the state folder whose own
+ * manifest and stored copy are both there, that completed its first pass, backed up the same source, and whose
+ * stored copy the target still holds at the same size; else full, saying why at -v. 0, or -1 (said). */
+int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path, const char *run_name, char *out,
+                   size_t outlen, struct manifest_store_info *info);
+/* After the stored copy was uploaded: keeps it as RUN.jsonl.gz beside the run's manifest, and when the run
+ * completed its first pass, removes the own manifests of earlier runs that have their stored copies here. */
+void mstore_commit(const char *state, const char *tmp, bool complete);
+
+#endif
