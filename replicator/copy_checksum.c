@@ -51,10 +51,13 @@ void job_take_source_checksum(struct copy_job *job, const struct s3_response *r)
 }
 
 /* A source GET/HEAD that asked for the checksum and may have been refused for it: run it again without. A 403
- * counts too: Amazon S3 wants kms:Decrypt for the checksum of an SSE-KMS object, which a plain HEAD does not. */
+ * counts too (AccessDenied, or a HEAD's bodiless 403): Amazon S3 wants kms:Decrypt for the checksum of an SSE-KMS
+ * object, which a plain HEAD does not. A 403 with another code says something else (InvalidObjectState: an
+ * archived object) and is left to the caller. */
 bool job_source_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *))
 {
-    if (!job->ck_mode_sent || job->ck_src_probe || (!may_refuse_checksums(r) && r->status != 403)) return false;
+    bool denied = r->status == 403 && (!r->s3err.code || strcmp(r->s3err.code, "AccessDenied") == 0);
+    if (!job->ck_mode_sent || job->ck_src_probe || (!may_refuse_checksums(r) && !denied)) return false;
     snprintf(job->ck_refusal, sizeof job->ck_refusal, "%s", r->message);
     job->ck_src_probe = true;
     s3_response_free(r);
