@@ -13,7 +13,7 @@
 #              keys have new content; the run must copy exactly those
 # then rclone copy (BENCH_SCALE_RCLONE_FLAGS, default as in issue 17) over the same endpoint: a no-change pass,
 # and a delta pass after the next generation, only up to BENCH_SCALE_RCLONE_MAX keys (1000000: its listing is
-# held in memory, GBs at 1M) and only with BENCH_SCALE_RCLONE_MIN_MB of memory available.
+# held in memory: 10-11 GB RSS at 1M) and only with BENCH_SCALE_RCLONE_MIN_MB (13000) of memory available.
 # Figures per run: wall, client CPU (user+sys) and peak RSS (scripts/bench_report.py measure), LIST requests
 # and the endpoint's own CPU (its counts before and after, SIGUSR1), and the check: synth_s3 compares every
 # source key with the target's latest object (target_differs must be 0), and replicate's copied count must be the
@@ -30,7 +30,7 @@ BENCH_SCALE_KEYS=${BENCH_SCALE_KEYS:-1000000}
 BENCH_SCALE_LATENCY=${BENCH_SCALE_LATENCY:-0 20}
 BENCH_SCALE_DELTA=${BENCH_SCALE_DELTA:-0.001}
 BENCH_SCALE_RCLONE_MAX=${BENCH_SCALE_RCLONE_MAX:-1000000}
-BENCH_SCALE_RCLONE_MIN_MB=${BENCH_SCALE_RCLONE_MIN_MB:-9000}
+BENCH_SCALE_RCLONE_MIN_MB=${BENCH_SCALE_RCLONE_MIN_MB:-13000}
 BENCH_SCALE_RCLONE_FLAGS=${BENCH_SCALE_RCLONE_FLAGS:---fast-list --checksum --transfers 64 --checkers 64}
 BENCH_SCALE_TIMEOUT=${BENCH_SCALE_TIMEOUT:-1800}
 
