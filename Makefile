@@ -57,6 +57,8 @@ $(BUILD)/tools/%: tests/tools/%.c $(APP_OBJ) $(LIB_OBJ)
 $(BUILD)/tools/faultproxy: tests/tools/proxy/aws.c tests/tools/proxy/aws.h
 # the fault proxy's additional-checksum modes live in their own file
 $(BUILD)/tools/faultproxy: tests/tools/proxy/checksum.c tests/tools/proxy/checksum.h
+# the synthetic S3 endpoint of the scale bench: its buckets and its HTTP server
+$(BUILD)/tools/synth_s3: tests/tools/synth/model.c tests/tools/synth/http.c tests/tools/synth/model.h tests/tools/synth/http.h
 
 # Saved fuzz inputs (tests/fuzz/corpus/NAME) replayed as unit tests with any compiler (tests/fuzz/replay_main.c),
 # the target and the code under it built with ASan+UBSan when the compiler has them.

@@ -14,10 +14,25 @@
 #include "s3/log.h"
 #include "s3/ops.h"
 
-struct pass {
-    struct rep_ctx *ctx;
+/* One key range of the pass: its own source and target listers and their join. The ranges are independent, so
+ * they are joined side by side, each listing at its own pace (a lister reads ahead only in the range it is
+ * consuming: one lister per range lets every range read ahead), up to MAX_ACTIVE_RANGES at a time. */
+struct prange {
+    char *src_sa, *src_incl, *dst_sa, *dst_incl; /* (start_after, inclusive end]; NULL = open */
     struct s3_lister *src_l, *dst_l;
     struct join join; /* source (left) against target (right) */
+    bool started, ended;
+};
+
+/* Memory: at most two pages per side in each active range. */
+#define MAX_ACTIVE_RANGES 16
+
+struct pass {
+    struct rep_ctx *ctx;
+    struct prange *rg;
+    size_t nrg, nstarted, nended, rr; /* rr: the range the pump serves first (round robin) */
+    bool versions;      /* pass 1 lists the target's versions */
+    char *dst_eb;
     size_t src_plen, dst_plen;
     int inflight;
     bool stop;          /* listing failed or interrupted: start nothing new */
@@ -303,10 +318,17 @@ void pass_sample_take(struct rep_ctx *ctx, struct key_sample *out)
     ctx->sample_seen = 0;
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Turns the collected sample into the boundaries for the next pass (at most nranges - 1 of them). */
 static void sample_finish(struct rep_ctx *ctx)
 {
     int nranges = ctx->o->list_ranges ? ctx->o->list_ranges : 16;
+    /* the ranges are joined side by side, so the sample arrives in no particular order */
+    if (ctx->nsample > 1) qsort(ctx->sample, ctx->nsample, sizeof *ctx->sample, cmp_key);
     free_list(ctx->bounds, ctx->nbounds);
     ctx->bounds = NULL;
     ctx->nbounds = 0;
@@ -405,49 +427,115 @@ static char **map_bounds(struct rep_ctx *ctx, const char *prefix, size_t *n)
     return out;
 }
 
+static void ranges_free(struct pass *p)
+{
+    for (size_t i = 0; p->rg && i < p->nrg; i++) {
+        struct prange *r = &p->rg[i];
+        s3_lister_free(r->src_l);
+        s3_lister_free(r->dst_l);
+        free(r->src_sa);
+        free(r->src_incl);
+        free(r->dst_sa);
+        free(r->dst_incl);
+    }
+    free(p->rg);
+    p->rg = NULL;
+    free(p->dst_eb);
+    p->dst_eb = NULL;
+}
+
+/* Starts the listers of range i; false on ENOMEM. */
+static bool range_start(struct pass *p, struct prange *r)
+{
+    struct rep_ctx *ctx = p->ctx;
+    const struct rep_options *o = ctx->o;
+    int page = p->nrg > 1 ? ctx->range_page : 0;
+    r->started = true;
+    p->nstarted++;
+    r->src_l = s3_lister_new_range(ctx->src, false, o->src_bucket, o->src_prefix, r->src_sa, o->end_before, r->src_incl,
+                                   page, lister_ready, p);
+    r->dst_l = s3_lister_new_range(ctx->dst_r, p->versions, o->dst_bucket, o->dst_prefix, r->dst_sa, p->dst_eb,
+                                   r->dst_incl, page, lister_ready, p);
+    if (!r->src_l || !r->dst_l) return false;
+    join_init(&r->join, join_lister(r->src_l, p->src_plen), join_lister(r->dst_l, p->dst_plen));
+    return true;
+}
+
+static void range_end(struct pass *p, struct prange *r)
+{
+    r->ended = true;
+    p->nended++;
+    s3_lister_free(r->src_l);
+    s3_lister_free(r->dst_l);
+    r->src_l = r->dst_l = NULL;
+}
+
+/* One key of range r's join: copy, count, or record. */
+static void pump_one(struct pass *p, enum join_status js, const struct s3_object_info *s,
+                     const struct s3_object_info *d)
+{
+    struct rep_ctx *ctx = p->ctx;
+    if (s) {
+        ctx->cur.listed++;
+        pass_sample_add(ctx, s->key + p->src_plen);
+    }
+    if (js == JOIN_LEFT) { /* only in the source: new */
+        char *dk = dst_key_for(p, s->key);
+        if (!dk) abort();
+        start_copy(p, s, dk);
+        free(dk);
+    } else if (js == JOIN_RIGHT) { /* only in the target: deleted at the source, kept */
+        ctx->cur.extra++;
+        rep_note_extra(ctx, d->key);
+        if (ctx->pass > 1) record_deleted(ctx, d->key, d->key + p->dst_plen);
+    } else {
+        compare(p, s, d);
+    }
+}
+
 static void pump(struct pass *p)
 {
     struct rep_ctx *ctx = p->ctx;
     if (ctx->interrupted || ctx->manifest_failed) p->stop = true;
-    bool ended = false;
     /* copies only waiting to learn their new version (replicator/versions.h) hold no connection: not counted */
     size_t excused = versions_waiting(ctx->versions);
     if (excused > MAX_EXCUSED) excused = MAX_EXCUSED;
-    while (!p->stop && (size_t)p->inflight < (size_t)rep_jobs(ctx) + excused) {
-        const struct s3_object_info *s, *d;
-        enum join_status js = join_next(&p->join, &s, &d);
-        if (js == JOIN_WAIT) break;
-        if (js == JOIN_END) {
-            ended = true;
-            break;
-        }
-        if (js == JOIN_ERROR) {
-            int side;
-            const char *why = join_error(&p->join, &side);
-            if (!p->res->listing_failed) {
-                p->res->listing_failed = true;
-                snprintf(p->res->error, sizeof p->res->error, "%s: %s", side ? "target" : "source", why);
+    size_t budget = (size_t)rep_jobs(ctx) + excused;
+    /* every active range in turn, each until it waits for a page; a new range starts when one ends */
+    for (size_t t = 0; t < p->nrg && !p->stop && (size_t)p->inflight < budget; t++) {
+        struct prange *r = &p->rg[(p->rr + t) % p->nrg];
+        if (r->ended) continue;
+        if (!r->started) {
+            if (p->nstarted - p->nended >= MAX_ACTIVE_RANGES) continue;
+            if (!range_start(p, r)) {
+                s3_log(S3_LOG_ERROR, "out of memory");
+                abort();
             }
-            p->stop = true;
-            break;
         }
-        if (s) {
-            ctx->cur.listed++;
-            pass_sample_add(ctx, s->key + p->src_plen);
-        }
-        if (js == JOIN_LEFT) { /* only in the source: new */
-            char *dk = dst_key_for(p, s->key);
-            if (!dk) abort();
-            start_copy(p, s, dk);
-            free(dk);
-        } else if (js == JOIN_RIGHT) { /* only in the target: deleted at the source, kept */
-            ctx->cur.extra++;
-            rep_note_extra(ctx, d->key);
-            if (ctx->pass > 1) record_deleted(ctx, d->key, d->key + p->dst_plen);
-        } else {
-            compare(p, s, d);
+        while (!p->stop && (size_t)p->inflight < budget) {
+            const struct s3_object_info *s, *d;
+            enum join_status js = join_next(&r->join, &s, &d);
+            if (js == JOIN_WAIT) break;
+            if (js == JOIN_END) {
+                range_end(p, r);
+                t = (size_t)-1; /* a range may start in its place: look at all of them again */
+                break;
+            }
+            if (js == JOIN_ERROR) {
+                int side;
+                const char *why = join_error(&r->join, &side);
+                if (!p->res->listing_failed) {
+                    p->res->listing_failed = true;
+                    snprintf(p->res->error, sizeof p->res->error, "%s: %s", side ? "target" : "source", why);
+                }
+                p->stop = true;
+                break;
+            }
+            pump_one(p, js, s, d);
         }
     }
+    p->rr = p->nrg ? (p->rr + 1) % p->nrg : 0;
+    bool ended = p->nended == p->nrg;
     p->listing_ended = p->listing_ended || ended;
     bool listing_done = p->stop || p->listing_ended;
     /* everything in flight only waits for its version: list them now rather than at the batch's deadline */
@@ -499,25 +587,31 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     ev_idle_init(&p.kick, kick_cb);
     p.kick.data = &p;
 
-    char *dst_sa = join_map_bound(o, o->start_after), *dst_eb = join_map_bound(o, o->end_before);
-    /* both listings split at the same relative keys, each range listed in parallel */
+    char *dst_sa = join_map_bound(o, o->start_after);
+    p.dst_eb = join_map_bound(o, o->end_before);
+    /* both listings split at the same relative keys: range i is (b[i-1], b[i]] on each side */
     size_t nsb = 0, ndb = 0;
     char **sb = map_bounds(ctx, o->src_prefix, &nsb), **db = map_bounds(ctx, o->dst_prefix, &ndb);
-    p.src_l = s3_lister_new_split(ctx->src, o->src_bucket, o->src_prefix, o->start_after, o->end_before,
-                                  (const char *const *)sb, nsb, nsb ? ctx->range_page : 0, lister_ready, &p);
+    if (nsb != ndb) nsb = ndb = 0; /* cannot happen (the same relative bounds): list in one range then */
     /* pass 1 lists the target's versions, so that every object it records names its version */
-    bool versions = ctx->pass == 1 && ctx->mw && ctx->target_versioned;
-    p.dst_l = (versions ? s3_lister_new_versions_split : s3_lister_new_split)(
-        ctx->dst_r, o->dst_bucket, o->dst_prefix, dst_sa, dst_eb, (const char *const *)db, ndb,
-        ndb ? ctx->range_page : 0, lister_ready, &p);
+    p.versions = ctx->pass == 1 && ctx->mw && ctx->target_versioned;
+    p.nrg = nsb + 1;
+    p.rg = calloc(p.nrg, sizeof *p.rg);
+    bool oom = !p.rg;
+    for (size_t i = 0; !oom && i < p.nrg; i++) {
+        struct prange *r = &p.rg[i];
+        const char *ssa = i ? sb[i - 1] : o->start_after, *dsa = i ? db[i - 1] : dst_sa;
+        r->src_sa = ssa ? strdup(ssa) : NULL;
+        r->dst_sa = dsa ? strdup(dsa) : NULL;
+        r->src_incl = i < nsb ? strdup(sb[i]) : NULL;
+        r->dst_incl = i < ndb ? strdup(db[i]) : NULL;
+        oom = (ssa && !r->src_sa) || (dsa && !r->dst_sa) || (i < nsb && (!r->src_incl || !r->dst_incl));
+    }
     free_list(sb, nsb);
     free_list(db, ndb);
     free(dst_sa);
-    free(dst_eb);
-    if (p.src_l && p.dst_l) join_init(&p.join, join_lister(p.src_l, p.src_plen), join_lister(p.dst_l, p.dst_plen));
-    if (!p.src_l || !p.dst_l) {
-        s3_lister_free(p.src_l);
-        s3_lister_free(p.dst_l);
+    if (oom) {
+        ranges_free(&p);
         snprintf(out->error, sizeof out->error, "out of memory");
         return -1;
     }
@@ -538,8 +632,7 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     versions_on_ask(ctx->versions, NULL, NULL);
     if (deadline > 0) ev_timer_stop(ev, &p.deadline);
     ev_idle_stop(ev, &p.kick);
-    s3_lister_free(p.src_l);
-    s3_lister_free(p.dst_l);
+    ranges_free(&p);
     if (!out->listing_failed && !ctx->interrupted && !p.deadline_hit) sample_finish(ctx);
     ev_now_update(ev);
     out->duration = ev_now(ev) - out->started;

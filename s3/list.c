@@ -174,7 +174,8 @@ static struct range *range_new(struct s3_lister *l, const char *start_after, con
 
 static struct s3_lister *lister_new(struct s3_reader *r, bool versions, const char *bucket, const char *prefix,
                                     const char *start_after, const char *end_before, const char *const *bounds,
-                                    size_t nb, int page_size, s3_lister_ready_cb ready, void *ud)
+                                    size_t nb, const char *last_inclusive, int page_size, s3_lister_ready_cb ready,
+                                    void *ud)
 {
     struct s3_lister *l = calloc(1, sizeof *l);
     if (!l) return NULL;
@@ -189,7 +190,7 @@ static struct s3_lister *lister_new(struct s3_reader *r, bool versions, const ch
     if (!l->bucket || (prefix && !l->prefix) || !l->ranges) goto error_clean_up;
     for (size_t i = 0; i <= nb; i++) {
         const char *sa = i == 0 ? start_after : bounds[i - 1];
-        const char *incl = i < nb ? bounds[i] : NULL;
+        const char *incl = i < nb ? bounds[i] : last_inclusive;
         l->ranges[i] = range_new(l, sa, end_before, incl);
         if (!l->ranges[i]) goto error_clean_up;
         l->nranges++;
@@ -207,7 +208,7 @@ struct s3_lister *s3_lister_new_split(struct s3_reader *r, const char *bucket, c
                                       const char *const *bounds, size_t nb, int page_size,
                                       s3_lister_ready_cb ready, void *ud)
 {
-    return lister_new(r, false, bucket, prefix, start_after, end_before, bounds, nb, page_size, ready, ud);
+    return lister_new(r, false, bucket, prefix, start_after, end_before, bounds, nb, NULL, page_size, ready, ud);
 }
 
 struct s3_lister *s3_lister_new_versions_split(struct s3_reader *r, const char *bucket, const char *prefix,
@@ -215,7 +216,15 @@ struct s3_lister *s3_lister_new_versions_split(struct s3_reader *r, const char *
                                                const char *const *bounds, size_t nb, int page_size,
                                                s3_lister_ready_cb ready, void *ud)
 {
-    return lister_new(r, true, bucket, prefix, start_after, end_before, bounds, nb, page_size, ready, ud);
+    return lister_new(r, true, bucket, prefix, start_after, end_before, bounds, nb, NULL, page_size, ready, ud);
+}
+
+struct s3_lister *s3_lister_new_range(struct s3_reader *r, bool versions, const char *bucket, const char *prefix,
+                                      const char *start_after, const char *end_before, const char *end_inclusive,
+                                      int page_size, s3_lister_ready_cb ready, void *ud)
+{
+    return lister_new(r, versions, bucket, prefix, start_after, end_before, NULL, 0, end_inclusive, page_size, ready,
+                      ud);
 }
 
 struct s3_lister *s3_lister_new(struct s3_reader *r, const char *bucket, const char *prefix,

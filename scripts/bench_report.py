@@ -19,6 +19,13 @@ and turn the results into a markdown table (and the README's performance section
                          [--tool-json STDOUT-FILE] KEY=VALUE...
       Appends one result line: the measurement, the check and the labels; ok = exit code accepted, no
       failed objects in the tool's JSON summary (replicate) and the check passed.
+  bench_report.py synth-record --results FILE.jsonl --measure M.json --before C0.json --after C1.json
+                               [--tool-json STDOUT-FILE] [--expect-copied N] KEY=VALUE...
+      One result line of the listing-scale bench (scripts/bench_scale.sh): the measurement, the synthetic
+      endpoint's counts before and after (LIST requests, its own CPU, target_differs) and the labels; ok = exit
+      code accepted, the target matches the source, and replicate copied exactly N objects (N >= 0).
+  bench_report.py synth-report --results FILE.jsonl --out FILE.md
+      The listing-scale table alone (scripts/bench_scale.sh run by itself).
   bench_report.py report --results FILE.jsonl --meta FILE.json --out FILE.md [--readme README.md]
       Medians per (corpus, mode, tool, phase), ratios against the best peer, the memory-scaling table.
 """
@@ -71,7 +78,7 @@ def _server_pids(files):
             with open(fn) as f:
                 for line in f:
                     parts = line.split()
-                    if len(parts) == 2 and (parts[1].startswith("osd.") or parts[1].startswith("client.rgw")):
+                    if len(parts) == 2 and parts[1].startswith(("osd.", "client.rgw", "synth")):
                         pids.append(int(parts[0]))
         except OSError:
             pass
@@ -312,6 +319,97 @@ def cmd_record(a):
     return 0
 
 
+# ---------------------------------------------------------------- the listing-scale bench
+def cmd_synth_record(a):
+    with open(a.measure) as f:
+        rec = json.load(f)
+    with open(a.before) as f:
+        c0 = json.load(f)
+    with open(a.after) as f:
+        c1 = json.load(f)
+    rec.update({k: _val(v) for k, v in (kv.split("=", 1) for kv in a.fields)})
+    rec["lists"] = c1["lists"] - c0["lists"]
+    rec["requests"] = c1["requests"] - c0["requests"]
+    rec["endpoint_cpu"] = rec.pop("server_cpu")
+    rec["target_differs"], rec["target_extra"] = c1["target_differs"], c1["target_extra"]
+    why = []
+    if rec["rc"] not in ((0, 4) if a.tool_json else (0,)):
+        why.append(f"exit {rec['rc']}")
+    if a.tool_json:
+        try:
+            with open(a.tool_json) as f:
+                tj = json.load(f)
+            rec["copied"] = tj.get("objects_copied")
+            if tj.get("objects_failed"):
+                why.append(f"{tj['objects_failed']} objects failed")
+            if a.expect_copied >= 0 and rec["copied"] != a.expect_copied:
+                why.append(f"copied {rec['copied']}, {a.expect_copied} changed")
+        except (OSError, ValueError):
+            why.append("no JSON summary")
+    else:
+        rec["copied"] = c1["kinds"]["copy"] + c1["kinds"]["put"] - c0["kinds"]["copy"] - c0["kinds"]["put"]
+    if rec["target_differs"] or rec["target_extra"]:
+        why.append(f"target: {rec['target_differs']} keys differ from the source, {rec['target_extra']} extra")
+    rec["ok"] = not why
+    if why:
+        rec["why"] = "; ".join(why)
+    with open(a.results, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    cpu = (rec.get("user") or 0) + (rec.get("sys") or 0)
+    print(f"  {rec.get('tool', ''):9} {rec.get('phase', ''):9} wall {rec['wall']:7.2f}s  cpu {cpu:6.2f}s  "
+          f"rss {rec['rss_kb'] / 1024:7.1f} MiB  lists {rec['lists']:6}  endpoint {rec['endpoint_cpu']:6.1f}s  "
+          + ("ok" if rec["ok"] else "FAILED: " + rec["why"]))
+    return 0 if rec["ok"] else 1
+
+
+def synth_table(rows):
+    sc = [r for r in rows if r.get("kind") == "synth"]
+    if not sc:
+        return []
+    L = ["| keys | latency ms | tool | phase | wall s | client CPU s | CPU ms / 1,000 keys | peak RSS MiB "
+         "| LIST requests | endpoint CPU s | copied | check |", "|" + "---|" * 12]
+    for r in sc:
+        cpu = (r["user"] or 0) + (r["sys"] or 0) if r.get("user") is not None else None
+        per = cpu * 1000 / (r["keys"] / 1000) if cpu is not None and r.get("keys") else None
+        tool = "**replicate**" if r["tool"] == "replicate" else r["tool"]
+        L.append(f"| {r['keys']:,} | {r['latency_ms']} | {tool} | {r['phase']} | {fmt(r['wall'])} | {fmt(cpu)} "
+                 f"| {fmt(per, 3)} | {fmt(r['rss_kb'] / 1024 if r.get('rss_kb') else None, 1)} | {r['lists']:,} "
+                 f"| {fmt(r['endpoint_cpu'])} | {r.get('copied', '–')} "
+                 f"| {'ok' if r['ok'] else '**FAILED** ' + r.get('why', '')} |")
+    def pick(keys, lat, phase):
+        for r in sc:
+            if r["tool"] == "replicate" and r["keys"] == keys and r["latency_ms"] == lat and r["phase"] == phase \
+                    and r["ok"]:
+                return r
+        return None
+    goals = []
+    nc = pick(1000000, 20, "no-change")
+    if nc:
+        goals.append(f"no-change over 1M keys with 20 ms per request: {nc['wall']:.1f} s (goal: under 10 s; "
+                     f"{'met' if nc['wall'] < 10 else 'not met'})")
+    small, big = pick(1000000, 0, "no-change"), pick(10000000, 0, "no-change")
+    if small and big and small.get("rss_kb") and big.get("rss_kb"):
+        ratio = big["rss_kb"] / small["rss_kb"]
+        goals.append(f"peak RSS of a no-change pass at 10M keys {ratio:.2f}x the one at 1M (goal: within 1.5x; "
+                     f"{'met' if ratio <= 1.5 else 'not met'})")
+        c = [(x["user"] or 0) + (x["sys"] or 0) for x in (small, big)]
+        flat = (c[1] / 10) / c[0] if c[0] else None
+        if flat:
+            goals.append(f"client CPU per key at 10M {flat:.2f}x the one at 1M (goal: flat)")
+    if goals:
+        L += ["", "Against the goals of issue 17: " + "; ".join(goals) + "."]
+    return L
+
+
+def cmd_synth_report(a):
+    rows = load_results(a.results)
+    md = "\n".join(synth_table(rows))
+    with open(a.out, "w") as f:
+        f.write("# replicate listing-scale benchmark\n\n" + md + "\n")
+    print(md)
+    return 0
+
+
 # ---------------------------------------------------------------- report
 PHASES = ["full", "no-change", "delta", "restore"]
 TOOL_ORDER = ["replicate", "rclone-64", "rclone-default", "aws-64", "aws-default"]
@@ -506,6 +604,13 @@ def build_markdown(rows, meta):
         L.append("")
         L += sc
         L.append("")
+    st = synth_table(rows)
+    if st:
+        L.append("**Listing scale** (scripts/bench_scale.sh: replicate against build/tools/synth_s3, a synthetic "
+                 "endpoint serving the keys as source and replica target; the endpoint's own CPU is shown apart):")
+        L.append("")
+        L += st
+        L.append("")
     notes = list(meta.get("notes", []))
     measured = [r for r in rows if r.get("kind") in ("phase", "scale")]
     loads = sorted(r["load1"] for r in measured if r.get("load1") is not None)
@@ -552,7 +657,9 @@ def cmd_report(a):
         intro = ("Measured by `make bench` (scripts/bench.sh): two local Ceph RGW instances, the corpora below, "
                  "and each tool's full copy into a fresh versioned bucket, a no-change pass, and a pass after "
                  "100 objects were added. Knobs: BENCH_SMALL, BENCH_LARGE_MB, BENCH_REPEAT, BENCH_REPEAT_TOOLS, BENCH_CORPORA, "
-                 "BENCH_TOOLS, BENCH_MODES, BENCH_SCALE (0 skips the 100,000-object memory test); "
+                 "BENCH_TOOLS, BENCH_MODES, BENCH_SCALE (0 skips the 100,000-object memory test), BENCH_SCALE_KEYS "
+                 "(the listing-scale bench against a synthetic endpoint, scripts/bench_scale.sh: default 1000000, "
+                 "e.g. 1000000,10000000; 0 skips) and BENCH_SCALE_LATENCY (ms per request, default \"0 20\"); "
                  "BENCH_UPDATE_README=1 rewrites this section. The full table also lands in "
                  "build/bench-results.md.\n\n")
         replace_readme(a.readme, intro + md)
@@ -593,12 +700,22 @@ def main():
     r.add_argument("--meta", required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--readme")
+    sr = sub.add_parser("synth-record")
+    for o in ("--results", "--measure", "--before", "--after"):
+        sr.add_argument(o, required=True)
+    sr.add_argument("--tool-json")
+    sr.add_argument("--expect-copied", type=int, default=-1)
+    sr.add_argument("fields", nargs="*")
+    sp = sub.add_parser("synth-report")
+    sp.add_argument("--results", required=True)
+    sp.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.cmd == "measure":
         if a.command and a.command[0] == "--":
             a.command = a.command[1:]
         return cmd_measure(a)
-    return {"list": cmd_list, "check": cmd_check, "record": cmd_record, "report": cmd_report}[a.cmd](a)
+    return {"list": cmd_list, "check": cmd_check, "record": cmd_record, "report": cmd_report,
+            "synth-record": cmd_synth_record, "synth-report": cmd_synth_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -1333,6 +1333,18 @@ static void test_list_split(void **state)
                                                cases[i].nb, cases[i].page, &got);
         objlist_expect_equal(&want, &got, what);
         print_message("%s: %zu keys, %lu pages\n", what, got.n, pages);
+        /* the same ranges as listers of their own (a pass joins each range by itself), read one after another */
+        struct objlist ranges = {0};
+        for (size_t r = 0; r <= cases[i].nb; r++) {
+            struct lister_wait lw = {0};
+            const char *sa = r ? cases[i].b[r - 1] : cases[i].sa, *incl = r < cases[i].nb ? cases[i].b[r] : NULL;
+            drain_lister(s3_lister_new_range(G.r, false, G.lbucket, NULL, sa, cases[i].eb, incl, cases[i].page,
+                                             lister_ready, &lw),
+                         &lw, &ranges);
+        }
+        snprintf(what, sizeof what, "split case %zu, a lister per range", i);
+        objlist_expect_equal(&want, &ranges, what);
+        objlist_free(&ranges);
         objlist_free(&want);
         objlist_free(&got);
     }
