@@ -40,7 +40,7 @@ static struct {
 } opt;
 
 static struct {
-    unsigned long kind[K_N], denied, listed_keys;
+    unsigned long kind[K_N], denied, listed_keys, dumps;
     uint64_t changed;
 } cnt;
 
@@ -517,11 +517,11 @@ static void do_list(struct conn *c, int b, enum kind k)
         if (a.after && !a.after[0]) a.after = NULL;
     }
     if (a.after && !a.after[0]) a.after = NULL;
-    struct sbuf x = {0};
+    static struct sbuf x; /* reused, as the page bodies are */
+    x.n = 0;
     if (k == K_LIST_VERSIONS) model_list_versions(b, &a, &x, &cnt.listed_keys);
     else model_list(b, &a, &x, &cnt.listed_keys);
     reply_xml(c, NULL, &x);
-    free(x.d);
     free(tok);
 }
 
@@ -669,6 +669,7 @@ static void counts_write(bool final)
     if (!opt.count_path) return;
     uint64_t differ, extra;
     model_diff(&differ, &extra);
+    cnt.dumps++;
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", opt.count_path, (long)getpid());
     FILE *f = fopen(tmp, "w");
@@ -676,7 +677,7 @@ static void counts_write(bool final)
         fprintf(stderr, "synth_s3: %s: %s\n", tmp, strerror(errno));
         return;
     }
-    fprintf(f, "{\"requests\": %lu, \"kinds\": {", http_stats.requests);
+    fprintf(f, "{\"dump\": %lu, \"requests\": %lu, \"kinds\": {", cnt.dumps, http_stats.requests);
     for (int k = 0; k < K_N; k++) fprintf(f, "%s\"%s\": %lu", k ? ", " : "", kind_names[k], cnt.kind[k]);
     fprintf(f, "}, \"lists\": %lu, \"denied\": %lu, \"status_4xx\": %lu, \"status_5xx\": %lu, \"listed_keys\": %lu,\n"
                " \"cpu_user\": %.3f, \"cpu_sys\": %.3f, \"max_rss_kb\": %ld, \"objects\": %" PRIu64 ", \"generation\": %d,"

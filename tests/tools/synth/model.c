@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "s3/sigv4.h"
 
 #define NSIZES 48
 #define NVAR 16
@@ -83,15 +82,20 @@ void sb_printf(struct sbuf *b, const char *fmt, ...)
 
 void sb_key(struct sbuf *b, const char *s, bool url)
 {
-    if (url) {
-        char *e = s3_uri_encode(s, strlen(s), 1);
-        if (!e) abort();
-        sb_add(b, e, strlen(e));
-        free(e);
-        return;
-    }
+    static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
-        switch (*s) {
+        unsigned char ch = (unsigned char)*s;
+        if (url) { /* SigV4's rules: unreserved characters and '/' stay */
+            if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                ch == '.' || ch == '_' || ch == '~' || ch == '/') {
+                sb_add(b, s, 1);
+            } else {
+                char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+                sb_add(b, e, 3);
+            }
+            continue;
+        }
+        switch (ch) {
         case '&': sb_add(b, "&amp;", 5); break;
         case '<': sb_add(b, "&lt;", 4); break;
         case '>': sb_add(b, "&gt;", 4); break;
@@ -111,9 +115,22 @@ void md5_hex(const void *p, size_t n, char out[33])
 
 void iso_time(time_t t, char out[32])
 {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    static time_t day = -1;
+    static char date[16];
+    if (t / 86400 != day) { /* listings format a million of these: the date part is cached */
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof date, "%Y-%m-%dT", &tm);
+        day = t / 86400;
+    }
+    int s = (int)(t % 86400), f[3] = {s / 3600, s / 60 % 60, s % 60};
+    memcpy(out, date, 11);
+    for (int i = 0; i < 3; i++) {
+        out[11 + 3 * i] = (char)('0' + f[i] / 10);
+        out[12 + 3 * i] = (char)('0' + f[i] % 10);
+        out[13 + 3 * i] = i < 2 ? ':' : '.';
+    }
+    memcpy(out + 20, "000Z", 5);
 }
 
 /* ---- the generated keys ---- */
@@ -451,7 +468,8 @@ void model_list(int b, const struct list_args *a, struct sbuf *out, unsigned lon
     if (dl && strlen(after) > k.plen && strlen(after) >= dl && !strcmp(after + strlen(after) - dl, a->delim))
         successor(after);
     kit_seek(&k, a->after ? after : NULL, true);
-    struct sbuf body = {0};
+    static struct sbuf body; /* reused: a page is ~300 KB, not worth fresh pages each time */
+    body.n = 0;
     char key[KEY_MAX], last[KEY_MAX] = "";
     const struct obj *o;
     struct ver gen;
@@ -508,7 +526,6 @@ void model_list(int b, const struct list_args *a, struct sbuf *out, unsigned lon
     }
     if (body.n) sb_add(out, body.d, body.n);
     sb_add(out, "</ListBucketResult>", 19);
-    free(body.d);
 }
 
 void model_list_versions(int b, const struct list_args *a, struct sbuf *out, unsigned long *keys)
@@ -516,7 +533,8 @@ void model_list_versions(int b, const struct list_args *a, struct sbuf *out, uns
     struct kit k = {.b = b, .prefix = a->prefix ? a->prefix : "", .plen = a->prefix ? strlen(a->prefix) : 0};
     /* with a version-id-marker, the marker key's versions after that one come first */
     kit_seek(&k, a->after, a->after && !a->vid_after);
-    struct sbuf body = {0};
+    static struct sbuf body;
+    body.n = 0;
     char key[KEY_MAX], last[KEY_MAX] = "", last_vid[40] = "";
     const struct obj *o;
     struct ver gen;
@@ -563,7 +581,6 @@ void model_list_versions(int b, const struct list_args *a, struct sbuf *out, uns
     }
     if (body.n) sb_add(out, body.d, body.n);
     sb_add(out, "</ListVersionsResult>", 21);
-    free(body.d);
 }
 
 /* ---- the bench's check ---- */
