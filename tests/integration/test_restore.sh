@@ -147,7 +147,7 @@ expect_rc drillage 0 "--status --max-drill-age 30d after a clean drill"
 check "--status shows the last drill and lists the runs" grep -q "$R1" "$T_TMP/drillage.out"
 ver=$(s3check manifest-version "$STATE" "$R2" bulk/000010)
 [ -n "$ver" ] || die "no recorded version of bulk/000010 in run 2's manifest"
-aws_on a s3api delete-object --bucket "$bk" --key bulk/000010 --version-id "$ver" >/dev/null || die "delete a version"
+aws_on a s3api delete-object --bucket "$bk" --key bulk/000010 --version-id="$ver" >/dev/null || die "delete a version"
 rep drill2 "${SAME[@]}" --restore-drill --json "s3://$bk"
 expect_rc drill2 5 "a drill after a recorded version was deleted from the backup"
 check "the drill names it" grep -q "bulk/000010" "$T_TMP/drill2.out"

@@ -201,7 +201,7 @@ else
   else
     printf 'replaced on the target by the test\n' >"$T_TMP/new07"
     aws_on b s3api put-object --bucket "$dstx" --key data/obj-07.txt --body "$T_TMP/new07" >/dev/null
-    aws_on b s3api delete-object --bucket "$dstx" --key data/obj-07.txt --version-id "$ver07" >/dev/null
+    aws_on b s3api delete-object --bucket "$dstx" --key data/obj-07.txt --version-id="$ver07" >/dev/null
     rep_x --verify --json --state-dir "$T_TMP/empty-state-5" "s3://$src" "s3://$dstx"
     expect_rc v 5 "--verify after a recorded version was removed from the target"
     check "names data/obj-07.txt as different and its recorded version as lost" \
