@@ -9,6 +9,7 @@
 #include "replicator/copy.h"
 #include "replicator/join.h"
 #include "replicator/pass.h"
+#include "replicator/shard.h"
 #include "replicator/versions.h"
 #include "s3/list.h"
 #include "s3/log.h"
@@ -361,12 +362,36 @@ void pass_bounds_free(struct rep_ctx *ctx)
     key_sample_free(&ctx->last_sample);
 }
 
+/* No local sample (a first run here: a new host, a pod, a wiped state folder): the boundaries from the sample
+ * the target holds, so that even this run lists its key ranges side by side. */
+static void bounds_from_target(struct rep_ctx *ctx)
+{
+    int n = ctx->o->list_ranges ? ctx->o->list_ranges : 16;
+    char **b = NULL;
+    uint64_t objects = 0;
+    int nb = shard_stored_bounds(ctx, n, &b, &objects);
+    if (nb > 0 && (ctx->bounds = calloc((size_t)nb, sizeof *ctx->bounds))) {
+        for (int i = 0; i < nb; i++) {
+            if (ctx->nbounds && strcmp(ctx->bounds[ctx->nbounds - 1], b[i]) >= 0) continue;
+            if ((ctx->bounds[ctx->nbounds] = strdup(b[i]))) ctx->nbounds++;
+        }
+        uint64_t per = objects / (ctx->nbounds + 1), page = per + per / 4 + 16;
+        ctx->range_page = ctx->nbounds ? (int)(page > 1000 ? 1000 : page) : 0;
+        s3_log(S3_LOG_INFO, "no key sample in the state folder: %zu key ranges from the sample the target holds",
+               ctx->nbounds + 1);
+    }
+    shard_bounds_free(b, n);
+}
+
 void pass_bounds_load(struct rep_ctx *ctx, const char *state_dir)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/ranges.json", state_dir);
     FILE *f = fopen(path, "r");
-    if (!f) return;
+    if (!f) {
+        bounds_from_target(ctx);
+        return;
+    }
     char *buf = malloc(1 << 20);
     size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
     fclose(f);

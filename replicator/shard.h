@@ -94,6 +94,11 @@ void shard_group_free(struct shard_group *g);
  * source); writes only the sample and the split, never in a dry run. EXIT_OK or an exit code (message
  * logged). */
 int shard_resolve(struct rep_ctx *ctx, struct rep_options *o, const char *run_id);
+/* The boundaries of n ranges of about equal object counts from the key sample stored in the target (another
+ * host's runs store it too), without listing anything: the number of boundaries (n - 1; some may repeat) with
+ * *bounds (shard_bounds_free(b, n)) and the objects the sample counted, or 0 when the target holds none of this
+ * source. */
+int shard_stored_bounds(struct rep_ctx *ctx, int n, char ***bounds, uint64_t *objects);
 /* At the end of a run: stores the last complete pass's sample in the target (unsharded runs over the whole
  * key space replace it; shards of a --run-id run replace their segment; others store nothing). */
 void shard_store_sample(struct rep_ctx *ctx, const char *run_id);

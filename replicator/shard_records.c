@@ -244,6 +244,26 @@ static int load_sample(struct rep_ctx *ctx, const char *key, struct shard_sample
     return 0;
 }
 
+int shard_stored_bounds(struct rep_ctx *ctx, int n, char ***bounds, uint64_t *objects)
+{
+    char key[256], src[2200], err[1400], *body = NULL;
+    size_t len = 0;
+    struct shard_sample smp = {0};
+    *bounds = NULL;
+    *objects = 0;
+    if (n < 2) return 0;
+    sample_key(ctx->o, key, sizeof key);
+    source_id(ctx->o, src, sizeof src);
+    int rc = get_record(ctx, key, &body, &len, err, sizeof err);
+    if (rc > 0 && shard_sample_parse(body, len, &smp) == 0 && smp.source && strcmp(smp.source, src) == 0) {
+        for (size_t i = 0; i < smp.nseg; i++) *objects += smp.seg[i].objects;
+        *bounds = *objects ? shard_bounds(&smp, n) : NULL;
+    }
+    free(body);
+    shard_sample_free(&smp);
+    return *bounds ? n - 1 : 0;
+}
+
 int shard_resolve(struct rep_ctx *ctx, struct rep_options *o, const char *run_id)
 {
     if (o->shard_n <= 1) return EXIT_OK; /* one shard: the whole key space, no split to compute */
