@@ -1,6 +1,6 @@
 /* The restore point of a run's manifest by external sort. See manifest/point.h.
- * Owns: reading object/deleted records, the sorted run files and their merge. Must not: know of S3, hold more
- * than max_records records in memory. */
+ * Owns: reading object/deleted records into the external sort (manifest/sort.c), each key's last event. Must
+ * not: know of S3, hold more than max_records records in memory. */
 #include "manifest/point.h"
 
 #include <errno.h>
@@ -10,35 +10,19 @@
 #include <string.h>
 #include <unistd.h>
 #include "manifest/manifest.h"
+#include "manifest/sort.h"
 
 #define DEFAULT_MAX_RECORDS 100000
 #define NFIELDS 7 /* key, target_key, etag, target_etag, last_modified, version_id, the record's line */
-
-/* One event: an object record or a deletion, in manifest order (seq). */
-struct event {
-    char *f[NFIELDS]; /* NULL fields allowed (version_id; all but key/target_key for a deletion) */
-    uint64_t size;
-    uint64_t seq;
-    bool deleted;
-};
-
-/* A sorted run file and its current head. */
-struct run {
-    FILE *f;
-    struct event head;
-    bool have;
-};
+#define KIND_DELETED 1 /* a sort record's kind: a deletion (else an object record) */
 
 struct manifest_point {
-    struct run *runs;
-    int nruns;
+    struct manifest_sort *sort; /* the events (object records, deletions) of the manifests, by key */
     bool expect; /* the last manifest describes its restore point: the result must match it */
     uint64_t expect_entries;
     char expect_digest[40];
     struct manifest_point_stats st;
-    struct event cur; /* the entry last returned */
     struct manifest_point_entry out;
-    char tmpdir[4096];
 };
 
 __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -50,98 +34,11 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errl
     va_end(ap);
 }
 
-static void event_clear(struct event *e)
+/* Each key's last event decides. */
+static size_t keep_last(const struct manifest_sort_rec *group, size_t n)
 {
-    for (int i = 0; i < NFIELDS; i++) free(e->f[i]);
-    memset(e, 0, sizeof *e);
-}
-
-static int event_cmp(const void *a, const void *b)
-{
-    const struct event *x = a, *y = b;
-    int c = strcmp(x->f[0], y->f[0]);
-    if (c) return c;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* ---- run files: each field as a 32-bit length (0xffffffff = NULL) and its bytes ---- */
-
-static bool put_field(FILE *f, const char *s)
-{
-    uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
-    return fwrite(&n, sizeof n, 1, f) == 1 && (!s || fwrite(s, 1, n, f) == n);
-}
-
-static bool put_event(FILE *f, const struct event *e)
-{
-    unsigned char del = e->deleted;
-    for (int i = 0; i < NFIELDS; i++)
-        if (!put_field(f, e->f[i])) return false;
-    return fwrite(&e->size, sizeof e->size, 1, f) == 1 && fwrite(&del, 1, 1, f) == 1;
-}
-
-/* 1 read, 0 end of file, -1 error. */
-static int get_event(FILE *f, struct event *e)
-{
-    event_clear(e);
-    for (int i = 0; i < NFIELDS; i++) {
-        uint32_t n;
-        if (fread(&n, sizeof n, 1, f) != 1) {
-            if (i == 0 && feof(f)) return 0;
-            return -1;
-        }
-        if (n == UINT32_MAX) continue;
-        if (n > 1u << 20 || !(e->f[i] = malloc((size_t)n + 1))) return -1;
-        if (n && fread(e->f[i], 1, n, f) != n) return -1;
-        e->f[i][n] = '\0';
-    }
-    unsigned char del;
-    if (fread(&e->size, sizeof e->size, 1, f) != 1 || fread(&del, 1, 1, f) != 1) return -1;
-    e->deleted = del;
-    return e->f[0] && e->f[1] ? 1 : -1;
-}
-
-static FILE *temp_run(const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/replicate-point-XXXXXX", dir);
-    int fd = mkstemp(path);
-    if (fd < 0) return NULL;
-    unlink(path); /* nothing is left behind, whatever happens to the process */
-    FILE *f = fdopen(fd, "w+");
-    if (!f) close(fd);
-    return f;
-}
-
-/* Sorts the events in memory, keeps each key's last one, and writes them as a new run. */
-static int flush_run(struct manifest_point *p, struct event *ev, size_t n, char *err, size_t errlen)
-{
-    qsort(ev, n, sizeof *ev, event_cmp);
-    struct run *nr = realloc(p->runs, (size_t)(p->nruns + 1) * sizeof *nr);
-    if (!nr) {
-        set_err(err, errlen, "out of memory");
-        return -1;
-    }
-    p->runs = nr;
-    struct run *r = &p->runs[p->nruns];
-    memset(r, 0, sizeof *r);
-    if (!(r->f = temp_run(p->tmpdir))) {
-        set_err(err, errlen, "cannot create a temporary file in %s: %s", p->tmpdir, strerror(errno));
-        return -1;
-    }
-    p->nruns++;
-    for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && strcmp(ev[i].f[0], ev[i + 1].f[0]) == 0) continue; /* a later event for the key */
-        if (!put_event(r->f, &ev[i])) {
-            set_err(err, errlen, "writing a temporary file in %s: %s", p->tmpdir, strerror(errno));
-            return -1;
-        }
-    }
-    if (fflush(r->f) != 0) {
-        set_err(err, errlen, "writing a temporary file in %s: %s", p->tmpdir, strerror(errno));
-        return -1;
-    }
-    return 0;
+    (void)group;
+    return n - 1;
 }
 
 static char *dup_or_null(const char *s)
@@ -149,12 +46,11 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static int take_record(struct event *e, const struct manifest_record *rec, const char *line, uint64_t seq)
+static int take_record(struct manifest_sort_rec *e, const struct manifest_record *rec, const char *line)
 {
     memset(e, 0, sizeof *e);
-    e->seq = seq;
     if (rec->type == MANIFEST_REC_DELETED) {
-        e->deleted = true;
+        e->kind = KIND_DELETED;
         e->f[0] = strdup(rec->deleted.key);
         e->f[1] = strdup(rec->deleted.target_key);
         return e->f[0] && e->f[1] ? 0 : -1;
@@ -177,15 +73,11 @@ static const char *link_problem(const struct manifest_header *h, size_t i, const
     return NULL;
 }
 
-/* Reads the files in order into sorted runs (one sequence over all of them, so a later file's event wins). */
+/* Reads the files in order into the sorter (one sequence over all of them, so a later file's event wins). */
 static int read_manifests(struct manifest_point *p, const char *const *paths, const char *const *names, size_t nf,
-                          size_t max, char *err, size_t errlen)
+                          char *err, size_t errlen)
 {
-    struct event *ev = calloc(max, sizeof *ev);
-    size_t n = 0;
-    uint64_t seq = 0;
-    int rc = ev ? 0 : -1;
-    if (!ev) set_err(err, errlen, "out of memory");
+    int rc = 0;
     for (size_t fi = 0; rc == 0 && fi < nf; fi++) {
         const char *shown = names && names[fi] ? names[fi] : paths[fi];
         struct manifest_reader *r = manifest_reader_open(paths[fi], err, errlen);
@@ -223,17 +115,14 @@ static int read_manifests(struct manifest_point *p, const char *const *paths, co
             }
             if (rec.type == MANIFEST_REC_OBJECT) p->st.records++;
             else p->st.deleted++;
-            if (take_record(&ev[n], &rec, manifest_reader_line(r), seq++) != 0) {
-                event_clear(&ev[n]);
+            struct manifest_sort_rec e;
+            if (take_record(&e, &rec, manifest_reader_line(r)) != 0) {
+                manifest_sort_rec_clear(&e);
                 set_err(err, errlen, "out of memory");
                 rc = -1;
                 break;
             }
-            if (++n == max) {
-                rc = flush_run(p, ev, n, err, errlen);
-                for (size_t i = 0; i < n; i++) event_clear(&ev[i]);
-                n = 0;
-            }
+            rc = manifest_sort_add(p->sort, &e, err, errlen);
         }
         manifest_reader_close(r);
         if (rc == 0 && !header) {
@@ -241,54 +130,24 @@ static int read_manifests(struct manifest_point *p, const char *const *paths, co
             rc = -1;
         }
     }
-    if (rc == 0 && (n || p->nruns == 0)) rc = flush_run(p, ev, n, err, errlen);
-    for (size_t i = 0; ev && i < n; i++) event_clear(&ev[i]);
-    free(ev);
-    return rc;
+    return rc == 0 ? manifest_sort_finish(p->sort, err, errlen) : -1;
 }
 
 int manifest_point_rewind(struct manifest_point *p)
 {
-    event_clear(&p->cur);
-    for (int i = 0; i < p->nruns; i++) {
-        struct run *r = &p->runs[i];
-        event_clear(&r->head);
-        if (fseek(r->f, 0, SEEK_SET) != 0) return -1;
-        int g = get_event(r->f, &r->head);
-        if (g < 0) return -1;
-        r->have = g == 1;
-    }
-    return 0;
+    return manifest_sort_rewind(p->sort);
 }
 
 int manifest_point_next(struct manifest_point *p, const struct manifest_point_entry **out, char *err,
                         size_t errlen)
 {
     for (;;) {
-        /* the smallest key among the heads; for a key in several runs, the last run's event is the latest */
-        int best = -1;
-        for (int i = 0; i < p->nruns; i++) {
-            if (!p->runs[i].have) continue;
-            if (best < 0 || strcmp(p->runs[i].head.f[0], p->runs[best].head.f[0]) <= 0) best = i;
-        }
-        if (best < 0) return 0;
-        event_clear(&p->cur);
-        p->cur = p->runs[best].head;
-        memset(&p->runs[best].head, 0, sizeof p->runs[best].head);
-        for (int i = 0; i < p->nruns; i++) {
-            struct run *r = &p->runs[i];
-            if (!r->have) continue;
-            if (i != best && strcmp(r->head.f[0], p->cur.f[0]) != 0) continue;
-            if (i != best) event_clear(&r->head);
-            int g = get_event(r->f, &r->head);
-            if (g < 0) {
-                set_err(err, errlen, "reading a temporary file: %s", errno ? strerror(errno) : "corrupt");
-                return -1;
-            }
-            r->have = g == 1;
-        }
-        if (p->cur.deleted) continue;
-        struct event *e = &p->cur;
+        const struct manifest_sort_rec *g;
+        size_t n;
+        int got = manifest_sort_next(p->sort, &g, &n, err, errlen);
+        if (got <= 0) return got;
+        const struct manifest_sort_rec *e = &g[n - 1]; /* the key's last event */
+        if (e->kind == KIND_DELETED) continue;
         p->out = (struct manifest_point_entry){.key = e->f[0], .target_key = e->f[1], .etag = e->f[2] ? e->f[2] : "",
                                                .target_etag = e->f[3] ? e->f[3] : (e->f[2] ? e->f[2] : ""),
                                                .last_modified = e->f[4] ? e->f[4] : "", .version_id = e->f[5],
@@ -318,15 +177,18 @@ struct manifest_point *manifest_point_build_chain(const char *const *paths, cons
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    if (!tmpdir || !tmpdir[0]) tmpdir = getenv("TMPDIR");
-    snprintf(p->tmpdir, sizeof p->tmpdir, "%s", tmpdir && tmpdir[0] ? tmpdir : "/tmp");
-    if (read_manifests(p, paths, names, n, max_records ? max_records : DEFAULT_MAX_RECORDS, err, errlen) != 0 ||
-        manifest_point_rewind(p) != 0) {
+    p->sort = manifest_sort_new(tmpdir, max_records ? max_records : DEFAULT_MAX_RECORDS, NFIELDS, keep_last);
+    if (!p->sort) {
+        set_err(err, errlen, "out of memory");
+        manifest_point_free(p);
+        return NULL;
+    }
+    if (read_manifests(p, paths, names, n, err, errlen) != 0) {
         if (err && !err[0]) set_err(err, errlen, "reading %s: %s", paths[0], strerror(errno));
         manifest_point_free(p);
         return NULL;
     }
-    p->st.runs = p->nruns;
+    p->st.runs = manifest_sort_runs(p->sort);
     const struct manifest_point_entry *e;
     uint64_t h = 14695981039346656037ULL;
     int g;
@@ -367,11 +229,6 @@ const struct manifest_point_stats *manifest_point_stats(const struct manifest_po
 void manifest_point_free(struct manifest_point *p)
 {
     if (!p) return;
-    event_clear(&p->cur);
-    for (int i = 0; i < p->nruns; i++) {
-        event_clear(&p->runs[i].head);
-        if (p->runs[i].f) fclose(p->runs[i].f);
-    }
-    free(p->runs);
+    manifest_sort_free(p->sort);
     free(p);
 }
