@@ -91,8 +91,10 @@ static int get_rec(FILE *f, struct manifest_sort_rec *r, int nfields)
     return r->f[0] ? 1 : -1;
 }
 
-static FILE *temp_run(const char *dir)
+FILE *manifest_sort_temp_file(const char *dir)
 {
+    if (!dir || !dir[0]) dir = getenv("TMPDIR");
+    if (!dir || !dir[0]) dir = "/tmp";
     char path[4200];
     snprintf(path, sizeof path, "%s/replicate-sort-XXXXXX", dir);
     int fd = mkstemp(path);
@@ -159,7 +161,7 @@ static bool put_group(const struct manifest_sort *s, FILE *f, const struct manif
 
 static FILE *new_file(struct manifest_sort *s, char *err, size_t errlen)
 {
-    FILE *f = temp_run(s->tmpdir);
+    FILE *f = manifest_sort_temp_file(s->tmpdir);
     if (!f) set_err(err, errlen, "cannot create a temporary file in %s: %s", s->tmpdir, strerror(errno));
     return f;
 }

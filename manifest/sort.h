@@ -7,6 +7,7 @@
 #define MANIFEST_SORT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define MANIFEST_SORT_MAX_FIELDS 7
@@ -42,6 +43,8 @@ int manifest_sort_next(struct manifest_sort *s, const struct manifest_sort_rec *
 int manifest_sort_rewind(struct manifest_sort *s);
 /* Sorted runs written so far (compactions of MANIFEST_SORT_MAX_RUNS runs into one count as one more). */
 int manifest_sort_runs(const struct manifest_sort *s);
+/* A new temporary file in dir (NULL: $TMPDIR or /tmp), opened "w+" and already unlinked. NULL with errno. */
+FILE *manifest_sort_temp_file(const char *dir);
 void manifest_sort_rec_clear(struct manifest_sort_rec *r);
 void manifest_sort_free(struct manifest_sort *s);
 
