@@ -69,7 +69,7 @@ struct manifest_index {
     bool broken;                 /* sealing failed: only the overlay answers */
     int fd;                      /* the sorted file, or -1 */
     struct block_ref *blocks;
-    size_t nblocks;
+    size_t nblocks, cap_blocks;
     uint64_t sorted_count;       /* entries in the sorted file */
     struct cached_block cache[CACHE_BLOCKS];
     uint64_t tick;
@@ -173,7 +173,7 @@ static void sorted_drop(struct manifest_index *idx)
     for (size_t i = 0; i < idx->nblocks; i++) free(idx->blocks[i].first);
     free(idx->blocks);
     idx->blocks = NULL;
-    idx->nblocks = 0;
+    idx->nblocks = idx->cap_blocks = 0;
     idx->sorted_count = 0;
     if (idx->fd >= 0) close(idx->fd);
     idx->fd = -1;
@@ -266,9 +266,13 @@ static int sorted_add(struct manifest_index *idx, struct sorted_writer *w, const
     uint32_t l[3] = {(uint32_t)strlen(r->f[0]), (uint32_t)strlen(r->f[1]), (uint32_t)strlen(r->f[2])};
     uint32_t need = ENTRY_HEAD + l[0] + l[1] + l[2] + 3;
     if (!b || b->n == BLOCK_ENTRIES || b->len + need > BLOCK_BYTES) {
-        struct block_ref *nb = realloc(idx->blocks, (idx->nblocks + 1) * sizeof *nb);
-        if (!nb) return -1;
-        idx->blocks = nb;
+        if (idx->nblocks == idx->cap_blocks) {
+            size_t cap = idx->cap_blocks ? idx->cap_blocks * 2 : 64;
+            struct block_ref *nb = realloc(idx->blocks, cap * sizeof *nb);
+            if (!nb) return -1;
+            idx->blocks = nb;
+            idx->cap_blocks = cap;
+        }
         b = &idx->blocks[idx->nblocks];
         *b = (struct block_ref){.first = strdup(r->f[0]), .off = w->off};
         if (!b->first) return -1;

@@ -4,7 +4,6 @@
 #include "manifest/sort.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +33,12 @@ struct manifest_sort {
     char tmpdir[4096];
 };
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
+/* Says in err what failed on the temporary files ("writing", ...) and why (errno; 0 = a corrupt file). -1. */
+static int temp_fail(const struct manifest_sort *s, char *err, size_t errlen, const char *what)
 {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    if (err && errlen)
+        snprintf(err, errlen, "%s a temporary file in %s: %s", what, s->tmpdir, errno ? strerror(errno) : "corrupt");
+    return -1;
 }
 
 void manifest_sort_rec_clear(struct manifest_sort_rec *r)
@@ -162,15 +160,14 @@ static bool put_group(const struct manifest_sort *s, FILE *f, const struct manif
 static FILE *new_file(struct manifest_sort *s, char *err, size_t errlen)
 {
     FILE *f = manifest_sort_temp_file(s->tmpdir);
-    if (!f) set_err(err, errlen, "cannot create a temporary file in %s: %s", s->tmpdir, strerror(errno));
+    if (!f) temp_fail(s, err, errlen, "cannot create");
     return f;
 }
 
 static int file_done(struct manifest_sort *s, FILE *f, bool ok, char *err, size_t errlen)
 {
     if (ok && fflush(f) == 0) return 0;
-    set_err(err, errlen, "writing a temporary file in %s: %s", s->tmpdir, strerror(errno));
-    return -1;
+    return temp_fail(s, err, errlen, "writing");
 }
 
 /* Merges every run into one (what a run file holds stays bounded in number). */
@@ -202,10 +199,7 @@ static int flush_batch(struct manifest_sort *s, char *err, size_t errlen)
     if (s->nruns == MANIFEST_SORT_MAX_RUNS && compact(s, err, errlen) != 0) return -1;
     qsort(s->batch, s->n, sizeof *s->batch, rec_cmp);
     struct run *nr = realloc(s->runs, (size_t)(s->nruns + 1) * sizeof *nr);
-    if (!nr) {
-        set_err(err, errlen, "out of memory");
-        return -1;
-    }
+    if (!nr) return temp_fail(s, err, errlen, "no memory to add");
     s->runs = nr;
     FILE *f = new_file(s, err, errlen);
     if (!f) return -1;
@@ -225,8 +219,8 @@ int manifest_sort_add(struct manifest_sort *s, struct manifest_sort_rec *r, char
 {
     if (s->finished || !r->f[0]) {
         manifest_sort_rec_clear(r);
-        set_err(err, errlen, "internal error: a record added after the sort finished, or without a key");
-        return -1;
+        errno = EINVAL;
+        return temp_fail(s, err, errlen, "adding a record after the end or without a key to");
     }
     r->seq = s->seq++;
     s->batch[s->n++] = *r;
@@ -239,8 +233,7 @@ int manifest_sort_finish(struct manifest_sort *s, char *err, size_t errlen)
     if (!s->finished && (s->n || s->nruns == 0) && flush_batch(s, err, errlen) != 0) return -1;
     s->finished = true;
     if (manifest_sort_rewind(s) != 0) {
-        set_err(err, errlen, "reading a temporary file in %s: %s", s->tmpdir, strerror(errno));
-        return -1;
+        return temp_fail(s, err, errlen, "reading");
     }
     return 0;
 }
@@ -285,18 +278,15 @@ int manifest_sort_next(struct manifest_sort *s, const struct manifest_sort_rec *
         if (s->runs[i].have && (best < 0 || strcmp(s->runs[i].head.f[0], s->runs[best].head.f[0]) < 0)) best = i;
     if (best < 0) return 0;
     char *key = strdup(s->runs[best].head.f[0]);
-    if (!key) {
-        set_err(err, errlen, "out of memory");
-        return -1;
-    }
+    if (!key) return temp_fail(s, err, errlen, "no memory to read");
     /* older runs first, and within a run in the order written: the order the records were added */
+    errno = 0;
     for (int i = best; i < s->nruns; i++) {
         struct run *r = &s->runs[i];
         while (r->have && strcmp(r->head.f[0], key) == 0) {
             if (take_head(s, r) != 0) {
                 free(key);
-                set_err(err, errlen, "reading a temporary file: %s", errno ? strerror(errno) : "corrupt");
-                return -1;
+                return temp_fail(s, err, errlen, "reading");
             }
         }
     }
