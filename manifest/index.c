@@ -253,13 +253,13 @@ static const struct entry *sorted_find(struct manifest_index *idx, const char *k
     return NULL;
 }
 
-/* Appends one entry to the sorted file being written, starting a block when the current one is full. */
+/* The sorted file being written. */
 struct sorted_writer {
     FILE *f;
-    uint64_t off;    /* bytes written */
-    uint32_t blen;   /* bytes of the current block */
+    uint64_t off; /* bytes written */
 };
 
+/* Appends one entry to the sorted file being written, starting a block when the current one is full. */
 static int sorted_add(struct manifest_index *idx, struct sorted_writer *w, const struct manifest_sort_rec *r)
 {
     struct block_ref *b = idx->nblocks ? &idx->blocks[idx->nblocks - 1] : NULL;

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "replicator/options.h"
 #include "s3/sigv4.h"
 #include "tests/tools/synth/http.h"
 #include "tests/tools/synth/model.h"
@@ -348,7 +349,7 @@ static void do_get(struct conn *c, int b, bool head)
     if (v->etag_differs) {
         char se[48];
         model_source_etag(v, se);
-        snprintf(rec, sizeof rec, MODEL_SOURCE_ETAG_META ": %s\r\n", se);
+        snprintf(rec, sizeof rec, SOURCE_ETAG_META ": %s\r\n", se);
     }
     snprintf(extra, sizeof extra, "ETag: \"%s\"\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n%s%s%s%s", v->etag,
              lmh, vh, cr, rec, v->meta ? v->meta : model_content_type(c->rq.key));
@@ -589,7 +590,7 @@ static void dispatch(struct conn *c)
     else if (put && !r->nq && http_hdr(r, "x-amz-copy-source")) k = K_COPY;
     else if (put && !r->nq) k = K_PUT;
     cnt.kind[k]++;
-    if (k == K_HEAD && strncmp(r->key, ".replicate/", 11) != 0) cnt.data_heads++;
+    if (k == K_HEAD && strncmp(r->key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) != 0) cnt.data_heads++;
     if (!r->bucket[0]) {
         struct sbuf x = {0};
         sb_printf(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult><Buckets>"
@@ -724,7 +725,7 @@ static void usage(FILE *f)
                "target does not match). Requests must be signed with SigV4 for --keys. Port 0 picks one; the\n"
                "port is printed as \"listening on HOST:PORT\".\n"
                "--target-etag-differs: the target's generated objects report the ETag \"<source ETag>-1\" and carry\n"
-               "the source's ETag in " MODEL_SOURCE_ETAG_META " (as replicate's multipart or SSE-KMS copies do).\n");
+               "the source's ETag in " SOURCE_ETAG_META " (as replicate's multipart or SSE-KMS copies do).\n");
 }
 
 static bool fraction(const char *s, double *out)

@@ -33,10 +33,9 @@ struct model_opts {
     const char *bucket[2];
     size_t store_max;
     /* the target's generated objects report the ETag "<source's ETag>-1" (as a multipart copy would) and
-     * carry the source's ETag as replicate's copies record it (MODEL_SOURCE_ETAG_META) */
+     * carry the source's ETag as replicate's copies record it (synth_s3.c answers SOURCE_ETAG_META) */
     bool target_etag_differs;
 };
-#define MODEL_SOURCE_ETAG_META "x-amz-meta-replicate-source-etag" /* replicator/options.h SOURCE_ETAG_META */
 
 /* One version of an object, generated or written. */
 struct ver {
@@ -49,8 +48,8 @@ struct ver {
     unsigned char *body; /* stored content, or NULL */
     int cls, var;        /* content is generated: cls >= 0 */
     bool stored, dm;     /* body kept; a delete marker */
-    bool etag_differs;   /* generated, --target-etag-differs: etag is the source's + "-1", which
-                          * MODEL_SOURCE_ETAG_META gives back */
+    bool etag_differs;   /* generated, --target-etag-differs: etag is the source's + "-1"; the source's is
+                          * given back in SOURCE_ETAG_META */
 };
 
 struct sbuf {
