@@ -160,23 +160,38 @@ void manifest_summary_free(struct manifest_summary *s);
 
 /* ---- the source-ETag index ----
  * Maps target key -> source ETag for objects whose target ETag differs from the source ETag (multipart
- * uploads, cross-provider copies), so change detection needs no HEAD. Memory grows only with such objects. */
+ * uploads, cross-provider copies, SSE-KMS), so change detection needs no HEAD. What the loads read is sorted
+ * externally (batches of 32k records in unlinked temporary files in $TMPDIR) into one key-sorted temporary
+ * file, read by blocks of ~1,000 entries through a sparse block index (one first key per block) and a cache of
+ * 32 decoded blocks: memory stays flat however many mappings were loaded. Mappings put during a run are kept
+ * in memory (an overlay that lookups consult first): memory grows only with what the run copies. Meant for
+ * loads first, then lookups and puts; a load after a lookup works but rewrites the sorted file. Not safe for
+ * use by several threads at once (lookups move the block cache). */
 struct manifest_index;
 struct manifest_index *manifest_index_new(void);
 void manifest_index_free(struct manifest_index *idx);
-/* Adds (or replaces) one mapping; copies strings. 0 or -1 (ENOMEM). */
+/* Adds (or replaces) one mapping, newer than everything loaded; copies strings (which must not be a pointer
+ * manifest_index_get returned). 0 or -1 (ENOMEM). */
 int manifest_index_put(struct manifest_index *idx, const char *target_key, uint64_t size,
                        const char *target_etag, const char *source_etag);
-/* The recorded source ETag for this target object if size and target ETag match a mapping, else NULL. */
-const char *manifest_index_get(const struct manifest_index *idx, const char *target_key, uint64_t size,
+/* The recorded source ETag for this target object if size and target ETag match the key's mapping, else NULL.
+ * The string belongs to the index and is valid until the next call on idx (get, put, load, count, seal, free). */
+const char *manifest_index_get(struct manifest_index *idx, const char *target_key, uint64_t size,
                                const char *target_etag);
-/* Loads every object record with target_etag != etag from one manifest file (corrupt lines skipped and
- * counted into *corrupt if non-NULL). 0 or -1. */
+/* Reads one manifest file's object records (corrupt lines skipped and counted into *corrupt if non-NULL): a
+ * record with target_etag != etag maps its target key; one with equal ETags removes the key's mapping if it
+ * has the same size and target ETag. Files loaded later are newer: their records win. 0 or -1 (errno; ENOENT
+ * for a missing file, which leaves the index as it was). */
 int manifest_index_load(struct manifest_index *idx, const char *path, int *corrupt);
-size_t manifest_index_count(const struct manifest_index *idx);
+/* Merges what the loads read into the sorted file. Called by the first get, put or count after loads; call it
+ * to learn whether that worked: 0, or -1 with errno (e.g. ENOSPC in $TMPDIR), after which the mappings of
+ * those loads are missing (lookups of them return NULL: a HEAD decides) and every later seal returns -1. */
+int manifest_index_seal(struct manifest_index *idx);
+/* Mappings held. */
+size_t manifest_index_count(struct manifest_index *idx);
 /* The same map holding checksums instead (--verify --deep): loads every object record with a checksum as
  * target key -> "ALGORITHM value", so manifest_index_get on such an index returns e.g. "CRC32C 4waSgw==" for a
- * target object of that size and ETag. Memory grows with the records that carry a checksum. 0 or -1. */
+ * target object of that size and ETag. 0 or -1. */
 int manifest_index_load_checksums(struct manifest_index *idx, const char *path, int *corrupt);
 
 #endif

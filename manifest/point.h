@@ -65,11 +65,6 @@ const char *manifest_point_lines(const struct manifest_point *p, const char *con
 /* Saves p (rewound after) to path with the caller's meta text, so that a later run can use it without reading
  * manifests again. 0, or -1 with a message in err (path removed). */
 int manifest_point_save(struct manifest_point *p, const char *path, const char *meta, char *err, size_t errlen);
-/* manifest_point_builder_finish, the point saved to path on the way (its merge is written there, not to a
- * temporary file): a saved point that manifest_point_open reads. Without path, or when path cannot be created,
- * the point is not saved (path removed). */
-struct manifest_point *manifest_point_builder_finish_saved(struct manifest_point_builder *b, const char *path,
-                                                           const char *meta, char *err, size_t errlen);
 /* Opens a saved point, its meta text in *meta (the caller frees it). Every entry is read once to check the
  * counts and digest the file recorded: NULL with a message in err when they differ (a damaged file). */
 struct manifest_point *manifest_point_open(const char *path, char **meta, char *err, size_t errlen);

@@ -241,10 +241,8 @@ int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path
     /* the point built as the manifest was written, else (no builder: out of memory) read back from it */
     struct manifest_point *pt = NULL;
     char *meta = point_meta(ctx);
-    bool saved_now = ctx->pb && meta;
     if (ctx->pb) {
-        /* kept for the next run's base (mstore_commit), so that it need not read this run's manifest again */
-        pt = manifest_point_builder_finish_saved(ctx->pb, meta ? saved : NULL, meta, err, sizeof err);
+        pt = manifest_point_builder_finish(ctx->pb, err, sizeof err);
         ctx->pb = NULL;
     } else {
         pt = manifest_point_build(full_path, NULL, RUN_POINT_RECORDS, err, sizeof err);
@@ -264,7 +262,8 @@ int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path
     else
         s3_log(S3_LOG_INFO, "manifest stored full: %llu objects%s%s%s", (unsigned long long)info->entries,
                info->why_full ? " (" : "", info->why_full ? info->why_full : "", info->why_full ? ")" : "");
-    if (rc == 0 && !saved_now && meta && manifest_point_save(pt, saved, meta, err, sizeof err) != 0)
+    /* kept for the next run's base (mstore_commit), so that it need not read this run's manifest again */
+    if (rc == 0 && meta && manifest_point_save(pt, saved, meta, err, sizeof err) != 0)
         s3_log(S3_LOG_WARN, "cannot save the run's restore point for the next run: %s", err);
     free(meta);
     manifest_point_free(base.point);

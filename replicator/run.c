@@ -275,6 +275,9 @@ static void load_index(struct rep_ctx *ctx, const char *dir)
         manifest_index_load(ctx->idx, list[i], &corrupt);
         if (corrupt) s3_log(S3_LOG_WARN, "manifest %s: %d corrupt line(s) skipped", list[i], corrupt);
     }
+    if (manifest_index_seal(ctx->idx) != 0) /* sorted into temporary files */
+        s3_log(S3_LOG_WARN, "cannot build the source-ETag index in $TMPDIR (%s): objects whose ETags differ are "
+               "checked with a HEAD", strerror(errno));
     state_free_list(list, n);
 }
 

@@ -20,10 +20,11 @@ and turn the results into a markdown table (and the README's performance section
       Appends one result line: the measurement, the check and the labels; ok = exit code accepted, no
       failed objects in the tool's JSON summary (replicate) and the check passed.
   bench_report.py synth-record --results FILE.jsonl --measure M.json --before C0.json --after C1.json
-                               [--tool-json STDOUT-FILE] [--expect-copied N] KEY=VALUE...
+                               [--tool-json STDOUT-FILE] [--expect-copied N] [--expect-heads N] KEY=VALUE...
       One result line of the listing-scale bench (scripts/bench_scale.sh): the measurement, the synthetic
       endpoint's counts before and after (LIST requests, its own CPU, target_differs) and the labels; ok = exit
-      code accepted, the target matches the source, and replicate copied exactly N objects (N >= 0).
+      code accepted, the target matches the source, and replicate copied exactly N objects (N >= 0) with
+      exactly --expect-heads HEAD requests of objects outside .replicate/ (when >= 0).
   bench_report.py synth-report --results FILE.jsonl --out FILE.md
       The listing-scale table alone (scripts/bench_scale.sh run by itself).
   bench_report.py report --results FILE.jsonl --meta FILE.json --out FILE.md [--readme README.md]
@@ -330,6 +331,7 @@ def cmd_synth_record(a):
     rec.update({k: _val(v) for k, v in (kv.split("=", 1) for kv in a.fields)})
     rec["lists"] = c1["lists"] - c0["lists"]
     rec["requests"] = c1["requests"] - c0["requests"]
+    rec["heads"] = c1["data_heads"] - c0["data_heads"]  # HEADs of objects (not of .replicate/)
     rec["endpoint_cpu"] = rec.pop("server_cpu")
     rec["target_differs"], rec["target_extra"] = c1["target_differs"], c1["target_extra"]
     why = []
@@ -348,6 +350,8 @@ def cmd_synth_record(a):
             why.append("no JSON summary")
     else:
         rec["copied"] = c1["kinds"]["copy"] + c1["kinds"]["put"] - c0["kinds"]["copy"] - c0["kinds"]["put"]
+    if a.expect_heads >= 0 and rec["heads"] != a.expect_heads:
+        why.append(f"{rec['heads']} HEAD requests, {a.expect_heads} expected")
     if rec["target_differs"] or rec["target_extra"]:
         why.append(f"target: {rec['target_differs']} keys differ from the source, {rec['target_extra']} extra")
     rec["ok"] = not why
@@ -357,7 +361,7 @@ def cmd_synth_record(a):
         f.write(json.dumps(rec) + "\n")
     cpu = (rec.get("user") or 0) + (rec.get("sys") or 0)
     print(f"  {rec.get('tool', ''):9} {rec.get('phase', ''):9} wall {rec['wall']:7.2f}s  cpu {cpu:6.2f}s  "
-          f"rss {rec['rss_kb'] / 1024:7.1f} MiB  lists {rec['lists']:6}  endpoint {rec['endpoint_cpu']:6.1f}s  "
+          f"rss {rec['rss_kb'] / 1024:7.1f} MiB  lists {rec['lists']:6}  heads {rec['heads']:7}  endpoint {rec['endpoint_cpu']:6.1f}s  "
           + ("ok" if rec["ok"] else "FAILED: " + rec["why"]))
     return 0 if rec["ok"] else 1
 
@@ -705,6 +709,7 @@ def main():
         sr.add_argument(o, required=True)
     sr.add_argument("--tool-json")
     sr.add_argument("--expect-copied", type=int, default=-1)
+    sr.add_argument("--expect-heads", type=int, default=-1)
     sr.add_argument("fields", nargs="*")
     sp = sub.add_parser("synth-report")
     sp.add_argument("--results", required=True)

@@ -18,6 +18,10 @@
 # and the endpoint's own CPU (its counts before and after, SIGUSR1), and the check: synth_s3 compares every
 # source key with the target's latest object (target_differs must be 0), and replicate's copied count must be the
 # number of keys the generation changed.
+# BENCH_SCALE_ETAG_DIFFERS=1: every target object reports an ETag that is not its source's (synth_s3
+# --target-etag-differs, as multipart or SSE-KMS copies), with the source's ETag in the metadata replicate's copies
+# carry: the first run HEADs every key and records the mappings, the no-change run must make no HEAD at all (the
+# source-ETag index answers; its peak RSS is the index's memory), the delta run only the changed keys' copies.
 # BENCH_RESULTS=FILE appends the result lines there (scripts/bench.sh does; its report shows the table).
 set -uo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
@@ -33,6 +37,9 @@ BENCH_SCALE_RCLONE_MAX=${BENCH_SCALE_RCLONE_MAX:-1000000}
 BENCH_SCALE_RCLONE_MIN_MB=${BENCH_SCALE_RCLONE_MIN_MB:-13000}
 BENCH_SCALE_RCLONE_FLAGS=${BENCH_SCALE_RCLONE_FLAGS:---fast-list --checksum --transfers 64 --checkers 64}
 BENCH_SCALE_TIMEOUT=${BENCH_SCALE_TIMEOUT:-1800}
+BENCH_SCALE_ETAG_DIFFERS=${BENCH_SCALE_ETAG_DIFFERS:-0}
+etag_flag=() no_change_heads=-1
+[ "$BENCH_SCALE_ETAG_DIFFERS" = 1 ] && etag_flag=(--target-etag-differs) no_change_heads=0
 
 say() { printf 'bench-scale: %s\n' "$*"; }
 die() { printf 'bench-scale: error: %s\n' "$*" >&2; exit 1; }
@@ -80,7 +87,7 @@ printf '[synth]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$AK" "$S
 synth_start() { # KEYS LATENCY_MS
   rm -f "$work/counts.json"
   "$SYNTH" --listen 127.0.0.1:0 --keys "$AK:$SK" --objects "$1" --latency-ms "$2" --change "$BENCH_SCALE_DELTA" \
-    --count-file "$work/counts.json" >"$work/synth.out" 2>>"$work/synth.err" &
+    --count-file "$work/counts.json" "${etag_flag[@]}" >"$work/synth.out" 2>>"$work/synth.err" &
   SPID=$!
   local i
   for ((i = 0; i < 100; i++)); do
@@ -125,9 +132,9 @@ measure() { # BASE CMD...
 }
 
 run_seq=0
-run() { # KEYS LATENCY TOOL PHASE EXPECT_COPIED CMD...
-  local keys=$1 lat=$2 tool=$3 phase=$4 expect=$5 base tj=()
-  shift 5
+run() { # KEYS LATENCY TOOL PHASE EXPECT_COPIED EXPECT_HEADS CMD...
+  local keys=$1 lat=$2 tool=$3 phase=$4 expect=$5 heads=$6 base tj=()
+  shift 6
   run_seq=$((run_seq + 1))
   base=$work/s$run_seq
   counts "$base.before.json"
@@ -135,7 +142,7 @@ run() { # KEYS LATENCY TOOL PHASE EXPECT_COPIED CMD...
   counts "$base.after.json"
   [ "$tool" = replicate ] && tj=(--tool-json "$base.out")
   python3 "$REPORT" synth-record --results "$RESULTS" --measure "$base.m.json" --before "$base.before.json" \
-    --after "$base.after.json" --expect-copied "$expect" "${tj[@]}" kind=synth keys="$keys" latency_ms="$lat" \
+    --after "$base.after.json" --expect-copied "$expect" --expect-heads "$heads" "${tj[@]}" kind=synth keys="$keys" latency_ms="$lat" \
     tool="$tool" phase="$phase" || { tail -n 5 "$base.err" | sed 's/^/    | /'; }
 }
 
@@ -148,12 +155,12 @@ for keys in $keys_list; do
     state=$work/state-$keys-$lat
     CMD=(timeout -k 10 "$BENCH_SCALE_TIMEOUT" "$REP" --endpoint "$EP" --profile synth --no-progress --settle 0
       --max-passes 1 --json --state-dir "$state" s3://src s3://dst)
-    run "$keys" "$lat" replicate first 0 "${CMD[@]}"
-    run "$keys" "$lat" replicate no-change 0 "${CMD[@]}"
+    run "$keys" "$lat" replicate first 0 -1 "${CMD[@]}"
+    run "$keys" "$lat" replicate no-change 0 "$no_change_heads" "${CMD[@]}"
     counts "$work/gen.json" USR2
-    run "$keys" "$lat" replicate delta "$(changed "$work/gen.json")" "${CMD[@]}"
+    run "$keys" "$lat" replicate delta "$(changed "$work/gen.json")" -1 "${CMD[@]}"
     rm -rf "$state"
-    if [ "$keys" -le "$BENCH_SCALE_RCLONE_MAX" ] && command -v rclone >/dev/null; then
+    if [ "$keys" -le "$BENCH_SCALE_RCLONE_MAX" ] && [ "$BENCH_SCALE_ETAG_DIFFERS" != 1 ] && command -v rclone >/dev/null; then
       avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
       if [ "$avail" -lt "$BENCH_SCALE_RCLONE_MIN_MB" ]; then
         say "rclone skipped: $avail MiB available < BENCH_SCALE_RCLONE_MIN_MB=$BENCH_SCALE_RCLONE_MIN_MB"
@@ -162,9 +169,9 @@ for keys in $keys_list; do
         # shellcheck disable=SC2206 # the flags are words
         RC=(timeout -k 10 "$BENCH_SCALE_TIMEOUT" env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" copy
           synth:src synth:dst $BENCH_SCALE_RCLONE_FLAGS)
-        run "$keys" "$lat" rclone no-change -1 "${RC[@]}"
+        run "$keys" "$lat" rclone no-change -1 -1 "${RC[@]}"
         counts "$work/gen.json" USR2
-        run "$keys" "$lat" rclone delta -1 "${RC[@]}"
+        run "$keys" "$lat" rclone delta -1 -1 "${RC[@]}"
       fi
     fi
     synth_stop

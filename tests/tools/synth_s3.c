@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "replicator/options.h"
 #include "s3/sigv4.h"
 #include "tests/tools/synth/http.h"
 #include "tests/tools/synth/model.h"
@@ -41,6 +42,7 @@ static struct {
 
 static struct {
     unsigned long kind[K_N], denied, listed_keys, dumps;
+    unsigned long data_heads; /* HEADs of keys outside .replicate/ (the objects, not replicate's own files) */
     uint64_t changed;
 } cnt;
 
@@ -343,8 +345,14 @@ static void do_get(struct conn *c, int b, bool head)
     }
     http_date(v->lm, lmh);
     version_header(vh, sizeof vh, b, v);
-    snprintf(extra, sizeof extra, "ETag: \"%s\"\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n%s%s%s", v->etag, lmh,
-             vh, cr, v->meta ? v->meta : model_content_type(c->rq.key));
+    char rec[128] = "";
+    if (v->etag_differs) {
+        char se[48];
+        model_source_etag(v, se);
+        snprintf(rec, sizeof rec, SOURCE_ETAG_META ": %s\r\n", se);
+    }
+    snprintf(extra, sizeof extra, "ETag: \"%s\"\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n%s%s%s%s", v->etag,
+             lmh, vh, cr, rec, v->meta ? v->meta : model_content_type(c->rq.key));
     size_t len = v->size ? (size_t)(last - first + 1) : 0;
     unsigned char *buf = malloc(len ? len : 1);
     if (!head) model_read(v, first, buf, len);
@@ -582,6 +590,7 @@ static void dispatch(struct conn *c)
     else if (put && !r->nq && http_hdr(r, "x-amz-copy-source")) k = K_COPY;
     else if (put && !r->nq) k = K_PUT;
     cnt.kind[k]++;
+    if (k == K_HEAD && strncmp(r->key, RESERVED_PREFIX, sizeof RESERVED_PREFIX - 1) != 0) cnt.data_heads++;
     if (!r->bucket[0]) {
         struct sbuf x = {0};
         sb_printf(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult><Buckets>"
@@ -679,7 +688,8 @@ static void counts_write(bool final)
     }
     fprintf(f, "{\"dump\": %lu, \"requests\": %lu, \"kinds\": {", cnt.dumps, http_stats.requests);
     for (int k = 0; k < K_N; k++) fprintf(f, "%s\"%s\": %lu", k ? ", " : "", kind_names[k], cnt.kind[k]);
-    fprintf(f, "}, \"lists\": %lu, \"denied\": %lu, \"status_4xx\": %lu, \"status_5xx\": %lu, \"listed_keys\": %lu,\n"
+    fprintf(f, "}, \"data_heads\": %lu", cnt.data_heads);
+    fprintf(f, ", \"lists\": %lu, \"denied\": %lu, \"status_4xx\": %lu, \"status_5xx\": %lu, \"listed_keys\": %lu,\n"
                " \"cpu_user\": %.3f, \"cpu_sys\": %.3f, \"max_rss_kb\": %ld, \"objects\": %" PRIu64 ", \"generation\": %d,"
                " \"changed\": %" PRIu64 ", \"target_differs\": %" PRIu64 ", \"target_extra\": %" PRIu64 "}\n",
             cnt.kind[K_LIST_V2] + cnt.kind[K_LIST_V1] + cnt.kind[K_LIST_VERSIONS], cnt.denied, http_stats.status4,
@@ -707,13 +717,15 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: synth_s3 --listen HOST:PORT --keys ACCESS_KEY:SECRET_KEY [--objects N] [--seed N]\n"
                "                [--source-bucket src] [--target-bucket dst] [--target-delta F] [--change F]\n"
-               "                [--latency-ms MS] [--count-file FILE] [--store-max BYTES]\n"
+               "                [--latency-ms MS] [--count-file FILE] [--store-max BYTES] [--target-etag-differs]\n"
                "Serves N generated keys (default 1000) in the source bucket and the same keys in the target (a\n"
                "replica with a replicate marker), except a --target-delta fraction there (half missing, half with\n"
                "other content). SIGUSR2: the next source generation, a --change fraction of its keys with new\n"
                "content. SIGUSR1: write --count-file (requests by kind, own CPU, and how many source keys the\n"
                "target does not match). Requests must be signed with SigV4 for --keys. Port 0 picks one; the\n"
-               "port is printed as \"listening on HOST:PORT\".\n");
+               "port is printed as \"listening on HOST:PORT\".\n"
+               "--target-etag-differs: the target's generated objects report the ETag \"<source ETag>-1\" and carry\n"
+               "the source's ETag in " SOURCE_ETAG_META " (as replicate's multipart or SSE-KMS copies do).\n");
 }
 
 static bool fraction(const char *s, double *out)
@@ -732,6 +744,7 @@ int main(int argc, char **argv)
         {"target-delta", required_argument, NULL, 'd'},  {"change", required_argument, NULL, 'c'},
         {"latency-ms", required_argument, NULL, 'L'},    {"count-file", required_argument, NULL, 'C'},
         {"store-max", required_argument, NULL, 'M'},     {"help", no_argument, NULL, 'h'},
+        {"target-etag-differs", no_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     struct model_opts mo = {.n = 1000, .seed = 17, .bucket = {"src", "dst"}, .change = 0.001};
@@ -782,6 +795,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'C': opt.count_path = optarg; break;
+        case 'E': mo.target_etag_differs = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -809,8 +823,8 @@ int main(int argc, char **argv)
         ev_signal_start(loop, &sigs[i]);
     }
     fprintf(stderr, "synth_s3: %" PRIu64 " objects in s3://%s and s3://%s (target delta %.4f, change %.4f per "
-                    "generation), latency %.0f ms\n", mo.n, mo.bucket[SRC], mo.bucket[DST], mo.target_delta,
-            mo.change, ho.latency * 1000);
+                    "generation), latency %.0f ms%s\n", mo.n, mo.bucket[SRC], mo.bucket[DST], mo.target_delta,
+            mo.change, ho.latency * 1000, mo.target_etag_differs ? ", every target ETag differs" : "");
     ev_run(loop, 0);
     counts_write(true);
     return 0;

@@ -295,6 +295,10 @@ static bool gen_fill(int b, uint64_t i, struct ver *v)
     v->size = m.sizes[v->cls];
     memcpy(v->etag, gen_etag(v->cls, v->var), 33);
     v->lm = BASE_TIME + (time_t)((hi >> 16) % (30 * 86400)) + (last ? 30 * 86400 + last * 3600 : 0);
+    if (b == DST && m.o.target_etag_differs) {
+        memcpy(v->etag + 32, "-1", 3);
+        v->etag_differs = true;
+    }
     if (b == DST) snprintf(v->vid, sizeof v->vid, "g%016" PRIx64, h3(i, 'V', 0));
     else snprintf(v->vid, sizeof v->vid, "null");
     return true;
@@ -591,9 +595,18 @@ static const struct ver *latest_of(int b, const struct obj *o, uint64_t i, struc
     return gen_fill(b, i, tmp) ? tmp : NULL;
 }
 
+void model_source_etag(const struct ver *v, char out[48])
+{
+    snprintf(out, 48, "%.*s", v->etag_differs ? 32 : 47, v->etag);
+}
+
+/* The target holds the source's object: same size, and its ETag or the one it recorded is the source's. */
 static bool same(const struct ver *s, const struct ver *d)
 {
-    return !s ? !d : d && s->size == d->size && !strcmp(s->etag, d->etag);
+    char de[48];
+    if (!s || !d) return !s && !d;
+    model_source_etag(d, de);
+    return s->size == d->size && !strcmp(s->etag, de);
 }
 
 void model_diff(uint64_t *differ, uint64_t *extra)

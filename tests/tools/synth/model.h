@@ -32,6 +32,9 @@ struct model_opts {
     double target_delta, change;
     const char *bucket[2];
     size_t store_max;
+    /* the target's generated objects report the ETag "<source's ETag>-1" (as a multipart copy would) and
+     * carry the source's ETag as replicate's copies record it (synth_s3.c answers SOURCE_ETAG_META) */
+    bool target_etag_differs;
 };
 
 /* One version of an object, generated or written. */
@@ -45,6 +48,8 @@ struct ver {
     unsigned char *body; /* stored content, or NULL */
     int cls, var;        /* content is generated: cls >= 0 */
     bool stored, dm;     /* body kept; a delete marker */
+    bool etag_differs;   /* generated, --target-etag-differs: etag is the source's + "-1"; the source's is
+                          * given back in SOURCE_ETAG_META */
 };
 
 struct sbuf {
@@ -94,6 +99,9 @@ void model_list_versions(int b, const struct list_args *a, struct sbuf *out, uns
 /* Keys where the target's latest object is not the source's (missing or other ETag), and target-only keys
  * outside .replicate/: the bench's check that a run left the target exact. */
 void model_diff(uint64_t *differ, uint64_t *extra);
+
+/* The ETag a version says its source had: the recorded one for etag_differs, else its own; into out (48). */
+void model_source_etag(const struct ver *v, char out[48]);
 
 /* Helpers */
 void md5_hex(const void *p, size_t n, char out[33]);

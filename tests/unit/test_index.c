@@ -1,0 +1,307 @@
+/* Unit tests for the source-ETag index off the heap (manifest/index.c) and the external sort under it
+ * (manifest/sort.c): many mappings over several loads against a model of the rules (the newest record wins, a
+ * record with equal ETags removes a mapping of the same target object), lookups in key and random order,
+ * the overlay of puts winning, absent keys, keys with bytes >= 0x80 (strcmp byte order), an empty index, a
+ * load after lookups, and sorted runs compacted. Offline, temp files only. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manifest/manifest.h"
+#include "manifest/sort.h"
+
+enum { N = 200000, LOADS = 4 };
+
+static const struct manifest_header k_header = {.run_id = "20261202T000000Z-test", .tool_version = "test",
+                                                .started = 1764633600, .source = "s3://src/", .target = "s3://dst/"};
+
+/* The model: key i's mapping (have, size, target ETag variant v: "t<i>-<v>", source ETag "s<i>-<v>"). */
+struct model {
+    bool have;
+    uint64_t size;
+    int v;
+};
+
+static struct model *g_model;
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+/* Key i: a few shapes, some with UTF-8 bytes >= 0x80 that sort after every ASCII byte. */
+static void key_of(char *buf, size_t len, int i)
+{
+    static const char *const pre[] = {"a/", "photos/\xc3\xa9t\xc3\xa9/", "z/", "\xe2\x82\xac/", "\xf0\x9f\x98\x80 "};
+    snprintf(buf, len, "%s%07d", pre[mix((uint64_t)i) % 5], i);
+}
+
+static void tmp_path(char *buf, size_t len, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, len, "%s/test_index.%d.%s", tmp && *tmp ? tmp : "/tmp", (int)getpid(), name);
+}
+
+static void add(struct manifest_writer *w, const char *key, uint64_t size, const char *etag, const char *tetag)
+{
+    struct manifest_object o = {.key = key, .size = size, .etag = etag, .last_modified = "m", .target_key = key,
+                                .target_etag = tetag, .pass = 1};
+    assert_int_equal(manifest_writer_add(w, &o), 0);
+}
+
+/* One load's records for key i, applied to the model as the index must: a new mapping, a removal of the
+ * current one (same size and target ETag), a removal of another state (leaves it), or nothing. Some keys get
+ * two records in one file (a mapping, then a removal of it). */
+static void write_key(struct manifest_writer *w, int i, int load)
+{
+    char key[64], te[32], se[32];
+    struct model *m = &g_model[i];
+    uint64_t r = mix(((uint64_t)load << 32) | (uint64_t)i);
+    key_of(key, sizeof key, i);
+    switch (r % 8) {
+    case 0: case 1: case 2: case 3: /* a mapping */
+        m->have = true;
+        m->size = r >> 40;
+        m->v = load;
+        snprintf(te, sizeof te, "t%d-%d", i, load);
+        snprintf(se, sizeof se, "s%d-%d", i, load);
+        add(w, key, m->size, se, te);
+        if (r % 8 == 3 && (r >> 8) % 4 == 0) { /* and in the same file, a record saying it now matches */
+            add(w, key, m->size, te, te);
+            m->have = false;
+        }
+        break;
+    case 4: /* equal ETags, this very target object: the mapping goes */
+        snprintf(te, sizeof te, "t%d-%d", i, m->v);
+        add(w, key, m->size, te, te);
+        m->have = false;
+        break;
+    case 5: /* equal ETags, another size: the mapping stays */
+        snprintf(te, sizeof te, "t%d-%d", i, m->v);
+        add(w, key, m->size + 1, te, te);
+        break;
+    default: /* not in this file */
+        break;
+    }
+}
+
+static void write_load(const char *path, int load)
+{
+    char err[256] = "";
+    unlink(path);
+    struct manifest_writer *w = manifest_writer_open(path, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(manifest_writer_header(w, &k_header), 0);
+    for (int k = 0; k < N; k++) write_key(w, (int)((uint64_t)k * 7919 % N), load); /* not in key order */
+    assert_int_equal(manifest_writer_close(w), 0);
+}
+
+static size_t model_count(void)
+{
+    size_t n = 0;
+    for (int i = 0; i < N; i++) n += g_model[i].have;
+    return n;
+}
+
+static void check_key(struct manifest_index *idx, int i)
+{
+    char key[64], te[32], se[32];
+    const struct model *m = &g_model[i];
+    key_of(key, sizeof key, i);
+    snprintf(te, sizeof te, "t%d-%d", i, m->v);
+    snprintf(se, sizeof se, "s%d-%d", i, m->v);
+    const char *got = manifest_index_get(idx, key, m->size, te);
+    if (!m->have) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    assert_string_equal(got, se);
+    assert_null(manifest_index_get(idx, key, m->size + 1, te)); /* another size */
+}
+
+/* Every key in key order, or the first n of a random order (each random lookup may decode a block). */
+static void check_all(struct manifest_index *idx, const int *order, int n)
+{
+    for (int k = 0; k < n; k++) check_key(idx, order ? order[k] : k);
+}
+
+static void test_index_many_loads(void **state)
+{
+    (void)state;
+    char paths[LOADS][256];
+    g_model = calloc(N, sizeof *g_model);
+    assert_non_null(g_model);
+    struct manifest_index *idx = manifest_index_new();
+    assert_non_null(idx);
+    for (int l = 0; l < LOADS; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "load%d", l);
+        tmp_path(paths[l], sizeof paths[l], name);
+        write_load(paths[l], l);
+        int corrupt = 0;
+        assert_int_equal(manifest_index_load(idx, paths[l], &corrupt), 0);
+        assert_int_equal(corrupt, 0);
+    }
+    assert_int_equal(manifest_index_seal(idx), 0);
+    size_t want = model_count();
+    assert_true(want > N / 4 && want < N);
+    assert_int_equal(manifest_index_count(idx), want);
+
+    /* key order (the order of the join), then a random order */
+    int *order = malloc(N * sizeof *order);
+    assert_non_null(order);
+    for (int k = 0; k < N; k++) order[k] = k;
+    check_all(idx, NULL, N);
+    for (int k = N - 1; k > 0; k--) {
+        int j = (int)(mix((uint64_t)k + 99) % (uint64_t)(k + 1)), t = order[k];
+        order[k] = order[j];
+        order[j] = t;
+    }
+    check_all(idx, order, N / 10);
+
+    /* absent keys: before the first, between, after the last */
+    assert_null(manifest_index_get(idx, "", 0, ""));
+    assert_null(manifest_index_get(idx, "a/", 0, "t"));
+    assert_null(manifest_index_get(idx, "m", 0, "t"));
+    assert_null(manifest_index_get(idx, "\xff\xff", 0, "t"));
+
+    /* the overlay wins: a new state of a loaded key, a key never loaded */
+    int i = 0;
+    while (!g_model[i].have) i++;
+    char key[64], te[32];
+    key_of(key, sizeof key, i);
+    snprintf(te, sizeof te, "t%d-%d", i, g_model[i].v);
+    assert_int_equal(manifest_index_put(idx, key, 1, "new-t", "new-s"), 0);
+    assert_string_equal(manifest_index_get(idx, key, 1, "new-t"), "new-s");
+    assert_null(manifest_index_get(idx, key, g_model[i].size, te)); /* the loaded mapping is superseded */
+    assert_int_equal(manifest_index_put(idx, "a/0000000-new", 7, "nt", "ns"), 0);
+    assert_string_equal(manifest_index_get(idx, "a/0000000-new", 7, "nt"), "ns");
+    assert_int_equal(manifest_index_count(idx), want + 1);
+    g_model[i] = (struct model){.have = true, .size = 1, .v = -1};
+
+    /* a load after lookups applies on top of everything, the overlay included */
+    int j = i + 1;
+    while (!g_model[j].have) j++;
+    char path[256], kj[64], tj[32];
+    tmp_path(path, sizeof path, "late");
+    unlink(path);
+    char err[256] = "";
+    struct manifest_writer *w = manifest_writer_open(path, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(manifest_writer_header(w, &k_header), 0);
+    key_of(kj, sizeof kj, j);
+    snprintf(tj, sizeof tj, "t%d-%d", j, g_model[j].v);
+    add(w, kj, g_model[j].size, tj, tj);   /* removes j's mapping */
+    add(w, key, 1, "new-t", "new-t");       /* removes the overlay's mapping of i */
+    assert_int_equal(manifest_writer_close(w), 0);
+    assert_int_equal(manifest_index_load(idx, path, NULL), 0);
+    assert_null(manifest_index_get(idx, kj, g_model[j].size, tj));
+    assert_null(manifest_index_get(idx, key, 1, "new-t"));
+    assert_string_equal(manifest_index_get(idx, "a/0000000-new", 7, "nt"), "ns");
+    assert_int_equal(manifest_index_count(idx), want - 1);
+    g_model[j].have = false;
+    g_model[i].have = false;
+    for (int k = 0; k < N; k += 97) check_key(idx, k);
+
+    manifest_index_free(idx);
+    for (int l = 0; l < LOADS; l++) unlink(paths[l]);
+    unlink(path);
+    free(order);
+    free(g_model);
+}
+
+static void test_index_empty(void **state)
+{
+    (void)state;
+    struct manifest_index *idx = manifest_index_new();
+    assert_int_equal(manifest_index_seal(idx), 0);
+    assert_int_equal(manifest_index_count(idx), 0);
+    assert_null(manifest_index_get(idx, "a", 1, "t"));
+    char path[256], err[256] = "";
+    tmp_path(path, sizeof path, "empty");
+    unlink(path);
+    struct manifest_writer *w = manifest_writer_open(path, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(manifest_writer_header(w, &k_header), 0);
+    add(w, "same", 1, "e", "e"); /* equal ETags only: nothing to map */
+    assert_int_equal(manifest_writer_close(w), 0);
+    assert_int_equal(manifest_index_load(idx, path, NULL), 0);
+    assert_int_equal(manifest_index_count(idx), 0);
+    assert_null(manifest_index_get(idx, "same", 1, "e"));
+    assert_null(manifest_index_get(idx, "", 0, ""));
+    assert_int_equal(manifest_index_seal(NULL), -1);
+    assert_int_equal(manifest_index_count(NULL), 0);
+    manifest_index_free(idx);
+    unlink(path);
+}
+
+/* The sort alone: 3 records in memory at a time, so hundreds of runs, compacted past MANIFEST_SORT_MAX_RUNS;
+ * every key's records come back as one group, in the order added, keys in byte order. */
+static size_t keep_all(const struct manifest_sort_rec *g, size_t n)
+{
+    (void)g;
+    (void)n;
+    return 0;
+}
+
+static void test_sort_compacts(void **state)
+{
+    (void)state;
+    enum { KEYS = 150, PER = 3 };
+    char err[256] = "";
+    struct manifest_sort *s = manifest_sort_new(NULL, 3, 2, keep_all);
+    assert_non_null(s);
+    for (int r = 0; r < PER; r++) {
+        for (int k = 0; k < KEYS; k++) {
+            char key[32], v[32];
+            snprintf(key, sizeof key, k % 2 ? "\xc3\xa9%03d" : "k%03d", (k * 37) % KEYS);
+            snprintf(v, sizeof v, "%d", r);
+            struct manifest_sort_rec rec = {.f = {strdup(key), strdup(v)}, .size = (uint64_t)r};
+            assert_int_equal(manifest_sort_add(s, &rec, err, sizeof err), 0);
+        }
+    }
+    assert_int_equal(manifest_sort_finish(s, err, sizeof err), 0);
+    assert_true(manifest_sort_runs(s) > MANIFEST_SORT_MAX_RUNS);
+    for (int pass = 0; pass < 2; pass++) {
+        const struct manifest_sort_rec *g;
+        size_t n, groups = 0;
+        char prev[32] = "";
+        int got;
+        while ((got = manifest_sort_next(s, &g, &n, err, sizeof err)) == 1) {
+            assert_true(groups == 0 || strcmp(prev, g[0].f[0]) < 0);
+            snprintf(prev, sizeof prev, "%s", g[0].f[0]);
+            assert_int_equal(n, PER);
+            for (size_t i = 0; i < n; i++) {
+                assert_string_equal(g[i].f[0], prev);
+                assert_int_equal(g[i].size, i);
+            }
+            groups++;
+        }
+        assert_int_equal(got, 0);
+        assert_int_equal(groups, KEYS);
+        assert_int_equal(manifest_sort_rewind(s), 0);
+    }
+    manifest_sort_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_index_many_loads),
+        cmocka_unit_test(test_index_empty),
+        cmocka_unit_test(test_sort_compacts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
