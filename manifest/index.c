@@ -6,6 +6,7 @@
  * newest record of a key wins; a record with equal ETags removes a mapping of the same target object), the
  * overlay. Must not: hold memory in proportion to what was loaded (only one block index entry per block). */
 #include "manifest/manifest.h"
+#include "manifest/point.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -494,6 +495,24 @@ static int take_etag(struct manifest_index *idx, const struct manifest_object *o
 int manifest_index_load(struct manifest_index *idx, const char *path, int *corrupt)
 {
     return index_load_with(idx, path, corrupt, take_etag);
+}
+
+int manifest_index_load_point(struct manifest_index *idx, struct manifest_point *p)
+{
+    if (!idx || !p) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((!idx->loads && index_unseal(idx) != 0) || manifest_point_rewind(p) != 0) return -1;
+    const struct manifest_point_entry *e;
+    int got;
+    while ((got = manifest_point_next(p, &e, NULL, 0)) == 1) {
+        struct manifest_object o = {.key = e->key, .target_key = e->target_key, .size = e->size, .etag = e->etag,
+                                    .target_etag = e->target_etag};
+        if (take_etag(idx, &o) != 0) return -1;
+    }
+    if (got < 0) errno = EIO;
+    return got < 0 || manifest_point_rewind(p) != 0 ? -1 : 0;
 }
 
 /* A record without a checksum says nothing against one recorded for the same target object elsewhere. */

@@ -183,6 +183,10 @@ const char *manifest_index_get(struct manifest_index *idx, const char *target_ke
  * has the same size and target ETag. Files loaded later are newer: their records win. 0 or -1 (errno; ENOENT
  * for a missing file, which leaves the index as it was). */
 int manifest_index_load(struct manifest_index *idx, const char *path, int *corrupt);
+/* The same from a restore point (manifest/point.h): each key's last record of the manifests it was built
+ * from. 0, or -1 with errno. */
+struct manifest_point;
+int manifest_index_load_point(struct manifest_index *idx, struct manifest_point *p);
 /* Merges what the loads read into the sorted file. Called by the first get, put or count after loads; call it
  * to learn whether that worked: 0, or -1 with errno (e.g. ENOSPC in $TMPDIR), after which the mappings of
  * those loads are missing (lookups of them return NULL: a HEAD decides) and every later seal returns -1. */

@@ -223,6 +223,19 @@ static void remove_stray_points(const char *mdir)
     closedir(d);
 }
 
+struct manifest_point *mstore_saved_point(const char *manifest_path)
+{
+    size_t l = strlen(manifest_path), sl = sizeof ".jsonl" - 1;
+    if (l <= sl || strcmp(manifest_path + l - sl, ".jsonl") != 0) return NULL;
+    char path[4400], err[1024], *meta = NULL;
+    snprintf(path, sizeof path, "%.*s.point", (int)(l - sl), manifest_path);
+    if (access(path, F_OK) != 0) return NULL;
+    struct manifest_point *pt = manifest_point_open(path, &meta, err, sizeof err);
+    if (!pt) s3_log(S3_LOG_WARN, "ignoring the saved restore point %s: %s", path, err);
+    free(meta);
+    return pt;
+}
+
 void mstore_watch(struct rep_ctx *ctx, struct manifest_writer *mw)
 {
     if (!(ctx->pb = manifest_point_builder_new(NULL, RUN_POINT_RECORDS))) return; /* read back from the file */

@@ -10,6 +10,9 @@
 #include "manifest/chain.h"
 #include "replicator/replicate.h"
 
+/* The restore point a complete run saved beside its manifest (NAME.jsonl -> NAME.point), read back and checked,
+ * or NULL (none, or damaged: said). */
+struct manifest_point *mstore_saved_point(const char *manifest_path);
 /* Builds the run's restore point as its manifest is written by mw (ctx->pb), so mstore_prepare need not read
  * the manifest back. */
 void mstore_watch(struct rep_ctx *ctx, struct manifest_writer *mw);

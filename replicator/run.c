@@ -254,8 +254,13 @@ static void load_index(struct rep_ctx *ctx, const char *dir)
     if (!ctx->idx) abort();
     size_t n = 0, use = 0;
     char **list = state_manifests(dir, &n);
+    struct manifest_point *saved = NULL; /* that run's saved restore point, read instead of its manifest */
     /* newest first, back to the last run whose first pass completed (it recorded every object) */
     while (use < n) {
+        if ((saved = mstore_saved_point(list[use]))) { /* saved only by a complete run */
+            use++;
+            break;
+        }
         struct manifest_summary sum;
         char err[256];
         bool full = false;
@@ -270,7 +275,12 @@ static void load_index(struct rep_ctx *ctx, const char *dir)
         if (full) break;
     }
     /* then load them oldest first, so newer records win */
-    for (size_t i = use; i-- > 0;) {
+    size_t from = use;
+    if (saved && manifest_index_load_point(ctx->idx, saved) == 0) from = use - 1;
+    else if (saved) s3_log(S3_LOG_WARN, "reading the saved restore point of %s failed (%s): reading the manifest",
+                           list[use - 1], strerror(errno));
+    manifest_point_free(saved);
+    for (size_t i = from; i-- > 0;) {
         int corrupt = 0;
         manifest_index_load(ctx->idx, list[i], &corrupt);
         if (corrupt) s3_log(S3_LOG_WARN, "manifest %s: %d corrupt line(s) skipped", list[i], corrupt);
