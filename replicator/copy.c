@@ -367,7 +367,7 @@ static enum copy_state ok_next(struct copy_job *job)
     abort();
 }
 
-/* A multipart upload's parts: carry out what copy_mpu_next decides, until it is to wait for a part. */
+/* copy_step's multipart half: carry out what copy_mpu_next decides, until it is to wait for a part. */
 static void mpu_step(struct copy_job *job)
 {
     for (;;) {
@@ -403,7 +403,8 @@ static enum copy_result event_result(enum copy_event ev)
     }
 }
 
-/* The one place a job changes state: on what happened (ev) in the state it is in. */
+/* The transition function: the next state from what happened (ev) in the state the job is in. Nothing else
+ * changes a job's state (enter does, for copy_step and its multipart half mpu_step). */
 void copy_step(struct copy_job *job, enum copy_event ev)
 {
     if (ev == CE_OK) {

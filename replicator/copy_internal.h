@@ -21,7 +21,7 @@
 
 /* A job's life. The state is what the code switches on: copy_step (replicator/copy.c) is the one function that
  * moves a job from one state to the next, on an event a callback reports; entering a state starts its request.
- * Where the multipart states go next is decided by mpu_next (replicator/copy_plan.h). */
+ * Where the multipart states go next is decided by copy_plan_next (replicator/copy_plan.h). */
 enum copy_state {
     CS_START,        /* deciding the path (copy_plan_path); entered again to copy anew after a change or a miss */
     CS_WAIT_MEM,     /* holding, or queued for, the memory budget (a streamed GET, or a multipart copy's parts) */
@@ -31,7 +31,7 @@ enum copy_state {
     CS_HEAD,         /* HEAD of the source for its metadata, before a multipart upload or a metadata-replacing copy */
     CS_TAGS,         /* GetObjectTagging of the source, before the write */
     CS_MPU_CREATE,   /* CreateMultipartUpload in flight */
-    CS_MPU_PARTS,    /* parts in flight: mpu_next decides which part is sent, and when the upload completes */
+    CS_MPU_PARTS,    /* parts in flight: copy_plan_next decides which part is sent, and when the upload completes */
     CS_MPU_DRAIN,    /* a part failed for good, the copy must start again, or the run stops (job->pending says
                         which): nothing more is sent; the parts in flight end, then the upload is aborted */
     CS_MPU_ABORT,    /* AbortMultipartUpload in flight; then job->pending happens */

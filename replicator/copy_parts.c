@@ -1,8 +1,8 @@
 /* Multipart copies of one object: parts by UploadPartCopy (server-side), piped (ranged GET -> UploadPart through
  * a ring) or buffered (whole parts with Content-MD5, for targets whose part ETags are no MD5s), their memory,
- * completion and its end-to-end checks, abort. What is sent next is mpu_next's decision (replicator/copy_plan.h),
- * asked through copy_mpu_next; callbacks here count what ended and report it to copy_step. See
- * replicator/copy_internal.h. */
+ * completion and its end-to-end checks, abort. What is sent next is copy_plan_next's decision
+ * (replicator/copy_plan.h), asked through copy_mpu_next; callbacks here count what ended and report it to
+ * copy_step. See replicator/copy_internal.h. */
 #include <ev.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -45,7 +45,7 @@ uint64_t copy_mpu_plan(struct copy_job *job)
     struct mpu_plan_in in = {.size = job->size, .part_size = ps, .max_memory = ctx->o->max_memory, .jobs = ctx->o->jobs,
                              .one_host = ctx->one_host, .part_copy = job->path == COPY_PATH_PART_COPY,
                              .dst_sse = ctx->dst_sse != NULL};
-    struct mpu_plan plan = mpu_plan_parts(&in);
+    struct mpu_plan plan = copy_plan_parts(&in);
     job->buffered = plan.buffered;
     job->ring = plan.ring;
     job->parallel = plan.parallel;
@@ -203,7 +203,7 @@ void copy_mpu_send_create(struct copy_job *job)
                                           create_done, job));
 }
 
-/* ---- what is next: mpu_next's decision, with what it implies recorded ---- */
+/* ---- what is next: copy_plan_next's decision, with what it implies recorded ---- */
 
 /* "md5(concat(binary part MD5s))-N" of the parts uploaded, compared with the source's ETag. The part MD5s are
  * the target's part ETags (what it stored), or, where those are not MD5s, the digests of what was read (each
@@ -250,7 +250,7 @@ enum mpu_action copy_mpu_next(struct copy_job *job)
     char got[S3_CHECKSUM_MAX];
     struct mpu_counts c = counts_of(job, got);
     struct mpu_limits l = {.parallel = job->parallel, .max_rereads = MAX_INTEGRITY};
-    enum mpu_action a = mpu_next(&c, &l);
+    enum mpu_action a = copy_plan_next(&c, &l);
     const char *name = s3_checksum_name(job->ck_alg);
     if (c.checksum == MPU_CHECK_MISS) {
         if (job->ck_composite) job->ck_misses++;
@@ -450,7 +450,7 @@ static void pipe_settle(struct part *p)
     if (bad->err == S3_ERR_CANCELLED || copy_is_precondition_failed(bad) || (bad->status == 404 && bad == g))
         cls = S3_RETRY_NO;
     int max = s3_loop_retry_policy(ctx->loop)->max_attempts;
-    if (mpu_part_retry(cls, p->tries, max, stopping(job) || ctx->interrupted)) {
+    if (copy_plan_part_retry(cls, p->tries, max, stopping(job) || ctx->interrupted)) {
         p->tries++;
         double delay = s3_loop_retry_delay(ctx->loop, p->tries, cls, -1);
         s3_log(S3_LOG_INFO, "%s: %s; running the part again in %.2fs (attempt %d of %d)", job->key, bad->message,

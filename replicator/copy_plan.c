@@ -21,7 +21,7 @@ static int clamp_parts(uint64_t fit, int most)
     return (int)(fit < 1 ? 1 : fit < (uint64_t)most ? fit : (uint64_t)most);
 }
 
-struct mpu_plan mpu_plan_parts(const struct mpu_plan_in *in)
+struct mpu_plan copy_plan_parts(const struct mpu_plan_in *in)
 {
     struct mpu_plan p = {0};
     if (in->part_copy) {
@@ -59,7 +59,7 @@ static enum mpu_action mpu_verdict(const struct mpu_counts *c, const struct mpu_
     return MPU_COMPLETE;
 }
 
-enum mpu_action mpu_next(const struct mpu_counts *c, const struct mpu_limits *l)
+enum mpu_action copy_plan_next(const struct mpu_counts *c, const struct mpu_limits *l)
 {
     if (!c->stopping && c->interrupted) return MPU_STOP;
     if (c->stopping) return c->inflight > 0 ? MPU_WAIT : MPU_ABORT;
@@ -68,7 +68,7 @@ enum mpu_action mpu_next(const struct mpu_counts *c, const struct mpu_limits *l)
     return MPU_WAIT;
 }
 
-bool mpu_part_retry(enum s3_retry_class cls, int tries, int max_attempts, bool stopping)
+bool copy_plan_part_retry(enum s3_retry_class cls, int tries, int max_attempts, bool stopping)
 {
     return cls != S3_RETRY_NO && !stopping && tries + 1 < max_attempts;
 }

@@ -54,7 +54,7 @@ struct mpu_plan {
     uint64_t mem_need; /* charged to the memory budget for the whole upload (0: none) */
 };
 
-struct mpu_plan mpu_plan_parts(const struct mpu_plan_in *in);
+struct mpu_plan copy_plan_parts(const struct mpu_plan_in *in);
 
 /* ---- what a multipart copy does next ---- */
 
@@ -95,10 +95,10 @@ enum mpu_action {
     MPU_ETAG_MISS,     /* the composite ETag missed: abort, copy again (after two, parts are hashed instead) */
 };
 
-enum mpu_action mpu_next(const struct mpu_counts *c, const struct mpu_limits *l);
+enum mpu_action copy_plan_next(const struct mpu_counts *c, const struct mpu_limits *l);
 
 /* A piped part's pair failed with a failure of class cls after tries runs again: whether to run it again (after
  * the retry policy's delay), not while the upload is stopping. */
-bool mpu_part_retry(enum s3_retry_class cls, int tries, int max_attempts, bool stopping);
+bool copy_plan_part_retry(enum s3_retry_class cls, int tries, int max_attempts, bool stopping);
 
 #endif

@@ -83,20 +83,26 @@ void copy_send_tags_get(struct copy_job *job)
                                                   tags_done, job));
 }
 
+/* A source GET/HEAD that did not succeed: reported to copy_step (true; r is freed). One that may have been refused
+ * for asking for the checksum is sent again without. */
+static bool source_read_failed(struct copy_job *job, struct s3_response *r, const char *what)
+{
+    if (copy_source_checksum_refused(job, r)) {
+        s3_response_free(r);
+        copy_step(job, CE_AGAIN);
+        return true;
+    }
+    if (r->err == S3_OK) return false;
+    copy_step(job, copy_source_event(job, r, what, true));
+    return true;
+}
+
 /* ---- the HEAD of the source before a multipart upload or a metadata-replacing CopyObject ---- */
 
 static void head_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
-    if (copy_source_checksum_refused(job, r)) {
-        s3_response_free(r);
-        copy_step(job, CE_AGAIN);
-        return;
-    }
-    if (r->err != S3_OK) {
-        copy_step(job, copy_source_event(job, r, "HeadObject", true));
-        return;
-    }
+    if (source_read_failed(job, r, "HeadObject")) return;
     job->src_sse = s3_sse_hides_md5(r);
     copy_take_source_checksum(job, r);
     s3_response_free(job->meta_resp);
@@ -264,15 +270,7 @@ static const char *get_reread_why(struct copy_job *job, const struct s3_response
 static void get_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
-    if (copy_source_checksum_refused(job, r)) {
-        s3_response_free(r);
-        copy_step(job, CE_AGAIN);
-        return;
-    }
-    if (r->err != S3_OK) {
-        copy_step(job, copy_source_event(job, r, "GetObject", true));
-        return;
-    }
+    if (source_read_failed(job, r, "GetObject")) return;
     char buf[200];
     const char *why = get_reread_why(job, r, buf);
     if (why) {

@@ -1,6 +1,6 @@
 /* Unit tests for replicator/copy_plan.c: the decisions of one object's copy, offline. Which path a copy takes;
  * how a multipart copy spends the memory budget; what a multipart copy does next from its counts of parts sent,
- * done, failed (every branch of mpu_next); whether a failed piped part runs again. */
+ * done, failed (every branch of copy_plan_next); whether a failed piped part runs again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,7 +76,7 @@ static void test_plan_part_copy_holds_nothing(void **state)
 {
     (void)state;
     struct mpu_plan_in in = {.size = 100 * MiB, .part_size = 8 * MiB, .max_memory = 1, .jobs = 16, .part_copy = true};
-    struct mpu_plan p = mpu_plan_parts(&in);
+    struct mpu_plan p = copy_plan_parts(&in);
     assert_false(p.buffered);
     assert_int_equal(p.ring, 0);
     assert_int_equal(p.parallel, PARTS_PER_JOB * 2);
@@ -87,18 +87,18 @@ static void test_plan_piped(void **state)
 {
     (void)state;
     struct mpu_plan_in in = {.size = 100 * MiB, .part_size = 8 * MiB, .max_memory = 256 * MiB, .jobs = 8};
-    struct mpu_plan p = mpu_plan_parts(&in);
+    struct mpu_plan p = copy_plan_parts(&in);
     assert_false(p.buffered);
     assert_int_equal(p.ring, PIPE_RING);
     /* each pipe charged budget / (jobs + 8) = 16 MiB: 16 fit, at most 8 per job */
     assert_int_equal(p.parallel, PIPED_PARTS_PER_JOB);
     assert_int_equal(p.mem_need, 8 * 16 * MiB);
     in.one_host = true; /* twice the charge: 32 MiB, 8 fit */
-    p = mpu_plan_parts(&in);
+    p = copy_plan_parts(&in);
     assert_int_equal(p.parallel, 8);
     assert_int_equal(p.mem_need, 8 * 32 * MiB);
     in.part_size = 64 * 1024; /* a ring no larger than a part */
-    p = mpu_plan_parts(&in);
+    p = copy_plan_parts(&in);
     assert_int_equal(p.ring, 64 * 1024);
 }
 
@@ -107,11 +107,11 @@ static void test_plan_budget_full_still_one_part(void **state)
     (void)state;
     /* a budget smaller than one ring: one pipe, charged its ring (the budget admits it when nothing else holds) */
     struct mpu_plan_in in = {.size = 100 * MiB, .part_size = 8 * MiB, .max_memory = 1000, .jobs = 8};
-    struct mpu_plan p = mpu_plan_parts(&in);
+    struct mpu_plan p = copy_plan_parts(&in);
     assert_int_equal(p.parallel, 1);
     assert_int_equal(p.mem_need, PIPE_RING);
     in.dst_sse = true; /* buffered: one whole part */
-    p = mpu_plan_parts(&in);
+    p = copy_plan_parts(&in);
     assert_true(p.buffered);
     assert_int_equal(p.ring, 0);
     assert_int_equal(p.parallel, 1);
@@ -123,12 +123,12 @@ static void test_plan_buffered(void **state)
     (void)state;
     struct mpu_plan_in in = {.size = 100 * MiB, .part_size = 8 * MiB, .max_memory = 20 * MiB, .jobs = 8,
                              .dst_sse = true};
-    struct mpu_plan p = mpu_plan_parts(&in);
+    struct mpu_plan p = copy_plan_parts(&in);
     assert_true(p.buffered);
     assert_int_equal(p.parallel, 2); /* 20 MiB holds two parts of 8 MiB + 1 */
     assert_int_equal(p.mem_need, 2 * (8 * MiB + 1));
     in.max_memory = 1024 * MiB;
-    p = mpu_plan_parts(&in);
+    p = copy_plan_parts(&in);
     assert_int_equal(p.parallel, PARTS_PER_JOB);
 }
 
@@ -140,31 +140,31 @@ static void test_next_starts_parts_up_to_parallel(void **state)
 {
     (void)state;
     struct mpu_counts c = {.nparts = 5};
-    assert_int_equal(mpu_next(&c, &limits), MPU_START_PART);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_START_PART);
     c.sent = c.inflight = 1;
-    assert_int_equal(mpu_next(&c, &limits), MPU_START_PART);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_START_PART);
     c.sent = c.inflight = 2; /* as many in flight as the memory held allows */
-    assert_int_equal(mpu_next(&c, &limits), MPU_WAIT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_WAIT);
     c.inflight = 1, c.done = 1;
-    assert_int_equal(mpu_next(&c, &limits), MPU_START_PART);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_START_PART);
 }
 
 static void test_next_waits_when_all_sent(void **state)
 {
     (void)state;
     struct mpu_counts c = {.nparts = 3, .sent = 3, .done = 2, .inflight = 1};
-    assert_int_equal(mpu_next(&c, &limits), MPU_WAIT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_WAIT);
 }
 
 static void test_next_completes_when_all_done(void **state)
 {
     (void)state;
     struct mpu_counts c = {.nparts = 3, .sent = 3, .done = 3};
-    assert_int_equal(mpu_next(&c, &limits), MPU_COMPLETE);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_COMPLETE);
     c.checksum = MPU_CHECK_MATCH, c.etag = MPU_CHECK_MATCH;
-    assert_int_equal(mpu_next(&c, &limits), MPU_COMPLETE);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_COMPLETE);
     c.nparts = c.sent = c.done = 1;
-    assert_int_equal(mpu_next(&c, &limits), MPU_COMPLETE);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_COMPLETE);
 }
 
 static void test_next_failed_part_drains_then_aborts(void **state)
@@ -172,34 +172,34 @@ static void test_next_failed_part_drains_then_aborts(void **state)
     (void)state;
     /* a part failed for good while two more are in flight: nothing more is sent, then the upload is aborted */
     struct mpu_counts c = {.nparts = 6, .sent = 3, .done = 0, .inflight = 2, .stopping = true};
-    assert_int_equal(mpu_next(&c, &limits), MPU_WAIT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_WAIT);
     c.inflight = 0, c.done = 2;
-    assert_int_equal(mpu_next(&c, &limits), MPU_ABORT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_ABORT);
     /* even with every part done: a failure (or a restart) recorded wins over completing */
     c = (struct mpu_counts){.nparts = 2, .sent = 2, .done = 2, .stopping = true};
-    assert_int_equal(mpu_next(&c, &limits), MPU_ABORT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_ABORT);
 }
 
 static void test_next_interrupted(void **state)
 {
     (void)state;
     struct mpu_counts c = {.nparts = 6, .sent = 3, .inflight = 3, .interrupted = true};
-    assert_int_equal(mpu_next(&c, &limits), MPU_STOP);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_STOP);
     c.stopping = true; /* recorded: wait for the three, then abort */
-    assert_int_equal(mpu_next(&c, &limits), MPU_WAIT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_WAIT);
     c.inflight = 0;
-    assert_int_equal(mpu_next(&c, &limits), MPU_ABORT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_ABORT);
     c = (struct mpu_counts){.nparts = 2, .sent = 2, .done = 2, .interrupted = true}; /* not completed either */
-    assert_int_equal(mpu_next(&c, &limits), MPU_STOP);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_STOP);
 }
 
 static void test_next_composite_etag_miss_restarts(void **state)
 {
     (void)state;
     struct mpu_counts c = {.nparts = 4, .sent = 4, .done = 4, .etag = MPU_CHECK_MISS};
-    assert_int_equal(mpu_next(&c, &limits), MPU_ETAG_MISS);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_ETAG_MISS);
     c.checksum = MPU_CHECK_MATCH; /* the checksum matching does not excuse the ETag */
-    assert_int_equal(mpu_next(&c, &limits), MPU_ETAG_MISS);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_ETAG_MISS);
 }
 
 static void test_next_checksum_miss_rereads_then_gives_up(void **state)
@@ -207,23 +207,23 @@ static void test_next_checksum_miss_rereads_then_gives_up(void **state)
     (void)state;
     struct mpu_counts c = {.nparts = 4, .sent = 4, .done = 4, .checksum = MPU_CHECK_MISS};
     for (c.rereads = 0; c.rereads < limits.max_rereads; c.rereads++)
-        assert_int_equal(mpu_next(&c, &limits), MPU_REREAD);
-    assert_int_equal(mpu_next(&c, &limits), MPU_GIVE_UP);
+        assert_int_equal(copy_plan_next(&c, &limits), MPU_REREAD);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_GIVE_UP);
     c.rereads = 0, c.etag = MPU_CHECK_MISS; /* the checksum is looked at first */
-    assert_int_equal(mpu_next(&c, &limits), MPU_REREAD);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_REREAD);
 }
 
 static void test_next_composite_checksum_second_miss_not_checked(void **state)
 {
     (void)state;
     struct mpu_counts c = {.nparts = 4, .sent = 4, .done = 4, .checksum = MPU_CHECK_MISS, .checksum_composite = true};
-    assert_int_equal(mpu_next(&c, &limits), MPU_REREAD); /* the first: maybe a part read wrong */
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_REREAD); /* the first: maybe a part read wrong */
     c.checksum_misses = 1; /* again: the source's parts are not ours, it cannot be checked */
-    assert_int_equal(mpu_next(&c, &limits), MPU_COMPLETE);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_COMPLETE);
     c.etag = MPU_CHECK_MISS;
-    assert_int_equal(mpu_next(&c, &limits), MPU_ETAG_MISS);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_ETAG_MISS);
     c.checksum_composite = false, c.etag = MPU_CHECK_NONE; /* a full-object checksum is always checkable */
-    assert_int_equal(mpu_next(&c, &limits), MPU_REREAD);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_REREAD);
 }
 
 static void test_next_restart_after_abort_starts_afresh(void **state)
@@ -231,12 +231,12 @@ static void test_next_restart_after_abort_starts_afresh(void **state)
     (void)state;
     /* a restart (a miss, or piped parts on a target that hides MD5s) aborts once the parts in flight end ... */
     struct mpu_counts c = {.nparts = 8, .sent = 5, .done = 3, .inflight = 1, .stopping = true};
-    assert_int_equal(mpu_next(&c, &limits), MPU_WAIT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_WAIT);
     c.inflight = 0;
-    assert_int_equal(mpu_next(&c, &limits), MPU_ABORT);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_ABORT);
     /* ... and the new upload's counts start from nothing, with the reads already spent */
     c = (struct mpu_counts){.nparts = 8, .rereads = 1};
-    assert_int_equal(mpu_next(&c, &limits), MPU_START_PART);
+    assert_int_equal(copy_plan_next(&c, &limits), MPU_START_PART);
 }
 
 static void test_next_parallel_one(void **state)
@@ -244,11 +244,11 @@ static void test_next_parallel_one(void **state)
     (void)state;
     const struct mpu_limits one = {.parallel = 1, .max_rereads = 0};
     struct mpu_counts c = {.nparts = 2, .sent = 1, .inflight = 1};
-    assert_int_equal(mpu_next(&c, &one), MPU_WAIT);
+    assert_int_equal(copy_plan_next(&c, &one), MPU_WAIT);
     c.inflight = 0, c.done = 1;
-    assert_int_equal(mpu_next(&c, &one), MPU_START_PART);
+    assert_int_equal(copy_plan_next(&c, &one), MPU_START_PART);
     c = (struct mpu_counts){.nparts = 2, .sent = 2, .done = 2, .checksum = MPU_CHECK_MISS};
-    assert_int_equal(mpu_next(&c, &one), MPU_GIVE_UP); /* no reads allowed */
+    assert_int_equal(copy_plan_next(&c, &one), MPU_GIVE_UP); /* no reads allowed */
 }
 
 /* ---- a failed piped part ---- */
@@ -256,12 +256,12 @@ static void test_next_parallel_one(void **state)
 static void test_part_retry(void **state)
 {
     (void)state;
-    assert_true(mpu_part_retry(S3_RETRY_YES, 0, 3, false));  /* retries left */
-    assert_true(mpu_part_retry(S3_RETRY_THROTTLED, 1, 3, false));
-    assert_false(mpu_part_retry(S3_RETRY_YES, 2, 3, false)); /* the third run was the last */
-    assert_false(mpu_part_retry(S3_RETRY_NO, 0, 3, false));  /* not retryable */
-    assert_false(mpu_part_retry(S3_RETRY_YES, 0, 3, true));  /* the upload is being given up */
-    assert_false(mpu_part_retry(S3_RETRY_YES, 0, 1, false)); /* one attempt only */
+    assert_true(copy_plan_part_retry(S3_RETRY_YES, 0, 3, false));  /* retries left */
+    assert_true(copy_plan_part_retry(S3_RETRY_THROTTLED, 1, 3, false));
+    assert_false(copy_plan_part_retry(S3_RETRY_YES, 2, 3, false)); /* the third run was the last */
+    assert_false(copy_plan_part_retry(S3_RETRY_NO, 0, 3, false));  /* not retryable */
+    assert_false(copy_plan_part_retry(S3_RETRY_YES, 0, 3, true));  /* the upload is being given up */
+    assert_false(copy_plan_part_retry(S3_RETRY_YES, 0, 1, false)); /* one attempt only */
 }
 
 int main(void)
