@@ -1,14 +1,10 @@
 /* Additional checksums in a copy: asked of the source, checked against the bytes read, sent with the upload,
  * and a side that refuses them probed once and left alone for the run. See replicator/copy_internal.h. */
-#include <ev.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include "replicator/copy_internal.h"
-#include "replicator/versions.h"
 #include "s3/log.h"
 
 /* ---- additional checksums (x-amz-checksum-*, s3/checksum.h) ----
@@ -30,13 +26,13 @@ static bool may_refuse_checksums(const struct s3_response *r)
     return r->status == 400 || r->status == 501 || strcmp(code, "NotImplemented") == 0;
 }
 
-bool job_want_checksum_mode(const struct copy_job *job)
+bool copy_want_checksum_mode(const struct copy_job *job)
 {
     return !job->ctx->src_no_checksum_mode && !job->ck_src_probe;
 }
 
 /* The source's checksum as a GET/HEAD that asked for it names it (most servers keep none: fine). */
-void job_take_source_checksum(struct copy_job *job, const struct s3_response *r)
+void copy_take_source_checksum(struct copy_job *job, const struct s3_response *r)
 {
     const char *v = NULL;
     bool composite = false;
@@ -50,24 +46,23 @@ void job_take_source_checksum(struct copy_job *job, const struct s3_response *r)
     }
 }
 
-/* A source GET/HEAD that asked for the checksum and may have been refused for it: run it again without. A 403
+/* A source GET/HEAD that asked for the checksum and may have been refused for it: true when it is to run again
+ * without (the caller reports CE_AGAIN). A 403
  * counts too (AccessDenied, or a HEAD's bodiless 403): Amazon S3 wants kms:Decrypt for the checksum of an SSE-KMS
  * object, which a plain HEAD does not. A 403 with another code says something else (InvalidObjectState: an
  * archived object) and is left to the caller. */
-bool job_source_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *))
+bool copy_source_checksum_refused(struct copy_job *job, const struct s3_response *r)
 {
     bool denied = r->status == 403 && (!r->s3err.code || strcmp(r->s3err.code, "AccessDenied") == 0);
     if (!job->ck_mode_sent || job->ck_src_probe || (!may_refuse_checksums(r) && !denied)) return false;
     snprintf(job->ck_refusal, sizeof job->ck_refusal, "%s", r->message);
     job->ck_src_probe = true;
-    s3_response_free(r);
-    again(job);
     return true;
 }
 
 /* Whether bytes read whole match the source's full-object checksum (true when there is none to check: none, or
  * a composite of parts); got is what they hash to. */
-bool job_bytes_match_checksum(const struct copy_job *job, const void *data, size_t len, char got[S3_CHECKSUM_MAX])
+bool copy_bytes_match_checksum(const struct copy_job *job, const void *data, size_t len, char got[S3_CHECKSUM_MAX])
 {
     got[0] = '\0';
     if (!job->ck_alg || job->ck_composite) return true;
@@ -76,22 +71,20 @@ bool job_bytes_match_checksum(const struct copy_job *job, const void *data, size
 
 /* A whole-object PUT's n headers, and the source's full-object checksum unless the target refuses them (h has
  * room for one more). */
-size_t job_with_checksum(struct copy_job *job, struct s3_header *h, size_t n)
+size_t copy_with_checksum(struct copy_job *job, struct s3_header *h, size_t n)
 {
     job->ck_sent = job->ck_alg && !job->ck_composite && !job->ctx->dst_no_checksums && !job->ck_probe;
     if (job->ck_sent) h[n++] = (struct s3_header){s3_checksum_header(job->ck_alg), job->ck_value};
     return n;
 }
 
-/* After a PUT: a refusal of the checksum header is tried again without it (true: the PUT is sent again); a
+/* After a PUT: a refusal of the checksum header is tried again without it (true: the PUT is to be sent again); a
  * success without it after such a refusal proves the target refuses them. */
-bool job_target_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *))
+bool copy_target_checksum_refused(struct copy_job *job, const struct s3_response *r)
 {
     if (job->ck_sent && may_refuse_checksums(r)) {
         snprintf(job->ck_refusal, sizeof job->ck_refusal, "%s", r->message);
         job->ck_probe = true;
-        s3_response_free(r);
-        again(job);
         return true;
     }
     if (r->err != S3_OK) return false;

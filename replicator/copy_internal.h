@@ -1,6 +1,8 @@
-/* Internal to the copy of one object (replicator/copy.h), shared by its three files and nothing else:
- *   replicator/copy.c           the job: its path, memory budget, metadata and tags, server-side CopyObject,
- *                               streamed GET -> PUT of whole objects, finishing (version, tags, retention)
+/* Internal to the copy of one object (replicator/copy.h), shared by its files and nothing else (the pure
+ * decisions are in replicator/copy_plan.h):
+ *   replicator/copy.c           the job: its states and the transition function (copy_step), the memory
+ *                               budget, re-reading a changed source, finishing (version, retention, tags)
+ *   replicator/copy_whole.c     whole objects: server-side CopyObject, streamed GET -> PUT, metadata and tags
  *   replicator/copy_parts.c     multipart copies: UploadPartCopy, piped parts, buffered parts, completion
  *   replicator/copy_checksum.c  additional checksums (x-amz-checksum-*) asked for, checked, sent, refused
  * The job's structure lives here. */
@@ -11,28 +13,50 @@
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include "replicator/copy.h"
+#include "replicator/copy_plan.h"
 #include "replicator/retain.h"
 #include "s3/checksum.h"
 #include "s3/ops.h"
 
 
-/* A job's life. */
+/* A job's life. The state is what the code switches on: copy_step (replicator/copy.c) is the one function that
+ * moves a job from one state to the next, on an event a callback reports; entering a state starts its request.
+ * Where the multipart states go next is decided by copy_plan_next (replicator/copy_plan.h). */
 enum copy_state {
-    CS_START,        /* deciding the path */
-    CS_WAIT_MEM,     /* queued for the memory budget */
+    CS_START,        /* deciding the path (copy_plan_path); entered again to copy anew after a change or a miss */
+    CS_WAIT_MEM,     /* holding, or queued for, the memory budget (a streamed GET, or a multipart copy's parts) */
     CS_COPY,         /* server-side CopyObject in flight */
     CS_GET,          /* GET of the whole object in flight (streamed copies) */
     CS_PUT,          /* PUT of what the GET read */
-    CS_HEAD,         /* HEAD of the source for its metadata, before a multipart upload */
-    CS_TAGS,         /* GetObjectTagging of the source, before the PUT or the multipart upload */
+    CS_HEAD,         /* HEAD of the source for its metadata, before a multipart upload or a metadata-replacing copy */
+    CS_TAGS,         /* GetObjectTagging of the source, before the write */
     CS_MPU_CREATE,   /* CreateMultipartUpload in flight */
-    CS_MPU_PARTS,    /* parts in flight (ranged GET + UploadPart, or UploadPartCopy) */
+    CS_MPU_PARTS,    /* parts in flight: copy_plan_next decides which part is sent, and when the upload completes */
+    CS_MPU_DRAIN,    /* a part failed for good, the copy must start again, or the run stops (job->pending says
+                        which): nothing more is sent; the parts in flight end, then the upload is aborted */
+    CS_MPU_ABORT,    /* AbortMultipartUpload in flight; then job->pending happens */
     CS_MPU_COMPLETE, /* CompleteMultipartUpload in flight */
-    CS_MPU_ABORT,    /* aborting the upload after a failure or a source change */
+    CS_RECHECK,      /* after UploadPartCopy parts: HEAD of the source, conditional, to see it did not change */
     CS_REFRESH,      /* the source changed (412): HEAD to learn its new version */
-    CS_VERSION,      /* written; the reply named no version: waiting for it (bulk listing, or a HEAD) */
+    CS_VERSION,      /* written; the reply named no version: waiting for the run's bulk listing to name it */
+    CS_VERSION_HEAD, /* or a HEAD of the target to read it (only this tool writes the target) */
     CS_RETAIN,       /* --retain: PutObjectRetention on the version written (multipart, CopyObject) */
-    CS_DONE,
+    CS_TAGS_SET,     /* PutObjectTagging on the version written (multipart, metadata-replacing CopyObject) */
+    CS_DONE,         /* the callback has run with job->result */
+};
+
+/* What a callback reports to copy_step: what happened, never what to do next. */
+enum copy_event {
+    CE_OK,        /* the state's request succeeded; what it said is in the job */
+    CE_AGAIN,     /* send the state's request again (an additional-checksum header may have been refused) */
+    CE_REREAD,    /* the bytes read are not the listed version (job->error says how): read them again */
+    CE_PART,      /* a part ended, written or (while draining) not: the job's counts say so */
+    CE_RESTART,   /* copy the same version again from the start (another plan, or parts that missed) */
+    CE_CHANGED,   /* the source is no longer the version listed (412): learn the new one and copy it */
+    CE_VANISHED,  /* the source was deleted */
+    CE_ARCHIVED,  /* the source is archived (InvalidObjectState) */
+    CE_CANCELLED, /* the run is shutting down */
+    CE_FAILED,    /* failed for good: job->error says why */
 };
 
 
@@ -60,16 +84,15 @@ struct part {
 #define MAX_META 40
 #define MAX_REFRESH 3
 #define MAX_INTEGRITY 3
-#define PARTS_PER_JOB 4
-#define PIPED_PARTS_PER_JOB 8
-#define PIPE_RING (256u * 1024)
-#define SMALL_STREAM_MAX (256u * 1024)
 
 struct copy_job {
     struct rep_ctx *ctx;
     copy_done_cb cb;
     void *ud;
     enum copy_state state;
+    enum copy_path path;     /* decided on entering CS_START */
+    enum copy_event pending; /* CS_MPU_DRAIN, CS_MPU_ABORT: what stopped the upload, to happen once it is aborted */
+    enum copy_result result; /* CS_DONE: what the callback is told */
     char *key, *dst_key, *etag, *last_modified;
     char *src_version; /* the source version to copy (restores), or NULL for the latest */
     uint64_t size;
@@ -80,11 +103,9 @@ struct copy_job {
      * composite ETag of the target's parts must equal the source's (checks source -> target end to end). */
     bool composite;
     int composite_misses; /* after 2, the layouts differ: hash each part instead */
-    bool restart_direct;  /* after the abort, start again at once (the source did not change) */
     /* memory budget */
     uint64_t mem_need;
     bool mem_held;
-    void (*mem_resume)(struct copy_job *job);
     struct copy_job *mem_next;
     /* streamed single-request copy */
     struct s3_response *data;
@@ -95,20 +116,15 @@ struct copy_job {
     char *tagging;                      /* the source's tags as x-amz-tagging wants them, or NULL */
     char *tagging_xml;                  /* and as the source's <Tagging> document */
     size_t tagging_xml_len;
-    bool tags_after;                    /* a multipart upload: set the tags on the new version once it exists */
-    bool retain_after;                  /* --retain, a multipart upload or a CopyObject: lock the new version */
-    void (*after_tags)(struct copy_job *job);
+    bool src_tags;                      /* the GET/HEAD says the source may have tags (a HEAD cannot tell) */
+    bool tags_after;                    /* still to do: set the tags on the new version once it exists */
+    bool retain_after;                  /* still to do: --retain, lock the new version (multipart, CopyObject) */
     char content_md5[25];               /* base64 Content-MD5 of a whole-object PUT */
     /* multipart */
     char *upload_id;
     uint64_t part_size;
     int nparts, next_part, inflight, parts_done, parallel;
     struct part *parts;
-    bool parts_failed;
-    enum copy_result after_abort;
-    bool restart_after_abort;
-    bool part_copy; /* parts by UploadPartCopy (server-side) rather than ranged GET + UploadPart */
-    bool replace_meta; /* server-side copy with the metadata a HEAD read (restores: bookkeeping filtered out) */
     size_t ring;    /* > 0: parts are piped (ranged GET -> UploadPart through a ring of this size) */
     /* Encryption under which ETags are not MD5s (SSE-KMS, SSE-C; s3_sse_hides_md5), as the source's GET/HEAD and
      * the target's write replies name it. The source's ETag then proves nothing about bytes read, and the
@@ -130,41 +146,42 @@ struct copy_job {
 };
 
 
-/* replicator/copy.c */
-void job_check_started(struct copy_job *job, struct s3_request *rq);
-void job_fail(struct copy_job *job, const char *why);
-void job_finish(struct copy_job *job, enum copy_result r);
-void job_finish_written(struct copy_job *job);
-void job_head_source(struct copy_job *job);
-bool job_is_precondition_failed(const struct s3_response *r);
-bool job_is_source_missing(const struct s3_response *r);
-void job_start(struct copy_job *job);
-void job_learn_dst_sse(struct copy_job *job, const struct s3_response *r);
-void job_mem_acquire(struct copy_job *job, uint64_t need, void (*resume)(struct copy_job *));
-void job_mem_release(struct copy_job *job);
-void job_refresh(struct copy_job *job);
-void job_retention_set(struct copy_job *job);
-void job_set_state(struct copy_job *job, enum copy_state st);
-bool job_source_step_failed(struct copy_job *job, struct s3_response *r, const char *what);
-void job_start_server_copy(struct copy_job *job);
-void job_take_metadata(struct copy_job *job, struct s3_response *r, bool etag_will_differ);
-void job_take_result(struct copy_job *job, const struct s3_response *r, char *etag_from_body);
-size_t job_with_retention(const struct copy_job *job, struct s3_header *h, char until[RETAIN_UNTIL_LEN]);
-void job_with_tags(struct copy_job *job, const struct s3_response *resp, void (*next)(struct copy_job *));
+/* replicator/copy.c: the transition function and what all paths share */
+void copy_step(struct copy_job *job, enum copy_event ev);
+void copy_check_started(struct copy_job *job, struct s3_request *rq);
+enum copy_event copy_source_event(struct copy_job *job, struct s3_response *r, const char *what, bool archived);
+bool copy_is_precondition_failed(const struct s3_response *r);
+enum copy_event copy_write_event(struct copy_job *job, struct s3_response *r, const char *what);
+void copy_learn_dst_sse(struct copy_job *job, const struct s3_response *r);
+void copy_take_result(struct copy_job *job, const struct s3_response *r, char *etag_from_body);
+char *copy_dup_or_null(const char *s);
 
-/* replicator/copy_parts.c */
-void job_head_done(struct s3_response *r, void *ud);
-void copy_mpu_create(struct copy_job *job);
+/* replicator/copy_whole.c: the requests of whole objects, their metadata and tags */
+void copy_send_object_copy(struct copy_job *job);
+void copy_send_get(struct copy_job *job);
+void copy_send_put(struct copy_job *job);
+void copy_send_head(struct copy_job *job);
+void copy_send_tags_get(struct copy_job *job);
+size_t copy_with_retention(const struct copy_job *job, struct s3_header *h, char until[RETAIN_UNTIL_LEN]);
+
+/* replicator/copy_parts.c: multipart uploads */
+uint64_t copy_mpu_plan(struct copy_job *job);
+void copy_mpu_send_create(struct copy_job *job);
+enum mpu_action copy_mpu_next(struct copy_job *job);
+void copy_mpu_send_part(struct copy_job *job);
+void copy_mpu_send_complete(struct copy_job *job);
+void copy_mpu_send_abort(struct copy_job *job);
+void copy_mpu_send_recheck(struct copy_job *job);
 void copy_parts_free(struct copy_job *job);
 
 /* replicator/copy_checksum.c */
-bool job_bytes_match_checksum(const struct copy_job *job, const void *data, size_t len, char got[S3_CHECKSUM_MAX]);
+bool copy_bytes_match_checksum(const struct copy_job *job, const void *data, size_t len, char got[S3_CHECKSUM_MAX]);
 void copy_part_checksum_done(struct copy_job *job, struct part *p);
 bool copy_parts_match_checksum(const struct copy_job *job, bool *checked, char got[S3_CHECKSUM_MAX]);
-bool job_source_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *));
-void job_take_source_checksum(struct copy_job *job, const struct s3_response *r);
-bool job_target_checksum_refused(struct copy_job *job, struct s3_response *r, void (*again)(struct copy_job *));
-bool job_want_checksum_mode(const struct copy_job *job);
-size_t job_with_checksum(struct copy_job *job, struct s3_header *h, size_t n);
+bool copy_source_checksum_refused(struct copy_job *job, const struct s3_response *r);
+void copy_take_source_checksum(struct copy_job *job, const struct s3_response *r);
+bool copy_target_checksum_refused(struct copy_job *job, const struct s3_response *r);
+bool copy_want_checksum_mode(const struct copy_job *job);
+size_t copy_with_checksum(struct copy_job *job, struct s3_header *h, size_t n);
 
 #endif

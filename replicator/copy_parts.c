@@ -1,20 +1,22 @@
 /* Multipart copies of one object: parts by UploadPartCopy (server-side), piped (ranged GET -> UploadPart through
- * a ring) or buffered (whole parts with Content-MD5, for targets whose part ETags are no MD5s), the scheduling
- * of parts, completion and its end-to-end checks, abort. See replicator/copy_internal.h. */
+ * a ring) or buffered (whole parts with Content-MD5, for targets whose part ETags are no MD5s), their memory,
+ * completion and its end-to-end checks, abort. What is sent next is copy_plan_next's decision
+ * (replicator/copy_plan.h), asked through copy_mpu_next; callbacks here count what ended and report it to
+ * copy_step. See replicator/copy_internal.h. */
 #include <ev.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include "replicator/copy_internal.h"
-#include "replicator/versions.h"
 #include "s3/log.h"
 
-static void mpu_pump(struct copy_job *job);
-
-/* ---- multipart ---- */
+/* The upload is being given up: parts still running end without sending more. */
+static bool stopping(const struct copy_job *job)
+{
+    return job->state == CS_MPU_DRAIN;
+}
 
 void copy_parts_free(struct copy_job *job)
 {
@@ -31,8 +33,31 @@ void copy_parts_free(struct copy_job *job)
     free(job->parts);
     job->parts = NULL;
     job->nparts = job->next_part = job->inflight = job->parts_done = 0;
-    job->parts_failed = false;
 }
+
+/* ---- the plan: parts by UploadPartCopy, piped, or buffered within the memory budget ---- */
+
+/* Sets how the parts go, and returns the memory to hold for them. */
+uint64_t copy_mpu_plan(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    uint64_t ps = copy_part_size(job->size, ctx->o->part_size);
+    struct mpu_plan_in in = {.size = job->size, .part_size = ps, .max_memory = ctx->o->max_memory, .jobs = ctx->o->jobs,
+                             .one_host = ctx->one_host, .part_copy = job->path == COPY_PATH_PART_COPY,
+                             .dst_sse = ctx->dst_sse != NULL};
+    struct mpu_plan plan = copy_plan_parts(&in);
+    job->buffered = plan.buffered;
+    job->ring = plan.ring;
+    job->parallel = plan.parallel;
+    /* A source whose ETag's "-N" is our part count: the composite ETag of the target's parts checks the copy */
+    const char *dash = strrchr(job->etag, '-');
+    uint64_t nparts = (job->size + ps - 1) / ps;
+    job->composite = !in.part_copy && dash && dash - job->etag == 32 && strtoull(dash + 1, NULL, 10) == nparts &&
+                     job->composite_misses < 2 && !job->src_sse;
+    return plan.mem_need;
+}
+
+/* ---- create, complete, abort ---- */
 
 static void abort_done(struct s3_response *r, void *ud)
 {
@@ -44,86 +69,141 @@ static void abort_done(struct s3_response *r, void *ud)
     free(job->upload_id);
     job->upload_id = NULL;
     copy_parts_free(job);
-    if (job->restart_after_abort) {
-        job->restart_after_abort = false;
-        if (job->restart_direct) {
-            job->restart_direct = false;
-            job_mem_release(job);
-            job_start(job);
-            return;
-        }
-        job_refresh(job);
-        return;
-    }
-    job_finish(job, job->after_abort);
+    copy_step(job, job->pending);
 }
 
-/* Ends a multipart upload that will not complete: abort it, then job_finish with r (or job_refresh if restart). */
-static void mpu_abandon(struct copy_job *job, enum copy_result r, bool restart)
+void copy_mpu_send_abort(struct copy_job *job)
 {
-    job->after_abort = r;
-    job->restart_after_abort = restart;
     if (!job->upload_id) {
         abort_done(NULL, job);
         return;
     }
-    job_set_state(job, CS_MPU_ABORT);
     struct rep_ctx *ctx = job->ctx;
-    job_check_started(job, s3_mpu_abort(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, abort_done, job));
+    copy_check_started(job, s3_mpu_abort(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, abort_done, job));
 }
 
 /* After a part-copied upload: if the source changed meanwhile the parts may mix two versions; copy again
  * (the mixed upload stays only as an older version of the target object). */
-static void source_recheck_done(struct s3_response *r, void *ud)
+static void recheck_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
-    if (r->err != S3_OK && (job_is_precondition_failed(r) || r->status == 404)) {
+    bool changed = r->err != S3_OK && (copy_is_precondition_failed(r) || r->status == 404);
+    s3_response_free(r);
+    if (changed) {
         s3_log(S3_LOG_WARN, "%s changed during a multipart copy; copying it again", job->key);
-        s3_response_free(r);
         free(job->target_etag);
         free(job->version_id);
         job->target_etag = job->version_id = NULL;
-        job_refresh(job);
-        return;
     }
-    s3_response_free(r);
-    job_finish_written(job);
+    copy_step(job, changed ? CE_CHANGED : CE_OK);
+}
+
+/* Some servers (RGW) ignore the condition on UploadPartCopy: check afterwards. */
+void copy_mpu_send_recheck(struct copy_job *job)
+{
+    copy_check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, job->src_version,
+                                           job->etag, recheck_done, job));
 }
 
 static void complete_done(struct s3_response *r, void *ud)
 {
     struct copy_job *job = ud;
     if (r->err != S3_OK) {
-        bool cancelled = r->err == S3_ERR_CANCELLED;
-        snprintf(job->error, sizeof job->error, "CompleteMultipartUpload: %s", r->message);
-        s3_response_free(r);
-        mpu_abandon(job, cancelled ? COPY_CANCELLED : COPY_FAILED, false);
+        copy_step(job, copy_write_event(job, r, "CompleteMultipartUpload"));
         return;
     }
     char *etag = NULL;
     if (s3_xml_parse_complete(r->body, r->body_len, &etag) != S3_OK && s3_xml_is_error(r->body, r->body_len)) {
         s3_response_free(r);
         snprintf(job->error, sizeof job->error, "CompleteMultipartUpload: reply without a valid result");
-        mpu_abandon(job, COPY_FAILED, false);
+        copy_step(job, CE_FAILED);
         return;
     }
     if (etag && !etag[0]) {
         free(etag);
         etag = NULL;
     }
-    job_take_result(job, r, etag);
+    copy_take_result(job, r, etag);
     s3_response_free(r);
     free(job->upload_id);
     job->upload_id = NULL;
     copy_parts_free(job);
-    job->retain_after = job->ctx->o->retain > 0; /* see copy_mpu_create */
-    if (job->part_copy) { /* some servers (RGW) ignore the condition on UploadPartCopy: check afterwards */
-        job_check_started(job, s3_head_object(job->ctx->src, job->ctx->o->src_bucket, job->key, job->src_version,
-                                          job->etag, source_recheck_done, job));
+    job->retain_after = job->ctx->o->retain > 0; /* see copy_mpu_send_create */
+    copy_step(job, CE_OK);
+}
+
+void copy_mpu_send_complete(struct copy_job *job)
+{
+    const char **etags = calloc((size_t)job->nparts, sizeof *etags);
+    if (!etags) abort();
+    for (int i = 0; i < job->nparts; i++) etags[i] = job->parts[i].etag;
+    struct rep_ctx *ctx = job->ctx;
+    copy_check_started(job, s3_mpu_complete(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, etags,
+                                            (size_t)job->nparts, complete_done, job));
+    free(etags);
+}
+
+/* The upload's parts, laid out once it exists. */
+static void parts_lay_out(struct copy_job *job)
+{
+    job->part_size = copy_part_size(job->size, job->ctx->o->part_size);
+    job->nparts = (int)((job->size + job->part_size - 1) / job->part_size);
+    if (job->nparts < 1) job->nparts = 1;
+    job->parts = calloc((size_t)job->nparts, sizeof *job->parts);
+    if (!job->parts) abort();
+    for (int i = 0; i < job->nparts; i++) {
+        struct part *p = &job->parts[i];
+        p->job = job;
+        p->no = i + 1;
+        p->first = (uint64_t)i * job->part_size;
+        p->last = p->first + job->part_size - 1;
+        if (p->last >= job->size) p->last = job->size - 1;
+    }
+}
+
+static void create_done(struct s3_response *r, void *ud)
+{
+    struct copy_job *job = ud;
+    if (r->err != S3_OK) {
+        copy_step(job, copy_write_event(job, r, "CreateMultipartUpload"));
         return;
     }
-    job_finish_written(job);
+    char *uid = NULL;
+    if (s3_xml_parse_initiate(r->body, r->body_len, &uid) != S3_OK) {
+        s3_response_free(r);
+        snprintf(job->error, sizeof job->error, "CreateMultipartUpload: reply without an UploadId");
+        copy_step(job, CE_FAILED);
+        return;
+    }
+    copy_learn_dst_sse(job, r);
+    s3_response_free(r);
+    job->upload_id = uid;
+    if (job->dst_sse && job->ring) { /* planned piped before the run knew: start again, buffered */
+        s3_log(S3_LOG_INFO, "%s: the target's part ETags are not MD5s: copying it again with Content-MD5 on each part",
+               job->key);
+        copy_step(job, CE_RESTART);
+        return;
+    }
+    parts_lay_out(job);
+    copy_step(job, CE_OK);
 }
+
+void copy_mpu_send_create(struct copy_job *job)
+{
+    struct rep_ctx *ctx = job->ctx;
+    if (job->path == COPY_PATH_PART_COPY) (void)copy_mpu_plan(job); /* no memory to wait for */
+    job->tags_after = job->tagging_xml != NULL;
+    /* Piped parts carry no Content-MD5 (their bytes stream through), which S3 requires of every part of an upload
+     * created with Object Lock headers: such uploads are created without them. Every upload is locked once
+     * complete (CS_RETAIN), since Ceph RGW 16 ignores the headers on CreateMultipartUpload. */
+    struct s3_header h[MAX_META + 2];
+    char until[RETAIN_UNTIL_LEN];
+    size_t nh = job->ring ? job->nmeta : copy_with_retention(job, h, until);
+    copy_check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->ring ? job->meta : h, nh,
+                                          create_done, job));
+}
+
+/* ---- what is next: copy_plan_next's decision, with what it implies recorded ---- */
 
 /* "md5(concat(binary part MD5s))-N" of the parts uploaded, compared with the source's ETag. The part MD5s are
  * the target's part ETags (what it stored), or, where those are not MD5s, the digests of what was read (each
@@ -148,91 +228,81 @@ static bool composite_matches(const struct copy_job *job)
     return strcasecmp(want, job->etag) == 0;
 }
 
-/* The parts' checksums checked against the source's before completing: true when the job moved on (the
- * upload abandoned, to copy again or to job_fail). */
-static bool parts_checksum_failed(struct copy_job *job)
+static struct mpu_counts counts_of(const struct copy_job *job, char got[S3_CHECKSUM_MAX])
 {
+    struct mpu_counts c = {.nparts = job->nparts, .sent = job->next_part, .done = job->parts_done,
+                           .inflight = job->inflight, .stopping = stopping(job), .interrupted = job->ctx->interrupted,
+                           .checksum_composite = job->ck_composite, .checksum_misses = job->ck_misses,
+                           .rereads = job->integrity_retries};
+    got[0] = '\0';
+    if (c.stopping || c.done < c.nparts) return c;
     bool checked;
-    char got[S3_CHECKSUM_MAX];
-    if (copy_parts_match_checksum(job, &checked, got)) return false;
-    const char *name = s3_checksum_name(job->ck_alg);
-    if (job->ck_composite && ++job->ck_misses >= 2) { /* a layout of parts unlike the source's: not checkable */
-        s3_log(S3_LOG_WARN, "%s: the parts written do not add up to the source's composite %s checksum %s again "
-               "(%s): its parts must differ from ours; not checked", job->key, name, job->ck_value, got);
-        return false;
-    }
-    if (++job->integrity_retries > MAX_INTEGRITY) {
-        snprintf(job->error, sizeof job->error, "the bytes read do not match the source's %s checksum %s (read: "
-                 "%s; gave up after %d reads)", name, job->ck_value, got, MAX_INTEGRITY + 1);
-        mpu_abandon(job, COPY_FAILED, false);
-        return true;
-    }
-    s3_log(S3_LOG_WARN, "%s: the bytes read do not match the source's %s checksum %s (read: %s); copying it again",
-           job->key, name, job->ck_value, got);
-    job->restart_direct = true;
-    mpu_abandon(job, COPY_OK, true);
-    return true;
+    bool match = copy_parts_match_checksum(job, &checked, got);
+    c.checksum = !match ? MPU_CHECK_MISS : checked ? MPU_CHECK_MATCH : MPU_CHECK_NONE;
+    c.etag = !job->composite ? MPU_CHECK_NONE : composite_matches(job) ? MPU_CHECK_MATCH : MPU_CHECK_MISS;
+    return c;
 }
 
-static void mpu_complete(struct copy_job *job)
+/* What the multipart copy does next (copy_step carries it out). Misses are counted and said here, and a give-up
+ * puts its reason in job->error. */
+enum mpu_action copy_mpu_next(struct copy_job *job)
 {
-    if (parts_checksum_failed(job)) return;
-    if (job->composite && !composite_matches(job)) {
+    char got[S3_CHECKSUM_MAX];
+    struct mpu_counts c = counts_of(job, got);
+    struct mpu_limits l = {.parallel = job->parallel, .max_rereads = MAX_INTEGRITY};
+    enum mpu_action a = copy_plan_next(&c, &l);
+    const char *name = s3_checksum_name(job->ck_alg);
+    if (c.checksum == MPU_CHECK_MISS) {
+        if (job->ck_composite) job->ck_misses++;
+        if (a == MPU_REREAD || a == MPU_GIVE_UP) job->integrity_retries++;
+    }
+    if (a == MPU_GIVE_UP)
+        snprintf(job->error, sizeof job->error, "the bytes read do not match the source's %s checksum %s (read: "
+                 "%s; gave up after %d reads)", name, job->ck_value, got, MAX_INTEGRITY + 1);
+    else if (a == MPU_REREAD)
+        s3_log(S3_LOG_WARN, "%s: the bytes read do not match the source's %s checksum %s (read: %s); copying it "
+               "again", job->key, name, job->ck_value, got);
+    else if (c.checksum == MPU_CHECK_MISS) /* a layout of parts unlike the source's: not checkable */
+        s3_log(S3_LOG_WARN, "%s: the parts written do not add up to the source's composite %s checksum %s again "
+               "(%s): its parts must differ from ours; not checked", job->key, name, job->ck_value, got);
+    if (a == MPU_ETAG_MISS) {
         job->composite_misses++;
         s3_log(S3_LOG_WARN, "%s: the parts written do not add up to the source's ETag %s (%s); copying it again",
                job->key, job->etag, job->composite_misses < 2 ? "a part was read wrong, or the source's parts differ"
                                                               : "now hashing each part");
-        job->restart_direct = true;
-        mpu_abandon(job, COPY_OK, true);
-        return;
     }
-    const char **etags = calloc((size_t)job->nparts, sizeof *etags);
-    if (!etags) abort();
-    for (int i = 0; i < job->nparts; i++) etags[i] = job->parts[i].etag;
-    job_set_state(job, CS_MPU_COMPLETE);
-    struct rep_ctx *ctx = job->ctx;
-    job_check_started(job, s3_mpu_complete(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, etags,
-                                       (size_t)job->nparts, complete_done, job));
-    free(etags);
+    return a;
 }
 
-/* A part's request failed: remember the first reason; the pump abandons the upload once nothing is in flight. */
-static void part_failed(struct copy_job *job, struct s3_response *r, const char *what)
+/* A part's request failed: what happened, the first time (r is freed). While stopping, the first reason stands. */
+static enum copy_event part_failure(struct copy_job *job, struct s3_response *r, const char *what)
 {
-    if (!job->parts_failed) {
-        job->parts_failed = true;
-        if (r->err == S3_ERR_CANCELLED) job->after_abort = COPY_CANCELLED;
-        else if (job_is_precondition_failed(r)) job->after_abort = COPY_OK, job->restart_after_abort = true;
-        else if (r->status == 404 && job_is_source_missing(r)) job->after_abort = COPY_VANISHED;
-        else {
-            job->after_abort = COPY_FAILED;
-            snprintf(job->error, sizeof job->error, "%s: %s", what, r->message);
-        }
-    }
+    if (!stopping(job)) return copy_source_event(job, r, what, false);
     s3_response_free(r);
+    return CE_PART;
 }
 
-static void part_put_done(struct s3_response *r, void *ud)
+/* ---- parts by UploadPartCopy ---- */
+
+static void part_copy_done(struct s3_response *r, void *ud)
 {
     struct part *p = ud;
     struct copy_job *job = p->job;
     job->inflight--;
-    if (r->err != S3_OK) {
-        part_failed(job, r, "UploadPartCopy");
-    } else {
-        char *etag = NULL;
-        if (s3_xml_parse_copy(r->body, r->body_len, &etag, NULL) != S3_OK) etag = NULL;
-        if (!etag) {
-            r->err = S3_ERR_XML;
-            snprintf(r->message, sizeof r->message, "part %d: reply has no ETag", p->no);
-            part_failed(job, r, "UploadPartCopy");
-        } else {
-            p->etag = etag;
-            job->parts_done++;
-            s3_response_free(r);
-        }
+    char *etag = NULL;
+    if (r->err == S3_OK && (s3_xml_parse_copy(r->body, r->body_len, &etag, NULL) != S3_OK || !etag)) {
+        etag = NULL;
+        r->err = S3_ERR_XML;
+        snprintf(r->message, sizeof r->message, "part %d: reply has no ETag", p->no);
     }
-    mpu_pump(job);
+    if (r->err != S3_OK) {
+        copy_step(job, part_failure(job, r, "UploadPartCopy"));
+        return;
+    }
+    p->etag = etag;
+    job->parts_done++;
+    s3_response_free(r);
+    copy_step(job, CE_PART);
 }
 
 /* ---- piped parts: ranged GET -> UploadPart with a bounded ring in between ----
@@ -244,24 +314,11 @@ static void part_put_done(struct s3_response *r, void *ud)
 static void pipe_start(struct part *p);
 static void part_buffered_start(struct part *p);
 
-/* A target found to hide MD5s while parts are piped: abandon the upload and copy the object again, planned
- * with buffered parts and memory for them. */
-static void restart_buffered(struct copy_job *job)
-{
-    if (job->parts_failed) return;
-    s3_log(S3_LOG_INFO, "%s: the target's part ETags are not MD5s: copying it again with Content-MD5 on each part",
-           job->key);
-    job->parts_failed = true;
-    job->after_abort = COPY_OK;
-    job->restart_after_abort = true;
-    job->restart_direct = true;
-}
-
 static enum s3_sink pipe_sink(const void *data, size_t n, void *ud)
 {
     struct part *p = ud;
     struct copy_job *job = p->job;
-    if (job->parts_failed) return S3_SINK_ABORT;
+    if (stopping(job)) return S3_SINK_ABORT;
     if (p->fed + n > p->last - p->first + 1) {
         p->overflow = true;
         return S3_SINK_ABORT;
@@ -312,15 +369,15 @@ static void pipe_retry_fire(struct ev_loop *ev, ev_timer *w, int revents)
     (void)revents;
     struct part *p = w->data;
     struct copy_job *job = p->job;
-    if (job->parts_failed || job->ctx->interrupted) {
+    if (stopping(job) || job->ctx->interrupted) {
         job->inflight--;
-        mpu_pump(job);
+        copy_step(job, CE_PART);
         return;
     }
     pipe_start(p);
 }
 
-/* Both ends are done: take the part, run the pair again, or job_fail the upload. */
+/* Both ends are done: take the part, run the pair again, or report its failure. */
 static void pipe_settle(struct part *p)
 {
     struct copy_job *job = p->job;
@@ -345,13 +402,15 @@ static void pipe_settle(struct part *p)
     char *etag = NULL;
     if (!bad && s3_sse_hides_md5(u)) {
         /* the target's part ETags are no MD5s, so nothing checks what it stored of a piped part: start the
-         * object again with buffered parts (mpu_start plans them from ctx->dst_sse) */
-        job_learn_dst_sse(job, u);
+         * object again with buffered parts (copy_mpu_plan plans them from ctx->dst_sse) */
+        copy_learn_dst_sse(job, u);
         s3_response_free(g);
         s3_response_free(u);
-        restart_buffered(job);
         job->inflight--;
-        mpu_pump(job);
+        if (!stopping(job))
+            s3_log(S3_LOG_INFO, "%s: the target's part ETags are not MD5s: copying it again with Content-MD5 on each "
+                   "part", job->key);
+        copy_step(job, CE_RESTART);
         return;
     }
     if (!bad) {
@@ -381,16 +440,18 @@ static void pipe_settle(struct part *p)
         job->inflight--;
         s3_response_free(g);
         s3_response_free(u);
-        mpu_pump(job);
+        copy_step(job, CE_PART);
         return;
     }
     struct s3_response *other = bad == g ? u : g;
     s3_response_free(other);
     enum s3_retry_class cls = integrity ? S3_RETRY_YES
                                         : s3_retry_classify(bad->status, bad->s3err.code, bad->curl_code);
-    if (bad->err == S3_ERR_CANCELLED || job_is_precondition_failed(bad) || (bad->status == 404 && bad == g)) cls = S3_RETRY_NO;
+    if (bad->err == S3_ERR_CANCELLED || copy_is_precondition_failed(bad) || (bad->status == 404 && bad == g))
+        cls = S3_RETRY_NO;
     int max = s3_loop_retry_policy(ctx->loop)->max_attempts;
-    if (cls != S3_RETRY_NO && !job->parts_failed && !ctx->interrupted && ++p->tries < max) {
+    if (copy_plan_part_retry(cls, p->tries, max, stopping(job) || ctx->interrupted)) {
+        p->tries++;
         double delay = s3_loop_retry_delay(ctx->loop, p->tries, cls, -1);
         s3_log(S3_LOG_INFO, "%s: %s; running the part again in %.2fs (attempt %d of %d)", job->key, bad->message,
                delay, p->tries + 1, max);
@@ -400,8 +461,7 @@ static void pipe_settle(struct part *p)
         return;
     }
     job->inflight--;
-    part_failed(job, bad, bad == g ? "GetObject (range)" : "UploadPart");
-    mpu_pump(job);
+    copy_step(job, part_failure(job, bad, bad == g ? "GetObject (range)" : "UploadPart"));
 }
 
 static void pipe_get_done(struct s3_response *r, void *ud)
@@ -446,21 +506,21 @@ static void pipe_start(struct part *p)
                             .if_match = job->etag, .ranged = true,
                             .first = p->first, .last = p->last, .on_sink = pipe_sink, .sink_ud = p};
     p->get_rq = s3_get_object(ctx->src, &a, pipe_get_done, p);
-    job_check_started(job, p->get_rq);
+    copy_check_started(job, p->get_rq);
     p->put_rq = s3_mpu_upload_part_from(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, p->no,
                                         (size_t)(p->last - p->first + 1), pipe_source, p, pipe_put_done, p);
-    job_check_started(job, p->put_rq);
+    copy_check_started(job, p->put_rq);
 }
 
 /* ---- buffered parts: ranged GET into memory, then UploadPart with Content-MD5 ----
  * For targets whose part ETags are not MD5s (SSE-KMS, SSE-C): the digest goes with the part, so the target
  * checks what it stores. Memory per part in flight is the part. */
 
-static void part_integrity(struct copy_job *job, struct part *p, struct s3_response *r, const char *why)
+static enum copy_event part_integrity(struct copy_job *job, struct part *p, struct s3_response *r, const char *why)
 {
     r->err = S3_ERR_INTEGRITY;
     snprintf(r->message, sizeof r->message, "part %d: %s", p->no, why);
-    part_failed(job, r, "UploadPart");
+    return part_failure(job, r, "UploadPart");
 }
 
 static void part_upload_done(struct s3_response *r, void *ud)
@@ -472,19 +532,20 @@ static void part_upload_done(struct s3_response *r, void *ud)
     p->get_resp = NULL;
     job->inflight--;
     char *etag = r->err == S3_OK ? s3_response_etag(r) : NULL;
+    enum copy_event ev = CE_PART;
     if (r->err != S3_OK) {
-        part_failed(job, r, "UploadPart");
+        ev = part_failure(job, r, "UploadPart");
     } else if (!etag) {
-        part_integrity(job, p, r, "the reply has no ETag");
+        ev = part_integrity(job, p, r, "the reply has no ETag");
     } else if (!s3_sse_hides_md5(r) && s3_etag_is_md5(etag) && strcasecmp(etag, p->md5hex) != 0) {
         free(etag);
-        part_integrity(job, p, r, "the target stored other bytes than were sent");
+        ev = part_integrity(job, p, r, "the target stored other bytes than were sent");
     } else {
         p->etag = etag;
         job->parts_done++;
         s3_response_free(r);
     }
-    mpu_pump(job);
+    copy_step(job, ev);
 }
 
 static void part_read_done(struct s3_response *r, void *ud)
@@ -493,15 +554,16 @@ static void part_read_done(struct s3_response *r, void *ud)
     struct copy_job *job = p->job;
     struct rep_ctx *ctx = job->ctx;
     p->get_rq = NULL;
-    if (r->err != S3_OK || r->body_len != p->last - p->first + 1 || job->parts_failed || ctx->interrupted) {
+    if (r->err != S3_OK || r->body_len != p->last - p->first + 1 || stopping(job) || ctx->interrupted) {
+        enum copy_event ev = CE_PART;
         job->inflight--;
-        if (r->err == S3_OK && !job->parts_failed && !ctx->interrupted)
-            part_integrity(job, p, r, "the ranged GET returned another number of bytes than asked for");
+        if (r->err == S3_OK && !stopping(job) && !ctx->interrupted)
+            ev = part_integrity(job, p, r, "the ranged GET returned another number of bytes than asked for");
         else if (r->err != S3_OK)
-            part_failed(job, r, "GetObject (range)");
+            ev = part_failure(job, r, "GetObject (range)");
         else
             s3_response_free(r);
-        mpu_pump(job);
+        copy_step(job, ev);
         return;
     }
     unsigned char md[16];
@@ -518,7 +580,7 @@ static void part_read_done(struct s3_response *r, void *ud)
     p->get_resp = r;
     p->put_rq = s3_mpu_upload_part(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, p->no, r->body,
                                    r->body_len, b64, part_upload_done, p);
-    job_check_started(job, p->put_rq);
+    copy_check_started(job, p->put_rq);
 }
 
 static void part_buffered_start(struct part *p)
@@ -532,151 +594,21 @@ static void part_buffered_start(struct part *p)
                             .if_match = job->etag, .ranged = true, .first = p->first, .last = p->last,
                             .max_body = (size_t)(p->last - p->first + 2)};
     p->get_rq = s3_get_object(ctx->src, &a, part_read_done, p);
-    job_check_started(job, p->get_rq);
+    copy_check_started(job, p->get_rq);
 }
 
-/* The scheduling decision for a multipart copy: look at what is in flight and done, start what is next. */
-static void mpu_pump(struct copy_job *job)
+void copy_mpu_send_part(struct copy_job *job)
 {
     struct rep_ctx *ctx = job->ctx;
-    if (job->parts_failed || ctx->interrupted) {
-        if (!job->parts_failed) {
-            job->parts_failed = true;
-            job->after_abort = COPY_CANCELLED;
-        }
-        if (job->inflight == 0) mpu_abandon(job, job->after_abort, job->restart_after_abort);
-        return;
+    struct part *p = &job->parts[job->next_part++];
+    job->inflight++;
+    if (job->buffered) {
+        part_buffered_start(p);
+    } else if (job->ring) {
+        pipe_start(p);
+    } else {
+        copy_check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
+                                                        p->no, ctx->o->src_bucket, job->key, job->src_version,
+                                                        p->first, p->last, job->etag, part_copy_done, p));
     }
-    if (job->parts_done == job->nparts) {
-        mpu_complete(job);
-        return;
-    }
-    while (job->inflight < job->parallel && job->next_part < job->nparts) {
-        struct part *p = &job->parts[job->next_part++];
-        job->inflight++;
-        if (job->buffered) {
-            part_buffered_start(p);
-        } else if (job->ring) {
-            pipe_start(p);
-        } else if (job->part_copy) {
-            job_check_started(job, s3_mpu_upload_part_copy(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id,
-                                                       p->no, ctx->o->src_bucket, job->key, job->src_version,
-                                                       p->first, p->last, job->etag, part_put_done, p));
-        }
-    }
-}
-
-static void create_done(struct s3_response *r, void *ud)
-{
-    struct copy_job *job = ud;
-    if (r->err != S3_OK) {
-        bool cancelled = r->err == S3_ERR_CANCELLED;
-        snprintf(job->error, sizeof job->error, "CreateMultipartUpload: %s", r->message);
-        s3_response_free(r);
-        job_finish(job, cancelled ? COPY_CANCELLED : COPY_FAILED);
-        return;
-    }
-    char *uid = NULL;
-    if (s3_xml_parse_initiate(r->body, r->body_len, &uid) != S3_OK) {
-        s3_response_free(r);
-        job_fail(job, "CreateMultipartUpload: reply without an UploadId");
-        return;
-    }
-    job_learn_dst_sse(job, r);
-    s3_response_free(r);
-    job->upload_id = uid;
-    if (job->dst_sse && job->ring) { /* planned piped before the run knew: start again, buffered */
-        restart_buffered(job);
-        mpu_abandon(job, COPY_OK, true);
-        return;
-    }
-    job->part_size = copy_part_size(job->size, job->ctx->o->part_size);
-    job->nparts = (int)((job->size + job->part_size - 1) / job->part_size);
-    if (job->nparts < 1) job->nparts = 1;
-    job->parts = calloc((size_t)job->nparts, sizeof *job->parts);
-    if (!job->parts) abort();
-    for (int i = 0; i < job->nparts; i++) {
-        struct part *p = &job->parts[i];
-        p->job = job;
-        p->no = i + 1;
-        p->first = (uint64_t)i * job->part_size;
-        p->last = p->first + job->part_size - 1;
-        if (p->last >= job->size) p->last = job->size - 1;
-    }
-    job_set_state(job, CS_MPU_PARTS);
-    mpu_pump(job);
-}
-
-void copy_mpu_create(struct copy_job *job)
-{
-    struct rep_ctx *ctx = job->ctx;
-    job->tags_after = job->tagging_xml != NULL;
-    job_set_state(job, CS_MPU_CREATE);
-    /* Piped parts carry no Content-MD5 (their bytes stream through), which S3 requires of every part of an upload
-     * created with Object Lock headers: such uploads are created without them. Every upload is locked once
-     * complete (job_retention_set), since Ceph RGW 16 ignores the headers on CreateMultipartUpload. */
-    struct s3_header h[MAX_META + 2];
-    char until[RETAIN_UNTIL_LEN];
-    size_t nh = job->ring ? job->nmeta : job_with_retention(job, h, until);
-    job_check_started(job, s3_mpu_create(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->ring ? job->meta : h, nh,
-                                     create_done, job));
-}
-
-static void mpu_with_memory(struct copy_job *job)
-{
-    copy_mpu_create(job);
-}
-
-static void mpu_start(struct copy_job *job);
-
-void job_head_source(struct copy_job *job);
-
-void job_head_done(struct s3_response *r, void *ud)
-{
-    struct copy_job *job = ud;
-    if (job_source_checksum_refused(job, r, job_head_source)) return;
-    if (job_source_step_failed(job, r, "HeadObject")) return;
-    job->src_sse = s3_sse_hides_md5(r);
-    job_take_source_checksum(job, r);
-    job_take_metadata(job, r, true);
-    /* a CopyObject that replaces the metadata replaces the tags too on some servers (Ceph RGW): send them */
-    job_with_tags(job, NULL, job->replace_meta ? job_start_server_copy : mpu_start);
-}
-
-/* A multipart copy with the metadata and tags read: parts by UploadPartCopy, or piped within the budget. */
-static void mpu_start(struct copy_job *job)
-{
-    struct rep_ctx *ctx = job->ctx;
-    if (job->part_copy) {
-        job->ring = 0;
-        job->parallel = PARTS_PER_JOB * 2;
-        copy_mpu_create(job);
-        return;
-    }
-    uint64_t ps = copy_part_size(job->size, ctx->o->part_size);
-    /* Piped parts hold a small ring each (a 128 KiB to 1.8 MiB ring made no difference to throughput on RGW). Each
-     * is charged to the memory budget as if it held budget / connections-per-host, so that all the pipes the
-     * budget admits have a connection on each side; twice that where source and target are one host (a pipe
-     * holds its GET's connection while its UploadPart needs one there). Charging every pipe double on two
-     * hosts kept 6 x 128 MiB objects to 36 pipes: 3.9 s where 48 take 3.2 s. */
-    const char *dash = strrchr(job->etag, '-');
-    uint64_t nparts = (job->size + ps - 1) / ps;
-    job->composite = dash && dash - job->etag == 32 && strtoull(dash + 1, NULL, 10) == nparts &&
-                     job->composite_misses < 2 && !job->src_sse;
-    if (ctx->dst_sse) { /* a target whose part ETags are no MD5s: parts read whole, sent with Content-MD5 */
-        uint64_t fit = ctx->o->max_memory / (ps + 1);
-        job->buffered = true;
-        job->ring = 0;
-        job->parallel = (int)(fit < 1 ? 1 : fit < PARTS_PER_JOB ? fit : PARTS_PER_JOB);
-        job_mem_acquire(job, (ps + 1) * (uint64_t)job->parallel, mpu_with_memory);
-        return;
-    }
-    uint64_t ring = PIPE_RING,
-             charge = ctx->o->max_memory * (ctx->one_host ? 2 : 1) / (uint64_t)(ctx->o->jobs + 8);
-    if (ring > ps) ring = ps;
-    if (charge < ring) charge = ring;
-    uint64_t fit = ctx->o->max_memory / charge;
-    job->ring = (size_t)ring;
-    job->parallel = (int)(fit < 1 ? 1 : fit < PIPED_PARTS_PER_JOB ? fit : PIPED_PARTS_PER_JOB);
-    job_mem_acquire(job, charge * (uint64_t)job->parallel, mpu_with_memory);
 }
