@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "manifest/manifest.h"
+#include "manifest/internal.h"
 
 #define DEFAULT_MAX_RECORDS 100000
 #define NFIELDS 7 /* key, target_key, etag, target_etag, last_modified, version_id, the record's line */
@@ -40,15 +41,6 @@ struct manifest_point {
     struct manifest_point_entry out;
     char tmpdir[4096];
 };
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void event_clear(struct event *e)
 {
