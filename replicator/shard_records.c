@@ -123,13 +123,9 @@ static int sample_walk(struct rep_ctx *ctx, struct key_sample *out, char *err, s
             pass_sample_add(ctx, oi->key + plen);
         } else if (st == S3_LIST_END) {
             break;
-        } else if (ctx->interrupted) {
-            snprintf(err, errlen, "interrupted");
-            rc = -1;
-            break;
         } else {
-            snprintf(err, errlen, "listing s3://%s/%s to sample its keys: %s", o->src_bucket, o->src_prefix,
-                     s3_lister_error(l));
+            store_lister_error(ctx, l, err, errlen, "listing s3://%s/%s to sample its keys", o->src_bucket,
+                               o->src_prefix);
             rc = -1;
             break;
         }
