@@ -1,5 +1,6 @@
 /* The shard records a backup keeps in its target (.replicate/ranges*.json, .replicate/shards/) and what a run
- * does with them: resolve --shard I/N into a key range, store the sample at the end. See replicator/shard.h. */
+ * does with them: resolve --shard I/N into a key range, store the sample at the end. See replicator/shard.h.
+ * Must not: write outside the target's reserved prefix (.replicate/). */
 #include <cJSON.h>
 #include <errno.h>
 #include <ev.h>

@@ -1,6 +1,6 @@
 /* --status: the runs recorded in a backup (newest first), the last successful one and its age (--max-age),
  * and the last restore drill and its age (--max-drill-age). Only reads from S3; the only files it writes are
- * temporary copies of manifests, removed before it returns. */
+ * temporary copies of manifests, removed before it returns. Must not: write to S3. */
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>

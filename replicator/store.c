@@ -1,4 +1,5 @@
-/* The manifests a backup holds. See replicator/store.h. */
+/* The manifests a backup holds (see replicator/store.h): listing them newest first, downloading one (whole or its
+ * summary), resolving a delta's chain. Must not: write or delete anything in the target. */
 #include <errno.h>
 #include <stdarg.h>
 #include <ev.h>

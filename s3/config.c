@@ -1,6 +1,7 @@
 /* Endpoint, region and credential resolution following the AWS CLI: explicit options, then the environment,
  * then the profile in the shared credentials and config files (read with a small INI reader for their
- * dialect). Secrets read along the way are wiped before their memory is released. */
+ * dialect). Secrets read along the way are wiped before their memory is released. Must not: make a request, or log
+ * a secret. */
 #include "s3/config.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* Log sink, formats (human lines or JSON Lines built with cJSON) and redaction. */
+/* Log sink, formats (human lines or JSON Lines built with cJSON) and redaction. Must not: print a secret, or
+ * decide anything from what is logged. */
 #include <cJSON.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -179,7 +180,8 @@ void s3_log_emit(enum s3_log_level level, int always, const char *event, const c
 
 /* Formats the message and emits it. */
 __attribute__((format(printf, 7, 0))) static void log_v(enum s3_log_level level, int always, const char *event,
-                                                        const char *key, const struct s3_log_field *fields, size_t nfields, const char *fmt, va_list ap)
+                                                        const char *key, const struct s3_log_field *fields,
+                                                        size_t nfields, const char *fmt, va_list ap)
 {
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -1,4 +1,5 @@
-/* S3 operations as request builders. */
+/* S3 operations as request builders (see s3/ops.h): each sets the path, query and headers of one operation and
+ * starts it. Must not: parse replies (s3/xml.h), retry (s3/request.c), or delete an object. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
