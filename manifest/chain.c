@@ -85,6 +85,23 @@ static void lines_free(struct lines *l)
     memset(l, 0, sizeof *l);
 }
 
+/* The summary lines a builder kept while the manifest was written (manifest_point_lines). 1 = none kept. */
+static int point_lines(const struct manifest_point *point, struct lines *l, char *err, size_t errlen)
+{
+    const char *const *tail;
+    size_t n;
+    const char *header = manifest_point_lines(point, &tail, &n);
+    memset(l, 0, sizeof *l);
+    if (!header) return 1;
+    bool ok = (l->header = strdup(header)) && (!n || (l->tail = calloc(n, sizeof *l->tail)));
+    for (size_t i = 0; ok && i < n; i++, l->n++)
+        ok = (l->tail[i] = strdup(tail[i])) != NULL;
+    if (ok) return 0;
+    lines_free(l);
+    set_err(err, errlen, "out of memory");
+    return -1;
+}
+
 static int read_lines(const char *path, struct lines *l, char *err, size_t errlen)
 {
     memset(l, 0, sizeof *l);
@@ -235,7 +252,8 @@ int manifest_store_write(const char *lines_from, struct manifest_point *point, c
 {
     struct lines l;
     memset(info, 0, sizeof *info);
-    if (read_lines(lines_from, &l, err, errlen) != 0) return -1;
+    int got = point_lines(point, &l, err, errlen);
+    if (got < 0 || (got == 1 && read_lines(lines_from, &l, err, errlen) != 0)) return -1;
     int rc = 1;
     if (base && base->depth + 1 > MANIFEST_CHAIN_MAX_DEPTH) info->why_full = "the chain reached its longest";
     else if (base) rc = write_copy(&l, point, base, out_path, compress, info, err, errlen);

@@ -33,6 +33,8 @@ struct manifest_writer {
     int saved_errno; /* errno of that first error, returned by every later call */
     enum writer_stage stage;
     size_t len; /* bytes pending in buf */
+    manifest_tee_fn tee; /* given every line written, or NULL */
+    void *tee_ud;
     char buf[WRITE_BUF_SIZE];
 };
 
@@ -94,7 +96,7 @@ static int writer_flush_sync(struct manifest_writer *w)
 }
 
 /* Prints obj as one line into the buffer and consumes obj. */
-static int writer_emit(struct manifest_writer *w, cJSON *obj)
+static int writer_emit(struct manifest_writer *w, cJSON *obj, const struct manifest_record *rec)
 {
     char *text = cJSON_PrintUnformatted(obj);
     size_t n;
@@ -113,6 +115,7 @@ static int writer_emit(struct manifest_writer *w, cJSON *obj)
     memcpy(w->buf + w->len, text, n);
     w->buf[w->len + n] = '\n';
     w->len += n + 1;
+    if (w->tee) w->tee(w->tee_ud, rec, text);
     free(text);
     return 0;
 }
@@ -134,13 +137,19 @@ static bool add_bool(cJSON *o, const char *name, bool value)
 }
 
 /* Builds obj's line or fails the writer: EINVAL for a record the reader would refuse, ENOMEM otherwise. */
-static int writer_finish(struct manifest_writer *w, cJSON *obj, bool ok)
+static int writer_finish(struct manifest_writer *w, cJSON *obj, bool ok, const struct manifest_record *rec)
 {
     if (!ok) {
         cJSON_Delete(obj);
         return writer_fail(w, ENOMEM);
     }
-    return writer_emit(w, obj);
+    return writer_emit(w, obj, rec);
+}
+
+void manifest_writer_tee(struct manifest_writer *w, manifest_tee_fn fn, void *ud)
+{
+    w->tee = fn;
+    w->tee_ud = ud;
 }
 
 static int fsync_parent_dir(const char *path)
@@ -269,7 +278,7 @@ int manifest_writer_header(struct manifest_writer *w, const struct manifest_head
         if (ok && h->range_end_before) ok = add_str(sh, "end_before", h->range_end_before);
     }
     if (ok) ok = manifest_header_add_chain(o, h);
-    if (writer_finish(w, o, ok) != 0) return -1;
+    if (writer_finish(w, o, ok, &(struct manifest_record){.type = MANIFEST_REC_HEADER, .header = *h}) != 0) return -1;
     w->stage = WRITER_BODY;
     return 0;
 }
@@ -299,7 +308,10 @@ int manifest_writer_add(struct manifest_writer *w, const struct manifest_object 
         cJSON *ck = cJSON_AddObjectToObject(o, "checksum");
         ok = ck && add_str(ck, "algorithm", obj->checksum_algorithm) && add_str(ck, "value", obj->checksum);
     }
-    return writer_finish(w, o, ok);
+    struct manifest_record rec = {.type = MANIFEST_REC_OBJECT, .object = *obj}; /* as the reader gives it back */
+    if (!rec.object.target_key) rec.object.target_key = obj->key;
+    if (!rec.object.target_etag) rec.object.target_etag = obj->etag;
+    return writer_finish(w, o, ok, &rec);
 }
 
 int manifest_writer_deleted(struct manifest_writer *w, const struct manifest_deleted *d)
@@ -311,7 +323,9 @@ int manifest_writer_deleted(struct manifest_writer *w, const struct manifest_del
     bool ok = o && add_str(o, "t", "deleted") && add_str(o, "key", d->key);
     if (ok && d->target_key && strcmp(d->target_key, d->key) != 0) ok = add_str(o, "target_key", d->target_key);
     if (ok) ok = add_num(o, "pass", d->pass);
-    return writer_finish(w, o, ok);
+    struct manifest_record rec = {.type = MANIFEST_REC_DELETED, .deleted = *d};
+    if (!rec.deleted.target_key) rec.deleted.target_key = d->key;
+    return writer_finish(w, o, ok, &rec);
 }
 
 int manifest_writer_pass(struct manifest_writer *w, const struct manifest_pass *p)
@@ -330,7 +344,7 @@ int manifest_writer_pass(struct manifest_writer *w, const struct manifest_pass *
          add_num(o, "duration", p->duration) && add_num(o, "listed", (double)p->listed) &&
          add_num(o, "copied", (double)p->copied) && add_num(o, "bytes", (double)p->bytes) &&
          add_num(o, "failed", (double)p->failed) && add_num(o, "skipped", (double)p->skipped);
-    if (writer_finish(w, o, ok) != 0) return -1;
+    if (writer_finish(w, o, ok, &(struct manifest_record){.type = MANIFEST_REC_PASS, .pass = *p}) != 0) return -1;
     return writer_flush_sync(w);
 }
 
@@ -350,7 +364,8 @@ int manifest_writer_trailer(struct manifest_writer *w, const struct manifest_tra
          add_num(o, "passes", t->passes) && add_num(o, "gap", t->gap) &&
          add_bool(o, "maintenance", t->maintenance);
     if (ok && t->archived) ok = u64_ok(t->archived) && add_num(o, "archived", (double)t->archived);
-    if (writer_finish(w, o, ok) != 0) return -1;
+    if (writer_finish(w, o, ok, &(struct manifest_record){.type = MANIFEST_REC_TRAILER, .trailer = *t}) != 0)
+        return -1;
     w->stage = WRITER_DONE;
     return writer_flush_sync(w);
 }

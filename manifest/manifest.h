@@ -99,6 +99,11 @@ int manifest_writer_trailer(struct manifest_writer *w, const struct manifest_tra
 int manifest_writer_sync(struct manifest_writer *w);
 /* Flushes, fsyncs and closes; returns -1 if anything failed at any time. NULL ok. */
 int manifest_writer_close(struct manifest_writer *w);
+/* Hands every line written from now on to fn: rec as a reader would return it (target_key and target_etag
+ * filled in), line its text without the newline (both valid during the call only). */
+struct manifest_record;
+typedef void (*manifest_tee_fn)(void *ud, const struct manifest_record *rec, const char *line);
+void manifest_writer_tee(struct manifest_writer *w, manifest_tee_fn fn, void *ud);
 
 /* ---- reading ---- */
 enum manifest_rec_type {

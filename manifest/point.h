@@ -48,6 +48,33 @@ struct manifest_point *manifest_point_build(const char *path, const char *tmpdir
  * it refuses. */
 struct manifest_point *manifest_point_build_chain(const char *const *paths, const char *const *names, size_t n,
                                                   const char *tmpdir, size_t max_records, char *err, size_t errlen);
+/* A restore point built as a manifest is written (manifest_writer_tee with manifest_point_builder_tee): the same
+ * point manifest_point_build gives for the file written, without reading it back, and with the file's summary
+ * lines (manifest_point_lines). NULL when out of memory. */
+struct manifest_point_builder;
+struct manifest_record;
+struct manifest_point_builder *manifest_point_builder_new(const char *tmpdir, size_t max_records);
+/* The manifest writer's tee: takes every line written (rec as given to the writer, line its text). */
+void manifest_point_builder_tee(void *builder, const struct manifest_record *rec, const char *line);
+/* Ends the building (the builder is freed either way): the point, or NULL with a message in err. */
+struct manifest_point *manifest_point_builder_finish(struct manifest_point_builder *b, char *err, size_t errlen);
+void manifest_point_builder_free(struct manifest_point_builder *b);
+/* A built point's summary lines: the header line (returned; NULL when the point was read from files), then the
+ * pass and trailer lines in order in *tail. */
+const char *manifest_point_lines(const struct manifest_point *p, const char *const **tail, size_t *ntail);
+
+/* Saves p (rewound after) to path with the caller's meta text, so that a later run can use it without reading
+ * manifests again. 0, or -1 with a message in err (path removed). */
+int manifest_point_save(struct manifest_point *p, const char *path, const char *meta, char *err, size_t errlen);
+/* manifest_point_builder_finish, the point saved to path on the way (its merge is written there, not to a
+ * temporary file): a saved point that manifest_point_open reads. Without path, or when path cannot be created,
+ * the point is not saved (path removed). */
+struct manifest_point *manifest_point_builder_finish_saved(struct manifest_point_builder *b, const char *path,
+                                                           const char *meta, char *err, size_t errlen);
+/* Opens a saved point, its meta text in *meta (the caller frees it). Every entry is read once to check the
+ * counts and digest the file recorded: NULL with a message in err when they differ (a damaged file). */
+struct manifest_point *manifest_point_open(const char *path, char **meta, char *err, size_t errlen);
+
 /* 1 = *out is the next entry in key order (valid until the next call), 0 = end, -1 = read error (err). */
 int manifest_point_next(struct manifest_point *p, const struct manifest_point_entry **out, char *err,
                         size_t errlen);

@@ -1,5 +1,6 @@
 /* The stored copy of a run's manifest. See replicator/mstore.h.
  * Owns: the choice of the base, the local copies of manifests. Must not: write to S3 (run.c uploads). */
+#include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -109,6 +110,40 @@ static char **candidates(const char *dir, size_t *n)
     return list;
 }
 
+/* The meta text of a saved point: which backup it belongs to. */
+static char *point_meta(const struct rep_ctx *ctx)
+{
+    cJSON *m = cJSON_CreateObject();
+    if (!m || !cJSON_AddStringToObject(m, "source", ctx->o->src_url) ||
+        !cJSON_AddStringToObject(m, "target", ctx->o->dst_url)) {
+        cJSON_Delete(m);
+        return NULL;
+    }
+    char *t = cJSON_PrintUnformatted(m);
+    cJSON_Delete(m);
+    return t;
+}
+
+/* NAME.point, the restore point a complete run saved (mstore_commit), if it is there, reads back whole and
+ * belongs to this source and target; NULL otherwise (the caller builds it from NAME.jsonl then). */
+static struct manifest_point *saved_point(struct rep_ctx *ctx, const char *mdir, const char *name)
+{
+    char path[4400], err[1024];
+    size_t l = strlen(name);
+    snprintf(path, sizeof path, "%s/%.*s.point", mdir, (int)(l > 6 ? l - 6 : l), name); /* without ".jsonl" */
+    if (access(path, F_OK) != 0) return NULL;
+    char *meta = NULL, *want = point_meta(ctx);
+    struct manifest_point *pt = manifest_point_open(path, &meta, err, sizeof err);
+    if (!pt) s3_log(S3_LOG_WARN, "ignoring the saved restore point %s: %s", path, err);
+    else if (!want || !meta || strcmp(meta, want) != 0) {
+        manifest_point_free(pt);
+        pt = NULL;
+    }
+    free(meta);
+    free(want);
+    return pt;
+}
+
 /* Finds the base and builds its restore point into *b (b->point NULL: none, full). */
 static void pick_base(struct rep_ctx *ctx, const char *mdir, const char *self, struct manifest_base *b,
                       char *name, size_t nlen)
@@ -126,27 +161,32 @@ static void pick_base(struct rep_ctx *ctx, const char *mdir, const char *self, s
         struct manifest_summary s;
         char err[5000];
         struct stat st;
-        if (stat(full, &st) != 0 || manifest_summary_read(full, &s, err, sizeof err) != 0) continue;
-        bool fits = store_summary_complete(&s) && s.shard_count == 0 && s.source && s.target &&
-                    !strcmp(s.source, ctx->o->src_url) && !strcmp(s.target, ctx->o->dst_url);
-        manifest_summary_free(&s);
-        if (!fits) continue;
+        /* a saved point exists only for a complete, unsharded run (mstore_commit) */
+        struct manifest_point *pt = saved_point(ctx, mdir, list[i]);
+        if (!pt) {
+            if (stat(full, &st) != 0 || manifest_summary_read(full, &s, err, sizeof err) != 0) continue;
+            bool fits = store_summary_complete(&s) && s.shard_count == 0 && s.source && s.target &&
+                        !strcmp(s.source, ctx->o->src_url) && !strcmp(s.target, ctx->o->dst_url);
+            manifest_summary_free(&s);
+            if (!fits) continue;
+        }
         /* the newest complete run is the base, or there is none: an older one would make a longer delta */
         int depth = 0;
-        char digest[40], key[1200];
-        snprintf(key, sizeof key, "%s%s.gz", MANIFEST_PREFIX, list[i]);
+        char digest[40];
         char base[256];
         if (stored_header(gz, &depth, digest, sizeof digest, base, sizeof base) != 0) {
             why = "the stored copy of the last complete run is unreadable here";
             snprintf(detail, sizeof detail, " (%s)", gz);
+            manifest_point_free(pt);
             break;
         }
         if (!chain_held(ctx, mdir, list[i], err, sizeof err)) {
             why = "the target does not hold the whole chain of the last complete run's manifest";
             snprintf(detail, sizeof detail, " (%s)", err);
+            manifest_point_free(pt);
             break;
         }
-        struct manifest_point *pt = manifest_point_build(full, NULL, RUN_POINT_RECORDS, err, sizeof err);
+        if (!pt) pt = manifest_point_build(full, NULL, RUN_POINT_RECORDS, err, sizeof err);
         if (!pt || strcmp(manifest_point_stats(pt)->digest, digest) != 0) {
             why = "the last complete run's manifest here does not give the restore point it stored";
             snprintf(detail, sizeof detail, " (%s: %s)", full, pt ? "another digest" : err);
@@ -166,16 +206,52 @@ static void pick_base(struct rep_ctx *ctx, const char *mdir, const char *self, s
     free(list);
 }
 
+/* Saved points of earlier runs whose stored copy never reached the target (RUN.point.tmp): one run at a time
+ * uses a state folder (its lock), so any left now is litter. */
+static void remove_stray_points(const char *mdir)
+{
+    DIR *d = opendir(mdir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name), sl = sizeof ".point.tmp" - 1;
+        if (l <= sl || strcmp(e->d_name + l - sl, ".point.tmp") != 0) continue;
+        char path[4500];
+        snprintf(path, sizeof path, "%s/%s", mdir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+void mstore_watch(struct rep_ctx *ctx, struct manifest_writer *mw)
+{
+    if (!(ctx->pb = manifest_point_builder_new(NULL, RUN_POINT_RECORDS))) return; /* read back from the file */
+    manifest_writer_tee(mw, manifest_point_builder_tee, ctx->pb);
+}
+
 int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path, const char *run_name, char *out,
                    size_t outlen, struct manifest_store_info *info)
 {
-    char mdir[4200], self[200], err[1024], bname[256];
+    char mdir[4200], self[200], err[1024], bname[256], saved[4400];
     snprintf(mdir, sizeof mdir, "%s/manifests", state);
     snprintf(self, sizeof self, "%s.jsonl", run_name);
     snprintf(out, outlen, "%s/%s.gz.tmp", mdir, self);
-    struct manifest_point *pt = manifest_point_build(full_path, NULL, RUN_POINT_RECORDS, err, sizeof err);
+    snprintf(saved, sizeof saved, "%s/%s.point.tmp", mdir, run_name);
+    remove_stray_points(mdir);
+    /* the point built as the manifest was written, else (no builder: out of memory) read back from it */
+    struct manifest_point *pt = NULL;
+    char *meta = point_meta(ctx);
+    bool saved_now = ctx->pb && meta;
+    if (ctx->pb) {
+        /* kept for the next run's base (mstore_commit), so that it need not read this run's manifest again */
+        pt = manifest_point_builder_finish_saved(ctx->pb, meta ? saved : NULL, meta, err, sizeof err);
+        ctx->pb = NULL;
+    } else {
+        pt = manifest_point_build(full_path, NULL, RUN_POINT_RECORDS, err, sizeof err);
+    }
     if (!pt) {
         s3_log_user(S3_LOG_ERROR, "reading the run's manifest %s: %s", full_path, err);
+        free(meta);
         return -1;
     }
     struct manifest_base base = {0};
@@ -188,23 +264,37 @@ int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path
     else
         s3_log(S3_LOG_INFO, "manifest stored full: %llu objects%s%s%s", (unsigned long long)info->entries,
                info->why_full ? " (" : "", info->why_full ? info->why_full : "", info->why_full ? ")" : "");
+    if (rc == 0 && !saved_now && meta && manifest_point_save(pt, saved, meta, err, sizeof err) != 0)
+        s3_log(S3_LOG_WARN, "cannot save the run's restore point for the next run: %s", err);
+    free(meta);
     manifest_point_free(base.point);
     manifest_point_free(pt);
     return rc;
 }
 
+/* PATH ending in ".jsonl.gz.tmp" -> the saved point's path, RUN.point (final) or RUN.point.tmp. */
+static void point_path(char *out, size_t outlen, const char *tmp, bool final)
+{
+    size_t l = strlen(tmp), cut = sizeof ".jsonl.gz.tmp" - 1;
+    snprintf(out, outlen, "%.*s.point%s", (int)(l > cut ? l - cut : 0), tmp, final ? "" : ".tmp");
+}
+
 void mstore_commit(const char *state, const char *tmp, bool complete)
 {
-    char final[4400];
+    char final[4400], ptmp[4400], pfinal[4400];
     size_t l = strlen(tmp);
     snprintf(final, sizeof final, "%.*s", (int)(l - 4), tmp); /* without ".tmp" */
+    point_path(ptmp, sizeof ptmp, tmp, false);
+    point_path(pfinal, sizeof pfinal, tmp, true);
     if (rename(tmp, final) != 0) {
         s3_log(S3_LOG_WARN, "cannot keep the stored manifest %s: %s", final, strerror(errno));
         unlink(tmp);
+        unlink(ptmp);
         return;
     }
+    if (!complete || rename(ptmp, pfinal) != 0) unlink(ptmp);
     if (!complete) return;
-    /* this run is the next one's base: the own manifests of earlier runs are not needed any more */
+    /* this run is the next one's base: the own manifests and saved points of earlier runs are not needed */
     char mdir[4200];
     snprintf(mdir, sizeof mdir, "%s/manifests", state);
     size_t n = 0;
@@ -214,6 +304,9 @@ void mstore_commit(const char *state, const char *tmp, bool complete)
         char full[4400];
         if (strncmp(self, list[i], strlen(list[i])) != 0 || self[strlen(list[i])] != '.') {
             snprintf(full, sizeof full, "%s/%s", mdir, list[i]);
+            unlink(full);
+            size_t ll = strlen(full);
+            snprintf(full + ll - 6, sizeof full - (ll - 6), ".point"); /* NAME.jsonl -> NAME.point */
             unlink(full);
         }
         free(list[i]);

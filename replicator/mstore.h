@@ -11,6 +11,9 @@
 #include "manifest/chain.h"
 #include "replicator/replicate.h"
 
+/* Builds the run's restore point as its manifest is written by mw (ctx->pb), so mstore_prepare need not read
+ * the manifest back. */
+void mstore_watch(struct rep_ctx *ctx, struct manifest_writer *mw);
 /* Writes the stored copy of the run's manifest full_path (complete: its trailer written) into out (a path in
  * the state folder's manifests/, ending in .tmp). Picks the base: the newest run in the state folder whose own
  * manifest and stored copy are both there, that completed its first pass, backed up the same source, and whose
@@ -18,7 +21,9 @@
 int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path, const char *run_name, char *out,
                    size_t outlen, struct manifest_store_info *info);
 /* After the stored copy was uploaded: keeps it as RUN.jsonl.gz beside the run's manifest, and when the run
- * completed its first pass, removes the own manifests of earlier runs that have their stored copies here. */
+ * completed its first pass, its restore point as RUN.point (the next run's base, read without parsing a
+ * manifest), and removes the own manifests and saved points of earlier runs that have their stored copies
+ * here. */
 void mstore_commit(const char *state, const char *tmp, bool complete);
 
 #endif

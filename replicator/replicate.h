@@ -52,6 +52,7 @@ struct rep_ctx {
     const char *dst_sse;         /* the target said it encrypts so that its ETags are not MD5s (s3_sse_hides_md5) */
     struct versions *versions;   /* learns written objects' versions in bulk (server-side backups), or NULL */
     struct manifest_writer *mw;  /* NULL in dry runs */
+    struct manifest_point_builder *pb; /* the run's restore point, built as mw writes (mstore_watch), or NULL */
     struct manifest_index *idx;  /* target key -> source ETag where the ETags differ */
     int pass;                    /* current pass number, 1-based */
     bool interrupted;            /* SIGINT/SIGTERM/SIGHUP seen */

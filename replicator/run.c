@@ -185,6 +185,7 @@ void rep_close(struct rep_ctx *ctx)
     s3_client_free(ctx->dst);
     s3_loop_free(ctx->loop);
     manifest_index_free(ctx->idx);
+    manifest_point_builder_free(ctx->pb);
     pass_bounds_free(ctx);
     for (size_t i = 0; i < ctx->nfailures; i++) free(ctx->failures[i]);
     for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]);
@@ -724,6 +725,7 @@ int run_replicate(struct rep_options *o)
             manifest_path[0] = '\0';
             goto out;
         }
+        if (!o->shard_n) mstore_watch(ctx, mw);
         cJSON *opts = cJSON_CreateObject();
         cJSON_AddNumberToObject(opts, "jobs", o->jobs);
         cJSON_AddNumberToObject(opts, "settle", o->settle);
