@@ -13,18 +13,10 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "manifest/manifest.h"
+#include "manifest/internal.h"
 
 #define DELTA_MAX_SHARE 4 /* a delta of more than entries / DELTA_MAX_SHARE records is written full */
 #define DELTA_MIN_RECORDS 64
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- the output: plain or gzip, one line at a time ---- */
 

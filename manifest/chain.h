@@ -4,7 +4,7 @@
  * hold. The restore point of a delta is its base's (resolved the same way, back to a full manifest) with the
  * delta applied: manifest_point_build_chain (manifest/point.h). Every stored copy is gzip-compressed and
  * begins with its summary (header, pass lines, trailer), so a reader of its first bytes has the summary.
- * Knows nothing of S3. */
+ * Knows nothing of S3. Must not: depend on anything of ours outside manifest/. */
 #ifndef MANIFEST_CHAIN_H
 #define MANIFEST_CHAIN_H
 

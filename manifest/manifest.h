@@ -1,6 +1,6 @@
 /* The manifest: a JSON Lines record of one replication run (header, one line per object copied or confirmed,
  * per-pass summaries, trailer). Written as the run goes, fsynced at pass ends; read back for resume, the
- * source-ETag map, --status and --verify. Depends on cJSON only. */
+ * source-ETag map, --status and --verify. Depends on cJSON only. Must not: know of S3 or of the replicator. */
 #ifndef MANIFEST_MANIFEST_H
 #define MANIFEST_MANIFEST_H
 

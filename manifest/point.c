@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "manifest/manifest.h"
+#include "manifest/internal.h"
 #include "manifest/sort.h"
 
 #define DEFAULT_MAX_RECORDS 100000
@@ -27,15 +28,6 @@ struct manifest_point {
     struct manifest_point_stats st;
     struct manifest_point_entry out;
 };
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Each key's last event decides. */
 static size_t keep_last(const struct manifest_sort_rec *group, size_t n)

@@ -3,7 +3,8 @@
  * they copied) puts that version in, a "deleted" record (a later pass found the key gone at the source) takes
  * the key out. Built by an external sort (sorted runs of a bounded number of records in unlinked temporary
  * files, merged on the fly), so memory is bounded however many keys the run saw; read back in key order, as
- * often as needed (manifest_point_rewind). Knows nothing of S3. */
+ * often as needed (manifest_point_rewind). Knows nothing of S3.
+ * Must not: hold the whole restore point in memory. */
 #ifndef MANIFEST_POINT_H
 #define MANIFEST_POINT_H
 

@@ -1,4 +1,5 @@
-/* The merge-join of two sorted key streams. See replicator/join.h. */
+/* The merge-join of two sorted key streams (see replicator/join.h). Must not: buffer a stream, or know what the
+ * streams are (listings or restore points). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* The target's lease: one run per target across hosts (see lease.h). */
+/* The target's lease: one run per target across hosts (see lease.h): claiming it by conditional PUT, renewing it
+ * while the run lasts, releasing it, reading it for --status. Must not: write anything but the lease object. */
 #include <cJSON.h>
 #include <ev.h>
 #include <openssl/evp.h>

@@ -1,4 +1,5 @@
-/* Maintenance flag: on/off by file or command, with a crash record. */
+/* Maintenance flag: on/off by file or command, with a crash record (see maintenance.h). Must not: switch the flag
+ * on before its record is written. */
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>

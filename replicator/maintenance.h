@@ -1,6 +1,7 @@
 /* The app's maintenance flag around the final pass: a file (Rails/Capistrano/nginx convention) or a pair of
  * shell commands. Before switching on, a record is written to the state folder so that a run killed with
- * SIGKILL is noticed by the next run, which switches the flag off first. */
+ * SIGKILL is noticed by the next run, which switches the flag off first. Must not: switch the flag on before that
+ * record is written. */
 #ifndef REPLICATOR_MAINTENANCE_H
 #define REPLICATOR_MAINTENANCE_H
 

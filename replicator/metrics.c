@@ -1,4 +1,5 @@
-/* Prometheus textfile metrics: merge this writer's samples into the file and replace it atomically. */
+/* Prometheus textfile metrics: merge this writer's samples into the file and replace it atomically. Must not: drop
+ * another writer's samples, or leave a half-written file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /* The copy of a run's manifest that is stored in the target (manifest/chain.h): a delta on the newest complete
  * run this state folder stored, or a full manifest, gzip-compressed, as .replicate/manifests/RUN.jsonl.gz. The
  * run's own manifest (RUN.jsonl, every object of its first pass) stays in the state folder until a later run
- * that completed has stored its copy; then only the stored copy (RUN.jsonl.gz) is kept there. */
+ * that completed has stored its copy; then only the stored copy (RUN.jsonl.gz) is kept there. Must not: write to
+ * S3 (the run stores what this chooses). */
 #ifndef REPLICATOR_MSTORE_H
 #define REPLICATOR_MSTORE_H
 

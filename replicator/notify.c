@@ -1,4 +1,5 @@
-/* Failure notifications. */
+/* Failure notifications: --notify-cmd and --notify-url (see notify.h). Must not: fail the run (best effort), or
+ * send a secret. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>

@@ -1,4 +1,5 @@
-/* Command-line options of replicate, parsed once (replicator/cli.c) and read everywhere else. */
+/* Command-line options of replicate, parsed once (replicator/cli.c) and read everywhere else. Must not: hold
+ * anything but the parsed options (no state of a run). */
 #ifndef REPLICATOR_OPTIONS_H
 #define REPLICATOR_OPTIONS_H
 

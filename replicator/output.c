@@ -1,4 +1,5 @@
-/* Human output helpers. */
+/* Human output helpers: where human lines go, and times, ages and sizes formatted (see output.h). Must not: write
+ * the --json document (each mode does), or log. */
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>

@@ -1,4 +1,5 @@
-/* Human output shared by the modes: stdout normally, stderr when --json owns stdout, nothing with --quiet. */
+/* Human output shared by the modes: stdout normally, stderr when --json owns stdout, nothing with --quiet.
+ * Must not: build the --json document (each mode builds its own). */
 #ifndef REPLICATOR_OUTPUT_H
 #define REPLICATOR_OUTPUT_H
 

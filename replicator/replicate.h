@@ -1,4 +1,5 @@
-/* What a replication run shares between its parts: the loop, the two sides, budgets, counters, the manifest. */
+/* What a replication run shares between its parts: the loop, the two sides, budgets, counters, the manifest.
+ * Must not: hold what only one mode needs (that stays in its own files). */
 #ifndef REPLICATOR_REPLICATE_H
 #define REPLICATOR_REPLICATE_H
 

@@ -1,4 +1,5 @@
-/* Object Lock retention of what a backup writes: the DURATION grammar and the retain-until date. */
+/* Object Lock retention of what a backup writes: the DURATION grammar and the retain-until date. Must not: make a
+ * request (the target check is in target.c, the writes in copy.c and run.c). */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* --retain: Object Lock retention on what a backup writes (every object version and the run's manifest), so that
  * not even the backup's own credentials can destroy a version before its retain-until date. The pure parts (the
  * DURATION grammar, the retain-until date) are here with unit tests; the target check is in target.c, the
- * writes in copy.c and run.c. */
+ * writes in copy.c and run.c. Must not: make a request here. */
 #ifndef REPLICATOR_RETAIN_H
 #define REPLICATOR_RETAIN_H
 

@@ -1,5 +1,6 @@
 /* Sharding, the pure part: balanced key ranges from a key-distribution sample, and runs made of shard
- * manifests. The records in the target and what a run does with them: replicator/shard_records.c. */
+ * manifests. The records in the target and what a run does with them: replicator/shard_records.c. Must not: make a
+ * request. */
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>

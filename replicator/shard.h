@@ -12,7 +12,8 @@
  *                                      space at the same keys even if the sample changes meanwhile.
  *   .replicate/manifests/<run>.shard-IIII-of-NNNN.jsonl   each shard's manifest (first a header-only copy at
  *                                      its start, so a shard that dies is seen as unfinished).
- * Shard i covers the keys k with b[i-1] < k <= b[i] (no bound below shard 0 or above shard N-1). */
+ * Shard i covers the keys k with b[i-1] < k <= b[i] (no bound below shard 0 or above shard N-1). Must not
+ * (shard.c): make a request; the records are read and written by replicator/shard_records.c. */
 #ifndef REPLICATOR_SHARD_H
 #define REPLICATOR_SHARD_H
 

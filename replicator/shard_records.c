@@ -1,5 +1,6 @@
 /* The shard records a backup keeps in its target (.replicate/ranges*.json, .replicate/shards/) and what a run
- * does with them: resolve --shard I/N into a key range, store the sample at the end. See replicator/shard.h. */
+ * does with them: resolve --shard I/N into a key range, store the sample at the end. See replicator/shard.h.
+ * Must not: write outside the target's reserved prefix (.replicate/). */
 #include <cJSON.h>
 #include <errno.h>
 #include <ev.h>
@@ -123,13 +124,9 @@ static int sample_walk(struct rep_ctx *ctx, struct key_sample *out, char *err, s
             pass_sample_add(ctx, oi->key + plen);
         } else if (st == S3_LIST_END) {
             break;
-        } else if (ctx->interrupted) {
-            snprintf(err, errlen, "interrupted");
-            rc = -1;
-            break;
         } else {
-            snprintf(err, errlen, "listing s3://%s/%s to sample its keys: %s", o->src_bucket, o->src_prefix,
-                     s3_lister_error(l));
+            store_lister_error(ctx, l, err, errlen, "listing s3://%s/%s to sample its keys", o->src_bucket,
+                               o->src_prefix);
             rc = -1;
             break;
         }

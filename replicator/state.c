@@ -1,4 +1,5 @@
-/* State directory, lock and run ids. */
+/* State directory, lock and run ids (see state.h). Owns: the local files of a target's folder.
+ * Must not: touch S3. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

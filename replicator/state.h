@@ -1,5 +1,5 @@
 /* The local state directory: one folder per target holding its manifests, the run lock and the record of a
- * maintenance flag switched on by a run that may have been killed. */
+ * maintenance flag switched on by a run that may have been killed. Must not: touch S3. */
 #ifndef REPLICATOR_STATE_H
 #define REPLICATOR_STATE_H
 

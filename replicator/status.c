@@ -1,6 +1,6 @@
 /* --status: the runs recorded in a backup (newest first), the last successful one and its age (--max-age),
  * and the last restore drill and its age (--max-drill-age). Only reads from S3; the only files it writes are
- * temporary copies of manifests, removed before it returns. */
+ * temporary copies of manifests, removed before it returns. Must not: write to S3. */
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -210,6 +210,277 @@ static void consider(struct status_runs *st, struct run_info *ri, double now)
     memset(ri, 0, sizeof *ri);
 }
 
+/* Everything one --status gathers before it reports. */
+struct status {
+    struct rep_ctx *ctx;
+    const struct rep_options *o;
+    int exit_code;
+    struct stored_manifest *sm;
+    size_t n;
+    unsigned long total;
+    struct status_runs st;
+    struct run_info pending; /* a sharded run whose manifests are still being read */
+    size_t other_targets, examined;
+    cJSON *skipped;
+    const char *message;
+    char msgbuf[1200];
+    cJSON *last_drill, *clean_drill, *lease;
+    char lerr[800];
+    double now, age, drill_age;
+    bool stale, shards_bad, drill_stale;
+};
+
+static void skip_note(struct status *s, const char *key, const char *why)
+{
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "manifest", key);
+    cJSON_AddStringToObject(x, "error", why);
+    cJSON_AddItemToArray(s->skipped, x);
+}
+
+/* Reads the stored manifest sm[i] into the runs; -1 when out of memory. */
+static int take_manifest(struct status *s, size_t i)
+{
+    const struct rep_options *o = s->o;
+    struct stored_manifest *sm = s->sm;
+    char err[1024];
+    char path[4096], shown[1200];
+    snprintf(shown, sizeof shown, "s3://%s/%s", o->dst_bucket, sm[i].key);
+    s->examined++;
+    if (store_download(s->ctx->dst_r, o->dst_bucket, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
+        s3_log_user(S3_LOG_WARN, "cannot read the manifest %s: %s; skipped", shown, err);
+        skip_note(s, sm[i].key, err);
+        return 0;
+    }
+    struct run_info ri = {.key = sm[i].key};
+    int r = manifest_summary_read(path, &ri.sum, err, sizeof err);
+    unlink(path);
+    if (r != 0) {
+        /* the temporary path means nothing to the user: name the stored manifest */
+        const char *why = store_strip_path(err, path);
+        s3_log_user(S3_LOG_WARN, "the manifest %s is corrupt or truncated (%s); skipped",
+                shown, why);
+        skip_note(s, sm[i].key, why);
+        return 0;
+    }
+    if (!store_manifest_for(o->dst_bucket, o->dst_prefix, ri.sum.target)) {
+        s->other_targets++;
+        manifest_summary_free(&ri.sum);
+        return 0;
+    }
+    if (ri.sum.corrupt_lines)
+        s3_log_user(S3_LOG_WARN, "the manifest %s has %d corrupt line(s); they were skipped",
+                shown, ri.sum.corrupt_lines);
+    if (ri.sum.shard_count > 0 && s->pending.g && shard_group_add(s->pending.g, &ri.sum)) {
+        manifest_summary_free(&ri.sum);
+        return 0;
+    }
+    if (s->pending.g) consider(&s->st, &s->pending, s->now);
+    if (ri.sum.shard_count > 0) {
+        s->pending.key = sm[i].key;
+        s->pending.g = shard_group_new(&ri.sum);
+        manifest_summary_free(&ri.sum);
+        if (!s->pending.g) {
+            s3_log_user(S3_LOG_ERROR, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    consider(&s->st, &ri, s->now);
+    return 0;
+}
+
+/* The runs recorded in the target, newest first, until the last successful one and RECENT_RUNS are known;
+ * returns the exit code so far. */
+static int read_runs(struct status *s)
+{
+    struct rep_ctx *ctx = s->ctx;
+    char err[1024];
+    int src = store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX + SHARDS_MAX, &s->sm, &s->n,
+                         &s->total, err, sizeof err);
+    if (src != 0) {
+        snprintf(s->msgbuf, sizeof s->msgbuf, "%s", err);
+        s->message = s->msgbuf;
+        s3_log_user(S3_LOG_ERROR, "cannot read the runs recorded in the target: %s", err);
+        return ctx->interrupted              ? EXIT_INTERRUPTED
+               : src == STORE_NO_BUCKET ? EXIT_USAGE
+                                             : EXIT_FAILED;
+    }
+    /* the shard manifests of one run are next to each other (they share its id): read them all */
+    for (size_t i = 0; i < s->n && !ctx->interrupted &&
+                       (s->pending.g || (s->examined < STATUS_MANIFESTS_MAX &&
+                                         (!s->st.have_success || s->st.nrecent < RECENT_RUNS)));
+         i++)
+        if (take_manifest(s, i) != 0) return EXIT_FAILED;
+    if (s->pending.g) consider(&s->st, &s->pending, s->now);
+    return ctx->interrupted ? EXIT_INTERRUPTED : EXIT_OK;
+}
+
+/* The ages against --max-age and --max-drill-age, the shards of the last run, the drills and the lease. */
+static int judge(struct status *s)
+{
+    const struct rep_options *o = s->o;
+    struct status_runs *st = &s->st;
+    int exit_code = EXIT_OK;
+    s->age = st->have_success ? s->now - (double)ri_sum(&st->success)->trailer.ended : 0;
+    s->stale = !st->have_success || (o->max_age > 0 && s->age > o->max_age);
+    if (s->stale) exit_code = EXIT_STALE;
+    /* the last run made of shards lacks one, or one failed: say so and fail, even if an older run was good */
+    s->shards_bad = st->have_last && st->last.g && st->last.bad_shards > 0;
+    if (s->shards_bad) {
+        snprintf(s->msgbuf, sizeof s->msgbuf, "the last run, %s, is incomplete: %d of its %d shards %s not ok",
+                 st->last.g->run_id, st->last.bad_shards, st->last.g->count, st->last.bad_shards == 1 ? "is" : "are");
+        s->message = s->msgbuf;
+        if (exit_code == EXIT_OK) exit_code = EXIT_FAILED;
+    }
+    find_drills(s->ctx, &s->last_drill, &s->clean_drill);
+    /* informational: a lease that cannot be read fails nothing */
+    s->lease = lease_read_record(s->ctx, s->lerr, sizeof s->lerr);
+    const cJSON *cend = cJSON_GetObjectItem(s->clean_drill, "ended");
+    s->drill_age = cJSON_IsNumber(cend) ? s->now - cend->valuedouble : 0;
+    s->drill_stale = o->max_drill_age > 0 && (!s->clean_drill || s->drill_age > o->max_drill_age);
+    if (s->drill_stale) exit_code = EXIT_STALE;
+    return exit_code;
+}
+
+static void print_runs(const struct status *s, FILE *hf)
+{
+    const struct rep_options *o = s->o;
+    const struct status_runs *st = &s->st;
+    fprintf(hf, "target: %s (%lu manifest%s in %s)\n", o->dst_url, s->total, s->total == 1 ? "" : "s",
+            MANIFEST_PREFIX);
+    if (st->have_last)
+        print_run(hf, "last run", &st->last, s->now);
+    else if (s->other_targets)
+        fprintf(hf,
+                "no run recorded for %s (the %zu manifest%s read %s to other prefixes of the bucket)\n",
+                o->dst_url, s->other_targets, s->other_targets == 1 ? "" : "s",
+                s->other_targets == 1 ? "belongs" : "belong");
+    else
+        fprintf(hf, "no run recorded in the target\n");
+    if (st->have_success && !st->success_is_last)
+        print_run(hf, "last successful run", &st->success, s->now);
+    else if (st->have_success)
+        fprintf(hf, "the last run was successful\n");
+    else if (st->have_last)
+        fprintf(hf, "no successful run among the newest %zu manifest%s examined\n", s->examined,
+                s->examined == 1 ? "" : "s");
+    if (st->nrecent > 1) {
+        fprintf(hf, "recent runs (newest first):\n");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, st->recent) {
+            const cJSON *id = cJSON_GetObjectItem(it, "run_id"), *res = cJSON_GetObjectItem(it, "result"),
+                        *en = cJSON_GetObjectItem(it, "ended"), *ob = cJSON_GetObjectItem(it, "objects_copied"),
+                        *gp = cJSON_GetObjectItem(it, "gap_seconds");
+            fprintf(hf, "  %-24s %-14s ended %-22s copied %-8.0f gap %.2fs\n",
+                    cJSON_IsString(id) ? id->valuestring : "?", cJSON_IsString(res) ? res->valuestring : "-",
+                    cJSON_IsString(en) ? en->valuestring : "-", cJSON_IsNumber(ob) ? ob->valuedouble : 0,
+                    cJSON_IsNumber(gp) ? gp->valuedouble : 0);
+        }
+    }
+}
+
+static void print_health(const struct status *s, FILE *hf)
+{
+    const struct rep_options *o = s->o;
+    const cJSON *lease = s->lease, *last_drill = s->last_drill, *clean_drill = s->clean_drill;
+    if (lease && cJSON_IsObject(lease)) {
+        const char *state = cJSON_GetObjectItem(lease, "state")->valuestring;
+        bool held = strcmp(state, "held") == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(lease, "expired"));
+        fprintf(hf, "lease: %s by run %s (host %s, pid %.0f)%s%s\n",
+                held ? "held" : strcmp(state, "held") == 0 ? "expired, was held" : state,
+                cJSON_GetObjectItem(lease, "run_id")->valuestring, cJSON_GetObjectItem(lease, "host")->valuestring,
+                cJSON_GetObjectItem(lease, "pid")->valuedouble, held ? " until " : "",
+                held ? cJSON_GetObjectItem(lease, "expires_at")->valuestring : "");
+    } else if (lease) {
+        fprintf(hf, "lease: none (no run has taken it yet)\n");
+    } else {
+        fprintf(hf, "lease: unknown (%s)\n", s->lerr);
+    }
+    if (last_drill) print_drill(hf, "last drill", last_drill, s->now);
+    if (clean_drill && clean_drill != last_drill) print_drill(hf, "last clean drill", clean_drill, s->now);
+    if (!last_drill) fprintf(hf, "no restore drill recorded (replicate --restore-drill %s)\n", o->dst_url);
+    char a[80], m[80];
+    if (o->max_drill_age > 0) {
+        rep_fmt_age(o->max_drill_age, m, sizeof m);
+        char *ago = strstr(m, " ago");
+        if (ago) *ago = '\0';
+        if (clean_drill) rep_fmt_age(s->drill_age, a, sizeof a);
+        fprintf(hf, "drills: %s: %s%s (max drill age %s)\n", s->drill_stale ? "STALE" : "fresh",
+                clean_drill ? "the last clean drill ended " : "no clean drill is recorded", clean_drill ? a : "", m);
+    }
+    if (s->shards_bad) fprintf(hf, "status: FAILED: %s\n", s->msgbuf);
+    if (!s->st.have_success) {
+        fprintf(hf, "status: STALE: no successful run is recorded in the target\n");
+    } else if (o->max_age > 0) {
+        rep_fmt_age(s->age, a, sizeof a);
+        rep_fmt_age(o->max_age, m, sizeof m);
+        char *ago = strstr(m, " ago");
+        if (ago) *ago = '\0';
+        fprintf(hf, "status: %s: the last successful run ended %s (max age %s)\n",
+                s->stale ? "STALE" : "fresh", a, m);
+    }
+}
+
+/* Prints the --json report; takes the recent runs, the lease and the skipped list out of s. */
+static void print_json(struct status *s)
+{
+    const struct rep_options *o = s->o;
+    struct status_runs *st = &s->st;
+    int exit_code = s->exit_code;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "tool", "replicate");
+    cJSON_AddStringToObject(j, "version", REPLICATE_VERSION);
+    cJSON_AddStringToObject(j, "mode", "status");
+    cJSON_AddStringToObject(j, "target", o->dst_url);
+    cJSON_AddNumberToObject(j, "manifests", (double)s->total);
+    if (st->have_last)
+        cJSON_AddItemToObject(j, "last_run", run_json(&st->last, s->now));
+    else
+        cJSON_AddNullToObject(j, "last_run");
+    if (st->have_success)
+        cJSON_AddItemToObject(j, "last_success", run_json(&st->success, s->now));
+    else
+        cJSON_AddNullToObject(j, "last_success");
+    if (o->max_age > 0)
+        cJSON_AddNumberToObject(j, "max_age_seconds", o->max_age);
+    else
+        cJSON_AddNullToObject(j, "max_age_seconds");
+    cJSON_AddStringToObject(j, "result",
+                            exit_code == EXIT_OK      ? "fresh"
+                            : exit_code == EXIT_STALE ? "stale"
+                                                      : "failed");
+    cJSON_AddNumberToObject(j, "exit_code", exit_code);
+    cJSON_AddItemToObject(j, "runs", st->recent);
+    st->recent = NULL;
+    cJSON_AddItemToObject(j, "last_drill", s->last_drill ? cJSON_Duplicate(s->last_drill, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "last_clean_drill",
+                          s->clean_drill ? cJSON_Duplicate(s->clean_drill, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(j, "lease", s->lease ? s->lease : cJSON_CreateNull());
+    s->lease = NULL;
+    cJSON_AddItemToObject(j, "skipped_manifests", s->skipped);
+    s->skipped = NULL;
+    if (s->message) cJSON_AddStringToObject(j, "message", s->message);
+    char *t = cJSON_Print(j);
+    if (t) printf("%s\n", t);
+    free(t);
+    cJSON_Delete(j);
+}
+
+static void status_free(struct status *s)
+{
+    struct status_runs *st = &s->st;
+    cJSON_Delete(s->skipped);
+    cJSON_Delete(s->lease);
+    cJSON_Delete(st->recent);
+    if (s->clean_drill != s->last_drill) cJSON_Delete(s->clean_drill);
+    cJSON_Delete(s->last_drill);
+    if (!st->success_is_last && st->have_success) run_info_free(&st->success);
+    if (st->have_last) run_info_free(&st->last);
+    run_info_free(&s->pending);
+    store_free(s->sm, s->n);
+}
+
 int run_status(const struct rep_options *o)
 {
     struct rep_ctx ctx_s, *ctx = &ctx_s;
@@ -221,230 +492,20 @@ int run_status(const struct rep_options *o)
     struct rep_signals sg;
     rep_signals_start(ctx, &sg);
     FILE *hf = rep_human(o);
-    char err[1024];
-    int exit_code = EXIT_OK;
-    struct stored_manifest *sm = NULL;
-    size_t n = 0;
-    unsigned long total = 0;
-    struct status_runs st = {.recent = cJSON_CreateArray()};
-    struct run_info pending = {0}; /* a sharded run whose manifests are still being read */
-    size_t other_targets = 0, examined = 0;
-    cJSON *skipped = cJSON_CreateArray();
-    const char *message = NULL;
-    char msgbuf[1200] = "";
-    cJSON *last_drill = NULL, *clean_drill = NULL, *lease = NULL;
-    double now = (double)time(NULL);
-
-    int src = store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, STATUS_MANIFESTS_MAX + SHARDS_MAX, &sm, &n, &total,
-                         err, sizeof err);
-    if (src != 0) {
-        snprintf(msgbuf, sizeof msgbuf, "%s", err);
-        message = msgbuf;
-        s3_log_user(S3_LOG_ERROR, "cannot read the runs recorded in the target: %s", err);
-        exit_code = ctx->interrupted              ? EXIT_INTERRUPTED
-                    : src == STORE_NO_BUCKET ? EXIT_USAGE
-                                                  : EXIT_FAILED;
-        goto report;
+    struct status s = {.ctx = ctx, .o = o, .st = {.recent = cJSON_CreateArray()}, .skipped = cJSON_CreateArray(),
+                       .now = (double)time(NULL)};
+    s.exit_code = read_runs(&s);
+    if (s.exit_code == EXIT_OK) {
+        s.exit_code = judge(&s);
+        if (hf) {
+            print_runs(&s, hf);
+            print_health(&s, hf);
+            fflush(hf);
+        }
     }
-    /* the shard manifests of one run are next to each other (they share its id): read them all */
-    for (size_t i = 0; i < n && !ctx->interrupted &&
-                       (pending.g || (examined < STATUS_MANIFESTS_MAX && (!st.have_success || st.nrecent < RECENT_RUNS)));
-         i++) {
-        char path[4096], shown[1200];
-        snprintf(shown, sizeof shown, "s3://%s/%s", o->dst_bucket, sm[i].key);
-        examined++;
-        if (store_download(ctx->dst_r, ctx->o->dst_bucket, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
-            s3_log_user(S3_LOG_WARN, "cannot read the manifest %s: %s; skipped", shown, err);
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "manifest", sm[i].key);
-            cJSON_AddStringToObject(x, "error", err);
-            cJSON_AddItemToArray(skipped, x);
-            continue;
-        }
-        struct run_info ri = {.key = sm[i].key};
-        int r = manifest_summary_read(path, &ri.sum, err, sizeof err);
-        unlink(path);
-        if (r != 0) {
-            /* the temporary path means nothing to the user: name the stored manifest */
-            const char *why = store_strip_path(err, path);
-            s3_log_user(S3_LOG_WARN, "the manifest %s is corrupt or truncated (%s); skipped",
-                    shown, why);
-            cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "manifest", sm[i].key);
-            cJSON_AddStringToObject(x, "error", why);
-            cJSON_AddItemToArray(skipped, x);
-            continue;
-        }
-        if (!store_manifest_for(o->dst_bucket, o->dst_prefix, ri.sum.target)) {
-            other_targets++;
-            manifest_summary_free(&ri.sum);
-            continue;
-        }
-        if (ri.sum.corrupt_lines)
-            s3_log_user(S3_LOG_WARN, "the manifest %s has %d corrupt line(s); they were skipped",
-                    shown, ri.sum.corrupt_lines);
-        if (ri.sum.shard_count > 0 && pending.g && shard_group_add(pending.g, &ri.sum)) {
-            manifest_summary_free(&ri.sum);
-            continue;
-        }
-        if (pending.g) consider(&st, &pending, now);
-        if (ri.sum.shard_count > 0) {
-            pending.key = sm[i].key;
-            pending.g = shard_group_new(&ri.sum);
-            manifest_summary_free(&ri.sum);
-            if (!pending.g) {
-                s3_log_user(S3_LOG_ERROR, "out of memory");
-                exit_code = EXIT_FAILED;
-                goto report;
-            }
-            continue;
-        }
-        consider(&st, &ri, now);
-    }
-    if (pending.g) consider(&st, &pending, now);
-    if (ctx->interrupted) {
-        exit_code = EXIT_INTERRUPTED;
-        goto report;
-    }
-
-    double age = st.have_success ? now - (double)ri_sum(&st.success)->trailer.ended : 0;
-    bool stale = !st.have_success || (o->max_age > 0 && age > o->max_age);
-    if (stale) exit_code = EXIT_STALE;
-    /* the last run made of shards lacks one, or one failed: say so and fail, even if an older run was good */
-    bool shards_bad = st.have_last && st.last.g && st.last.bad_shards > 0;
-    if (shards_bad) {
-        snprintf(msgbuf, sizeof msgbuf, "the last run, %s, is incomplete: %d of its %d shards %s not ok",
-                 st.last.g->run_id, st.last.bad_shards, st.last.g->count, st.last.bad_shards == 1 ? "is" : "are");
-        message = msgbuf;
-        if (exit_code == EXIT_OK) exit_code = EXIT_FAILED;
-    }
-    find_drills(ctx, &last_drill, &clean_drill);
-    char lerr[800] = "";
-    lease = lease_read_record(ctx, lerr, sizeof lerr); /* informational: a lease that cannot be read fails nothing */
-    const cJSON *cend = cJSON_GetObjectItem(clean_drill, "ended");
-    double drill_age = cJSON_IsNumber(cend) ? now - cend->valuedouble : 0;
-    bool drill_stale = o->max_drill_age > 0 && (!clean_drill || drill_age > o->max_drill_age);
-    if (drill_stale) exit_code = EXIT_STALE;
-
-    if (hf) {
-        fprintf(hf, "target: %s (%lu manifest%s in %s)\n", o->dst_url, total, total == 1 ? "" : "s",
-                MANIFEST_PREFIX);
-        if (st.have_last)
-            print_run(hf, "last run", &st.last, now);
-        else if (other_targets)
-            fprintf(hf,
-                    "no run recorded for %s (the %zu manifest%s read %s to other prefixes of the bucket)\n",
-                    o->dst_url, other_targets, other_targets == 1 ? "" : "s",
-                    other_targets == 1 ? "belongs" : "belong");
-        else
-            fprintf(hf, "no run recorded in the target\n");
-        if (st.have_success && !st.success_is_last)
-            print_run(hf, "last successful run", &st.success, now);
-        else if (st.have_success)
-            fprintf(hf, "the last run was successful\n");
-        else if (st.have_last)
-            fprintf(hf, "no successful run among the newest %zu manifest%s examined\n", examined,
-                    examined == 1 ? "" : "s");
-        if (st.nrecent > 1) {
-            fprintf(hf, "recent runs (newest first):\n");
-            const cJSON *it;
-            cJSON_ArrayForEach(it, st.recent) {
-                const cJSON *id = cJSON_GetObjectItem(it, "run_id"), *res = cJSON_GetObjectItem(it, "result"),
-                            *en = cJSON_GetObjectItem(it, "ended"), *ob = cJSON_GetObjectItem(it, "objects_copied"),
-                            *gp = cJSON_GetObjectItem(it, "gap_seconds");
-                fprintf(hf, "  %-24s %-14s ended %-22s copied %-8.0f gap %.2fs\n",
-                        cJSON_IsString(id) ? id->valuestring : "?", cJSON_IsString(res) ? res->valuestring : "-",
-                        cJSON_IsString(en) ? en->valuestring : "-", cJSON_IsNumber(ob) ? ob->valuedouble : 0,
-                        cJSON_IsNumber(gp) ? gp->valuedouble : 0);
-            }
-        }
-        if (lease && cJSON_IsObject(lease)) {
-            const char *state = cJSON_GetObjectItem(lease, "state")->valuestring;
-            bool held = strcmp(state, "held") == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(lease, "expired"));
-            fprintf(hf, "lease: %s by run %s (host %s, pid %.0f)%s%s\n",
-                    held ? "held" : strcmp(state, "held") == 0 ? "expired, was held" : state,
-                    cJSON_GetObjectItem(lease, "run_id")->valuestring, cJSON_GetObjectItem(lease, "host")->valuestring,
-                    cJSON_GetObjectItem(lease, "pid")->valuedouble, held ? " until " : "",
-                    held ? cJSON_GetObjectItem(lease, "expires_at")->valuestring : "");
-        } else if (lease) {
-            fprintf(hf, "lease: none (no run has taken it yet)\n");
-        } else {
-            fprintf(hf, "lease: unknown (%s)\n", lerr);
-        }
-        if (last_drill) print_drill(hf, "last drill", last_drill, now);
-        if (clean_drill && clean_drill != last_drill) print_drill(hf, "last clean drill", clean_drill, now);
-        if (!last_drill) fprintf(hf, "no restore drill recorded (replicate --restore-drill %s)\n", o->dst_url);
-        char a[80], m[80];
-        if (o->max_drill_age > 0) {
-            rep_fmt_age(o->max_drill_age, m, sizeof m);
-            char *ago = strstr(m, " ago");
-            if (ago) *ago = '\0';
-            if (clean_drill) rep_fmt_age(drill_age, a, sizeof a);
-            fprintf(hf, "drills: %s: %s%s (max drill age %s)\n", drill_stale ? "STALE" : "fresh",
-                    clean_drill ? "the last clean drill ended " : "no clean drill is recorded", clean_drill ? a : "", m);
-        }
-        if (shards_bad) fprintf(hf, "status: FAILED: %s\n", msgbuf);
-        if (!st.have_success) {
-            fprintf(hf, "status: STALE: no successful run is recorded in the target\n");
-        } else if (o->max_age > 0) {
-            rep_fmt_age(age, a, sizeof a);
-            rep_fmt_age(o->max_age, m, sizeof m);
-            char *ago = strstr(m, " ago");
-            if (ago) *ago = '\0';
-            fprintf(hf, "status: %s: the last successful run ended %s (max age %s)\n",
-                    stale ? "STALE" : "fresh", a, m);
-        }
-        fflush(hf);
-    }
-
-report:
-    if (o->json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "tool", "replicate");
-        cJSON_AddStringToObject(j, "version", REPLICATE_VERSION);
-        cJSON_AddStringToObject(j, "mode", "status");
-        cJSON_AddStringToObject(j, "target", o->dst_url);
-        cJSON_AddNumberToObject(j, "manifests", (double)total);
-        if (st.have_last)
-            cJSON_AddItemToObject(j, "last_run", run_json(&st.last, now));
-        else
-            cJSON_AddNullToObject(j, "last_run");
-        if (st.have_success)
-            cJSON_AddItemToObject(j, "last_success", run_json(&st.success, now));
-        else
-            cJSON_AddNullToObject(j, "last_success");
-        if (o->max_age > 0)
-            cJSON_AddNumberToObject(j, "max_age_seconds", o->max_age);
-        else
-            cJSON_AddNullToObject(j, "max_age_seconds");
-        cJSON_AddStringToObject(j, "result",
-                                exit_code == EXIT_OK      ? "fresh"
-                                : exit_code == EXIT_STALE ? "stale"
-                                                          : "failed");
-        cJSON_AddNumberToObject(j, "exit_code", exit_code);
-        cJSON_AddItemToObject(j, "runs", st.recent);
-        st.recent = NULL;
-        cJSON_AddItemToObject(j, "last_drill", last_drill ? cJSON_Duplicate(last_drill, 1) : cJSON_CreateNull());
-        cJSON_AddItemToObject(j, "last_clean_drill", clean_drill ? cJSON_Duplicate(clean_drill, 1) : cJSON_CreateNull());
-        cJSON_AddItemToObject(j, "lease", lease ? lease : cJSON_CreateNull());
-        lease = NULL;
-        cJSON_AddItemToObject(j, "skipped_manifests", skipped);
-        skipped = NULL;
-        if (message) cJSON_AddStringToObject(j, "message", message);
-        char *t = cJSON_Print(j);
-        if (t) printf("%s\n", t);
-        free(t);
-        cJSON_Delete(j);
-    }
-    cJSON_Delete(skipped);
-    cJSON_Delete(lease);
-    cJSON_Delete(st.recent);
-    if (clean_drill != last_drill) cJSON_Delete(clean_drill);
-    cJSON_Delete(last_drill);
-    if (!st.success_is_last && st.have_success) run_info_free(&st.success);
-    if (st.have_last) run_info_free(&st.last);
-    run_info_free(&pending);
-    store_free(sm, n);
+    if (o->json) print_json(&s);
+    int exit_code = s.exit_code;
+    status_free(&s);
     rep_signals_stop(ctx, &sg);
     rep_close(ctx);
     return exit_code;

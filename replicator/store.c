@@ -1,5 +1,7 @@
-/* The manifests a backup holds. See replicator/store.h. */
+/* The manifests a backup holds (see replicator/store.h): listing them newest first, downloading one (whole or its
+ * summary), resolving a delta's chain. Must not: write or delete anything in the target. */
 #include <errno.h>
+#include <stdarg.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,19 @@ enum s3_list_status store_lister_next(struct rep_ctx *ctx, struct s3_lister *l, 
         while (!*ready && !ctx->interrupted) ev_run(s3_loop_ev(ctx->loop), EVRUN_ONCE);
         if (ctx->interrupted) return S3_LIST_ERROR;
     }
+}
+
+void store_lister_error(struct rep_ctx *ctx, struct s3_lister *l, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (ctx->interrupted) {
+        snprintf(err, errlen, "interrupted");
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    if (w >= 0 && (size_t)w < errlen) snprintf(err + w, errlen - (size_t)w, ": %s", s3_lister_error(l));
 }
 
 /* A record's name: directly under prefix and ending in suffix (manifests: ".jsonl", or ".jsonl.gz" for the
@@ -96,14 +111,9 @@ int store_list_records(struct rep_ctx *ctx, struct s3_reader *r, const char *buc
             seen++;
         } else if (st == S3_LIST_END) {
             break;
-        } else if (ctx->interrupted) {
-            snprintf(err, errlen, "interrupted");
-            rc = -1;
-            break;
         } else {
-            snprintf(err, errlen, "listing %s in s3://%s: %s", prefix, bucket,
-                     s3_lister_error(l));
-            rc = strcmp(s3_lister_error_code(l), "NoSuchBucket") == 0 ? STORE_NO_BUCKET : -1;
+            store_lister_error(ctx, l, err, errlen, "listing %s in s3://%s", prefix, bucket);
+            rc = !ctx->interrupted && strcmp(s3_lister_error_code(l), "NoSuchBucket") == 0 ? STORE_NO_BUCKET : -1;
             break;
         }
     }

@@ -39,6 +39,10 @@ void store_free(struct stored_manifest *m, size_t n);
 void store_lister_ready(void *ready);
 enum s3_list_status store_lister_next(struct rep_ctx *ctx, struct s3_lister *l, bool *ready,
                                       const struct s3_object_info **oi);
+/* After store_lister_next's S3_LIST_ERROR: "interrupted", or the printf-style description of the listing, ": ",
+ * and the lister's error, into err. */
+void store_lister_error(struct rep_ctx *ctx, struct s3_lister *l, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Downloads a stored manifest into a new temporary file whose path is written to path (the caller unlinks
  * it); with summary_only a large manifest is cut to its header and its last SUMMARY_CHUNK bytes (enough for
  * manifest_summary_read). 0, or -1 with a message in err. */

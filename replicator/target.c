@@ -1,4 +1,5 @@
-/* Target and source safety checks, then marker and versioning set-up. */
+/* Target and source safety checks, then marker and versioning set-up (see target.h). Must not: write to the
+ * source; in the target, nothing but the marker and the versioning setting. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

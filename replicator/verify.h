@@ -1,5 +1,5 @@
 /* Audits: --verify compares a target with its source (and the latest manifest); --status reports the last run
- * recorded in the target and checks its age. */
+ * recorded in the target and checks its age. Must not: write to S3 (both only read). */
 #ifndef REPLICATOR_VERIFY_H
 #define REPLICATOR_VERIFY_H
 

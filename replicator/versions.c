@@ -5,7 +5,8 @@
  * with ListObjectVersions pages: each page starts just before the first key still open (key-marker) under the
  * longest prefix the batch shares, so a batch of neighbouring keys costs one page however many keys it holds,
  * and keys far apart are jumped to. A page that teaches fewer than MIN_USEFUL keys means the batch is sparse:
- * its remaining keys go back to the caller, whose HEAD costs the server less than more pages would. */
+ * its remaining keys go back to the caller, whose HEAD costs the server less than more pages would. Must not:
+ * write anything (it only lists versions of the keys asked for). */
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>

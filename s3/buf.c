@@ -1,4 +1,5 @@
-/* Capped growable buffer. */
+/* Capped growable buffer (see s3/buf.h). Owns: the buffer's memory and its cap. Must not: allocate past the cap,
+ * or know what the bytes are. */
 #include <stdlib.h>
 #include <string.h>
 #include "s3/buf.h"

@@ -1,5 +1,6 @@
 /* A growable byte buffer with a hard cap (after curl's dynbuf): a server cannot make us allocate
- * without bound. The buffer owns its memory; data is always NUL-terminated for convenience. */
+ * without bound. The buffer owns its memory; data is always NUL-terminated for convenience. Must not: allocate
+ * past its cap. */
 #ifndef S3_BUF_H
 #define S3_BUF_H
 

@@ -1,4 +1,5 @@
-/* S3's additional checksums. See s3/checksum.h. */
+/* S3's additional checksums: the streaming hashes, their wire form, names and CRC combination. See s3/checksum.h.
+ * Must not: do I/O or know of requests (pure computation). */
 #include "s3/checksum.h"
 
 #include <isa-l/crc.h>

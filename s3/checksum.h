@@ -2,7 +2,8 @@
  * the five algorithms giving S3's wire form (base64 of the big-endian CRC, or of the SHA digest), the names and
  * header names, how a value says it is a composite of parts ("<base64>-N"), and CRC combination so parts hashed
  * apart give the whole object's CRC. CRC32 and CRC32C come from ISA-L (SIMD), CRC-64/NVME from a table here
- * (ISA-L 2.30 has none), SHA-1/SHA-256 from OpenSSL EVP. */
+ * (ISA-L 2.30 has none), SHA-1/SHA-256 from OpenSSL EVP. Must not: do I/O: pure computation over the bytes it is
+ * given. */
 #ifndef S3_CHECKSUM_H
 #define S3_CHECKSUM_H
 

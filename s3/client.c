@@ -1,5 +1,6 @@
 /* Clients and readers: one endpoint's configuration, address, clock and adaptive concurrency (a reader is the
- * read-only face of a client); responses and their headers. See s3/client.h and s3/client_internal.h. */
+ * read-only face of a client); responses and their headers. See s3/client.h and s3/client_internal.h. Must not:
+ * sign, retry or run transfers itself (s3/request.c, s3/transfer.c, s3/loop.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,8 @@
  * the read operations (list, head, get) take a reader, the write operations take a struct s3_client, and
  * there is no way to obtain a client from a reader. A reader's requests are also refused at the one place
  * every request passes (s3_request_start) unless the method is GET or HEAD. DELETE is only ever sent for
- * AbortMultipartUpload (it carries uploadId); no object or bucket delete exists in this API. */
+ * AbortMultipartUpload (it carries uploadId); no object or bucket delete exists in this API.
+ * Must not: know of the replicator or the manifest (s3/ depends on nothing of ours). */
 #ifndef S3_CLIENT_H
 #define S3_CLIENT_H
 

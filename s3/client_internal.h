@@ -3,7 +3,7 @@
  *   s3/client.c    clients and readers of one endpoint (config, clock, adaptive concurrency), responses
  *   s3/request.c   a request's life: signing, attempts, the one retry loop, region and clock corrections
  *   s3/transfer.c  the curl easy handle of an attempt: its options and the body/header callbacks
- * The structures behind the opaque handles of s3/client.h live here. */
+ * The structures behind the opaque handles of s3/client.h live here. Must not: be included outside s3/. */
 #ifndef S3_CLIENT_INTERNAL_H
 #define S3_CLIENT_INTERNAL_H
 

@@ -1,6 +1,7 @@
 /* Endpoint, region and credential resolution following the AWS CLI: explicit options, then the environment,
  * then the profile in the shared credentials and config files (read with a small INI reader for their
- * dialect). Secrets read along the way are wiped before their memory is released. */
+ * dialect). Secrets read along the way are wiped before their memory is released. Must not: make a request, or log
+ * a secret. */
 #include "s3/config.h"
 
 #include <errno.h>
@@ -582,7 +583,10 @@ int s3_config_resolve(const struct s3_config_request *req, struct s3_config *out
     bool cred_readable, conf_readable;
     cred_path = aws_file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials", &cred_readable);
     conf_path = aws_file_path("AWS_CONFIG_FILE", "config", &conf_readable);
-    if (!cred_path || !conf_path) goto nomem;
+    if (!cred_path || !conf_path) {
+        set_err(err, errlen, "out of memory");
+        goto cleanup;
+    }
     if (profile_load(cred_path, cred_readable, name, false, &cred, err, errlen) < 0 ||
         profile_load(conf_path, conf_readable, name, true, &conf, err, errlen) < 0)
         goto cleanup;
@@ -619,11 +623,9 @@ int s3_config_resolve(const struct s3_config_request *req, struct s3_config *out
     out->creds.session_token = token ? strdup(token) : NULL;
     if (!out->region || !out->profile || !out->creds.access_key || !out->creds.secret_key ||
         (token && !out->creds.session_token))
-        goto nomem;
-    rc = 0;
-    goto cleanup;
-nomem:
-    set_err(err, errlen, "out of memory");
+        set_err(err, errlen, "out of memory");
+    else
+        rc = 0;
 cleanup:
     profile_values_free(&cred);
     profile_values_free(&conf);

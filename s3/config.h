@@ -1,5 +1,6 @@
 /* Endpoint and credential resolution the AWS way: explicit options, then environment, then profiles in
- * ~/.aws/credentials and ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE honoured). */
+ * ~/.aws/credentials and ~/.aws/config (AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE honoured). Must not: make a
+ * request (only the environment and those two files are read). */
 #ifndef S3_CONFIG_H
 #define S3_CONFIG_H
 

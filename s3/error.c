@@ -1,4 +1,5 @@
-/* String table for enum s3_err. */
+/* The string table of enum s3_err (s3/error.h). Must not: decide anything (which failures are retried is
+ * s3/retry.c). */
 #include "s3/error.h"
 
 const char *s3_err_str(enum s3_err err)

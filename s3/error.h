@@ -1,4 +1,5 @@
-/* One error enum for the whole S3 layer and replicator, with a string table (s3/error.c). */
+/* One error enum for the whole S3 layer and replicator, with a string table (s3/error.c). Must not: classify
+ * failures (s3/retry.h does). */
 #ifndef S3_ERROR_H
 #define S3_ERROR_H
 

@@ -1,4 +1,5 @@
-/* Streamed, read-ahead ListObjectsV2 over one or more key ranges. */
+/* Streamed, read-ahead ListObjectsV2 over one or more key ranges (see s3/list.h). Owns: the pages in flight and
+ * the order the ranges are read back in. Must not: parse XML itself (s3/xml_list.c), or write anything. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /* A streamed ListObjectsV2: objects come out one at a time in S3 key order (UTF-8 byte order), page by
  * page, with the next page fetched while the current one is consumed. Memory: at most two pages.
  * A listing can be split into key ranges fetched in parallel and read back in order (s3_lister_new_split),
- * which makes large delta passes cost about one page round-trip per range instead of per 1000 keys. */
+ * which makes large delta passes cost about one page round-trip per range instead of per 1000 keys. Must not:
+ * write (a lister reads through a struct s3_reader). */
 #ifndef S3_LIST_H
 #define S3_LIST_H
 

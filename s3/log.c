@@ -1,4 +1,5 @@
-/* Log sink, formats (human lines or JSON Lines built with cJSON) and redaction. */
+/* Log sink, formats (human lines or JSON Lines built with cJSON) and redaction. Must not: print a secret, or
+ * decide anything from what is logged. */
 #include <cJSON.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -177,35 +178,39 @@ void s3_log_emit(enum s3_log_level level, int always, const char *event, const c
     else fprintf(stderr, "replicate: %s: %s\n", g_names[level], msg);
 }
 
+/* Formats the message and emits it. */
+__attribute__((format(printf, 7, 0))) static void log_v(enum s3_log_level level, int always, const char *event,
+                                                        const char *key, const struct s3_log_field *fields,
+                                                        size_t nfields, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    s3_log_emit(level, always, event, key, fields, nfields, msg);
+}
+
 void s3_log(enum s3_log_level level, const char *fmt, ...)
 {
     if (level > g_level) return;
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_v(level, 0, NULL, NULL, NULL, 0, fmt, ap);
     va_end(ap);
-    s3_log_emit(level, 0, NULL, NULL, NULL, 0, msg);
 }
 
 void s3_log_user(enum s3_log_level level, const char *fmt, ...)
 {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_v(level, 1, NULL, NULL, NULL, 0, fmt, ap);
     va_end(ap);
-    s3_log_emit(level, 1, NULL, NULL, NULL, 0, msg);
 }
 
 void s3_log_event(enum s3_log_level level, const char *event, const char *key, const struct s3_log_field *fields,
                   size_t nfields, const char *fmt, ...)
 {
     if (level > g_level) return;
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_v(level, 0, event, key, fields, nfields, fmt, ap);
     va_end(ap);
-    s3_log_emit(level, 0, event, key, fields, nfields, msg);
 }

@@ -1,5 +1,6 @@
 /* The libev <-> libcurl multi glue: curl's sockets and timer as libev watchers, finished transfers handed to
- * s3/request.c at a safe point; the loop's options, statistics and retry delays. See s3/client_internal.h. */
+ * s3/request.c at a safe point; the loop's options, statistics and retry delays. See s3/client_internal.h.
+ * Must not: decide an attempt's outcome (s3/request.c), or free a transfer inside curl's callbacks. */
 #include <curl/curl.h>
 #include <ev.h>
 #include <stdint.h>

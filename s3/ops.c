@@ -1,4 +1,5 @@
-/* S3 operations as request builders. */
+/* S3 operations as request builders (see s3/ops.h): each sets the path, query and headers of one operation and
+ * starts it. Must not: parse replies (s3/xml.h), retry (s3/request.c), or delete an object. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,16 +10,11 @@
 
 #define Q(n, v) ((struct s3_query_param){(n), (v)})
 
-struct s3_request *s3_list_v2(struct s3_reader *r, const char *bucket, const char *prefix, const char *start_after,
-                              const char *token, int max_keys, s3_done_cb cb, void *ud)
+/* A listing's GET: q holds the n parameters of its kind and room for two more (max-keys, encoding-type). */
+static struct s3_request *list_start(struct s3_reader *r, const char *bucket, struct s3_query_param *q, size_t n,
+                                     int max_keys, s3_done_cb cb, void *ud)
 {
-    struct s3_query_param q[6];
-    size_t n = 0;
     char mk[16];
-    q[n++] = Q("list-type", "2");
-    if (prefix && prefix[0]) q[n++] = Q("prefix", prefix);
-    if (start_after && start_after[0]) q[n++] = Q("start-after", start_after);
-    if (token) q[n++] = Q("continuation-token", token);
     if (max_keys > 0) {
         snprintf(mk, sizeof mk, "%d", max_keys);
         q[n++] = Q("max-keys", mk);
@@ -29,25 +25,29 @@ struct s3_request *s3_list_v2(struct s3_reader *r, const char *bucket, const cha
     return s3_reader_request_start(r, &s, cb, ud);
 }
 
+struct s3_request *s3_list_v2(struct s3_reader *r, const char *bucket, const char *prefix, const char *start_after,
+                              const char *token, int max_keys, s3_done_cb cb, void *ud)
+{
+    struct s3_query_param q[6];
+    size_t n = 0;
+    q[n++] = Q("list-type", "2");
+    if (prefix && prefix[0]) q[n++] = Q("prefix", prefix);
+    if (start_after && start_after[0]) q[n++] = Q("start-after", start_after);
+    if (token) q[n++] = Q("continuation-token", token);
+    return list_start(r, bucket, q, n, max_keys, cb, ud);
+}
+
 struct s3_request *s3_list_versions(struct s3_reader *r, const char *bucket, const char *prefix,
                                     const char *key_marker, const char *version_marker, int max_keys, s3_done_cb cb,
                                     void *ud)
 {
     struct s3_query_param q[7];
     size_t n = 0;
-    char mk[16];
     q[n++] = Q("versions", "");
     if (prefix && prefix[0]) q[n++] = Q("prefix", prefix);
     if (key_marker) q[n++] = Q("key-marker", key_marker);
     if (version_marker) q[n++] = Q("version-id-marker", version_marker);
-    if (max_keys > 0) {
-        snprintf(mk, sizeof mk, "%d", max_keys);
-        q[n++] = Q("max-keys", mk);
-    }
-    q[n++] = Q("encoding-type", "url"); /* keys with control characters survive XML */
-    struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = n,
-                                .max_body = S3_XML_MAX_BODY};
-    return s3_reader_request_start(r, &s, cb, ud);
+    return list_start(r, bucket, q, n, max_keys, cb, ud);
 }
 
 static size_t cond_header(struct s3_header *h, size_t n, const char *name, const char *etag, char *buf, size_t bl)
@@ -306,13 +306,20 @@ struct s3_request *s3_mpu_list(struct s3_reader *r, const char *bucket, const ch
     return s3_reader_request_start(r, &s, cb, ud);
 }
 
+/* The query of an object's tag set (GetObjectTagging, PutObjectTagging), of one version or the current one. */
+static size_t tagging_query(struct s3_query_param q[2], const char *version_id)
+{
+    size_t n = 0;
+    q[n++] = Q("tagging", "");
+    if (version_id) q[n++] = Q("versionId", version_id);
+    return n;
+}
+
 struct s3_request *s3_get_object_tagging(struct s3_reader *r, const char *bucket, const char *key,
                                          const char *version_id, s3_done_cb cb, void *ud)
 {
     struct s3_query_param q[2];
-    size_t nq = 0;
-    q[nq++] = Q("tagging", "");
-    if (version_id) q[nq++] = Q("versionId", version_id);
+    size_t nq = tagging_query(q, version_id);
     struct s3_request_spec s = {.method = "GET", .bucket = bucket, .key = key, .query = q, .nquery = nq,
                                 .max_body = 64 * 1024};
     return s3_reader_request_start(r, &s, cb, ud);
@@ -323,9 +330,7 @@ struct s3_request *s3_put_object_tagging(struct s3_client *c, const char *bucket
                                          void *ud)
 {
     struct s3_query_param q[2];
-    size_t nq = 0;
-    q[nq++] = Q("tagging", "");
-    if (version_id) q[nq++] = Q("versionId", version_id);
+    size_t nq = tagging_query(q, version_id);
     unsigned char md[16];
     char b64[25];
     s3_md5(xml, len, md);

@@ -1,6 +1,7 @@
 /* The S3 operations the replicator uses, as thin asynchronous wrappers over s3_request_start: each builds the
  * request (path, query, headers) and completes through s3_done_cb with the raw response; parse result bodies
- * with s3/xml.h. Read operations take a struct s3_reader, write operations a struct s3_client. */
+ * with s3/xml.h. Read operations take a struct s3_reader, write operations a struct s3_client. Must not: offer a
+ * DELETE of an object or a bucket. */
 #ifndef S3_OPS_H
 #define S3_OPS_H
 

@@ -1,7 +1,8 @@
 /* A request's life: built from its spec, signed (SigV4) for each attempt, run on the loop, and its finished
  * attempt decided: complete, or retried by the one retry loop (s3/retry.h), or sent again at once for the
  * bucket's region or with the server's clock. Writes through a reader and DELETEs of objects are refused here.
- * See s3/client.h and s3/client_internal.h. */
+ * See s3/client.h and s3/client_internal.h. Must not: decide on an error's message text (statuses and codes only,
+ * through s3/retry.h). */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <ev.h>

@@ -1,6 +1,7 @@
 /* Retry policy: which failures are transient (HTTP status, S3 <Code>, curl error), how long to back off
  * (capped exponential backoff with full jitter, Retry-After as a lower bound), and when a refusal says our
- * clock is off and by how much. Pure functions: no clock (the caller passes the time). */
+ * clock is off and by how much. Pure functions: no clock (the caller passes the time). Must not: sleep, read the
+ * clock or draw random numbers itself. */
 #include "s3/retry.h"
 
 #include <ctype.h>

@@ -1,4 +1,5 @@
-/* Retry policy: one place decides whether a failed request is worth trying again, and how long to wait. */
+/* Retry policy: one place decides whether a failed request is worth trying again, and how long to wait. Must not:
+ * do I/O (the caller passes the time and the randomness). */
 #ifndef S3_RETRY_H
 #define S3_RETRY_H
 

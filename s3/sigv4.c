@@ -1,5 +1,6 @@
 /* AWS Signature Version 4 for S3: URI encoding, canonical query and request, string to sign, and the
- * Authorization header. Pure functions (no I/O, no clock, no logging); every result is malloc'd. */
+ * Authorization header. Pure functions (no I/O, no clock, no logging); every result is malloc'd. Must not: do I/O,
+ * read the clock, or log (keys are secrets). */
 #include "s3/sigv4.h"
 
 #include <stdint.h>

@@ -1,4 +1,5 @@
-/* AWS Signature Version 4 for S3 requests, and S3's URI encoding rules. Pure functions: no I/O, no clock. */
+/* AWS Signature Version 4 for S3 requests, and S3's URI encoding rules. Pure functions: no I/O, no clock.
+ * Must not: log (keys are secrets). */
 #ifndef S3_SIGV4_H
 #define S3_SIGV4_H
 

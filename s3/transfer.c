@@ -1,6 +1,7 @@
 /* The curl easy handle of one attempt: its options (timeouts, TLS, method, the larger buffers of piped
  * bodies) and the callbacks that move bytes: the reply body into a buffer or a sink, the request body from
- * memory or a source, the reply headers into the request. See s3/client_internal.h. */
+ * memory or a source, the reply headers into the request. See s3/client_internal.h. Must not: decide an attempt's
+ * outcome (s3/request.c does). */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>

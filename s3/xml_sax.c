@@ -1,5 +1,6 @@
 /* The hardened libxml2 SAX2 driver behind s3/xml.c (no network, no DTD, no entities, size cap, silent errors,
- * one reused parser context) and the value helpers its document parsers share: see s3/xml_sax.h. */
+ * one reused parser context) and the value helpers its document parsers share: see s3/xml_sax.h. Must not: load a
+ * DTD, expand an entity or touch the network. */
 #include "s3/xml_sax.h"
 #include "s3/xml.h"
 

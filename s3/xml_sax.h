@@ -1,7 +1,7 @@
-/* Internal to s3/xml.c and s3/xml_sax.c (not part of the s3/xml.h contract): the hardened libxml2 SAX2 driver
- * that reads S3 bodies with no tree, and the value helpers the document parsers share. A document type is a
- * struct sax_doc of hooks; sax_parse runs it over a body. See s3/xml_sax.c for how results stay those of a
- * tree. */
+/* Internal to s3/xml.c, s3/xml_list.c and s3/xml_sax.c (not part of the s3/xml.h contract): the hardened
+ * libxml2 SAX2 driver that reads S3 bodies with no tree, and the value helpers the document parsers share. A
+ * document type is a struct sax_doc of hooks; sax_parse runs it over a body. See s3/xml_sax.c for how results
+ * stay those of a tree. Must not: be included outside those three files. */
 #ifndef S3_XML_SAX_H
 #define S3_XML_SAX_H
 
