@@ -29,7 +29,9 @@ void rep_note_failure(struct rep_ctx *ctx, const char *key, const char *reason)
 {
     if (ctx->nfailures >= MAX_REPORTED) return;
     char *s = NULL;
-    if (asprintf(&s, "%s: %s", key, reason) >= 0) ctx->failures[ctx->nfailures++] = s;
+    if (asprintf(&s, "%s: %s", key, reason) < 0) return;
+    ctx->failure_keylen[ctx->nfailures] = strlen(key) + 2;
+    ctx->failures[ctx->nfailures++] = s;
 }
 
 void rep_note_extra(struct rep_ctx *ctx, const char *key)
