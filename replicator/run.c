@@ -129,7 +129,6 @@ int rep_jobs(const struct rep_ctx *ctx)
     return n;
 }
 
-
 void rep_close(struct rep_ctx *ctx)
 {
     s3_reader_close(ctx->src);
@@ -203,6 +202,8 @@ static void progress_clear(const struct rep_options *o)
     if (o->progress) fprintf(stderr, "\r\033[K");
 }
 
+/* ---- before and after each pass ---- */
+
 /* Aborts multipart uploads a killed run left behind under the target prefix. */
 static void abort_leftovers(struct rep_ctx *ctx)
 {
@@ -233,6 +234,7 @@ static void abort_leftovers(struct rep_ctx *ctx)
     s3_upload_list_free(&ul);
 }
 
+/* A pass's counts into the run's, its line said and its record written to the manifest. */
 static int finish_pass(struct rep_ctx *ctx, struct manifest_writer *mw, int n, const struct pass_result *p)
 {
     stats_add(&ctx->total, &p->st);

@@ -1,6 +1,6 @@
 /* The end of a backup run, told: the human summary, the --json summary (also what --notify-cmd/--notify-url get),
- * the failure notification and the --metrics-file samples. Reads the run's state; must not change it, nor decide
- * its result. */
+ * the failure notification and the --metrics-file samples. Reads the run's state (taking only the stored
+ * manifest's description into the summary); must not decide or change its result. */
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
