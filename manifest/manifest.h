@@ -72,7 +72,10 @@ struct manifest_pass {
 
 struct manifest_trailer {
     int64_t ended;
-    const char *result;          /* "ok", "failed", "interrupted", "not-converged", "refused" */
+    /* what replicate writes: "ok", "failed", "not-converged", "maintenance-failed", "maintenance-incomplete",
+     * "interrupted" (replicator/result.h; a refused run or a configuration error ends before its manifest is
+     * opened). Any string is read back: this module does not interpret it. */
+    const char *result;
     uint64_t objects, bytes, failed;
     uint64_t archived;           /* objects not copied because archived (GLACIER...); written only when > 0 */
     int passes;

@@ -12,7 +12,10 @@
 #include "replicator/output.h"
 #include "s3/log.h"
 
-/* Substrings of a first error, and what to do about it; the first match wins. */
+/* Substrings of a first error, and what to do about it; the first match wins. Presentation, not a decision: the
+ * first error is kept as the line that was logged (s3/log.c keeps no code with it: it may be the server's
+ * <Code>, curl's error text or one of ours), and a match only picks the advice shown in the summary and the
+ * notification. The exit code, the result and every retry were decided on parsed codes before. */
 static const struct {
     const char *needle;
     const char *hint;
@@ -66,7 +69,7 @@ const char *notify_hint(const char *error, const char *detail, int exit_code)
     if (detail && detail[0]) return detail;
     if (error && exit_code != EXIT_REFUSED)
         for (size_t i = 0; i < sizeof g_hints / sizeof *g_hints; i++)
-            if (strstr(error, g_hints[i].needle)) return g_hints[i].hint;
+            if (strstr(error, g_hints[i].needle)) return g_hints[i].hint; /* advice only: see g_hints */
     if (error && strncmp(error, "FAILED ", 7) == 0)
         return "the failed objects are listed under failures; run again: what was copied is not copied again";
     return hint_for_exit(exit_code);

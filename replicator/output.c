@@ -84,3 +84,8 @@ const char *rep_exit_meaning(int code)
     default: return "unknown exit code";
     }
 }
+
+void rep_json_add_numbers(cJSON *j, const struct rep_json_number *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) cJSON_AddNumberToObject(j, f[i].name, f[i].value);
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <cJSON.h>
 #include "replicator/options.h"
 
 /* Where human-readable lines go, or NULL when they are not wanted. */
@@ -21,5 +22,13 @@ void rep_fmt_time(int64_t t, bool iso, char *out, size_t n);
 void rep_fmt_age(double secs, char *out, size_t n);
 /* What an exit code means, in a few words: "refused for safety, nothing written". */
 const char *rep_exit_meaning(int code);
+
+/* A number member of a JSON report. */
+struct rep_json_number {
+    const char *name;
+    double value;
+};
+/* Adds each of the n numbers to the object j, in order (the summaries' counts: one table, not a line each). */
+void rep_json_add_numbers(cJSON *j, const struct rep_json_number *f, size_t n);
 
 #endif

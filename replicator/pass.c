@@ -582,13 +582,12 @@ static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents)
     schedule_pump(p);
 }
 
-/* Whether the failures noted so far name the key of NOTE ("key: reason"). */
-static bool failure_noted(const struct rep_ctx *ctx, const char *note)
+/* Whether the failures noted so far name the key of NOTE, whose first keylen bytes are "key: " (the length noted
+ * with it: a key may itself hold ": ", so the note is not searched for it). */
+static bool failure_noted(const struct rep_ctx *ctx, const char *note, size_t keylen)
 {
-    const char *sep = strstr(note, ": ");
-    size_t n = sep ? (size_t)(sep - note) + 2 : strlen(note);
     for (size_t i = 0; i < ctx->nfailures; i++)
-        if (strncmp(ctx->failures[i], note, n) == 0) return true;
+        if (ctx->failure_keylen[i] == keylen && strncmp(ctx->failures[i], note, keylen) == 0) return true;
     return false;
 }
 
@@ -648,8 +647,9 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     /* A pass that completes its listing examines every key again, so its failures replace those of earlier
      * passes: an object that failed twice is one failure, one that failed and was then copied is none. */
     char *earlier[MAX_REPORTED];
-    size_t nearlier = ctx->nfailures;
+    size_t earlier_keylen[MAX_REPORTED], nearlier = ctx->nfailures;
     memcpy(earlier, ctx->failures, nearlier * sizeof *earlier);
+    memcpy(earlier_keylen, ctx->failure_keylen, nearlier * sizeof *earlier_keylen);
     ctx->nfailures = 0;
     versions_on_ask(ctx->versions, pass_kick, &p);
     schedule_pump(&p);
@@ -668,10 +668,12 @@ int pass_run(struct rep_ctx *ctx, bool maintenance, double deadline, struct pass
     if (ctx->manifest_failed && !out->error[0]) snprintf(out->error, sizeof out->error, "%s", ctx->manifest_error);
     bool complete = !(out->listing_failed || out->interrupted || ctx->manifest_failed);
     for (size_t i = 0; i < nearlier; i++) { /* an incomplete pass may not have reached them: keep them */
-        if (!complete && ctx->nfailures < MAX_REPORTED && !failure_noted(ctx, earlier[i]))
+        if (!complete && ctx->nfailures < MAX_REPORTED && !failure_noted(ctx, earlier[i], earlier_keylen[i])) {
+            ctx->failure_keylen[ctx->nfailures] = earlier_keylen[i];
             ctx->failures[ctx->nfailures++] = earlier[i];
-        else
+        } else {
             free(earlier[i]);
+        }
     }
     return complete ? 0 : -1;
 }

@@ -64,6 +64,7 @@ struct rep_ctx {
     struct copy_job *mem_wait_head, *mem_wait_tail;
     /* the first failures and extras, for the report */
     char *failures[MAX_REPORTED];
+    size_t failure_keylen[MAX_REPORTED]; /* the length of each failure's "key: " */
     size_t nfailures;
     char *extras[MAX_REPORTED];
     size_t nextras;

@@ -17,6 +17,7 @@
 #include "replicator/notify.h"
 #include "replicator/output.h"
 #include "replicator/restore.h"
+#include "replicator/result.h"
 #include "replicator/run.h"
 #include "replicator/shard.h"
 #include "replicator/state.h"
@@ -55,7 +56,7 @@ static void say_lacks(const struct manifest_summary *s)
     else if (!store_summary_complete(s))
         s3_log_user(S3_LOG_WARN, "run %s ended \"%s\" before its first pass completed: keys it did not "
                         "reach are not in its restore point", s->run_id, s->result);
-    else if (strcmp(s->result, "ok") != 0 && strcmp(s->result, "not-converged") != 0)
+    else if (!rep_result_restore_point(rep_result_from_name(s->result)))
         s3_log_user(S3_LOG_WARN, "run %s ended \"%s\" (%llu objects failed): those keys are restored as "
                         "an earlier pass or run recorded them, or not at all", s->run_id, s->result,
                 (unsigned long long)s->trailer.failed);
@@ -72,7 +73,7 @@ static int run_wanted(const struct rep_options *o, const char *name, const struc
     if (!s) return 0;
     /* a restore point: a run that ended with every copy made ("not-converged" only says its last pass was
      * longer than --settle) */
-    if (!s->trailer_found || !s->result || (strcmp(s->result, "ok") != 0 && strcmp(s->result, "not-converged") != 0))
+    if (!s->trailer_found || !rep_result_restore_point(rep_result_from_name(s->result)))
         return 0;
     return !o->at_given || (double)s->trailer.ended <= o->at;
 }

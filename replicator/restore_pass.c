@@ -378,17 +378,15 @@ static cJSON *report_json(const struct rpass *rp, const char *result, int code, 
     cJSON_AddNumberToObject(j, "run_gap_seconds", run->gap);
     cJSON_AddStringToObject(j, "source", run->source);
     cJSON_AddBoolToObject(j, "dry_run", rp->o->dry_run);
-    cJSON_AddNumberToObject(j, "objects_in_restore_point", (double)rp->c.points);
-    cJSON_AddNumberToObject(j, "objects_to_copy", (double)rp->c.missing);
-    cJSON_AddNumberToObject(j, "bytes_to_copy", (double)rp->c.missing_bytes);
-    cJSON_AddNumberToObject(j, "objects_already_there", (double)rp->c.same);
-    cJSON_AddNumberToObject(j, "objects_copied", (double)rp->c.copied);
-    cJSON_AddNumberToObject(j, "bytes_copied", (double)rp->c.bytes);
-    cJSON_AddNumberToObject(j, "objects_failed", (double)rp->c.failed);
-    cJSON_AddNumberToObject(j, "conflicts", (double)rp->c.conflicts);
-    cJSON_AddNumberToObject(j, "objects_compared_by_content", (double)rp->c.content_checked);
-    cJSON_AddNumberToObject(j, "extra_in_destination", (double)rp->c.extra);
-    cJSON_AddNumberToObject(j, "duration_seconds", secs);
+    const struct restore_counts *c = &rp->c;
+    struct rep_json_number n[] = {
+        {"objects_in_restore_point", (double)c->points},  {"objects_to_copy", (double)c->missing},
+        {"bytes_to_copy", (double)c->missing_bytes},       {"objects_already_there", (double)c->same},
+        {"objects_copied", (double)c->copied},             {"bytes_copied", (double)c->bytes},
+        {"objects_failed", (double)c->failed},             {"conflicts", (double)c->conflicts},
+        {"objects_compared_by_content", (double)c->content_checked},
+        {"extra_in_destination", (double)c->extra},        {"duration_seconds", secs}};
+    rep_json_add_numbers(j, n, sizeof n / sizeof *n);
     cJSON_AddItemReferenceToObject(j, "conflict_keys", rp->jconflicts);
     cJSON_AddItemReferenceToObject(j, "extra_keys", rp->jextras);
     cJSON_AddItemReferenceToObject(j, "failures", rp->jfailures);

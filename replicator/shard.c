@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "replicator/result.h"
 #include "replicator/shard.h"
 
 #define SAMPLE_KEYS_MAX 4096  /* keys a stored sample keeps over all its segments */
@@ -330,7 +331,7 @@ bool shard_group_add(struct shard_group *g, const struct manifest_summary *s)
     if (s->shard_count != g->count || !s->run_id || strcmp(s->run_id, g->run_id) != 0) return false;
     int i = s->shard_index;
     if (g->state[i] != SHARD_MISSING) return true; /* a second copy (local and target): the first one counts */
-    bool ok = s->trailer_found && s->result && strcmp(s->result, "ok") == 0;
+    bool ok = s->trailer_found && rep_result_successful(rep_result_from_name(s->result));
     g->state[i] = !s->trailer_found ? SHARD_UNFINISHED : ok ? SHARD_OK : SHARD_FAILED;
     g->result[i] = strdup(s->trailer_found && s->result ? s->result : "unfinished");
     struct manifest_summary *a = &g->agg;
@@ -361,10 +362,10 @@ int shard_group_finish(struct shard_group *g)
     }
     free(g->agg.result);
     /* a run is ok only when every shard is; otherwise the first failed shard's result, or "incomplete" */
-    const char *r = "ok";
-    for (int i = 0; bad && i < g->count && !strcmp(r, "ok"); i++)
+    const char *r = NULL;
+    for (int i = 0; bad && i < g->count && !r; i++)
         if (g->state[i] == SHARD_FAILED && g->result[i]) r = g->result[i];
-    if (bad && !strcmp(r, "ok")) r = "incomplete";
+    if (!r) r = bad ? "incomplete" : rep_result_name(REP_RESULT_OK); /* --status's name, written by no run */
     g->agg.result = strdup(r);
     g->agg.trailer.result = g->agg.result;
     g->agg.trailer_found = done > 0 && g->agg.result;

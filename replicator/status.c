@@ -11,6 +11,7 @@
 #include "manifest/manifest.h"
 #include "replicator/lease.h"
 #include "replicator/output.h"
+#include "replicator/result.h"
 #include "replicator/run.h"
 #include "replicator/shard.h"
 #include "replicator/store.h"
@@ -189,7 +190,7 @@ static void consider(struct status_runs *st, struct run_info *ri, double now)
 {
     if (ri->g) ri->bad_shards = shard_group_finish(ri->g);
     const struct manifest_summary *s = ri_sum(ri);
-    bool ok = s->trailer_found && s->result && strcmp(s->result, "ok") == 0;
+    bool ok = s->trailer_found && rep_result_successful(rep_result_from_name(s->result));
     if (st->nrecent < RECENT_RUNS) {
         cJSON_AddItemToArray(st->recent, run_json(ri, now));
         st->nrecent++;

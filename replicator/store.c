@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "manifest/chain.h"
+#include "replicator/result.h"
 #include "replicator/store.h"
 #include "s3/list.h"
 
@@ -334,8 +335,7 @@ bool store_manifest_for(const char *bucket, const char *prefix, const char *targ
 /* A run whose first pass completed recorded every object it saw. */
 bool store_summary_complete(const struct manifest_summary *s)
 {
-    return s->trailer_found && s->result &&
-           (!strcmp(s->result, "ok") || !strcmp(s->result, "failed") || !strcmp(s->result, "not-converged"));
+    return s->trailer_found && rep_result_first_pass_done(rep_result_from_name(s->result));
 }
 
 
