@@ -124,22 +124,33 @@ static char *point_meta(const struct rep_ctx *ctx)
     return t;
 }
 
-/* NAME.point, the restore point a complete run saved (mstore_commit), if it is there, reads back whole and
- * belongs to this source and target; NULL otherwise (the caller builds it from NAME.jsonl then). */
-static struct manifest_point *saved_point(struct rep_ctx *ctx, const char *mdir, const char *name)
+/* The restore point a complete run saved beside its manifest (PATH.jsonl -> PATH.point), read back and checked;
+ * with want, only if its meta text is that. NULL: none, another backup's, or damaged (said). */
+static struct manifest_point *open_saved(const char *manifest_path, const char *want)
 {
-    char path[4400], err[1024];
-    size_t l = strlen(name);
-    snprintf(path, sizeof path, "%s/%.*s.point", mdir, (int)(l > 6 ? l - 6 : l), name); /* without ".jsonl" */
+    size_t l = strlen(manifest_path), sl = sizeof ".jsonl" - 1;
+    if (l <= sl || strcmp(manifest_path + l - sl, ".jsonl") != 0) return NULL;
+    char path[4400], err[1024], *meta = NULL;
+    snprintf(path, sizeof path, "%.*s.point", (int)(l - sl), manifest_path);
     if (access(path, F_OK) != 0) return NULL;
-    char *meta = NULL, *want = point_meta(ctx);
     struct manifest_point *pt = manifest_point_open(path, &meta, err, sizeof err);
-    if (!pt) s3_log(S3_LOG_WARN, "ignoring the saved restore point %s: %s", path, err);
-    else if (!want || !meta || strcmp(meta, want) != 0) {
+    if (!pt) {
+        s3_log(S3_LOG_WARN, "ignoring the saved restore point %s: %s", path, err);
+    } else if (want && (!meta || strcmp(meta, want) != 0)) {
         manifest_point_free(pt);
         pt = NULL;
     }
     free(meta);
+    return pt;
+}
+
+/* NAME.point in mdir, if it belongs to this source and target; NULL otherwise (the caller builds the point from
+ * NAME.jsonl then). */
+static struct manifest_point *saved_point(struct rep_ctx *ctx, const char *mdir, const char *name)
+{
+    char full[4400], *want = point_meta(ctx);
+    snprintf(full, sizeof full, "%s/%s", mdir, name);
+    struct manifest_point *pt = want ? open_saved(full, want) : NULL;
     free(want);
     return pt;
 }
@@ -225,15 +236,7 @@ static void remove_stray_points(const char *mdir)
 
 struct manifest_point *mstore_saved_point(const char *manifest_path)
 {
-    size_t l = strlen(manifest_path), sl = sizeof ".jsonl" - 1;
-    if (l <= sl || strcmp(manifest_path + l - sl, ".jsonl") != 0) return NULL;
-    char path[4400], err[1024], *meta = NULL;
-    snprintf(path, sizeof path, "%.*s.point", (int)(l - sl), manifest_path);
-    if (access(path, F_OK) != 0) return NULL;
-    struct manifest_point *pt = manifest_point_open(path, &meta, err, sizeof err);
-    if (!pt) s3_log(S3_LOG_WARN, "ignoring the saved restore point %s: %s", path, err);
-    free(meta);
-    return pt;
+    return open_saved(manifest_path, NULL);
 }
 
 void mstore_watch(struct rep_ctx *ctx, struct manifest_writer *mw)
