@@ -179,6 +179,12 @@ static struct manifest_point *point_new(const char *tmpdir, size_t max_records)
 static struct manifest_point *point_finish(struct manifest_point *p, char *err, size_t errlen)
 {
     p->st.runs = manifest_sort_runs(p->sort);
+    /* one merge into one run now, then the digest here and what the caller reads (a diff, a save) are
+     * sequential reads, not a merge each */
+    if (manifest_sort_merge_runs(p->sort, err, errlen) != 0) {
+        manifest_point_free(p);
+        return NULL;
+    }
     const struct manifest_point_entry *e;
     uint64_t h = 14695981039346656037ULL;
     int g;

@@ -11,12 +11,24 @@
 #include <unistd.h>
 
 #define FIELD_MAX (1u << 20) /* a field longer than this in a run file means the file is corrupt */
+#define READ_BUF (32u << 10)  /* each run file is read this much at a time */
+#define WRITE_BUF (64u << 10) /* and written */
 
-/* A sorted run file and its current head. */
+/* The bytes of one record read from a run file: its fields point into p. Reused from record to record, so a
+ * merge allocates nothing once the buffers have grown to the longest record. */
+struct recmem {
+    char *p;
+    size_t cap;
+};
+
+/* A sorted run file, its read buffer and its current head (whose fields point into mem). */
 struct run {
     FILE *f;
     long start; /* where its records begin (an adopted file may have a header before them) */
+    unsigned char *rb;
+    size_t rpos, rlen;
     struct manifest_sort_rec head;
+    struct recmem mem;
     bool have;
 };
 
@@ -28,9 +40,13 @@ struct manifest_sort {
     manifest_sort_keep_fn keep;
     struct run *runs; /* oldest first */
     int nruns, written;
+    int *heap; /* the runs that have a head, as a binary min-heap by (head key, run index) */
+    int nheap;
     bool finished;
     struct manifest_sort_rec *group; /* the records handed out by manifest_sort_next */
+    struct recmem *gmem;             /* group[i]'s bytes (swapped with a run's when its head is taken) */
     size_t ngroup, group_cap;
+    struct wbuf *out; /* the file being written */
     char tmpdir[4096];
 };
 
@@ -58,36 +74,100 @@ static int rec_cmp(const void *a, const void *b)
 
 /* ---- run files: each field as a 32-bit length (0xffffffff = NULL) and its bytes, then size and kind ---- */
 
-static bool put_field(FILE *f, const char *s)
+/* Records are written through one buffer per sort (a few large writes, not one per field). */
+struct wbuf {
+    FILE *f;
+    size_t n;
+    unsigned char b[WRITE_BUF];
+};
+
+static bool wb_flush(struct wbuf *w)
+{
+    bool ok = w->n == 0 || fwrite(w->b, 1, w->n, w->f) == w->n;
+    w->n = 0;
+    return ok;
+}
+
+static bool wb_put(struct wbuf *w, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    while (n > 0) {
+        if (w->n == sizeof w->b && !wb_flush(w)) return false;
+        size_t k = sizeof w->b - w->n < n ? sizeof w->b - w->n : n;
+        memcpy(w->b + w->n, c, k);
+        w->n += k;
+        c += k;
+        n -= k;
+    }
+    return true;
+}
+
+static bool put_field(struct wbuf *w, const char *s)
 {
     uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
-    return fwrite(&n, sizeof n, 1, f) == 1 && (!s || fwrite(s, 1, n, f) == n);
+    return wb_put(w, &n, sizeof n) && (!s || wb_put(w, s, n));
 }
 
-static bool put_rec(FILE *f, const struct manifest_sort_rec *r, int nfields)
+static bool put_rec(struct wbuf *w, const struct manifest_sort_rec *r, int nfields)
 {
     for (int i = 0; i < nfields; i++)
-        if (!put_field(f, r->f[i])) return false;
-    return fwrite(&r->size, sizeof r->size, 1, f) == 1 && fwrite(&r->kind, 1, 1, f) == 1;
+        if (!put_field(w, r->f[i])) return false;
+    return wb_put(w, &r->size, sizeof r->size) && wb_put(w, &r->kind, 1);
 }
 
-/* 1 read, 0 end of file, -1 error. */
-static int get_rec(FILE *f, struct manifest_sort_rec *r, int nfields)
+/* Copies n bytes of run r to dst. 1 done, 0 the file ended before the first byte, -1 it ended part-way or failed. */
+static int run_read(struct run *r, void *dst, size_t n)
 {
-    manifest_sort_rec_clear(r);
+    unsigned char *d = dst;
+    size_t done = 0;
+    while (done < n) {
+        if (r->rpos == r->rlen) {
+            r->rpos = 0;
+            r->rlen = fread(r->rb, 1, READ_BUF, r->f);
+            if (r->rlen == 0) return done == 0 && feof(r->f) ? 0 : -1;
+        }
+        size_t k = r->rlen - r->rpos < n - done ? r->rlen - r->rpos : n - done;
+        memcpy(d + done, r->rb + r->rpos, k);
+        r->rpos += k;
+        done += k;
+    }
+    return 1;
+}
+
+static bool mem_reserve(struct recmem *m, size_t need)
+{
+    if (need <= m->cap) return true;
+    size_t cap = m->cap ? m->cap : 256;
+    while (cap < need) cap *= 2;
+    char *p = realloc(m->p, cap);
+    if (!p) return false;
+    m->p = p;
+    m->cap = cap;
+    return true;
+}
+
+/* Reads run r's next record into its head (fields in r->mem). 1 read, 0 end of file, -1 error. */
+static int get_rec(struct run *r, int nfields)
+{
+    size_t off[MANIFEST_SORT_MAX_FIELDS], used = 0;
+    struct manifest_sort_rec *h = &r->head;
+    memset(h, 0, sizeof *h);
     for (int i = 0; i < nfields; i++) {
         uint32_t n;
-        if (fread(&n, sizeof n, 1, f) != 1) {
-            if (i == 0 && feof(f)) return 0;
-            return -1;
+        int g = run_read(r, &n, sizeof n);
+        if (g <= 0) return i == 0 ? g : -1;
+        if (n == UINT32_MAX) {
+            off[i] = SIZE_MAX;
+            continue;
         }
-        if (n == UINT32_MAX) continue;
-        if (n > FIELD_MAX || !(r->f[i] = malloc((size_t)n + 1))) return -1;
-        if (n && fread(r->f[i], 1, n, f) != n) return -1;
-        r->f[i][n] = '\0';
+        if (n > FIELD_MAX || !mem_reserve(&r->mem, used + n + 1) || run_read(r, r->mem.p + used, n) != 1) return -1;
+        r->mem.p[used + n] = '\0';
+        off[i] = used;
+        used += (size_t)n + 1;
     }
-    if (fread(&r->size, sizeof r->size, 1, f) != 1 || fread(&r->kind, 1, 1, f) != 1) return -1;
-    return r->f[0] ? 1 : -1;
+    if (run_read(r, &h->size, sizeof h->size) != 1 || run_read(r, &h->kind, 1) != 1) return -1;
+    for (int i = 0; i < nfields; i++) h->f[i] = off[i] == SIZE_MAX ? NULL : r->mem.p + off[i];
+    return h->f[0] ? 1 : -1;
 }
 
 FILE *manifest_sort_temp_file(const char *dir)
@@ -109,7 +189,7 @@ struct manifest_sort *manifest_sort_new(const char *tmpdir, size_t max_records, 
 {
     struct manifest_sort *s = calloc(1, sizeof *s);
     if (!s || nfields < 1 || nfields > MANIFEST_SORT_MAX_FIELDS || !max_records) goto error_clean_up;
-    if (!(s->batch = calloc(max_records, sizeof *s->batch))) goto error_clean_up;
+    if (!(s->batch = calloc(max_records, sizeof *s->batch)) || !(s->out = malloc(sizeof *s->out))) goto error_clean_up;
     s->max = max_records;
     s->nfields = nfields;
     s->keep = keep;
@@ -123,19 +203,36 @@ error_clean_up:
     return NULL;
 }
 
+/* The group's records point into s->gmem, which stays for the next group. */
 static void group_clear(struct manifest_sort *s)
 {
-    for (size_t i = 0; i < s->ngroup; i++) manifest_sort_rec_clear(&s->group[i]);
     s->ngroup = 0;
 }
 
 static void runs_close(struct manifest_sort *s)
 {
     for (int i = 0; i < s->nruns; i++) {
-        manifest_sort_rec_clear(&s->runs[i].head);
         if (s->runs[i].f) fclose(s->runs[i].f);
+        free(s->runs[i].rb);
+        free(s->runs[i].mem.p);
     }
     s->nruns = 0;
+    s->nheap = 0;
+}
+
+/* Room in the heap for one more run than there is. */
+static bool grow_heap(struct manifest_sort *s)
+{
+    int *h = realloc(s->heap, (size_t)(s->nruns + 1) * sizeof *h);
+    if (h) s->heap = h;
+    return h != NULL;
+}
+
+/* A run of file f starting at start, with its read buffer (f is not closed on failure). */
+static int run_init(struct run *r, FILE *f, long start)
+{
+    *r = (struct run){.f = f, .start = start, .rb = malloc(READ_BUF)};
+    return r->rb ? 0 : -1;
 }
 
 void manifest_sort_free(struct manifest_sort *s)
@@ -143,18 +240,21 @@ void manifest_sort_free(struct manifest_sort *s)
     if (!s) return;
     for (size_t i = 0; s->batch && i < s->n; i++) manifest_sort_rec_clear(&s->batch[i]);
     free(s->batch);
-    group_clear(s);
+    for (size_t i = 0; i < s->group_cap; i++) free(s->gmem[i].p);
+    free(s->gmem);
     free(s->group);
     runs_close(s);
     free(s->runs);
+    free(s->heap);
+    free(s->out);
     free(s);
 }
 
-/* Writes one key's records (from where keep says) to f. */
-static bool put_group(const struct manifest_sort *s, FILE *f, const struct manifest_sort_rec *g, size_t n)
+/* Writes one key's records (from where keep says) to the file being written. */
+static bool put_group(const struct manifest_sort *s, const struct manifest_sort_rec *g, size_t n)
 {
     for (size_t i = s->keep ? s->keep(g, n) : 0; i < n; i++)
-        if (!put_rec(f, &g[i], s->nfields)) return false;
+        if (!put_rec(s->out, &g[i], s->nfields)) return false;
     return true;
 }
 
@@ -165,8 +265,16 @@ static FILE *new_file(struct manifest_sort *s, char *err, size_t errlen)
     return f;
 }
 
+/* Starts writing records to f. */
+static void file_begin(struct manifest_sort *s, FILE *f)
+{
+    s->out->f = f;
+    s->out->n = 0;
+}
+
 static int file_done(struct manifest_sort *s, FILE *f, bool ok, char *err, size_t errlen)
 {
+    ok = wb_flush(s->out) && ok;
     if (ok && fflush(f) == 0) return 0;
     return temp_fail(s, err, errlen, "writing");
 }
@@ -178,7 +286,8 @@ static int write_merged(struct manifest_sort *s, FILE *f, char *err, size_t errl
     size_t n;
     int got = 0;
     bool ok = manifest_sort_rewind(s) == 0;
-    while (ok && (got = manifest_sort_next(s, &g, &n, err, errlen)) == 1) ok = put_group(s, f, g, n);
+    file_begin(s, f);
+    while (ok && (got = manifest_sort_next(s, &g, &n, err, errlen)) == 1) ok = put_group(s, g, n);
     if (ok && got < 0) ok = false;
     group_clear(s);
     return file_done(s, f, ok, err, errlen);
@@ -196,18 +305,19 @@ int manifest_sort_write_run(struct manifest_sort *s, FILE *f, char *err, size_t 
 
 int manifest_sort_adopt_run(struct manifest_sort *s, FILE *f, char *err, size_t errlen)
 {
-    struct run *nr = s->finished || s->n || s->nruns ? NULL : realloc(s->runs, sizeof *nr);
-    if (!nr) {
-        errno = s->finished || s->n || s->nruns ? EINVAL : ENOMEM;
+    bool busy = s->finished || s->n || s->nruns;
+    struct run *nr = busy ? NULL : realloc(s->runs, sizeof *nr);
+    if (nr) s->runs = nr;
+    if (!nr || run_init(&s->runs[0], f, ftell(f)) != 0 || !grow_heap(s)) {
+        if (nr) free(s->runs[0].rb);
+        errno = busy ? EINVAL : ENOMEM;
         return temp_fail(s, err, errlen, "adopting");
     }
-    s->runs = nr;
-    s->runs[0] = (struct run){.f = f, .start = ftell(f)};
     s->nruns = 1;
     s->finished = true;
     if (s->runs[0].start >= 0 && manifest_sort_rewind(s) == 0) return 0;
-    manifest_sort_rec_clear(&s->runs[0].head);
-    s->nruns = 0; /* not taken */
+    s->runs[0].f = NULL; /* not taken */
+    runs_close(s);
     s->finished = false;
     return temp_fail(s, err, errlen, "reading");
 }
@@ -222,7 +332,10 @@ static int compact(struct manifest_sort *s, char *err, size_t errlen)
         return -1;
     }
     runs_close(s);
-    s->runs[0] = (struct run){.f = f};
+    if (run_init(&s->runs[0], f, 0) != 0) {
+        fclose(f);
+        return temp_fail(s, err, errlen, "no memory to read");
+    }
     s->nruns = 1;
     s->written++;
     return 0;
@@ -236,14 +349,20 @@ static int flush_batch(struct manifest_sort *s, char *err, size_t errlen)
     struct run *nr = realloc(s->runs, (size_t)(s->nruns + 1) * sizeof *nr);
     if (!nr) return temp_fail(s, err, errlen, "no memory to add");
     s->runs = nr;
+    if (!grow_heap(s)) return temp_fail(s, err, errlen, "no memory to add");
     FILE *f = new_file(s, err, errlen);
     if (!f) return -1;
-    s->runs[s->nruns++] = (struct run){.f = f};
+    if (run_init(&s->runs[s->nruns], f, 0) != 0) {
+        fclose(f);
+        return temp_fail(s, err, errlen, "no memory to add");
+    }
+    s->nruns++;
     s->written++;
     bool ok = true;
+    file_begin(s, f);
     for (size_t i = 0, j; ok && i < s->n; i = j) {
         for (j = i + 1; j < s->n && strcmp(s->batch[j].f[0], s->batch[i].f[0]) == 0; j++) continue;
-        ok = put_group(s, f, &s->batch[i], j - i);
+        ok = put_group(s, &s->batch[i], j - i);
     }
     for (size_t i = 0; i < s->n; i++) manifest_sort_rec_clear(&s->batch[i]);
     s->n = 0;
@@ -273,32 +392,65 @@ int manifest_sort_finish(struct manifest_sort *s, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- the merge: a binary min-heap of the runs by (head key, run index), so equal keys come out oldest run
+ * first, and within a run in the order written: the order the records were added ---- */
+
+static bool run_before(const struct manifest_sort *s, int a, int b)
+{
+    int c = strcmp(s->runs[a].head.f[0], s->runs[b].head.f[0]);
+    return c < 0 || (c == 0 && a < b);
+}
+
+static void sift_down(struct manifest_sort *s, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, m = i;
+        if (l < s->nheap && run_before(s, s->heap[l], s->heap[m])) m = l;
+        if (l + 1 < s->nheap && run_before(s, s->heap[l + 1], s->heap[m])) m = l + 1;
+        if (m == i) return;
+        int t = s->heap[i];
+        s->heap[i] = s->heap[m];
+        s->heap[m] = t;
+        i = m;
+    }
+}
+
 int manifest_sort_rewind(struct manifest_sort *s)
 {
     group_clear(s);
+    s->nheap = 0;
     for (int i = 0; i < s->nruns; i++) {
         struct run *r = &s->runs[i];
         if (fseek(r->f, r->start, SEEK_SET) != 0) return -1;
-        int g = get_rec(r->f, &r->head, s->nfields);
+        r->rpos = r->rlen = 0;
+        int g = get_rec(r, s->nfields);
         if (g < 0) return -1;
         r->have = g == 1;
+        if (r->have) s->heap[s->nheap++] = i;
     }
+    for (int i = s->nheap / 2 - 1; i >= 0; i--) sift_down(s, i);
     return 0;
 }
 
-/* Appends run r's head to the group and reads its next record. 0 or -1. */
+/* Appends run r's head to the group (its bytes change hands: the group's spare buffer becomes the run's) and
+ * reads the run's next record. 0 or -1. */
 static int take_head(struct manifest_sort *s, struct run *r)
 {
     if (s->ngroup == s->group_cap) {
         size_t cap = s->group_cap ? s->group_cap * 2 : 8;
         struct manifest_sort_rec *g = realloc(s->group, cap * sizeof *g);
-        if (!g) return -1;
-        s->group = g;
+        if (g) s->group = g;
+        struct recmem *m = g ? realloc(s->gmem, cap * sizeof *m) : NULL;
+        if (!m) return -1;
+        s->gmem = m;
+        memset(m + s->group_cap, 0, (cap - s->group_cap) * sizeof *m);
         s->group_cap = cap;
     }
+    struct recmem spare = s->gmem[s->ngroup];
+    s->gmem[s->ngroup] = r->mem;
+    r->mem = spare;
     s->group[s->ngroup++] = r->head;
-    memset(&r->head, 0, sizeof r->head);
-    int g = get_rec(r->f, &r->head, s->nfields);
+    int g = get_rec(r, s->nfields);
     if (g < 0) return -1;
     r->have = g == 1;
     return 0;
@@ -308,27 +460,32 @@ int manifest_sort_next(struct manifest_sort *s, const struct manifest_sort_rec *
                        size_t errlen)
 {
     group_clear(s);
-    int best = -1;
-    for (int i = 0; i < s->nruns; i++)
-        if (s->runs[i].have && (best < 0 || strcmp(s->runs[i].head.f[0], s->runs[best].head.f[0]) < 0)) best = i;
-    if (best < 0) return 0;
-    char *key = strdup(s->runs[best].head.f[0]);
-    if (!key) return temp_fail(s, err, errlen, "no memory to read");
-    /* older runs first, and within a run in the order written: the order the records were added */
+    if (s->nheap == 0) return 0;
     errno = 0;
-    for (int i = best; i < s->nruns; i++) {
-        struct run *r = &s->runs[i];
-        while (r->have && strcmp(r->head.f[0], key) == 0) {
-            if (take_head(s, r) != 0) {
-                free(key);
-                return temp_fail(s, err, errlen, "reading");
-            }
-        }
+    const char *key = NULL; /* the group's key: its first record's, which stays where it is until the next call */
+    while (s->nheap > 0) {
+        struct run *r = &s->runs[s->heap[0]];
+        if (key && strcmp(r->head.f[0], key) != 0) break;
+        do {
+            if (take_head(s, r) != 0) return temp_fail(s, err, errlen, "reading");
+            key = s->group[0].f[0];
+        } while (r->have && strcmp(r->head.f[0], key) == 0);
+        if (!r->have) s->heap[0] = s->heap[--s->nheap];
+        sift_down(s, 0);
     }
-    free(key);
     *group = s->group;
     *n = s->ngroup;
     return 1;
+}
+
+int manifest_sort_merge_runs(struct manifest_sort *s, char *err, size_t errlen)
+{
+    if (!s->finished) {
+        errno = EINVAL;
+        return temp_fail(s, err, errlen, "merging an unfinished sort in");
+    }
+    if (s->nruns > 1 && compact(s, err, errlen) != 0) return -1;
+    return manifest_sort_rewind(s) == 0 ? 0 : temp_fail(s, err, errlen, "reading");
 }
 
 int manifest_sort_runs(const struct manifest_sort *s)

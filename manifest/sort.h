@@ -45,6 +45,10 @@ int manifest_sort_write_run(struct manifest_sort *s, FILE *f, char *err, size_t 
 /* An empty, unfinished sort takes f, positioned at a run that manifest_sort_write_run wrote, as its only run and
  * is finished (f is closed with the sort). 0, or -1 with err (f not taken). */
 int manifest_sort_adopt_run(struct manifest_sort *s, FILE *f, char *err, size_t errlen);
+/* A finished sort of several runs merges them into one run file (each key's group as the keep rule leaves it),
+ * so that every later read is sequential instead of a merge; rewinds s. Needs the disk of one more copy of the
+ * records while it runs. 0, or -1 with err. */
+int manifest_sort_merge_runs(struct manifest_sort *s, char *err, size_t errlen);
 /* Starts reading again from the first key. 0 or -1. */
 int manifest_sort_rewind(struct manifest_sort *s);
 /* Sorted runs written so far (compactions of MANIFEST_SORT_MAX_RUNS runs into one count as one more). */

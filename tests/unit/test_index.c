@@ -2,7 +2,9 @@
  * (manifest/sort.c): many mappings over several loads against a model of the rules (the newest record wins, a
  * record with equal ETags removes a mapping of the same target object), lookups in key and random order,
  * the overlay of puts winning, absent keys, keys with bytes >= 0x80 (strcmp byte order), an empty index, a
- * load after lookups, and sorted runs compacted. Offline, temp files only. */
+ * load after lookups, and sorted runs compacted; the sort itself against a stable in-memory sort (many runs, NULL
+ * and empty fields, fields longer than a run's read buffer, a run written and adopted back). Offline, temp files
+ * only. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -296,12 +298,121 @@ static void test_sort_compacts(void **state)
     manifest_sort_free(s);
 }
 
+/* ---- the sort against a reference: records (key, value) in the order added, stably sorted by key ---- */
+
+struct ref {
+    char key[16];
+    char *val; /* NULL, "", short, or longer than the sort's read buffer */
+    uint64_t seq;
+};
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const struct ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static char *make_val(unsigned r, uint64_t i)
+{
+    if (r % 11 == 0) return NULL;
+    if (r % 7 == 0) return strdup("");
+    size_t len = r % 97 == 0 ? 70000 + r % 1000 : 1 + r % 40;
+    char *v = malloc(len + 1);
+    for (size_t j = 0; j < len; j++) v[j] = (char)('a' + (i + j) % 26);
+    v[len] = '\0';
+    return v;
+}
+
+/* Reads every group of s and checks it against ref[0..n) (sorted): same keys, same records in the same order. */
+static void check_against(struct manifest_sort *s, const struct ref *ref, size_t n)
+{
+    const struct manifest_sort_rec *g;
+    size_t gn, at = 0;
+    char err[256];
+    int got;
+    while ((got = manifest_sort_next(s, &g, &gn, err, sizeof err)) == 1) {
+        assert_true(gn >= 1);
+        for (size_t i = 0; i < gn; i++, at++) {
+            assert_true(at < n);
+            assert_string_equal(g[i].f[0], ref[at].key);
+            if (ref[at].val) assert_string_equal(g[i].f[1], ref[at].val);
+            else assert_null(g[i].f[1]);
+            assert_int_equal(g[i].size, ref[at].seq);
+        }
+        assert_true(at == n || strcmp(ref[at].key, g[0].f[0]) != 0); /* the whole key in one group */
+    }
+    assert_int_equal(got, 0);
+    assert_int_equal(at, n);
+}
+
+static void test_sort_matches_stable_sort(void **state)
+{
+    (void)state;
+    enum { RECS = 6000 };
+    static const size_t batches[] = {1, 7, 100, 6000};
+    for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+        struct ref *ref = calloc(RECS, sizeof *ref);
+        struct manifest_sort *s = manifest_sort_new(NULL, batches[b], 2, NULL);
+        assert_non_null(ref);
+        assert_non_null(s);
+        char err[256] = "";
+        unsigned r = 12345;
+        for (uint64_t i = 0; i < RECS; i++) {
+            r = r * 1103515245u + 12345u;
+            snprintf(ref[i].key, sizeof ref[i].key, "%c%03u", (r >> 8) % 2 ? 'k' : '\xc3', (r >> 12) % 700);
+            ref[i].val = make_val(r >> 4, i);
+            ref[i].seq = i;
+            struct manifest_sort_rec rec = {.f = {strdup(ref[i].key), ref[i].val ? strdup(ref[i].val) : NULL},
+                                            .size = i};
+            assert_int_equal(manifest_sort_add(s, &rec, err, sizeof err), 0);
+        }
+        assert_int_equal(manifest_sort_finish(s, err, sizeof err), 0);
+        qsort(ref, RECS, sizeof *ref, ref_cmp);
+        check_against(s, ref, RECS);
+        assert_int_equal(manifest_sort_rewind(s), 0);
+        check_against(s, ref, RECS);
+
+        /* written as one run and adopted by another sort: the same records */
+        FILE *f = manifest_sort_temp_file(NULL);
+        assert_non_null(f);
+        assert_int_equal(fputs("header", f) >= 0, 1);
+        assert_int_equal(manifest_sort_write_run(s, f, err, sizeof err), 0);
+        assert_int_equal(fseek(f, 6, SEEK_SET), 0);
+        struct manifest_sort *t = manifest_sort_new(NULL, 1, 2, NULL);
+        assert_int_equal(manifest_sort_adopt_run(t, f, err, sizeof err), 0);
+        check_against(t, ref, RECS);
+        manifest_sort_free(t);
+        check_against(s, ref, RECS); /* write_run rewound s */
+
+        /* a truncated run file is an error, not a short read */
+        f = manifest_sort_temp_file(NULL);
+        assert_int_equal(manifest_sort_write_run(s, f, err, sizeof err), 0);
+        long len = ftell(f);
+        assert_int_equal(ftruncate(fileno(f), len - 3), 0);
+        assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+        t = manifest_sort_new(NULL, 1, 2, NULL);
+        assert_int_equal(manifest_sort_adopt_run(t, f, err, sizeof err), 0);
+        const struct manifest_sort_rec *g;
+        size_t gn;
+        int got;
+        while ((got = manifest_sort_next(t, &g, &gn, err, sizeof err)) == 1) continue;
+        assert_int_equal(got, -1);
+        manifest_sort_free(t);
+
+        manifest_sort_free(s);
+        for (size_t i = 0; i < RECS; i++) free(ref[i].val);
+        free(ref);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_many_loads),
         cmocka_unit_test(test_index_empty),
         cmocka_unit_test(test_sort_compacts),
+        cmocka_unit_test(test_sort_matches_stable_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
