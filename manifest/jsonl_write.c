@@ -95,29 +95,38 @@ static int writer_flush_sync(struct manifest_writer *w)
     return 0;
 }
 
-/* Prints obj as one line into the buffer and consumes obj. */
+/* Prints obj as one line straight into the buffer (no copy of the text) and consumes obj. */
 static int writer_emit(struct manifest_writer *w, cJSON *obj, const struct manifest_record *rec)
 {
-    char *text = cJSON_PrintUnformatted(obj);
-    size_t n;
-
-    cJSON_Delete(obj);
-    if (!text) return writer_fail(w, ENOMEM);
-    n = strlen(text);
-    if (n > MANIFEST_LINE_MAX) {
-        free(text);
-        return writer_fail(w, EINVAL); /* the reader would refuse it: keep the file readable */
-    }
-    if (w->len + n + 1 > sizeof w->buf && writer_flush(w) != 0) {
-        free(text);
+    if (sizeof w->buf - w->len < MANIFEST_LINE_MAX + 2 && writer_flush(w) != 0) {
+        cJSON_Delete(obj);
         return -1;
     }
-    memcpy(w->buf + w->len, text, n);
-    w->buf[w->len + n] = '\n';
-    w->len += n + 1;
+    char *text = w->buf + w->len;
+    int room = (int)(sizeof w->buf - w->len - 1); /* keeps a byte for the newline */
+    bool printed = cJSON_PrintPreallocated(obj, text, room, 0);
+    cJSON_Delete(obj);
+    size_t n = printed ? strlen(text) : 0;
+    if (!printed || n > MANIFEST_LINE_MAX) return writer_fail(w, EINVAL); /* the reader would refuse it */
     if (w->tee) w->tee(w->tee_ud, rec, text);
-    free(text);
+    text[n] = '\n';
+    w->len += n + 1;
     return 0;
+}
+
+/* Object and deletion lines, the bulk of a manifest, are built without copying: names are constants, string
+ * values are referenced (they outlive the object, which is printed and freed before the call returns), whole
+ * numbers are printed here instead of by cJSON's double formatting. */
+static bool add_ref(cJSON *o, const char *const_name, const char *value)
+{
+    return cJSON_AddItemToObjectCS(o, const_name, cJSON_CreateStringReference(value));
+}
+
+static bool add_uint(cJSON *o, const char *const_name, uint64_t value)
+{
+    char digits[24];
+    snprintf(digits, sizeof digits, "%llu", (unsigned long long)value);
+    return cJSON_AddItemToObjectCS(o, const_name, cJSON_CreateRaw(digits));
 }
 
 /* Each add_* returns false when cJSON could not allocate; callers fold them into one flag. */
@@ -294,19 +303,19 @@ int manifest_writer_add(struct manifest_writer *w, const struct manifest_object 
         !checksum_ok(obj->checksum_algorithm, obj->checksum))
         return writer_fail(w, EINVAL);
     o = cJSON_CreateObject();
-    ok = o && add_str(o, "t", "object") && add_str(o, "key", obj->key) &&
-         add_num(o, "size", (double)obj->size) && add_str(o, "etag", obj->etag) &&
-         add_str(o, "last_modified", obj->last_modified);
+    ok = o && add_ref(o, "t", "object") && add_ref(o, "key", obj->key) && add_uint(o, "size", obj->size) &&
+         add_ref(o, "etag", obj->etag) && add_ref(o, "last_modified", obj->last_modified);
     /* target_key / target_etag are omitted when equal to the source's: the common case costs nothing. */
     if (ok && obj->target_key && strcmp(obj->target_key, obj->key) != 0)
-        ok = add_str(o, "target_key", obj->target_key);
+        ok = add_ref(o, "target_key", obj->target_key);
     if (ok && obj->target_etag && strcmp(obj->target_etag, obj->etag) != 0)
-        ok = add_str(o, "target_etag", obj->target_etag);
-    if (ok && obj->version_id) ok = add_str(o, "version_id", obj->version_id);
-    if (ok) ok = add_num(o, "pass", obj->pass);
+        ok = add_ref(o, "target_etag", obj->target_etag);
+    if (ok && obj->version_id) ok = add_ref(o, "version_id", obj->version_id);
+    if (ok) ok = add_uint(o, "pass", (uint64_t)obj->pass);
     if (ok && obj->checksum) {
-        cJSON *ck = cJSON_AddObjectToObject(o, "checksum");
-        ok = ck && add_str(ck, "algorithm", obj->checksum_algorithm) && add_str(ck, "value", obj->checksum);
+        cJSON *ck = cJSON_CreateObject();
+        ok = cJSON_AddItemToObjectCS(o, "checksum", ck) && add_ref(ck, "algorithm", obj->checksum_algorithm) &&
+             add_ref(ck, "value", obj->checksum);
     }
     struct manifest_record rec = {.type = MANIFEST_REC_OBJECT, .object = *obj}; /* as the reader gives it back */
     if (!rec.object.target_key) rec.object.target_key = obj->key;
@@ -320,9 +329,9 @@ int manifest_writer_deleted(struct manifest_writer *w, const struct manifest_del
     if (!d || w->stage != WRITER_BODY || !key_ok(d->key) || d->pass < 1 || (d->target_key && !key_ok(d->target_key)))
         return writer_fail(w, EINVAL);
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && add_str(o, "t", "deleted") && add_str(o, "key", d->key);
-    if (ok && d->target_key && strcmp(d->target_key, d->key) != 0) ok = add_str(o, "target_key", d->target_key);
-    if (ok) ok = add_num(o, "pass", d->pass);
+    bool ok = o && add_ref(o, "t", "deleted") && add_ref(o, "key", d->key);
+    if (ok && d->target_key && strcmp(d->target_key, d->key) != 0) ok = add_ref(o, "target_key", d->target_key);
+    if (ok) ok = add_uint(o, "pass", (uint64_t)d->pass);
     struct manifest_record rec = {.type = MANIFEST_REC_DELETED, .deleted = *d};
     if (!rec.deleted.target_key) rec.deleted.target_key = d->key;
     return writer_finish(w, o, ok, &rec);

@@ -126,7 +126,7 @@ static char *point_meta(const struct rep_ctx *ctx)
 
 /* The restore point a complete run saved beside its manifest (PATH.jsonl -> PATH.point), read back and checked;
  * with want, only if its meta text is that. NULL: none, another backup's, or damaged (said). */
-static struct manifest_point *open_saved(const char *manifest_path, const char *want)
+static struct manifest_point *open_saved(const char *manifest_path, const char *want, char **meta_out)
 {
     size_t l = strlen(manifest_path), sl = sizeof ".jsonl" - 1;
     if (l <= sl || strcmp(manifest_path + l - sl, ".jsonl") != 0) return NULL;
@@ -140,8 +140,33 @@ static struct manifest_point *open_saved(const char *manifest_path, const char *
         manifest_point_free(pt);
         pt = NULL;
     }
-    free(meta);
+    if (pt && meta_out) *meta_out = meta;
+    else free(meta);
     return pt;
+}
+
+struct manifest_point *mstore_open_prev_point(struct rep_ctx *ctx, const char *manifest_path)
+{
+    mstore_drop_point(ctx);
+    char *meta = NULL;
+    struct manifest_point *pt = open_saved(manifest_path, NULL, &meta);
+    if (pt && (!meta || !(ctx->prev_point_path = strdup(manifest_path)))) {
+        manifest_point_free(pt);
+        free(meta);
+        return NULL;
+    }
+    ctx->prev_point = pt;
+    ctx->prev_point_meta = meta;
+    return pt;
+}
+
+void mstore_drop_point(struct rep_ctx *ctx)
+{
+    manifest_point_free(ctx->prev_point);
+    free(ctx->prev_point_path);
+    free(ctx->prev_point_meta);
+    ctx->prev_point = NULL;
+    ctx->prev_point_path = ctx->prev_point_meta = NULL;
 }
 
 /* NAME.point in mdir, if it belongs to this source and target; NULL otherwise (the caller builds the point from
@@ -150,7 +175,16 @@ static struct manifest_point *saved_point(struct rep_ctx *ctx, const char *mdir,
 {
     char full[4400], *want = point_meta(ctx);
     snprintf(full, sizeof full, "%s/%s", mdir, name);
-    struct manifest_point *pt = want ? open_saved(full, want) : NULL;
+    struct manifest_point *pt = NULL;
+    if (ctx->prev_point && strcmp(ctx->prev_point_path, full) == 0) { /* read by run_load_index: not again */
+        if (want && strcmp(ctx->prev_point_meta, want) == 0 && manifest_point_rewind(ctx->prev_point) == 0) {
+            pt = ctx->prev_point;
+            ctx->prev_point = NULL;
+        }
+        mstore_drop_point(ctx);
+    } else if (want) {
+        pt = open_saved(full, want, NULL);
+    }
     free(want);
     return pt;
 }
@@ -236,7 +270,7 @@ static void remove_stray_points(const char *mdir)
 
 struct manifest_point *mstore_saved_point(const char *manifest_path)
 {
-    return open_saved(manifest_path, NULL);
+    return open_saved(manifest_path, NULL, NULL);
 }
 
 void mstore_watch(struct rep_ctx *ctx, struct manifest_writer *mw)

@@ -14,6 +14,11 @@
 /* The restore point a complete run saved beside its manifest (NAME.jsonl -> NAME.point), read back and checked,
  * or NULL (none, or damaged: said). */
 struct manifest_point *mstore_saved_point(const char *manifest_path);
+/* The same, kept in ctx (which owns it) for choosing this run's base: that reads it again from its start instead
+ * of opening and checking the file a second time. NULL: none. */
+struct manifest_point *mstore_open_prev_point(struct rep_ctx *ctx, const char *manifest_path);
+/* Frees what mstore_open_prev_point kept. */
+void mstore_drop_point(struct rep_ctx *ctx);
 /* Builds the run's restore point as its manifest is written by mw (ctx->pb), so mstore_prepare need not read
  * the manifest back. */
 void mstore_watch(struct rep_ctx *ctx, struct manifest_writer *mw);

@@ -53,6 +53,8 @@ struct rep_ctx {
     struct versions *versions;   /* learns written objects' versions in bulk (server-side backups), or NULL */
     struct manifest_writer *mw;  /* NULL in dry runs */
     struct manifest_point_builder *pb; /* the run's restore point, built as mw writes (mstore_watch), or NULL */
+    struct manifest_point *prev_point; /* the saved point the index was loaded from, kept for the base (mstore) */
+    char *prev_point_path, *prev_point_meta; /* its manifest's path and its meta text */
     struct manifest_index *idx;  /* target key -> source ETag where the ETags differ */
     int pass;                    /* current pass number, 1-based */
     bool interrupted;            /* SIGINT/SIGTERM/SIGHUP seen */

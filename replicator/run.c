@@ -14,6 +14,7 @@
 #include "manifest/point.h"
 #include "replicator/lease.h"
 #include "replicator/maintenance.h"
+#include "replicator/mstore.h"
 #include "replicator/output.h"
 #include "replicator/pass.h"
 #include "replicator/result.h"
@@ -146,6 +147,7 @@ void rep_close(struct rep_ctx *ctx)
     s3_loop_free(ctx->loop);
     manifest_index_free(ctx->idx);
     manifest_point_builder_free(ctx->pb);
+    mstore_drop_point(ctx);
     pass_bounds_free(ctx);
     for (size_t i = 0; i < ctx->nfailures; i++) free(ctx->failures[i]);
     for (size_t i = 0; i < ctx->nextras; i++) free(ctx->extras[i]);

@@ -30,7 +30,7 @@ void run_load_index(struct rep_ctx *ctx, const char *dir)
     struct manifest_point *saved = NULL; /* that run's saved restore point, read instead of its manifest */
     /* newest first, back to the last run whose first pass completed (it recorded every object) */
     while (use < n) {
-        if ((saved = mstore_saved_point(list[use]))) { /* saved only by a complete run */
+        if ((saved = mstore_open_prev_point(ctx, list[use]))) { /* saved only by a complete run; kept by ctx */
             use++;
             break;
         }
@@ -48,10 +48,13 @@ void run_load_index(struct rep_ctx *ctx, const char *dir)
     }
     /* then load them oldest first, so newer records win */
     size_t from = use;
-    if (saved && manifest_index_load_point(ctx->idx, saved) == 0) from = use - 1;
-    else if (saved) s3_log(S3_LOG_WARN, "reading the saved restore point of %s failed (%s): reading the manifest",
-                           list[use - 1], strerror(errno));
-    manifest_point_free(saved);
+    if (saved && manifest_index_load_point(ctx->idx, saved) == 0) {
+        from = use - 1;
+    } else if (saved) {
+        s3_log(S3_LOG_WARN, "reading the saved restore point of %s failed (%s): reading the manifest",
+               list[use - 1], strerror(errno));
+        mstore_drop_point(ctx);
+    }
     for (size_t i = from; i-- > 0;) {
         int corrupt = 0;
         manifest_index_load(ctx->idx, list[i], &corrupt);
