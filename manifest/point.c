@@ -36,11 +36,6 @@ static size_t keep_last(const struct manifest_sort_rec *group, size_t n)
     return n - 1;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 /* A target key or ETag equal to the source's is kept once (NULL), as the manifest line does. */
 static int take_record(struct manifest_sort_rec *e, const struct manifest_record *rec, const char *line)
 {
@@ -48,18 +43,14 @@ static int take_record(struct manifest_sort_rec *e, const struct manifest_record
     if (rec->type == MANIFEST_REC_DELETED) {
         e->kind = KIND_DELETED;
         const char *tk = strcmp(rec->deleted.target_key, rec->deleted.key) != 0 ? rec->deleted.target_key : NULL;
-        e->f[0] = strdup(rec->deleted.key);
-        e->f[1] = dup_or_null(tk);
-        return e->f[0] && (e->f[1] || !tk) ? 0 : -1;
+        return manifest_sort_rec_pack(e, (const char *[]){rec->deleted.key, tk}, 2);
     }
     const struct manifest_object *o = &rec->object;
     const char *tk = strcmp(o->target_key, o->key) != 0 ? o->target_key : NULL;
     const char *te = o->target_etag && o->etag && strcmp(o->target_etag, o->etag) != 0 ? o->target_etag : NULL;
     const char *v[NFIELDS] = {o->key, tk, o->etag, te, o->last_modified, o->version_id, line};
-    for (int i = 0; i < NFIELDS; i++)
-        if (v[i] && !(e->f[i] = dup_or_null(v[i]))) return -1;
     e->size = o->size;
-    return 0;
+    return manifest_sort_rec_pack(e, v, NFIELDS);
 }
 
 /* Checks file i's header against the chain: the first is a full manifest, each later one a delta on the one

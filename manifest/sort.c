@@ -60,8 +60,25 @@ static int temp_fail(const struct manifest_sort *s, char *err, size_t errlen, co
 
 void manifest_sort_rec_clear(struct manifest_sort_rec *r)
 {
-    for (int i = 0; i < MANIFEST_SORT_MAX_FIELDS; i++) free(r->f[i]);
+    for (int i = 0; i < (r->packed ? 1 : MANIFEST_SORT_MAX_FIELDS); i++) free(r->f[i]);
     memset(r, 0, sizeof *r);
+}
+
+int manifest_sort_rec_pack(struct manifest_sort_rec *r, const char *const *v, int n)
+{
+    size_t len[MANIFEST_SORT_MAX_FIELDS], total = 0;
+    for (int i = 0; i < n; i++) total += (len[i] = v[i] ? strlen(v[i]) + 1 : 0);
+    char *p = v[0] ? malloc(total) : NULL;
+    for (int i = 0; i < MANIFEST_SORT_MAX_FIELDS; i++) r->f[i] = NULL;
+    r->packed = p != NULL;
+    if (!p) return -1;
+    for (int i = 0; i < n; i++) {
+        if (!v[i]) continue;
+        memcpy(p, v[i], len[i]);
+        r->f[i] = p;
+        p += len[i];
+    }
+    return 0;
 }
 
 static int rec_cmp(const void *a, const void *b)

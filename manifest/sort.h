@@ -6,6 +6,7 @@
 #ifndef MANIFEST_SORT_H
 #define MANIFEST_SORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@ struct manifest_sort_rec {
     uint64_t size;
     uint64_t seq;       /* the order added (set by manifest_sort_add) */
     unsigned char kind; /* the caller's tag */
+    bool packed;        /* the fields live in f[0]'s allocation (manifest_sort_rec_pack): only f[0] is freed */
 };
 
 /* Given one key's records in the order added (n >= 1), the index of the first one that still matters: the
@@ -55,6 +57,9 @@ int manifest_sort_rewind(struct manifest_sort *s);
 int manifest_sort_runs(const struct manifest_sort *s);
 /* A new temporary file in dir (NULL: $TMPDIR or /tmp), opened "w+" and already unlinked. NULL with errno. */
 FILE *manifest_sort_temp_file(const char *dir);
+/* Sets r's first n fields to copies of v[0..n) (v[0] the key, not NULL; the others may be NULL) in one
+ * allocation. 0, or -1 (out of memory: r is left empty). */
+int manifest_sort_rec_pack(struct manifest_sort_rec *r, const char *const *v, int n);
 void manifest_sort_rec_clear(struct manifest_sort_rec *r);
 void manifest_sort_free(struct manifest_sort *s);
 

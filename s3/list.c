@@ -11,15 +11,22 @@
  * truncated without a token) is a transport accident as much as a reset is: ask for the page again. */
 #define MAX_BAD_REPLIES 5
 
+/* Pages a range holds: the one being consumed and up to RANGE_PAGES - 1 read ahead. A range's pages can only be
+ * fetched one after another (each needs the previous one's token); holding two ahead keeps a range's chain of
+ * requests going while the consumer serves other ranges, so a single-threaded server is not left idle while the
+ * client parses (measured on synth_s3: with one page ahead, client and server took turns). */
+#define RANGE_PAGES 4
+
 /* One key range: a chain of pages. */
 struct range {
     struct s3_lister *owner;
     char *start_after;    /* first request only */
     char *end_before;     /* exclusive upper bound (keys >= it end the range), or NULL */
     char *end_inclusive;  /* inclusive upper bound for split ranges, or NULL */
-    struct s3_list_page cur, next;
+    struct s3_list_page q[RANGE_PAGES]; /* q[0] is being consumed (at pos), the others are read ahead */
+    int npages;
     size_t pos;
-    bool have_cur, have_next, fetching, done_fetching, ended, orphan;
+    bool fetching, done_fetching, ended, orphan;
     int bad_replies; /* invalid replies in a row for the page being fetched */
     struct s3_request *rq;
 };
@@ -42,11 +49,22 @@ struct s3_lister {
 
 static void range_fetch(struct range *rg);
 
+static void range_drop_pages(struct range *rg)
+{
+    for (int i = 0; i < rg->npages; i++) s3_list_page_free(&rg->q[i]);
+    rg->npages = 0;
+}
+
+/* The current range may fetch its next page now: it has room and a page left to ask for. */
+static void range_read_ahead(struct range *rg)
+{
+    if (rg->npages > 0 && rg->npages < RANGE_PAGES && !rg->done_fetching && !rg->fetching) range_fetch(rg);
+}
+
 static void range_free(struct range *rg)
 {
     if (!rg) return;
-    s3_list_page_free(&rg->cur);
-    s3_list_page_free(&rg->next);
+    range_drop_pages(rg);
     free(rg->start_after);
     free(rg->end_before);
     free(rg->end_inclusive);
@@ -114,17 +132,11 @@ static void page_done(struct s3_response *resp, void *ud)
                 (rg->end_inclusive && strcmp(last, rg->end_inclusive) >= 0))
                 rg->done_fetching = true;
         }
-        if (!rg->have_cur) {
-            rg->cur = page;
-            rg->pos = 0;
-            rg->have_cur = true;
-        } else {
-            rg->next = page;
-            rg->have_next = true;
-        }
+        if (rg->npages == 0) rg->pos = 0;
+        rg->q[rg->npages++] = page; /* one request at a time, sent only with room: npages < RANGE_PAGES */
         /* read ahead only in the range being consumed: the others wait with their first page, so that memory
          * is one page per range plus one, however long the ranges are */
-        if (!rg->done_fetching && !rg->have_next && l->cur < l->nranges && l->ranges[l->cur] == rg) range_fetch(rg);
+        if (l->cur < l->nranges && l->ranges[l->cur] == rg) range_read_ahead(rg);
     }
     if (l->waiting) {
         l->waiting = false;
@@ -136,17 +148,18 @@ static void range_fetch(struct range *rg)
 {
     struct s3_lister *l = rg->owner;
     const char *token = NULL, *sa = NULL;
-    if (rg->have_cur) token = l->versions ? rg->cur.next_key_marker : rg->cur.next_token;
+    const struct s3_list_page *last = rg->npages ? &rg->q[rg->npages - 1] : NULL; /* the newest page */
+    if (last) token = l->versions ? last->next_key_marker : last->next_token;
     else sa = rg->start_after;
-    if (rg->have_cur && !token) {
+    if (last && !token) {
         rg->done_fetching = true;
         return;
     }
-    /* the token lives in cur; the request copies its query, so cur may be freed afterwards */
+    /* the token lives in a page; the request copies its query, so the page may be freed afterwards */
     rg->fetching = true;
     if (l->versions) /* the key marker lists keys after it, as start-after does */
         rg->rq = s3_list_versions(l->reader, l->bucket, l->prefix, token ? token : sa,
-                                  token ? rg->cur.next_version_marker : NULL, l->page_size, page_done, rg);
+                                  token ? last->next_version_marker : NULL, l->page_size, page_done, rg);
     else
         rg->rq = s3_list_v2(l->reader, l->bucket, l->prefix, sa, token, l->page_size, page_done, rg);
     if (!rg->rq) {
@@ -241,8 +254,8 @@ enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_i
         if (l->failed) return S3_LIST_ERROR;
         if (l->cur >= l->nranges) return S3_LIST_END;
         struct range *rg = l->ranges[l->cur];
-        if (!rg->ended && rg->have_cur && rg->pos < rg->cur.count) {
-            const struct s3_object_info *o = &rg->cur.objects[rg->pos++];
+        if (!rg->ended && rg->npages > 0 && rg->pos < rg->q[0].count) {
+            const struct s3_object_info *o = &rg->q[0].objects[rg->pos++];
             if (l->versions && (!o->is_latest || o->delete_marker)) continue; /* older, or deleted */
             if ((rg->end_before && strcmp(o->key, rg->end_before) >= 0) ||
                 (rg->end_inclusive && strcmp(o->key, rg->end_inclusive) > 0)) {
@@ -252,20 +265,18 @@ enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_i
             *out = o;
             return S3_LIST_OBJECT;
         }
-        if (!rg->ended && rg->have_cur && rg->have_next) {
-            s3_list_page_free(&rg->cur);
-            rg->cur = rg->next;
-            memset(&rg->next, 0, sizeof rg->next);
-            rg->have_next = false;
+        if (!rg->ended && rg->npages > 1) {
+            s3_list_page_free(&rg->q[0]);
+            memmove(&rg->q[0], &rg->q[1], (size_t)(rg->npages - 1) * sizeof rg->q[0]);
+            rg->npages--;
+            memset(&rg->q[rg->npages], 0, sizeof rg->q[0]);
             rg->pos = 0;
-            if (!rg->done_fetching && !rg->fetching) range_fetch(rg);
+            range_read_ahead(rg);
             continue;
         }
-        if (rg->ended || (rg->have_cur && rg->done_fetching && !rg->fetching)) {
+        if (rg->ended || (rg->npages > 0 && rg->done_fetching && !rg->fetching)) {
             /* this range is finished: release its pages and move on */
-            s3_list_page_free(&rg->cur);
-            s3_list_page_free(&rg->next);
-            rg->have_cur = rg->have_next = false;
+            range_drop_pages(rg);
             rg->ended = true;
             if (rg->fetching && rg->rq) { /* cannot happen often: a read-ahead past end_before */
                 rg->orphan = true;
@@ -275,7 +286,7 @@ enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_i
             l->cur++;
             if (l->cur < l->nranges) { /* the next range becomes the one read ahead */
                 struct range *nx = l->ranges[l->cur];
-                if (nx->have_cur && !nx->have_next && !nx->done_fetching && !nx->fetching) range_fetch(nx);
+                range_read_ahead(nx);
             }
             continue;
         }

@@ -35,6 +35,7 @@ struct s3_list_page {
     char *next_version_marker; /* ListObjectVersions NextVersionIdMarker, or NULL */
     char **common_prefixes;    /* when a delimiter was used */
     size_t nprefixes;
+    struct s3_list_strings *strings; /* the objects' strings live here, freed with the page (not one by one) */
 };
 
 /* An S3 <Error> body. */

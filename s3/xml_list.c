@@ -12,20 +12,40 @@
 
 enum list_kind { LIST_V2, LIST_VERSIONS };
 
-static void object_info_free(struct s3_object_info *o)
+/* The strings of a page's objects, in blocks: a listing page is 1,000 objects of five strings each, so one
+ * allocation per string was a fifth of a listing's parse. */
+#define STRINGS_BLOCK (32u << 10)
+
+struct s3_list_strings {
+    struct s3_list_strings *next;
+    size_t used, cap;
+    char data[];
+};
+
+/* A copy of text[0..len] (NUL included) in the page's blocks, or NULL (out of memory). */
+static char *page_strdup(struct s3_list_page *page, const char *text, size_t len)
 {
-    free(o->key);
-    free(o->etag);
-    free(o->last_modified);
-    free(o->version_id);
-    free(o->storage_class);
+    struct s3_list_strings *b = page->strings;
+    if (!b || b->cap - b->used < len + 1) {
+        size_t cap = len + 1 > STRINGS_BLOCK ? len + 1 : STRINGS_BLOCK;
+        if (!(b = malloc(sizeof *b + cap))) return NULL;
+        *b = (struct s3_list_strings){.next = page->strings, .cap = cap};
+        page->strings = b;
+    }
+    char *p = b->data + b->used;
+    memcpy(p, text, len);
+    p[len] = '\0';
+    b->used += len + 1;
+    return p;
 }
 
 void s3_list_page_free(struct s3_list_page *page)
 {
     if (!page) return;
-    for (size_t i = 0; i < page->count; i++)
-        object_info_free(&page->objects[i]);
+    for (struct s3_list_strings *b = page->strings, *n; b; b = n) {
+        n = b->next;
+        free(b);
+    }
     free(page->objects);
     free(page->next_token);
     free(page->next_key_marker);
@@ -38,7 +58,8 @@ void s3_list_page_free(struct s3_list_page *page)
 
 /* Elements of a listing: entries (<Contents>, <Version>, <DeleteMarker>) and <CommonPrefixes> are children of
  * the root, the entries' fields and <Prefix> their children; anything deeper or unknown is ignored. */
-enum list_field { LF_SIZE = 1, LF_IS_LATEST, LF_PREFIX };
+enum list_field { LF_SIZE = 1, LF_IS_LATEST, LF_PREFIX, LF_KEY, LF_LAST_MODIFIED, LF_STORAGE_CLASS, LF_ETAG,
+                  LF_VERSION_ID };
 
 struct list_parse {
     enum list_kind kind;
@@ -99,13 +120,12 @@ static int list_open(struct sax *s, const char *name, unsigned depth)
         return LF_PREFIX;
     }
     if (depth != 3 || !l->in_entry) return -1;
-    struct s3_object_info *o = &out->objects[out->count - 1];
     switch (name[0]) { /* the hot path: one strcmp per field */
     case 'K':
-        if (strcmp(name, "Key") == 0) return sax_once(s, &o->key);
+        if (strcmp(name, "Key") == 0) return LF_KEY;
         break;
     case 'L':
-        if (strcmp(name, "LastModified") == 0) return sax_once(s, &o->last_modified);
+        if (strcmp(name, "LastModified") == 0) return LF_LAST_MODIFIED;
         break;
     case 'S': /* a DeleteMarker has no size, ETag or storage class: ignored if present */
         if (!l->marker && strcmp(name, "Size") == 0) {
@@ -113,13 +133,13 @@ static int list_open(struct sax *s, const char *name, unsigned depth)
             l->seen_size = true;
             return LF_SIZE;
         }
-        if (!l->marker && strcmp(name, "StorageClass") == 0) return sax_once(s, &o->storage_class);
+        if (!l->marker && strcmp(name, "StorageClass") == 0) return LF_STORAGE_CLASS;
         break;
     case 'E':
-        if (!l->marker && strcmp(name, "ETag") == 0) return sax_once(s, &o->etag);
+        if (!l->marker && strcmp(name, "ETag") == 0) return LF_ETAG;
         break;
     case 'V':
-        if (l->kind == LIST_VERSIONS && strcmp(name, "VersionId") == 0) return sax_once(s, &o->version_id);
+        if (l->kind == LIST_VERSIONS && strcmp(name, "VersionId") == 0) return LF_VERSION_ID;
         break;
     case 'I':
         if (l->kind == LIST_VERSIONS && strcmp(name, "IsLatest") == 0) {
@@ -132,12 +152,29 @@ static int list_open(struct sax *s, const char *name, unsigned depth)
     return -1;
 }
 
+/* An entry's string field: a second one of the same name is an error, as sax_once has it. */
+static char **entry_slot(struct s3_object_info *o, int field)
+{
+    switch (field) {
+    case LF_KEY: return &o->key;
+    case LF_LAST_MODIFIED: return &o->last_modified;
+    case LF_STORAGE_CLASS: return &o->storage_class;
+    case LF_ETAG: return &o->etag;
+    case LF_VERSION_ID: return &o->version_id;
+    }
+    return NULL;
+}
+
 static void list_text(struct sax *s, int field, const char *text, size_t len)
 {
     struct list_parse *l = s->user;
     struct s3_list_page *out = l->out;
+    char **slot = entry_slot(&out->objects[out->count - 1], field);
 
-    if (field == LF_SIZE && s3x_parse_u64(text, &out->objects[out->count - 1].size) != S3_OK) {
+    if (slot) {
+        if (*slot) sax_fail(s, S3_ERR_XML);
+        else if (!(*slot = page_strdup(out, text, len))) sax_fail(s, S3_ERR_NOMEM);
+    } else if (field == LF_SIZE && s3x_parse_u64(text, &out->objects[out->count - 1].size) != S3_OK) {
         sax_fail(s, S3_ERR_XML);
     } else if (field == LF_IS_LATEST && s3x_parse_bool(text, &out->objects[out->count - 1].is_latest) != S3_OK) {
         sax_fail(s, S3_ERR_XML);
