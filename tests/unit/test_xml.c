@@ -951,6 +951,15 @@ static void test_encodings(void **state)
     all_parsers_fail(S("<Error><Code>\xff\xfe</Code></Error>"), S3_ERR_XML);
     all_parsers_fail(S("\xff\xfe<\0E\0r\0r\0o\0r\0/\0>\0"), S3_ERR_XML);
     all_parsers_fail(S("\xfe\xff\0<\0E\0r\0r\0o\0r\0/\0>"), S3_ERR_XML);
+    /* no byte order mark: what libxml2 would guess from the first four bytes when no encoding is forced
+     * (UTF-16, UCS-4, EBCDIC) is refused as well */
+    all_parsers_fail(S("<\0?\0x\0m\0l\0 \0v\0e\0r\0s\0i\0o\0n\0=\0\"\0001\0.\0000\0\"\0?\0>\0<\0E\0r\0r\0o\0r\0/\0>\0"),
+                     S3_ERR_XML);
+    all_parsers_fail(S("\0<\0E\0r\0r\0o\0r\0/\0>"), S3_ERR_XML);
+    all_parsers_fail(S("<\0\0\0E\0\0\0/\0\0\0>\0\0\0"), S3_ERR_XML);
+    all_parsers_fail(S("\x4c\x6f\xa7\x94\x93\x40\xa5\x85\x99\xa2\x89\x96\x95\x7e\x7f\xf1\x4b\xf0\x7f\x6f\x6e"
+                       "\x4c\xc5\x99\x99\x96\x99\x61\x6e"),
+                     S3_ERR_XML);
 }
 
 /* Nothing reaches stderr, whatever the input (libxml2 would otherwise print parser and encoding errors). */
