@@ -124,9 +124,14 @@ static bool add_ref(cJSON *o, const char *const_name, const char *value)
 
 static bool add_uint(cJSON *o, const char *const_name, uint64_t value)
 {
-    char digits[24];
-    snprintf(digits, sizeof digits, "%llu", (unsigned long long)value);
-    return cJSON_AddItemToObjectCS(o, const_name, cJSON_CreateRaw(digits));
+    /* decimal digits as "%llu" writes them (snprintf costs ~700 instructions a call: two per record) */
+    char digits[24], *d = digits + sizeof digits - 1;
+    *d = '\0';
+    do {
+        *--d = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    return cJSON_AddItemToObjectCS(o, const_name, cJSON_CreateRaw(d));
 }
 
 /* Each add_* returns false when cJSON could not allocate; callers fold them into one flag. */

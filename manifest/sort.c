@@ -132,8 +132,9 @@ static bool put_rec(struct wbuf *w, const struct manifest_sort_rec *r, int nfiel
     return wb_put(w, &r->size, sizeof r->size) && wb_put(w, &r->kind, 1);
 }
 
-/* Copies n bytes of run r to dst. 1 done, 0 the file ended before the first byte, -1 it ended part-way or failed. */
-static int run_read(struct run *r, void *dst, size_t n)
+/* Copies n bytes of run r to dst, refilling its buffer as needed. 1 done, 0 the file ended before the first
+ * byte, -1 it ended part-way or failed. */
+static int run_read_slow(struct run *r, void *dst, size_t n)
 {
     unsigned char *d = dst;
     size_t done = 0;
@@ -148,6 +149,15 @@ static int run_read(struct run *r, void *dst, size_t n)
         r->rpos += k;
         done += k;
     }
+    return 1;
+}
+
+/* run_read_slow, with the common case (the bytes are in the buffer) inline: ~14 calls per record. */
+static inline int run_read(struct run *r, void *dst, size_t n)
+{
+    if (r->rlen - r->rpos < n) return run_read_slow(r, dst, n);
+    memcpy(dst, r->rb + r->rpos, n);
+    r->rpos += n;
     return 1;
 }
 
@@ -310,13 +320,25 @@ static int write_merged(struct manifest_sort *s, FILE *f, char *err, size_t errl
     return file_done(s, f, ok, err, errlen);
 }
 
+/* The bytes of run r from its start to its end appended to f: a run file written by put_group already holds
+ * each group as the keep rule leaves it, so a merge of it alone would write the same bytes. 0 or -1. */
+static int copy_run(struct manifest_sort *s, struct run *r, FILE *f, char *err, size_t errlen)
+{
+    if (fseek(r->f, r->start, SEEK_SET) != 0) return temp_fail(s, err, errlen, "reading");
+    size_t n;
+    while ((n = fread(r->rb, 1, READ_BUF, r->f)) > 0)
+        if (fwrite(r->rb, 1, n, f) != n) return temp_fail(s, err, errlen, "writing");
+    if (ferror(r->f)) return temp_fail(s, err, errlen, "reading");
+    return fflush(f) == 0 ? 0 : temp_fail(s, err, errlen, "writing");
+}
+
 int manifest_sort_write_run(struct manifest_sort *s, FILE *f, char *err, size_t errlen)
 {
     if (!s->finished) {
         errno = EINVAL;
         return temp_fail(s, err, errlen, "writing an unfinished sort to");
     }
-    int rc = write_merged(s, f, err, errlen);
+    int rc = s->nruns == 1 ? copy_run(s, &s->runs[0], f, err, errlen) : write_merged(s, f, err, errlen);
     return manifest_sort_rewind(s) == 0 ? rc : temp_fail(s, err, errlen, "reading");
 }
 

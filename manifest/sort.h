@@ -23,7 +23,8 @@ struct manifest_sort_rec {
 };
 
 /* Given one key's records in the order added (n >= 1), the index of the first one that still matters: the
- * records before it are dropped when a run is written (e.g. n - 1: only the last record of a key counts). */
+ * records before it are dropped when a run is written (e.g. n - 1: only the last record of a key counts).
+ * It must leave a group it already cut as it is (a run file of one run is copied as it stands). */
 typedef size_t (*manifest_sort_keep_fn)(const struct manifest_sort_rec *group, size_t n);
 
 struct manifest_sort;

@@ -382,8 +382,27 @@ static void test_sort_matches_stable_sort(void **state)
         struct manifest_sort *t = manifest_sort_new(NULL, 1, 2, NULL);
         assert_int_equal(manifest_sort_adopt_run(t, f, err, sizeof err), 0);
         check_against(t, ref, RECS);
+        /* an adopted run (records after a header) written again: its bytes copied from where they start */
+        FILE *f2 = manifest_sort_temp_file(NULL);
+        assert_non_null(f2);
+        assert_int_equal(manifest_sort_write_run(t, f2, err, sizeof err), 0);
+        assert_int_equal(fseek(f2, 0, SEEK_SET), 0);
+        struct manifest_sort *t2 = manifest_sort_new(NULL, 1, 2, NULL);
+        assert_int_equal(manifest_sort_adopt_run(t2, f2, err, sizeof err), 0);
+        check_against(t2, ref, RECS);
+        manifest_sort_free(t2);
         manifest_sort_free(t);
         check_against(s, ref, RECS); /* write_run rewound s */
+        /* merged into one run, then written: the same records */
+        assert_int_equal(manifest_sort_merge_runs(s, err, sizeof err), 0);
+        check_against(s, ref, RECS);
+        f2 = manifest_sort_temp_file(NULL);
+        assert_int_equal(manifest_sort_write_run(s, f2, err, sizeof err), 0);
+        assert_int_equal(fseek(f2, 0, SEEK_SET), 0);
+        t2 = manifest_sort_new(NULL, 1, 2, NULL);
+        assert_int_equal(manifest_sort_adopt_run(t2, f2, err, sizeof err), 0);
+        check_against(t2, ref, RECS);
+        manifest_sort_free(t2);
 
         /* a truncated run file is an error, not a short read */
         f = manifest_sort_temp_file(NULL);
