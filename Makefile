@@ -4,8 +4,8 @@ CC      ?= cc
 PKGS    := libcurl libxml-2.0 libcrypto libcjson libisal zlib
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lxml2 -lcrypto -lcjson -lisal -lz) -lev -lm
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -MMD -MP -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcurl -lxml2 -lcrypto -lcjson -lisal -lz) -lev -lm -pthread
 ifeq ($(CI),true)
 CFLAGS  += -Werror
 endif

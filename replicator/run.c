@@ -89,6 +89,10 @@ int rep_open(struct rep_ctx *ctx, const struct rep_options *o, bool need_source)
     lo.max_host_connections = o->jobs + 8;
     lo.stall_timeout = o->timeout;
     lo.retry.max_attempts = o->retries;
+    /* threads that parse listing pages (s3_loop_offload); REPLICATE_PARSE_THREADS=0 parses on the loop's
+     * thread, as before (for comparisons; see NOTES.md) */
+    const char *pt = getenv("REPLICATE_PARSE_THREADS");
+    if (pt && *pt >= '0' && *pt <= '9') lo.workers = atoi(pt);
     ctx->loop = s3_loop_new(NULL, &lo);
     if (!ctx->loop) {
         s3_log_user(S3_LOG_ERROR, "cannot initialise the network layer");

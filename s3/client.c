@@ -142,6 +142,11 @@ const struct s3_config *s3_reader_config(const struct s3_reader *r)
     return &r->client->cfg;
 }
 
+struct s3_loop *s3_reader_loop(const struct s3_reader *r)
+{
+    return r->client->loop;
+}
+
 void s3_reader_adapt(struct s3_reader *r, int ceiling)
 {
     s3_aimd_init(&r->client->aimd, ceiling);

@@ -33,6 +33,8 @@ struct s3_loop_options {
     long stall_timeout;        /* seconds without a byte in either direction → retry; default 60 */
     long total_timeout;        /* seconds for one attempt; 0 = none */
     struct s3_retry_policy retry;
+    int workers;               /* threads for work taken off the loop (s3_loop_offload); default: one fewer
+                                * than the processors online, 1 to 3; 0 = none (the work runs inline) */
 };
 void s3_loop_options_default(struct s3_loop_options *o);
 
@@ -42,6 +44,18 @@ void s3_loop_free(struct s3_loop *loop); /* NULL ok; requests still in flight ar
 struct ev_loop *s3_loop_ev(struct s3_loop *loop);
 /* Transfers in flight (started and not yet completed, retries waiting included). */
 size_t s3_loop_active(const struct s3_loop *loop);
+/* Work taken off the loop's thread (the XML of listing pages): job->work(job) runs on a worker thread, then
+ * job->done(job) on the loop's thread, from the loop (never before s3_loop_offload returns), in the order the
+ * work finished. work must touch nothing but the job (no logging, no loop, no client). Without workers both run
+ * before s3_loop_offload returns. A pending job keeps ev_run going as a transfer does; s3_loop_free waits for
+ * the jobs and runs their done. */
+struct s3_job {
+    void (*work)(struct s3_job *job);
+    void (*done)(struct s3_job *job);
+    struct s3_job *next; /* the loop's */
+};
+void s3_loop_offload(struct s3_loop *loop, struct s3_job *job);
+
 /* Counters since creation, by method, for --verbose summaries and tests. */
 struct s3_loop_stats {
     uint64_t requests, retries, get, head, put, post, del, bytes_in, bytes_out;
@@ -64,6 +78,7 @@ struct s3_reader *s3_reader_open(struct s3_loop *loop, const struct s3_config *c
 /* Closes a reader from s3_reader_open (not one from s3_client_reader). NULL ok. */
 void s3_reader_close(struct s3_reader *r);
 const struct s3_config *s3_reader_config(const struct s3_reader *r);
+struct s3_loop *s3_reader_loop(const struct s3_reader *r);
 /* Adaptive concurrency of one endpoint (s3/retry.h, struct s3_aimd): off until a ceiling is set; fed by every
  * final reply and every throttled attempt (503, SlowDown, 429) of requests on this client. */
 void s3_reader_adapt(struct s3_reader *r, int ceiling);

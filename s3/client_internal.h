@@ -1,8 +1,9 @@
-/* Internal to the S3 client, shared by its four files and by nothing outside s3/:
+/* Internal to the S3 client, shared by its five files and by nothing outside s3/:
  *   s3/loop.c      the libev <-> libcurl multi glue (sockets, timers, finished transfers), the loop's API
  *   s3/client.c    clients and readers of one endpoint (config, clock, adaptive concurrency), responses
  *   s3/request.c   a request's life: signing, attempts, the one retry loop, region and clock corrections
  *   s3/transfer.c  the curl easy handle of an attempt: its options and the body/header callbacks
+ *   s3/workers.c   the loop's worker threads (s3_loop_offload)
  * The structures behind the opaque handles of s3/client.h live here. Must not: be included outside s3/. */
 #ifndef S3_CLIENT_INTERNAL_H
 #define S3_CLIENT_INTERNAL_H
@@ -28,6 +29,7 @@ struct s3_loop {
     CURL *pool[128];  /* finished easy handles kept for reuse: curl_easy_reset is cheaper than init */
     size_t npool;
     struct s3_clock *clocks; /* one per endpoint, shared by the clients of that endpoint */
+    struct s3_workers *workers; /* s3_loop_offload's threads, or NULL (work runs inline) */
 };
 
 /* An endpoint's clock as this host should sign for it: the correction learnt from a RequestTimeTooSkewed
@@ -38,6 +40,12 @@ struct s3_clock {
     long offset; /* seconds added to this host's clock; 0 until a refusal */
     struct s3_clock *next;
 };
+
+/* s3/workers.c: the loop's worker threads (s3_loop_offload). start: 0, or -1 (none started: work runs inline);
+ * stop waits for every job and runs its done. */
+int s3i_workers_start(struct s3_loop *loop, int n);
+void s3i_workers_stop(struct s3_loop *loop);
+int s3i_default_workers(void);
 
 struct sock_watch {
     ev_io io;

@@ -27,6 +27,7 @@ struct range {
     int npages;
     size_t pos;
     bool fetching, done_fetching, ended, orphan;
+    bool parsing; /* its last reply is being parsed (fetching stays true until it joins q) */
     int bad_replies; /* invalid replies in a row for the page being fetched */
     struct s3_request *rq;
 };
@@ -71,22 +72,73 @@ static void range_free(struct range *rg)
     free(rg);
 }
 
+/* A listing reply being parsed: off the loop's thread when the loop has workers (s3_loop_offload), so the
+ * loop goes on with the other ranges' replies and the join meanwhile. A range has one at a time (its next
+ * request needs this page's token), so its pages still arrive in order. */
+struct parse_job {
+    struct s3_job job;
+    struct range *rg;
+    struct s3_response *resp;
+    bool versions;
+    struct s3_list_page page;
+    enum s3_err e;
+};
+
+static void page_parsed(struct range *rg, struct s3_response *resp, struct s3_list_page page, enum s3_err e);
+
+static void parse_work(struct s3_job *job)
+{
+    struct parse_job *pj = (struct parse_job *)job;
+    const struct s3_response *resp = pj->resp;
+    pj->e = resp->err != S3_OK ? S3_OK
+            : pj->versions     ? s3_xml_parse_list_versions(resp->body, resp->body_len, &pj->page)
+                               : s3_xml_parse_list_v2(resp->body, resp->body_len, &pj->page);
+}
+
+static void parse_done(struct s3_job *job)
+{
+    struct parse_job *pj = (struct parse_job *)job;
+    struct range *rg = pj->rg;
+    rg->parsing = false;
+    page_parsed(rg, pj->resp, pj->page, pj->e);
+    free(pj);
+}
+
 static void page_done(struct s3_response *resp, void *ud)
 {
     struct range *rg = ud;
     rg->rq = NULL;
-    rg->fetching = false;
     if (rg->orphan) { /* the lister was freed while this page was in flight */
+        rg->fetching = false;
+        s3_response_free(resp);
+        range_free(rg);
+        return;
+    }
+    struct parse_job *pj = calloc(1, sizeof *pj);
+    if (!pj) { /* parsed here, then */
+        struct parse_job here = {.rg = rg, .resp = resp, .versions = rg->owner->versions};
+        parse_work(&here.job);
+        page_parsed(rg, resp, here.page, here.e);
+        return;
+    }
+    *pj = (struct parse_job){.job = {.work = parse_work, .done = parse_done}, .rg = rg, .resp = resp,
+                             .versions = rg->owner->versions};
+    rg->parsing = true;
+    s3_loop_offload(s3_reader_loop(rg->owner->reader), &pj->job);
+}
+
+/* The rest of a reply, on the loop's thread: the page (or the error) joins the range's queue. */
+static void page_parsed(struct range *rg, struct s3_response *resp, struct s3_list_page page, enum s3_err e)
+{
+    rg->fetching = false;
+    if (rg->orphan) { /* the lister was freed while this page was parsed */
+        s3_list_page_free(&page);
         s3_response_free(resp);
         range_free(rg);
         return;
     }
     struct s3_lister *l = rg->owner;
     l->pages++;
-    struct s3_list_page page = {0};
-    enum s3_err e = resp->err != S3_OK ? S3_OK
-                    : l->versions      ? s3_xml_parse_list_versions(resp->body, resp->body_len, &page)
-                                       : s3_xml_parse_list_v2(resp->body, resp->body_len, &page);
     bool no_token = resp->err == S3_OK && e == S3_OK && page.is_truncated &&
                     !(l->versions ? page.next_key_marker : page.next_token);
     bool invalid = resp->err == S3_ERR_TOO_LARGE || e != S3_OK || no_token;
@@ -278,9 +330,9 @@ enum s3_list_status s3_lister_next(struct s3_lister *l, const struct s3_object_i
             /* this range is finished: release its pages and move on */
             range_drop_pages(rg);
             rg->ended = true;
-            if (rg->fetching && rg->rq) { /* cannot happen often: a read-ahead past end_before */
+            if (rg->fetching && (rg->rq || rg->parsing)) { /* cannot happen often: a read-ahead past end_before */
                 rg->orphan = true;
-                s3_request_cancel(rg->rq);
+                if (rg->rq) s3_request_cancel(rg->rq);
                 l->ranges[l->cur] = NULL;
             }
             l->cur++;
@@ -316,9 +368,9 @@ void s3_lister_free(struct s3_lister *l)
     for (size_t i = 0; i < l->nranges; i++) {
         struct range *rg = l->ranges[i];
         if (!rg) continue;
-        if (rg->fetching && rg->rq) {
+        if (rg->fetching && (rg->rq || rg->parsing)) { /* freed when its reply comes back */
             rg->orphan = true;
-            s3_request_cancel(rg->rq);
+            if (rg->rq) s3_request_cancel(rg->rq);
         } else {
             range_free(rg);
         }

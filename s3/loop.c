@@ -17,6 +17,7 @@ void s3_loop_options_default(struct s3_loop_options *o)
     o->stall_timeout = 60;
     o->total_timeout = 0;
     s3_retry_policy_default(&o->retry);
+    o->workers = s3i_default_workers();
 }
 
 /* ---- the loop ---- */
@@ -126,6 +127,7 @@ struct s3_loop *s3_loop_new(struct ev_loop *ev, const struct s3_loop_options *op
     curl_multi_setopt(loop->multi, CURLMOPT_MAXCONNECTS, loop->opts.max_host_connections * 2);
     ev_timer_init(&loop->timer, timer_cb, 0., 0.);
     loop->timer.data = loop;
+    if (s3i_workers_start(loop, loop->opts.workers) != 0) loop->opts.workers = 0; /* then work runs inline */
     return loop;
 
 error_clean_up:
@@ -136,6 +138,7 @@ error_clean_up:
 void s3_loop_free(struct s3_loop *loop)
 {
     if (!loop) return;
+    s3i_workers_stop(loop); /* first: a job's done may still use the loop */
     while (loop->live) {
         struct s3_request *rq = loop->live;
         loop->live = rq->next;

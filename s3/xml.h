@@ -48,6 +48,11 @@ struct s3_error_info {
     char *server_time; /* <ServerTime>: the server's clock, in AWS's RequestTimeTooSkewed; or NULL */
 };
 
+/* Threads: the parsers may run on several threads at once (each keeps its own parser context) once
+ * s3_xml_init has run on the first; a thread that parsed and ends calls s3_xml_thread_end (frees its context). */
+void s3_xml_init(void);
+void s3_xml_thread_end(void);
+
 /* ListObjectsV2 result (<ListBucketResult>). Handles EncodingType=url (keys then percent-decoded). */
 enum s3_err s3_xml_parse_list_v2(const char *body, size_t len, struct s3_list_page *out);
 /* ListObjectVersions result (<ListVersionsResult>): Version and DeleteMarker entries in document order. */

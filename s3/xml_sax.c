@@ -437,6 +437,17 @@ static void xml_on_doctype(void *ctx, const xmlChar *name, const xmlChar *extern
 #define XML_DICT_MAX 1024
 static _Thread_local xmlParserCtxtPtr cached_ctxt;
 
+void s3_xml_init(void)
+{
+    xmlInitParser();
+}
+
+void s3_xml_thread_end(void)
+{
+    xmlFreeParserCtxt(cached_ctxt);
+    cached_ctxt = NULL;
+}
+
 static xmlParserCtxtPtr sax_context(void)
 {
     xmlParserCtxtPtr ctxt = cached_ctxt;
