@@ -72,9 +72,11 @@ int target_has_marker(struct s3_reader *r, const char *bucket, const char *side)
     return rc;
 }
 
-/* 1 = the bucket holds at least one object (anywhere), 0 = empty, -1 = error. */
-static int bucket_nonempty(struct s3_reader *r, const char *bucket)
+/* 1 = the bucket holds at least one object (anywhere), 0 = empty, -1 = error. *first: whether the first key
+ * listed is the marker. */
+static int bucket_nonempty(struct s3_reader *r, const char *bucket, bool *first_is_marker)
 {
+    *first_is_marker = false;
     struct s3_query_param q[] = {{"list-type", "2"}, {"max-keys", "1"}};
     struct s3_request_spec s = {.method = "GET", .bucket = bucket, .query = q, .nquery = 2,
                                 .max_body = S3_XML_MAX_BODY};
@@ -88,6 +90,7 @@ static int bucket_nonempty(struct s3_reader *r, const char *bucket)
         s3_log_user(S3_LOG_ERROR, "listing s3://%s: the server's reply is not valid", bucket);
     } else {
         rc = page.count > 0;
+        *first_is_marker = rc && strcmp(page.objects[0].key, MARKER_KEY) == 0;
     }
     s3_list_page_free(&page);
     s3_response_free(resp);
@@ -231,12 +234,22 @@ static int check_target_is_ours(struct rep_ctx *ctx, bool *need_marker)
     if (dst_marker < 0) return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
     *need_marker = false;
     if (dst_marker) return EXIT_OK;
-    int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket);
+    bool listed_marker;
+    int nonempty = bucket_nonempty(ctx->dst_r, o->dst_bucket, &listed_marker);
     if (nonempty < 0) return EXIT_FAILED;
     /* a run that started at the same time (the other shards of a first run) may have written the marker,
-     * then objects, between the two reads: it writes nothing before the marker, so look again */
-    if (nonempty && (dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target")) < 0)
-        return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
+     * then objects, between the two reads: it writes nothing before the marker, so look again. A listing may
+     * show the marker while its PUT is still in flight (RGW lists a pending write; HEAD says 404 until it
+     * completes, measured: ~20 ms): then wait for it, a few seconds at most. */
+    for (int tries = 0; nonempty && !dst_marker; tries++) {
+        if (tries > 0) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if ((dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target")) < 0)
+            return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
+        if (!listed_marker || tries >= 30) break;
+    }
     if (dst_marker) nonempty = 0;
     if (nonempty && !o->init_target) {
         s3_log_user(S3_LOG_ERROR,
