@@ -124,6 +124,7 @@ void s3i_workers_stop(struct s3_loop *loop)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     for (int i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
+    loop->workers = NULL; /* a done below that offloads more work has it run inline */
     while (w->queue) { /* no worker ever ran (or all failed to start): finish here */
         struct s3_job *j = w->queue;
         w->queue = j->next;
@@ -136,7 +137,6 @@ void s3i_workers_stop(struct s3_loop *loop)
     ev_async_stop(w->ev, &w->wake);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
-    loop->workers = NULL;
     free(w);
 }
 
