@@ -39,7 +39,8 @@ struct s3_lister *s3_lister_new_versions_split(struct s3_reader *r, const char *
                                                s3_lister_ready_cb ready, void *ud);
 /* One key range (start_after, end_inclusive] below end_before (any of them NULL), over ListObjectsV2 or, with
  * versions, as s3_lister_new_versions_split: for a caller that consumes several ranges at once, one lister each
- * (a lister reads ahead one page in the range being consumed, so each range then lists at its own pace). */
+ * (a lister reads ahead up to three pages in the range being consumed, so each range then lists at its own pace;
+ * replies are parsed on the loop's worker threads, s3_loop_offload). */
 struct s3_lister *s3_lister_new_range(struct s3_reader *r, bool versions, const char *bucket, const char *prefix,
                                       const char *start_after, const char *end_before, const char *end_inclusive,
                                       int page_size, s3_lister_ready_cb ready, void *ud);
