@@ -241,14 +241,11 @@ static int check_target_is_ours(struct rep_ctx *ctx, bool *need_marker)
      * then objects, between the two reads: it writes nothing before the marker, so look again. A listing may
      * show the marker while its PUT is still in flight (RGW lists a pending write; HEAD says 404 until it
      * completes, measured: ~20 ms): then wait for it, a few seconds at most. */
-    for (int tries = 0; nonempty && !dst_marker; tries++) {
-        if (tries > 0) {
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+    for (int tries = 0; nonempty; tries++) {
         if ((dst_marker = target_has_marker(ctx->dst_r, o->dst_bucket, "target")) < 0)
             return dst_marker == -2 ? EXIT_USAGE : EXIT_FAILED;
-        if (!listed_marker || tries >= 30) break;
+        if (dst_marker || !listed_marker || tries == 30 || ctx->interrupted) break;
+        rep_sleep(ctx, 0.1);
     }
     if (dst_marker) nonempty = 0;
     if (nonempty && !o->init_target) {

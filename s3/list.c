@@ -12,7 +12,7 @@
 #define MAX_BAD_REPLIES 5
 
 /* Pages a range holds: the one being consumed and up to RANGE_PAGES - 1 read ahead. A range's pages can only be
- * fetched one after another (each needs the previous one's token); holding two ahead keeps a range's chain of
+ * fetched one after another (each needs the previous one's token); holding some ahead keeps a range's chain of
  * requests going while the consumer serves other ranges, so a single-threaded server is not left idle while the
  * client parses (measured on synth_s3: with one page ahead, client and server took turns). */
 #define RANGE_PAGES 4
@@ -187,7 +187,7 @@ static void page_parsed(struct range *rg, struct s3_response *resp, struct s3_li
         if (rg->npages == 0) rg->pos = 0;
         rg->q[rg->npages++] = page; /* one request at a time, sent only with room: npages < RANGE_PAGES */
         /* read ahead only in the range being consumed: the others wait with their first page, so that memory
-         * is one page per range plus one, however long the ranges are */
+         * is one page per range plus RANGE_PAGES - 1, however long the ranges are */
         if (l->cur < l->nranges && l->ranges[l->cur] == rg) range_read_ahead(rg);
     }
     if (l->waiting) {

@@ -152,9 +152,12 @@ static int list_open(struct sax *s, const char *name, unsigned depth)
     return -1;
 }
 
-/* An entry's string field: a second one of the same name is an error, as sax_once has it. */
-static char **entry_slot(struct s3_object_info *o, int field)
+/* An entry's string field (NULL for the other fields): a second one of the same name is an error, as
+ * sax_once has it. Only an entry's fields index the page's newest object. */
+static char **entry_slot(struct s3_list_page *out, int field)
 {
+    if (field < LF_KEY) return NULL;
+    struct s3_object_info *o = &out->objects[out->count - 1];
     switch (field) {
     case LF_KEY: return &o->key;
     case LF_LAST_MODIFIED: return &o->last_modified;
@@ -169,7 +172,7 @@ static void list_text(struct sax *s, int field, const char *text, size_t len)
 {
     struct list_parse *l = s->user;
     struct s3_list_page *out = l->out;
-    char **slot = entry_slot(&out->objects[out->count - 1], field);
+    char **slot = entry_slot(out, field);
 
     if (slot) {
         if (*slot) sax_fail(s, S3_ERR_XML);
