@@ -80,29 +80,44 @@ void sb_printf(struct sbuf *b, const char *fmt, ...)
     free(big);
 }
 
+/* Listings print two million of these per million keys: runs of characters that need no escaping are copied
+ * whole. */
 void sb_key(struct sbuf *b, const char *s, bool url)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (url) { /* SigV4's rules: unreserved characters and '/' stay */
-            if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-                ch == '.' || ch == '_' || ch == '~' || ch == '/') {
-                sb_add(b, s, 1);
-            } else {
-                char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-                sb_add(b, e, 3);
-            }
-            continue;
-        }
-        switch (ch) {
-        case '&': sb_add(b, "&amp;", 5); break;
-        case '<': sb_add(b, "&lt;", 4); break;
-        case '>': sb_add(b, "&gt;", 4); break;
-        case '"': sb_add(b, "&quot;", 6); break;
-        default: sb_add(b, s, 1);
+    while (*s) {
+        size_t run = url ? strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/") /* SigV4's */
+                         : strcspn(s, "&<>\"");
+        if (run) sb_add(b, s, run);
+        s += run;
+        if (!*s) break;
+        unsigned char ch = (unsigned char)*s++;
+        if (url) {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            sb_add(b, e, 3);
+        } else if (ch == '&') {
+            sb_add(b, "&amp;", 5);
+        } else if (ch == '<') {
+            sb_add(b, "&lt;", 4);
+        } else if (ch == '>') {
+            sb_add(b, "&gt;", 4);
+        } else {
+            sb_add(b, "&quot;", 6);
         }
     }
+}
+
+void sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+void sb_u64(struct sbuf *b, uint64_t v)
+{
+    char t[24];
+    int n = sizeof t;
+    do t[--n] = (char)('0' + v % 10); while ((v /= 10));
+    sb_add(b, t + n, sizeof t - (size_t)n);
 }
 
 void md5_hex(const void *p, size_t n, char out[33])
@@ -113,23 +128,26 @@ void md5_hex(const void *p, size_t n, char out[33])
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+/* RFC 3339 in UTC with milliseconds; the civil date from the day number without gmtime (a listing formats a
+ * million of these): H. Hinnant's days-from-civil inverse, valid for every time_t after 1970. */
 void iso_time(time_t t, char out[32])
 {
-    static time_t day = -1;
-    static char date[16];
-    if (t / 86400 != day) { /* listings format a million of these: the date part is cached */
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(date, sizeof date, "%Y-%m-%dT", &tm);
-        day = t / 86400;
+    int64_t days = (int64_t)t / 86400, s = (int64_t)t % 86400;
+    if (s < 0) s += 86400, days--;
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097, yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), mo = (int)(mp < 10 ? mp + 3 : mp - 9);
+    int y = (int)(yoe + era * 400 + (mo <= 2));
+    int f[6] = {y, mo, d, (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60)};
+    for (int i = 3, yy = f[0]; i >= 0; i--, yy /= 10) out[i] = (char)('0' + yy % 10);
+    static const char sep[] = "--T::.";
+    for (int i = 1; i < 6; i++) {
+        out[4 + 3 * (i - 1)] = sep[i - 1];
+        out[5 + 3 * (i - 1)] = (char)('0' + f[i] / 10);
+        out[6 + 3 * (i - 1)] = (char)('0' + f[i] % 10);
     }
-    int s = (int)(t % 86400), f[3] = {s / 3600, s / 60 % 60, s % 60};
-    memcpy(out, date, 11);
-    for (int i = 0; i < 3; i++) {
-        out[11 + 3 * i] = (char)('0' + f[i] / 10);
-        out[12 + 3 * i] = (char)('0' + f[i] % 10);
-        out[13 + 3 * i] = i < 2 ? ':' : '.';
-    }
+    out[19] = '.';
     memcpy(out + 20, "000Z", 5);
 }
 
@@ -205,6 +223,13 @@ static int group_of(uint64_t i)
     return g;
 }
 
+/* digits lowercase hex digits of x at out + at; the new end */
+static size_t put_hex(char *out, size_t at, uint64_t x, int digits)
+{
+    for (int d = digits - 1; d >= 0; d--, x >>= 4) out[at + (size_t)d] = "0123456789abcdef"[x & 15];
+    return at + (size_t)digits;
+}
+
 size_t model_key(uint64_t i, char *out)
 {
     int g = group_of(i);
@@ -217,9 +242,20 @@ size_t model_key(uint64_t i, char *out)
     else if (g == 1) ext = x % 16 == 0 ? (snprintf(tail, sizeof tail, "/Profile photo (%u).png", (unsigned)(x >> 8) % 9 + 1), tail) : ".png";
     else if (g == 2) ext = "-320w.jpg";
     else ext = x % 100 < 70 ? ".jpg" : x % 100 < 90 ? ".png" : x % 100 < 98 ? ".webp" : ".heic";
-    int n = snprintf(out, KEY_MAX, "%s%08" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%012" PRIx64 "%s", pre,
-                     v >> 32, (v >> 16) & 0xffff, v & 0xffff, w >> 48, w & (uint64_t)0xffffffffffff, ext);
-    return (size_t)n;
+    /* PREFIX + v as 8-4-4 hex digits + w as 4-12 + ext, like a uuid; digits by hand: listings build millions */
+    size_t n = strlen(pre), el = strlen(ext);
+    memcpy(out, pre, n);
+    n = put_hex(out, n, v >> 32, 8);
+    out[n++] = '-';
+    n = put_hex(out, n, (v >> 16) & 0xffff, 4);
+    out[n++] = '-';
+    n = put_hex(out, n, v & 0xffff, 4);
+    out[n++] = '-';
+    n = put_hex(out, n, w >> 48, 4);
+    out[n++] = '-';
+    n = put_hex(out, n, w & (uint64_t)0xffffffffffff, 12);
+    memcpy(out + n, ext, el + 1);
+    return n + el;
 }
 
 int64_t model_index(const char *key)
@@ -299,8 +335,12 @@ static bool gen_fill(int b, uint64_t i, struct ver *v)
         memcpy(v->etag + 32, "-1", 3);
         v->etag_differs = true;
     }
-    if (b == DST) snprintf(v->vid, sizeof v->vid, "g%016" PRIx64, h3(i, 'V', 0));
-    else snprintf(v->vid, sizeof v->vid, "null");
+    if (b == DST) {
+        v->vid[0] = 'g';
+        v->vid[put_hex(v->vid, 1, h3(i, 'V', 0), 16)] = '\0';
+    } else {
+        memcpy(v->vid, "null", 5);
+    }
     return true;
 }
 
@@ -438,15 +478,30 @@ static void entry(struct sbuf *out, const char *tag, const char *key, const stru
 {
     char lm[32];
     iso_time(v->lm, lm);
-    sb_printf(out, "<%s><Key>", tag);
+    size_t tl = strlen(tag);
+    sb_add(out, "<", 1);
+    sb_add(out, tag, tl);
+    sb_add(out, "><Key>", 6);
     sb_key(out, key, url);
     sb_add(out, "</Key>", 6);
-    if (versions) sb_printf(out, "<VersionId>%s</VersionId><IsLatest>%s</IsLatest>", v->vid, latest ? "true" : "false");
-    sb_printf(out, "<LastModified>%s</LastModified>", lm);
-    if (!v->dm)
-        sb_printf(out, "<ETag>&quot;%s&quot;</ETag><Size>%" PRIu64 "</Size><StorageClass>STANDARD</StorageClass>",
-                  v->etag, v->size);
-    sb_printf(out, "<Owner><ID>synth</ID><DisplayName>synth</DisplayName></Owner></%s>", tag);
+    if (versions) {
+        sb_add(out, "<VersionId>", 11);
+        sb_str(out, v->vid);
+        sb_str(out, latest ? "</VersionId><IsLatest>true</IsLatest>" : "</VersionId><IsLatest>false</IsLatest>");
+    }
+    sb_add(out, "<LastModified>", 14);
+    sb_add(out, lm, 24);
+    sb_add(out, "</LastModified>", 15);
+    if (!v->dm) {
+        sb_add(out, "<ETag>&quot;", 12);
+        sb_str(out, v->etag);
+        sb_add(out, "&quot;</ETag><Size>", 19);
+        sb_u64(out, v->size);
+        sb_str(out, "</Size><StorageClass>STANDARD</StorageClass>");
+    }
+    sb_str(out, "<Owner><ID>synth</ID><DisplayName>synth</DisplayName></Owner></");
+    sb_add(out, tag, tl);
+    sb_add(out, ">", 1);
 }
 
 static void opt_el(struct sbuf *out, const char *tag, const char *s, bool url)

@@ -60,6 +60,8 @@ void sb_add(struct sbuf *b, const void *p, size_t n);
 void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A key (or any text) into XML: URL-encoded (encoding-type=url) or XML-escaped. */
 void sb_key(struct sbuf *b, const char *s, bool url);
+void sb_str(struct sbuf *b, const char *s);
+void sb_u64(struct sbuf *b, uint64_t v);
 
 void model_init(const struct model_opts *o);
 const struct model_opts *model_opts(void);
