@@ -4,6 +4,7 @@
 #include "manifest/point.h"
 
 #include <errno.h>
+#include <isa-l/crc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct manifest_point {
     uint64_t expect_entries;
     char expect_digest[40];
     struct manifest_point_stats st;
+    uint64_t digest; /* st.digest as it is computed */
     struct manifest_point_entry out;
 };
 
@@ -165,31 +167,30 @@ static struct manifest_point *point_new(const char *tmpdir, size_t max_records)
     return p;
 }
 
-/* The sort finished: counts the entries, computes the digest and checks them against what the last manifest
- * (or the saved point) described. p, or NULL (freed) with err. */
+/* Counts an entry of the point being finished and adds its record line to the digest. */
+static void count_entry(void *arg, const struct manifest_sort_rec *e)
+{
+    struct manifest_point *p = arg;
+    if (e->kind == KIND_DELETED) return;
+    p->st.entries++;
+    p->st.bytes += e->size;
+    if (!e->f[5]) p->st.without_version++;
+    if (e->f[3]) p->st.etag_differs++; /* kept only when it differs (take_record) */
+    digest_add(&p->digest, e->f[6] ? e->f[6] : "");
+}
+
+/* The sort finished: merges it into one run (then the diff and the save that follow are sequential reads, not a
+ * merge each), counting the entries and computing the digest as it goes, and checks them against what the last
+ * manifest (or the saved point) described. p, or NULL (freed) with err. */
 static struct manifest_point *point_finish(struct manifest_point *p, char *err, size_t errlen)
 {
     p->st.runs = manifest_sort_runs(p->sort);
-    /* one merge into one run now, then the digest here and what the caller reads (a diff, a save) are
-     * sequential reads, not a merge each */
-    if (manifest_sort_merge_runs(p->sort, err, errlen) != 0) {
+    p->digest = 14695981039346656037ULL;
+    if (manifest_sort_merge_runs(p->sort, count_entry, p, err, errlen) != 0) {
         manifest_point_free(p);
         return NULL;
     }
-    const struct manifest_point_entry *e;
-    uint64_t h = 14695981039346656037ULL;
-    int g;
-    while ((g = manifest_point_next(p, &e, err, errlen)) == 1) {
-        p->st.entries++;
-        p->st.bytes += e->size;
-        if (!e->version_id) p->st.without_version++;
-        digest_add(&h, e->record);
-    }
-    snprintf(p->st.digest, sizeof p->st.digest, "%016llx", (unsigned long long)h);
-    if (g < 0 || manifest_point_rewind(p) != 0) {
-        manifest_point_free(p);
-        return NULL;
-    }
+    snprintf(p->st.digest, sizeof p->st.digest, "%016llx", (unsigned long long)p->digest);
     if (p->expect && (p->expect_entries != p->st.entries || strcmp(p->expect_digest, p->st.digest) != 0)) {
         set_err(err, errlen,
                 "the manifests read give a restore point of %llu objects (digest %s), but the last one recorded "
@@ -326,12 +327,39 @@ const char *manifest_point_lines(const struct manifest_point *p, const char *con
     return p->header;
 }
 
-/* ---- saved points: "replicate-point 1\n", the caller's meta text (a 32-bit length and its bytes), the entry
- * count and digest (fixed size), then the sorted events as one run file of manifest/sort.c. Read back, every
- * entry is counted and hashed again before the point is used. ---- */
+/* ---- saved points: "replicate-point 2\n", the caller's meta text (a 32-bit length and its bytes), the point's
+ * entry count, bytes, entries without a version and with another target ETag, digest, the length and CRC-32C of what follows, then the
+ * sorted events as one run file of manifest/sort.c. Read back, the run's bytes are checked against the CRC before
+ * the point is used, so the file is a cache: not fsynced (a copy torn by a crash fails the check, and the caller
+ * reads the manifest instead). Version 1 files (no CRC: the entries are counted and hashed again) are still read.
+ * ---- */
 
-#define SAVED_MAGIC "replicate-point 1\n"
+#define SAVED_MAGIC "replicate-point 2\n"
+#define SAVED_MAGIC_V1 "replicate-point 1\n"
 #define META_MAX (1u << 20)
+
+struct saved_head { /* after the magic and the meta text */
+    uint64_t entries, bytes, without_version, etag_differs;
+    char digest[16];
+    uint64_t run_bytes;
+    uint32_t crc;
+};
+
+static bool write_head(FILE *f, const struct saved_head *h)
+{
+    return fwrite(&h->entries, 8, 1, f) == 1 && fwrite(&h->bytes, 8, 1, f) == 1 &&
+           fwrite(&h->without_version, 8, 1, f) == 1 && fwrite(&h->etag_differs, 8, 1, f) == 1 &&
+           fwrite(h->digest, 16, 1, f) == 1 &&
+           fwrite(&h->run_bytes, 8, 1, f) == 1 && fwrite(&h->crc, 4, 1, f) == 1;
+}
+
+static bool read_head(FILE *f, struct saved_head *h)
+{
+    return fread(&h->entries, 8, 1, f) == 1 && fread(&h->bytes, 8, 1, f) == 1 &&
+           fread(&h->without_version, 8, 1, f) == 1 && fread(&h->etag_differs, 8, 1, f) == 1 &&
+           fread(h->digest, 16, 1, f) == 1 &&
+           fread(&h->run_bytes, 8, 1, f) == 1 && fread(&h->crc, 4, 1, f) == 1;
+}
 
 int manifest_point_save(struct manifest_point *p, const char *path, const char *meta, char *err, size_t errlen)
 {
@@ -341,15 +369,24 @@ int manifest_point_save(struct manifest_point *p, const char *path, const char *
         return -1;
     }
     uint32_t ml = meta ? (uint32_t)strlen(meta) : 0;
-    char digest[16];
-    memcpy(digest, p->st.digest, sizeof digest);
+    struct saved_head h = {.entries = p->st.entries, .bytes = p->st.bytes, .without_version = p->st.without_version,
+                           .etag_differs = p->st.etag_differs};
+    memcpy(h.digest, p->st.digest, sizeof h.digest);
+    struct manifest_sort_sum sum;
+    long at = -1;
+    errno = 0;
     bool ok = fputs(SAVED_MAGIC, f) >= 0 && fwrite(&ml, sizeof ml, 1, f) == 1 && fwrite(meta ? meta : "", 1, ml, f) == ml &&
-              fwrite(&p->st.entries, sizeof p->st.entries, 1, f) == 1 && fwrite(digest, sizeof digest, 1, f) == 1;
+              (at = ftell(f)) >= 0 && write_head(f, &h); /* the run's length and CRC are filled in after it */
     if (!ok) set_err(err, errlen, "writing %s: %s", path, strerror(errno ? errno : EIO));
-    else ok = manifest_sort_write_run(p->sort, f, err, errlen) == 0;
-    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
-        set_err(err, errlen, "writing %s: %s", path, strerror(errno));
-        ok = false;
+    else ok = manifest_sort_write_run(p->sort, f, &sum, err, errlen) == 0;
+    if (ok) {
+        h.run_bytes = sum.bytes;
+        h.crc = sum.crc;
+        errno = 0;
+        if (fseek(f, at, SEEK_SET) != 0 || !write_head(f, &h) || fflush(f) != 0) {
+            set_err(err, errlen, "writing %s: %s", path, strerror(errno ? errno : EIO));
+            ok = false;
+        }
     }
     if (fclose(f) != 0 && ok) {
         set_err(err, errlen, "writing %s: %s", path, strerror(errno));
@@ -357,6 +394,21 @@ int manifest_point_save(struct manifest_point *p, const char *path, const char *
     }
     if (!ok) unlink(path);
     return ok ? 0 : -1;
+}
+
+/* The run of a version 2 file from where f stands: its length and CRC-32C are what the head says. */
+static bool run_intact(FILE *f, const struct saved_head *h)
+{
+    long at = ftell(f);
+    unsigned char buf[1 << 16];
+    uint64_t n = 0;
+    uint32_t crc = MANIFEST_SORT_SUM_INIT;
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        n += got;
+        crc = crc32_iscsi(buf, (int)got, crc);
+    }
+    return at >= 0 && !ferror(f) && n == h->run_bytes && crc == h->crc && fseek(f, at, SEEK_SET) == 0;
 }
 
 struct manifest_point *manifest_point_open(const char *path, char **meta, char *err, size_t errlen)
@@ -372,21 +424,32 @@ struct manifest_point *manifest_point_open(const char *path, char **meta, char *
     char magic[sizeof SAVED_MAGIC - 1];
     uint32_t ml = 0;
     char *text = NULL;
-    bool ok = fread(magic, sizeof magic, 1, f) == 1 && memcmp(magic, SAVED_MAGIC, sizeof magic) == 0 &&
-              fread(&ml, sizeof ml, 1, f) == 1 && ml < META_MAX && (text = calloc(1, (size_t)ml + 1)) &&
-              fread(text, 1, ml, f) == ml && fread(&p->expect_entries, sizeof p->expect_entries, 1, f) == 1 &&
-              fread(p->expect_digest, 16, 1, f) == 1;
-    p->expect = true; /* the entries must give the count and digest the file recorded */
+    struct saved_head h;
+    bool ok = fread(magic, sizeof magic, 1, f) == 1, v1 = ok && memcmp(magic, SAVED_MAGIC_V1, sizeof magic) == 0;
+    ok = ok && (v1 || memcmp(magic, SAVED_MAGIC, sizeof magic) == 0) && fread(&ml, sizeof ml, 1, f) == 1 &&
+         ml < META_MAX && (text = calloc(1, (size_t)ml + 1)) && fread(text, 1, ml, f) == ml;
+    if (ok && v1) { /* the entries must give the count and digest the file recorded */
+        ok = fread(&p->expect_entries, sizeof p->expect_entries, 1, f) == 1 && fread(p->expect_digest, 16, 1, f) == 1;
+        p->expect = true;
+    } else if (ok) {
+        ok = read_head(f, &h) && run_intact(f, &h);
+    }
     if (!ok || manifest_sort_adopt_run(p->sort, f, err, errlen) != 0) {
-        if (!ok) set_err(err, errlen, "%s is not a saved restore point", path);
+        if (!ok) set_err(err, errlen, "%s is not a saved restore point, or it is damaged", path);
         fclose(f);
         free(text);
         manifest_point_free(p);
         return NULL;
     }
-    if (!(p = point_finish(p, err, errlen))) {
+    if (v1 && !(p = point_finish(p, err, errlen))) {
         free(text);
         return NULL;
+    }
+    if (!v1) {
+        p->st = (struct manifest_point_stats){.records = h.entries, .entries = h.entries, .bytes = h.bytes,
+                                              .without_version = h.without_version,
+                                              .etag_differs = h.etag_differs, .runs = 1};
+        memcpy(p->st.digest, h.digest, sizeof h.digest);
     }
     *meta = text;
     return p;

@@ -28,6 +28,7 @@ struct manifest_point_stats {
     uint64_t deleted;         /* deleted records read */
     uint64_t entries;         /* keys in the restore point */
     uint64_t without_version; /* of those, how many name no version */
+    uint64_t etag_differs;    /* of those, how many have a target ETag other than the source's */
     uint64_t bytes;           /* their total size */
     int corrupt;              /* corrupt lines skipped */
     int runs;                 /* sorted runs written (1 for a manifest that fits in memory) */
@@ -66,8 +67,9 @@ const char *manifest_point_lines(const struct manifest_point *p, const char *con
 /* Saves p (rewound after) to path with the caller's meta text, so that a later run can use it without reading
  * manifests again. 0, or -1 with a message in err (path removed). */
 int manifest_point_save(struct manifest_point *p, const char *path, const char *meta, char *err, size_t errlen);
-/* Opens a saved point, its meta text in *meta (the caller frees it). Every entry is read once to check the
- * counts and digest the file recorded: NULL with a message in err when they differ (a damaged file). */
+/* Opens a saved point, its meta text in *meta (the caller frees it). Its bytes are read once to check the length
+ * and CRC the file recorded (an older file's entries: their count and digest): NULL with a message in err when
+ * they differ (a damaged or torn file). */
 struct manifest_point *manifest_point_open(const char *path, char **meta, char *err, size_t errlen);
 
 /* 1 = *out is the next entry in key order (valid until the next call), 0 = end, -1 = read error (err). */

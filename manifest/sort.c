@@ -4,6 +4,7 @@
 #include "manifest/sort.h"
 
 #include <errno.h>
+#include <isa-l/crc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,13 +95,24 @@ static int rec_cmp(const void *a, const void *b)
 /* Records are written through one buffer per sort (a few large writes, not one per field). */
 struct wbuf {
     FILE *f;
+    struct manifest_sort_sum *sum; /* what was written is counted and checksummed here, or NULL */
+    manifest_sort_visit_fn visit;  /* called with each record written, or NULL */
+    void *arg;
     size_t n;
     unsigned char b[WRITE_BUF];
 };
 
+static void sum_add(struct manifest_sort_sum *sum, const unsigned char *p, size_t n)
+{
+    if (!sum) return;
+    sum->bytes += n;
+    sum->crc = crc32_iscsi((unsigned char *)(uintptr_t)p, (int)n, sum->crc); /* n <= READ_BUF, WRITE_BUF */
+}
+
 static bool wb_flush(struct wbuf *w)
 {
     bool ok = w->n == 0 || fwrite(w->b, 1, w->n, w->f) == w->n;
+    sum_add(w->sum, w->b, w->n);
     w->n = 0;
     return ok;
 }
@@ -280,8 +292,10 @@ void manifest_sort_free(struct manifest_sort *s)
 /* Writes one key's records (from where keep says) to the file being written. */
 static bool put_group(const struct manifest_sort *s, const struct manifest_sort_rec *g, size_t n)
 {
-    for (size_t i = s->keep ? s->keep(g, n) : 0; i < n; i++)
+    for (size_t i = s->keep ? s->keep(g, n) : 0; i < n; i++) {
         if (!put_rec(s->out, &g[i], s->nfields)) return false;
+        if (s->out->visit) s->out->visit(s->out->arg, &g[i]);
+    }
     return true;
 }
 
@@ -297,6 +311,8 @@ static void file_begin(struct manifest_sort *s, FILE *f)
 {
     s->out->f = f;
     s->out->n = 0;
+    s->out->sum = NULL;
+    s->out->visit = NULL;
 }
 
 static int file_done(struct manifest_sort *s, FILE *f, bool ok, char *err, size_t errlen)
@@ -307,13 +323,17 @@ static int file_done(struct manifest_sort *s, FILE *f, bool ok, char *err, size_
 }
 
 /* Writes the merge of every run to f from where it stands: one run, in key order. 0, or -1 (err). */
-static int write_merged(struct manifest_sort *s, FILE *f, char *err, size_t errlen)
+static int write_merged(struct manifest_sort *s, FILE *f, struct manifest_sort_sum *sum, manifest_sort_visit_fn visit,
+                        void *arg, char *err, size_t errlen)
 {
     const struct manifest_sort_rec *g;
     size_t n;
     int got = 0;
     bool ok = manifest_sort_rewind(s) == 0;
     file_begin(s, f);
+    s->out->sum = sum;
+    s->out->visit = visit;
+    s->out->arg = arg;
     while (ok && (got = manifest_sort_next(s, &g, &n, err, errlen)) == 1) ok = put_group(s, g, n);
     if (ok && got < 0) ok = false;
     group_clear(s);
@@ -322,23 +342,28 @@ static int write_merged(struct manifest_sort *s, FILE *f, char *err, size_t errl
 
 /* The bytes of run r from its start to its end appended to f: a run file written by put_group already holds
  * each group as the keep rule leaves it, so a merge of it alone would write the same bytes. 0 or -1. */
-static int copy_run(struct manifest_sort *s, struct run *r, FILE *f, char *err, size_t errlen)
+static int copy_run(struct manifest_sort *s, struct run *r, FILE *f, struct manifest_sort_sum *sum, char *err,
+                    size_t errlen)
 {
     if (fseek(r->f, r->start, SEEK_SET) != 0) return temp_fail(s, err, errlen, "reading");
     size_t n;
-    while ((n = fread(r->rb, 1, READ_BUF, r->f)) > 0)
+    while ((n = fread(r->rb, 1, READ_BUF, r->f)) > 0) {
         if (fwrite(r->rb, 1, n, f) != n) return temp_fail(s, err, errlen, "writing");
+        sum_add(sum, r->rb, n);
+    }
     if (ferror(r->f)) return temp_fail(s, err, errlen, "reading");
     return fflush(f) == 0 ? 0 : temp_fail(s, err, errlen, "writing");
 }
 
-int manifest_sort_write_run(struct manifest_sort *s, FILE *f, char *err, size_t errlen)
+int manifest_sort_write_run(struct manifest_sort *s, FILE *f, struct manifest_sort_sum *sum, char *err, size_t errlen)
 {
     if (!s->finished) {
         errno = EINVAL;
         return temp_fail(s, err, errlen, "writing an unfinished sort to");
     }
-    int rc = s->nruns == 1 ? copy_run(s, &s->runs[0], f, err, errlen) : write_merged(s, f, err, errlen);
+    if (sum) *sum = (struct manifest_sort_sum){.crc = MANIFEST_SORT_SUM_INIT};
+    int rc = s->nruns == 1 ? copy_run(s, &s->runs[0], f, sum, err, errlen)
+                           : write_merged(s, f, sum, NULL, NULL, err, errlen);
     return manifest_sort_rewind(s) == 0 ? rc : temp_fail(s, err, errlen, "reading");
 }
 
@@ -362,11 +387,11 @@ int manifest_sort_adopt_run(struct manifest_sort *s, FILE *f, char *err, size_t 
 }
 
 /* Merges every run into one (what a run file holds stays bounded in number). */
-static int compact(struct manifest_sort *s, char *err, size_t errlen)
+static int compact(struct manifest_sort *s, manifest_sort_visit_fn visit, void *arg, char *err, size_t errlen)
 {
     FILE *f = new_file(s, err, errlen);
     if (!f) return -1;
-    if (write_merged(s, f, err, errlen) != 0) {
+    if (write_merged(s, f, NULL, visit, arg, err, errlen) != 0) {
         fclose(f);
         return -1;
     }
@@ -383,7 +408,7 @@ static int compact(struct manifest_sort *s, char *err, size_t errlen)
 /* Sorts the batch and writes it as the newest run. */
 static int flush_batch(struct manifest_sort *s, char *err, size_t errlen)
 {
-    if (s->nruns == MANIFEST_SORT_MAX_RUNS && compact(s, err, errlen) != 0) return -1;
+    if (s->nruns == MANIFEST_SORT_MAX_RUNS && compact(s, NULL, NULL, err, errlen) != 0) return -1;
     qsort(s->batch, s->n, sizeof *s->batch, rec_cmp);
     struct run *nr = realloc(s->runs, (size_t)(s->nruns + 1) * sizeof *nr);
     if (!nr) return temp_fail(s, err, errlen, "no memory to add");
@@ -517,13 +542,24 @@ int manifest_sort_next(struct manifest_sort *s, const struct manifest_sort_rec *
     return 1;
 }
 
-int manifest_sort_merge_runs(struct manifest_sort *s, char *err, size_t errlen)
+int manifest_sort_merge_runs(struct manifest_sort *s, manifest_sort_visit_fn visit, void *arg, char *err,
+                             size_t errlen)
 {
     if (!s->finished) {
         errno = EINVAL;
         return temp_fail(s, err, errlen, "merging an unfinished sort in");
     }
-    if (s->nruns > 1 && compact(s, err, errlen) != 0) return -1;
+    if (s->nruns > 1) {
+        if (compact(s, visit, arg, err, errlen) != 0) return -1;
+    } else if (visit) { /* already one run: its groups are as the keep rule leaves them */
+        const struct manifest_sort_rec *g;
+        size_t n;
+        int got;
+        if (manifest_sort_rewind(s) != 0) return temp_fail(s, err, errlen, "reading");
+        while ((got = manifest_sort_next(s, &g, &n, err, errlen)) == 1)
+            for (size_t i = s->keep ? s->keep(g, n) : 0; i < n; i++) visit(arg, &g[i]);
+        if (got < 0) return -1;
+    }
     return manifest_sort_rewind(s) == 0 ? 0 : temp_fail(s, err, errlen, "reading");
 }
 

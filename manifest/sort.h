@@ -42,16 +42,29 @@ int manifest_sort_finish(struct manifest_sort *s, char *err, size_t errlen);
  * 0 = end; -1 = read error (err). */
 int manifest_sort_next(struct manifest_sort *s, const struct manifest_sort_rec **group, size_t *n, char *err,
                        size_t errlen);
+/* What a run written to a file holds: its length and CRC-32C (Castagnoli, as crc32_iscsi computes it from
+ * MANIFEST_SORT_SUM_INIT), so that a reader can check the bytes before it trusts them. */
+struct manifest_sort_sum {
+    uint64_t bytes;
+    uint32_t crc;
+};
+#define MANIFEST_SORT_SUM_INIT 0xffffffffu
 /* A finished sort's records (each key's group as the keep rule leaves it) written to f from where it stands, as
- * one run in key order: a file manifest_sort_adopt_run can read back. Rewinds s after. 0, or -1 with err. */
-int manifest_sort_write_run(struct manifest_sort *s, FILE *f, char *err, size_t errlen);
+ * one run in key order: a file manifest_sort_adopt_run can read back; with sum, what was written is counted and
+ * checksummed there. Rewinds s after. 0, or -1 with err. */
+int manifest_sort_write_run(struct manifest_sort *s, FILE *f, struct manifest_sort_sum *sum, char *err,
+                            size_t errlen);
 /* An empty, unfinished sort takes f, positioned at a run that manifest_sort_write_run wrote, as its only run and
  * is finished (f is closed with the sort). 0, or -1 with err (f not taken). */
 int manifest_sort_adopt_run(struct manifest_sort *s, FILE *f, char *err, size_t errlen);
+/* Called with each record that stays (the keep rule's), in key order. */
+typedef void (*manifest_sort_visit_fn)(void *arg, const struct manifest_sort_rec *rec);
 /* A finished sort of several runs merges them into one run file (each key's group as the keep rule leaves it),
- * so that every later read is sequential instead of a merge; rewinds s. Needs the disk of one more copy of the
- * records while it runs. 0, or -1 with err. */
-int manifest_sort_merge_runs(struct manifest_sort *s, char *err, size_t errlen);
+ * so that every later read is sequential instead of a merge; rewinds s. With visit, every record that stays is
+ * shown to it once as it is written (or read, when there was one run already): one pass for what the caller
+ * would read next. Needs the disk of one more copy of the records while it runs. 0, or -1 with err. */
+int manifest_sort_merge_runs(struct manifest_sort *s, manifest_sort_visit_fn visit, void *arg, char *err,
+                             size_t errlen);
 /* Starts reading again from the first key. 0 or -1. */
 int manifest_sort_rewind(struct manifest_sort *s);
 /* Sorted runs written so far (compactions of MANIFEST_SORT_MAX_RUNS runs into one count as one more). */

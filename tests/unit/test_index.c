@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "manifest/manifest.h"
+#include "manifest/point.h"
 #include "manifest/sort.h"
 
 enum { N = 200000, LOADS = 4 };
@@ -249,6 +250,56 @@ static void test_index_empty(void **state)
     unlink(path);
 }
 
+/* The index from a restore point (the base run's saved point): its differing ETags are mapped; a point whose
+ * ETags are all equal adds nothing, and is not read unless a mapping was loaded before it (then an equal record
+ * of the same target object removes that mapping). */
+static void test_index_load_point(void **state)
+{
+    (void)state;
+    char path[256], err[256] = "";
+    tmp_path(path, sizeof path, "point");
+    for (int differs = 0; differs < 2; differs++) {
+        unlink(path);
+        struct manifest_writer *w = manifest_writer_open(path, err, sizeof err);
+        assert_non_null(w);
+        assert_int_equal(manifest_writer_header(w, &k_header), 0);
+        add(w, "a", 1, "s-a", "s-a");
+        add(w, "b", 2, "s-b", differs ? "t-b-1" : "s-b");
+        add(w, "c", 3, "s-c", "s-c");
+        assert_int_equal(manifest_writer_close(w), 0);
+        struct manifest_point *p = manifest_point_build(path, NULL, 0, err, sizeof err);
+        assert_non_null(p);
+        assert_int_equal(manifest_point_stats(p)->etag_differs, (uint64_t)differs);
+        struct manifest_index *idx = manifest_index_new();
+        assert_int_equal(manifest_index_load_point(idx, p), 0);
+        assert_int_equal(manifest_index_seal(idx), 0);
+        assert_int_equal(manifest_index_count(idx), (size_t)differs);
+        const char *got = manifest_index_get(idx, "b", 2, "t-b-1");
+        if (differs) assert_string_equal(got, "s-b");
+        else assert_null(got);
+        manifest_index_free(idx);
+        /* a mapping loaded first (an older run said c's target ETag was another): the equal point removes it */
+        char older[256];
+        tmp_path(older, sizeof older, "older");
+        unlink(older);
+        w = manifest_writer_open(older, err, sizeof err);
+        assert_non_null(w);
+        assert_int_equal(manifest_writer_header(w, &k_header), 0);
+        add(w, "c", 3, "s-c-old", "s-c");
+        assert_int_equal(manifest_writer_close(w), 0);
+        idx = manifest_index_new();
+        assert_int_equal(manifest_index_load(idx, older, NULL), 0);
+        assert_int_equal(manifest_index_load_point(idx, p), 0);
+        assert_int_equal(manifest_index_seal(idx), 0);
+        assert_null(manifest_index_get(idx, "c", 3, "s-c"));
+        assert_int_equal(manifest_index_count(idx), (size_t)differs);
+        manifest_index_free(idx);
+        manifest_point_free(p);
+        unlink(older);
+    }
+    unlink(path);
+}
+
 /* The sort alone: 3 records in memory at a time, so hundreds of runs, compacted past MANIFEST_SORT_MAX_RUNS;
  * every key's records come back as one group, in the order added, keys in byte order. */
 static size_t keep_all(const struct manifest_sort_rec *g, size_t n)
@@ -377,7 +428,7 @@ static void test_sort_matches_stable_sort(void **state)
         FILE *f = manifest_sort_temp_file(NULL);
         assert_non_null(f);
         assert_int_equal(fputs("header", f) >= 0, 1);
-        assert_int_equal(manifest_sort_write_run(s, f, err, sizeof err), 0);
+        assert_int_equal(manifest_sort_write_run(s, f, NULL, err, sizeof err), 0);
         assert_int_equal(fseek(f, 6, SEEK_SET), 0);
         struct manifest_sort *t = manifest_sort_new(NULL, 1, 2, NULL);
         assert_int_equal(manifest_sort_adopt_run(t, f, err, sizeof err), 0);
@@ -385,7 +436,7 @@ static void test_sort_matches_stable_sort(void **state)
         /* an adopted run (records after a header) written again: its bytes copied from where they start */
         FILE *f2 = manifest_sort_temp_file(NULL);
         assert_non_null(f2);
-        assert_int_equal(manifest_sort_write_run(t, f2, err, sizeof err), 0);
+        assert_int_equal(manifest_sort_write_run(t, f2, NULL, err, sizeof err), 0);
         assert_int_equal(fseek(f2, 0, SEEK_SET), 0);
         struct manifest_sort *t2 = manifest_sort_new(NULL, 1, 2, NULL);
         assert_int_equal(manifest_sort_adopt_run(t2, f2, err, sizeof err), 0);
@@ -394,10 +445,10 @@ static void test_sort_matches_stable_sort(void **state)
         manifest_sort_free(t);
         check_against(s, ref, RECS); /* write_run rewound s */
         /* merged into one run, then written: the same records */
-        assert_int_equal(manifest_sort_merge_runs(s, err, sizeof err), 0);
+        assert_int_equal(manifest_sort_merge_runs(s, NULL, NULL, err, sizeof err), 0);
         check_against(s, ref, RECS);
         f2 = manifest_sort_temp_file(NULL);
-        assert_int_equal(manifest_sort_write_run(s, f2, err, sizeof err), 0);
+        assert_int_equal(manifest_sort_write_run(s, f2, NULL, err, sizeof err), 0);
         assert_int_equal(fseek(f2, 0, SEEK_SET), 0);
         t2 = manifest_sort_new(NULL, 1, 2, NULL);
         assert_int_equal(manifest_sort_adopt_run(t2, f2, err, sizeof err), 0);
@@ -406,7 +457,7 @@ static void test_sort_matches_stable_sort(void **state)
 
         /* a truncated run file is an error, not a short read */
         f = manifest_sort_temp_file(NULL);
-        assert_int_equal(manifest_sort_write_run(s, f, err, sizeof err), 0);
+        assert_int_equal(manifest_sort_write_run(s, f, NULL, err, sizeof err), 0);
         long len = ftell(f);
         assert_int_equal(ftruncate(fileno(f), len - 3), 0);
         assert_int_equal(fseek(f, 0, SEEK_SET), 0);
@@ -430,6 +481,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_many_loads),
         cmocka_unit_test(test_index_empty),
+        cmocka_unit_test(test_index_load_point),
         cmocka_unit_test(test_sort_compacts),
         cmocka_unit_test(test_sort_matches_stable_sort),
     };
