@@ -12,10 +12,13 @@
 #include "manifest/manifest.h"
 #include "replicator/mstore.h"
 #include "replicator/options.h"
+#include "replicator/shard.h"
+#include "replicator/state.h"
 #include "replicator/store.h"
 #include "s3/log.h"
 
 #define RUN_POINT_RECORDS 32768 /* records a restore point sorts in memory here: the run keeps its flat memory */
+#define SEED_MANIFESTS_MAX 16   /* newest stored manifests looked at for a seed (killed runs after the last good one) */
 
 /* The header of a stored copy: its depth, the digest of its restore point and its base ("" for a full one).
  * 0, or -1. */
@@ -361,4 +364,93 @@ void mstore_commit(const char *state, const char *tmp, bool complete)
         free(list[i]);
     }
     free(list);
+}
+
+/* ---- a state folder seeded from the target ---- */
+
+/* The newest stored manifest of a complete, unsharded run of this source into this target, compressed (so a
+ * later delta can name it): its index in sm, or -1. */
+static long seed_pick(struct rep_ctx *ctx, const struct stored_manifest *sm, size_t n)
+{
+    for (size_t i = 0; i < n && !ctx->interrupted; i++) {
+        char run[80], path[4096], err[1024];
+        int si, sn;
+        if (!store_is_compressed(sm[i].key) || shard_parse_name(sm[i].key, run, sizeof run, &si, &sn)) continue;
+        if (store_download(ctx->dst_r, ctx->o->dst_bucket, &sm[i], true, path, sizeof path, err, sizeof err) != 0) {
+            s3_log(S3_LOG_INFO, "no seed from s3://%s/%s: %s", ctx->o->dst_bucket, sm[i].key, err);
+            continue;
+        }
+        struct manifest_summary sum;
+        bool fits = manifest_summary_read(path, &sum, err, sizeof err) == 0;
+        unlink(path);
+        if (!fits) continue;
+        fits = store_summary_complete(&sum) && sum.shard_count == 0 && sum.source && sum.target &&
+               strcmp(sum.source, ctx->o->src_url) == 0 && strcmp(sum.target, ctx->o->dst_url) == 0;
+        manifest_summary_free(&sum);
+        if (fits) return (long)i;
+    }
+    return -1;
+}
+
+void mstore_seed(struct rep_ctx *ctx, const char *state)
+{
+    size_t have = 0;
+    char **local = state_manifests(state, &have);
+    state_free_list(local, have);
+    if (have || ctx->o->shard_n) return; /* this folder has its own history; a shard's manifests are its range's */
+    char err[5000], mdir[4200];
+    snprintf(mdir, sizeof mdir, "%s/manifests", state);
+    struct stored_manifest *sm = NULL;
+    size_t n = 0;
+    unsigned long total = 0;
+    if (store_list(ctx, ctx->dst_r, ctx->o->dst_bucket, SEED_MANIFESTS_MAX, &sm, &n, &total, err, sizeof err) != 0) {
+        s3_log(S3_LOG_INFO, "the state folder is new and the target's manifests cannot be listed: %s", err);
+        return;
+    }
+    long at = seed_pick(ctx, sm, n);
+    if (at < 0) {
+        if (total) s3_log(S3_LOG_INFO, "the state folder is new; no complete run of this source among the "
+                                       "target's %zu newest manifests to start from", n);
+        store_free(sm, n);
+        return;
+    }
+    const struct stored_manifest *m = &sm[at];
+    const char *name = store_run_name(m->key); /* RUN.jsonl.gz (seed_pick took only compressed copies) */
+    char full[4500], gz[4510], pt[4510], gzt[4520], fullt[4520], ptt[4520], copy[4096] = "";
+    err[0] = '\0';
+    size_t rl = strlen(name) - (sizeof ".jsonl.gz" - 1); /* the run id's length */
+    snprintf(full, sizeof full, "%s/%.*s.jsonl", mdir, (int)rl, name);
+    snprintf(gz, sizeof gz, "%s.gz", full);
+    snprintf(pt, sizeof pt, "%s/%.*s.point", mdir, (int)rl, name);
+    snprintf(gzt, sizeof gzt, "%s.seed", gz);
+    snprintf(fullt, sizeof fullt, "%s.seed", full);
+    snprintf(ptt, sizeof ptt, "%s.seed", pt);
+    char *meta = point_meta(ctx);
+    struct manifest_point *point = NULL;
+    struct manifest_store_info info;
+    bool ok = meta && state_mkdirs(mdir) == 0 &&
+              store_download(ctx->dst_r, ctx->o->dst_bucket, m, false, copy, sizeof copy, err, sizeof err) == 0;
+    /* the chain checked against the restore point its newest manifest recorded (store_chain_point) */
+    /* its bases are kept in mdir under their names (chain_held looks for them there) */
+    ok = ok && (point = store_chain_point(ctx->dst_r, ctx->o->dst_bucket, m, copy, mdir, NULL, err, sizeof err));
+    ok = ok && manifest_store_write(copy, point, NULL, fullt, false, &info, err, sizeof err) == 0 &&
+         manifest_point_save(point, ptt, meta, err, sizeof err) == 0 && store_move_file(copy, gzt) == 0;
+    /* the run's own manifest last: it is what makes the folder's files a candidate base (candidates()) */
+    ok = ok && rename(ptt, pt) == 0 && rename(gzt, gz) == 0 && rename(fullt, full) == 0;
+    if (ok) {
+        s3_log(S3_LOG_INFO,
+               "the state folder is new: it starts from the target's run %.*s (%llu objects), as if this host had "
+               "made it", (int)rl, name, (unsigned long long)manifest_point_stats(point)->entries);
+    } else {
+        s3_log(S3_LOG_WARN, "the state folder is new and the target's run %.*s could not be taken as its start "
+               "(%s): this run HEADs what it cannot tell apart and stores a full manifest", (int)rl, name,
+               err[0] ? err : strerror(errno));
+    }
+    if (!ok) {
+        unlink(full), unlink(gz), unlink(pt), unlink(fullt), unlink(gzt), unlink(ptt);
+        if (copy[0]) unlink(copy);
+    }
+    manifest_point_free(point);
+    free(meta);
+    store_free(sm, n);
 }

@@ -33,5 +33,12 @@ int mstore_prepare(struct rep_ctx *ctx, const char *state, const char *full_path
  * manifest), and removes the own manifests and saved points of earlier runs that have their stored copies
  * here. */
 void mstore_commit(const char *state, const char *tmp, bool complete);
+/* A state folder without manifests (a new host, a pod's empty volume) of an unsharded run starts from the
+ * target's newest complete run of this source: its stored copy (RUN.jsonl.gz), the full manifest its chain
+ * gives (RUN.jsonl) and its restore point (RUN.point) are written there as if this host had made that run, so
+ * the source-ETag index and the next stored manifest's delta start from it instead of HEADs and a full
+ * manifest. The chain is checked against the restore point it recorded. Best effort: on any failure the folder
+ * is left without them (said). Reads the target only. */
+void mstore_seed(struct rep_ctx *ctx, const char *state);
 
 #endif

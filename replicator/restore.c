@@ -193,7 +193,7 @@ static int open_chain(struct s3_reader *r, const char *bucket, struct stored_man
      * delta, resolved through its bases: a chain that is broken refuses the restore, it never restores less */
     size_t links = 1;
     if (picked->key)
-        *point = store_chain_point(r, bucket, picked, run->manifest_path, &links, err, sizeof err);
+        *point = store_chain_point(r, bucket, picked, run->manifest_path, NULL, &links, err, sizeof err);
     else
         *point = manifest_point_build(run->manifest_path, NULL, 0, err, sizeof err);
     free(picked->key);

@@ -364,6 +364,7 @@ static int run_prepare(struct run *r)
         rep_say(o, "replicating %s -> %s (%s copy%s)\n", o->src_url, o->dst_url,
                 ctx->server_side ? "server-side" : "streamed", o->dry_run ? ", dry run: nothing is written" : "");
     if (!o->dry_run) abort_leftovers(ctx);
+    mstore_seed(ctx, r->state);
     run_load_index(ctx, r->state);
     pass_bounds_load(ctx, r->state);
     return run_manifest_open(r);

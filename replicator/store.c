@@ -414,8 +414,26 @@ static int chain_download(struct s3_reader *rd, const char *bucket, const struct
     }
 }
 
+int store_move_file(const char *from, const char *to)
+{
+    if (rename(from, to) == 0) return 0;
+    if (errno != EXDEV) return -1;
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[1 << 16];
+    size_t n;
+    bool ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in);
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) ok = false;
+    if (!ok) unlink(to);
+    else unlink(from);
+    return ok ? 0 : -1;
+}
+
 struct manifest_point *store_chain_point(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m,
-                                         const char *first, size_t *links, char *err, size_t errlen)
+                                         const char *first, const char *keep_dir, size_t *links, char *err,
+                                         size_t errlen)
 {
     struct chain_files c = {0};
     struct manifest_point *pt = NULL;
@@ -441,6 +459,18 @@ struct manifest_point *store_chain_point(struct s3_reader *rd, const char *bucke
     if (first)
         for (size_t i = 0; i < c.n; i++)
             if (strcmp(c.paths[i], first) == 0) c.paths[i][0] = '\0'; /* the caller's copy stays */
+    for (size_t i = 0; pt && keep_dir && i < c.n; i++) {
+        if (!c.paths[i][0]) continue;
+        char to[4600];
+        snprintf(to, sizeof to, "%s/%s", keep_dir, c.names[i]);
+        if (store_move_file(c.paths[i], to) != 0) {
+            snprintf(err, errlen, "cannot keep manifest %s in %s: %s", c.names[i], keep_dir, strerror(errno));
+            manifest_point_free(pt);
+            pt = NULL;
+        } else {
+            c.paths[i][0] = '\0';
+        }
+    }
     chain_files_free(&c);
     return pt;
 }
@@ -448,7 +478,7 @@ struct manifest_point *store_chain_point(struct s3_reader *rd, const char *bucke
 int store_chain_full(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m, const char *path,
                      char *out, size_t outlen, char *err, size_t errlen)
 {
-    struct manifest_point *pt = store_chain_point(rd, bucket, m, path, NULL, err, errlen);
+    struct manifest_point *pt = store_chain_point(rd, bucket, m, path, NULL, NULL, err, errlen);
     if (!pt) return -1;
     FILE *f = store_temp_file(out, outlen);
     int rc = -1;

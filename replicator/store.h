@@ -61,9 +61,14 @@ bool store_is_compressed(const char *key);
 /* The restore point of stored manifest m: m alone when it is full, else m and its bases back to a full
  * manifest (downloaded into temporary files, removed before returning; m's own copy may be given as first, and
  * stays). NULL with a message in err naming the manifest of the chain that is missing, unreadable or does not
- * fit: a broken chain is never taken for a smaller restore point. *links: manifests read (may be NULL). */
+ * fit: a broken chain is never taken for a smaller restore point. *links: manifests read (may be NULL). With
+ * keep_dir, the bases downloaded are moved there under their stored names instead (a seeded state folder keeps
+ * its chain: replicator/mstore.c); on failure to do so, NULL. */
 struct manifest_point *store_chain_point(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m,
-                                         const char *first, size_t *links, char *err, size_t errlen);
+                                         const char *first, const char *keep_dir, size_t *links, char *err,
+                                         size_t errlen);
+/* from moved to to: renamed, or copied when they are on different file systems. 0, or -1 (to removed). */
+int store_move_file(const char *from, const char *to);
 /* m's chain resolved into a full manifest (format 1, plain) in a new temporary file (its path in out; the caller
  * unlinks it), for readers of records (--verify): path is m's downloaded copy. 0, or -1 with a message. */
 int store_chain_full(struct s3_reader *rd, const char *bucket, const struct stored_manifest *m, const char *path,

@@ -2,11 +2,13 @@
 # Manifests proportional to change (issue 17). A source of 2,500 small objects on A, backed up to a versioned
 # bucket on B by runs with changes between them:
 #   run 1 full; run 2 after adds, same-size overwrites and deletions; run 3 with no change; run 4 after more
-#   deletions and adds; run 5 killed with -9 mid-way, run 6 resuming it.
+#   deletions and adds; run 5 killed with -9 mid-way, run 6 resuming it; a run from a new host (an empty state
+#   folder) after one more change.
 # Checked: runs 2-4 and 6 store deltas (.replicate/manifests/RUN.jsonl.gz, "manifest_stored" in --json); the
 # no-change delta holds no record and is small (bytes printed: under 16 KiB at any size, a few hundred bytes);
 # --restore --run of EVERY run into a fresh bucket equals the source as it was at that run (awscli snapshots);
-# --status and --verify pass over the chain; with a link of the chain removed from the target (awscli), a
+# --status and --verify pass over the chain; the new host's run starts from the target's run 6 (its manifest is
+# a delta of one record on it) and restores exactly; with a link of the chain removed from the target (awscli), a
 # restore of a run that needs it refuses and names it, a run before it still restores, and the next backup
 # stores a full manifest that restores exactly. Exit 0 pass, 77 skip, anything else fail.
 # shellcheck source=tests/integration/lib.sh disable=SC2317,SC2016
@@ -92,6 +94,21 @@ restore_exact() { # NAME [TAG]: --restore --run RUN[NAME] into a fresh bucket eq
   snapshot a "$b" "$T_TMP/rsnap-$1"
   s3check_checks compare "$T_TMP/snap-$1" "$T_TMP/rsnap-$1" restored
 }
+
+# a new host (an empty state folder, as a pod's): the run starts from the target's run 6 and stores a delta on
+# it holding just the one change (without that start it would store a full manifest)
+put_new n/host1
+saved_state=$STATE
+STATE=$T_TMP/state-newhost
+OPTS+=(-v)
+backup r6h
+OPTS=("${OPTS[@]:0:${#OPTS[@]}-1}")
+STATE=$saved_state
+check "a run from an empty state folder starts from the target's run 6 ($(grep -o 'the state folder is new[^"]*' "$T_TMP/r6h.err" | head -1))" \
+  grep -q "starts from the target's run ${RUN[r6]}" "$T_TMP/r6h.err"
+check "and stores a delta on it: depth 5, 1 record ($(stored r6h delta), $(stored r6h depth), $(stored r6h records))" \
+  test "$(stored r6h delta) $(stored r6h depth) $(stored r6h records)" = "true 5 1"
+restore_exact r6h
 for r in r1 r2 r3 r4 r6; do restore_exact "$r"; done
 
 # a link of the chain lost: run 2's stored manifest deleted from the target (a delete marker)
