@@ -430,8 +430,8 @@ void mstore_seed(struct rep_ctx *ctx, const char *state)
     struct manifest_store_info info;
     bool ok = meta && state_mkdirs(mdir) == 0 &&
               store_download(ctx->dst_r, ctx->o->dst_bucket, m, false, copy, sizeof copy, err, sizeof err) == 0;
-    /* the chain checked against the restore point its newest manifest recorded (store_chain_point) */
-    /* its bases are kept in mdir under their names (chain_held looks for them there) */
+    /* the chain is checked against the restore point its newest manifest recorded; its bases are kept in mdir
+     * under their names (chain_held looks for them there) */
     ok = ok && (point = store_chain_point(ctx->dst_r, ctx->o->dst_bucket, m, copy, mdir, NULL, err, sizeof err));
     ok = ok && manifest_store_write(copy, point, NULL, fullt, false, &info, err, sizeof err) == 0 &&
          manifest_point_save(point, ptt, meta, err, sizeof err) == 0 && store_move_file(copy, gzt) == 0;
@@ -445,8 +445,6 @@ void mstore_seed(struct rep_ctx *ctx, const char *state)
         s3_log(S3_LOG_WARN, "the state folder is new and the target's run %.*s could not be taken as its start "
                "(%s): this run HEADs what it cannot tell apart and stores a full manifest", (int)rl, name,
                err[0] ? err : strerror(errno));
-    }
-    if (!ok) {
         unlink(full), unlink(gz), unlink(pt), unlink(fullt), unlink(gzt), unlink(ptt);
         if (copy[0]) unlink(copy);
     }
