@@ -662,8 +662,9 @@ def cmd_report(a):
                  "and each tool's full copy into a fresh versioned bucket, a no-change pass, and a pass after "
                  "100 objects were added. Knobs: BENCH_SMALL, BENCH_LARGE_MB, BENCH_REPEAT, BENCH_REPEAT_TOOLS, BENCH_CORPORA, "
                  "BENCH_TOOLS, BENCH_MODES, BENCH_SCALE (0 skips the 100,000-object memory test), BENCH_SCALE_KEYS "
-                 "(the listing-scale bench against a synthetic endpoint, scripts/bench_scale.sh: default 1000000, "
-                 "e.g. 1000000,10000000; 0 skips) and BENCH_SCALE_LATENCY (ms per request, default \"0 20\"); "
+                 "(the listing-scale bench against a synthetic endpoint, scripts/bench_scale.sh: default \"1000000 "
+                 "10000000\"; 0 skips) and BENCH_SCALE_LATENCY (ms per request, default \"0 20\"; counts over 5M keys "
+                 "at 0 ms only, and only with 12 GB free in $TMPDIR); "
                  "BENCH_UPDATE_README=1 rewrites this section. The full table also lands in "
                  "build/bench-results.md.\n\n")
         replace_readme(a.readme, intro + md)

@@ -4,8 +4,10 @@
 # (no RGW: 10M objects would not fit in memstore). `make bench` runs it as a section of scripts/bench.sh; alone:
 #   BENCH_SCALE_KEYS=1000000 scripts/bench_scale.sh         (the table on stdout and in build/bench-scale.md)
 #
-# Per key count (BENCH_SCALE_KEYS, comma- or space-separated; default 1000000; 0 skips) and added latency per
-# request (BENCH_SCALE_LATENCY, ms, default "0 20"), one synth_s3 serves s3://src and s3://dst on 127.0.0.1 and
+# Per key count (BENCH_SCALE_KEYS, comma- or space-separated; default "1000000 10000000"; 0 skips) and added
+# latency per request (BENCH_SCALE_LATENCY, ms, default "0 20"; key counts over BENCH_SCALE_BIG, 5000000, only at
+# BENCH_SCALE_BIG_LATENCY, "0": a first run over 10M keys at 20 ms lists one range for ~7 minutes; and only with
+# BENCH_SCALE_BIG_MIN_GB, 12, free in $TMPDIR for its manifests and restore points), one synth_s3 serves s3://src and s3://dst on 127.0.0.1 and
 # replicate runs with --endpoint (same endpoint: copies are server-side):
 #   first      the first run on the target (no local state: one listing range, a sample taken for the next run)
 #   no-change  the second run (the key ranges of the first run's sample)
@@ -30,8 +32,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 2
 BUILD=${BUILD:-build}
 REPORT=$root/scripts/bench_report.py
-BENCH_SCALE_KEYS=${BENCH_SCALE_KEYS:-1000000}
+BENCH_SCALE_KEYS=${BENCH_SCALE_KEYS:-1000000 10000000}
 BENCH_SCALE_LATENCY=${BENCH_SCALE_LATENCY:-0 20}
+BENCH_SCALE_BIG=${BENCH_SCALE_BIG:-5000000}
+BENCH_SCALE_BIG_LATENCY=${BENCH_SCALE_BIG_LATENCY:-0}
+BENCH_SCALE_BIG_MIN_GB=${BENCH_SCALE_BIG_MIN_GB:-12}
 BENCH_SCALE_DELTA=${BENCH_SCALE_DELTA:-0.001}
 BENCH_SCALE_RCLONE_MAX=${BENCH_SCALE_RCLONE_MAX:-1000000}
 BENCH_SCALE_RCLONE_MIN_MB=${BENCH_SCALE_RCLONE_MIN_MB:-13000}
@@ -149,7 +154,16 @@ run() { # KEYS LATENCY TOOL PHASE EXPECT_COPIED EXPECT_HEADS CMD...
 changed() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["changed"])' "$1"; }
 
 for keys in $keys_list; do
-  for lat in $BENCH_SCALE_LATENCY; do
+  lats=$BENCH_SCALE_LATENCY
+  if [ "$keys" -gt "$BENCH_SCALE_BIG" ]; then
+    lats=$BENCH_SCALE_BIG_LATENCY
+    free_gb=$(df -Pk "$work" | awk 'NR == 2 { print int($4 / 1048576) }')
+    if [ "${free_gb:-0}" -lt "$BENCH_SCALE_BIG_MIN_GB" ]; then
+      say "$keys keys skipped: ${free_gb:-?} GB free in $work < BENCH_SCALE_BIG_MIN_GB=$BENCH_SCALE_BIG_MIN_GB"
+      continue
+    fi
+  fi
+  for lat in $lats; do
     say "$keys keys, $lat ms per request: replicate"
     synth_start "$keys" "$lat"
     state=$work/state-$keys-$lat
