@@ -328,11 +328,11 @@ const char *manifest_point_lines(const struct manifest_point *p, const char *con
 }
 
 /* ---- saved points: "replicate-point 2\n", the caller's meta text (a 32-bit length and its bytes), the point's
- * entry count, bytes, entries without a version and with another target ETag, digest, the length and CRC-32C of what follows, then the
- * sorted events as one run file of manifest/sort.c. Read back, the run's bytes are checked against the CRC before
- * the point is used, so the file is a cache: not fsynced (a copy torn by a crash fails the check, and the caller
- * reads the manifest instead). Version 1 files (no CRC: the entries are counted and hashed again) are still read.
- * ---- */
+ * entry count, bytes, entries without a version and with another target ETag, digest, the length and CRC-32C of
+ * what follows, then the sorted events as one run file of manifest/sort.c. Read back, the run's bytes are checked
+ * against the CRC before the point is used, so the file is a cache: not fsynced (a copy torn by a crash fails the
+ * check, and the caller reads the manifest instead). Version 1 files (no CRC: the entries are counted and hashed
+ * again) are still read. ---- */
 
 #define SAVED_MAGIC "replicate-point 2\n"
 #define SAVED_MAGIC_V1 "replicate-point 1\n"
@@ -349,16 +349,14 @@ static bool write_head(FILE *f, const struct saved_head *h)
 {
     return fwrite(&h->entries, 8, 1, f) == 1 && fwrite(&h->bytes, 8, 1, f) == 1 &&
            fwrite(&h->without_version, 8, 1, f) == 1 && fwrite(&h->etag_differs, 8, 1, f) == 1 &&
-           fwrite(h->digest, 16, 1, f) == 1 &&
-           fwrite(&h->run_bytes, 8, 1, f) == 1 && fwrite(&h->crc, 4, 1, f) == 1;
+           fwrite(h->digest, 16, 1, f) == 1 && fwrite(&h->run_bytes, 8, 1, f) == 1 && fwrite(&h->crc, 4, 1, f) == 1;
 }
 
 static bool read_head(FILE *f, struct saved_head *h)
 {
     return fread(&h->entries, 8, 1, f) == 1 && fread(&h->bytes, 8, 1, f) == 1 &&
            fread(&h->without_version, 8, 1, f) == 1 && fread(&h->etag_differs, 8, 1, f) == 1 &&
-           fread(h->digest, 16, 1, f) == 1 &&
-           fread(&h->run_bytes, 8, 1, f) == 1 && fread(&h->crc, 4, 1, f) == 1;
+           fread(h->digest, 16, 1, f) == 1 && fread(&h->run_bytes, 8, 1, f) == 1 && fread(&h->crc, 4, 1, f) == 1;
 }
 
 int manifest_point_save(struct manifest_point *p, const char *path, const char *meta, char *err, size_t errlen)

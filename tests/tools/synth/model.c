@@ -86,8 +86,8 @@ void sb_key(struct sbuf *b, const char *s, bool url)
 {
     static const char hex[] = "0123456789ABCDEF";
     while (*s) {
-        size_t run = url ? strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/") /* SigV4's */
-                         : strcspn(s, "&<>\"");
+        static const char unreserved[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/";
+        size_t run = url ? strspn(s, unreserved) /* SigV4's rules: these and '/' stay */ : strcspn(s, "&<>\"");
         if (run) sb_add(b, s, run);
         s += run;
         if (!*s) break;
@@ -129,7 +129,7 @@ void md5_hex(const void *p, size_t n, char out[33])
 }
 
 /* RFC 3339 in UTC with milliseconds; the civil date from the day number without gmtime (a listing formats a
- * million of these): H. Hinnant's days-from-civil inverse, valid for every time_t after 1970. */
+ * million of these): H. Hinnant's civil_from_days, valid for every time_t after 1970. */
 void iso_time(time_t t, char out[32])
 {
     int64_t days = (int64_t)t / 86400, s = (int64_t)t % 86400;
@@ -141,7 +141,7 @@ void iso_time(time_t t, char out[32])
     int y = (int)(yoe + era * 400 + (mo <= 2));
     int f[6] = {y, mo, d, (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60)};
     for (int i = 3, yy = f[0]; i >= 0; i--, yy /= 10) out[i] = (char)('0' + yy % 10);
-    static const char sep[] = "--T::.";
+    static const char sep[] = "--T::";
     for (int i = 1; i < 6; i++) {
         out[4 + 3 * (i - 1)] = sep[i - 1];
         out[5 + 3 * (i - 1)] = (char)('0' + f[i] / 10);
