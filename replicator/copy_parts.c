@@ -79,7 +79,11 @@ void copy_mpu_send_abort(struct copy_job *job)
         return;
     }
     struct rep_ctx *ctx = job->ctx;
-    copy_check_started(job, s3_mpu_abort(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, abort_done, job));
+    /* A stopping run (a signal, a lost lease) tries once: against a target that hangs, ten tries of
+     * --timeout each would keep it running for many minutes after it said it stops. */
+    int tries = ctx->interrupted ? 1 : 0;
+    copy_check_started(job, s3_mpu_abort(ctx->dst, ctx->o->dst_bucket, job->dst_key, job->upload_id, tries,
+                                         abort_done, job));
 }
 
 /* After a part-copied upload: if the source changed meanwhile the parts may mix two versions; copy again

@@ -285,10 +285,11 @@ struct s3_request *s3_mpu_complete(struct s3_client *c, const char *bucket, cons
 }
 
 struct s3_request *s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-                                s3_done_cb cb, void *ud)
+                                int max_attempts, s3_done_cb cb, void *ud)
 {
     struct s3_query_param q[] = {Q("uploadId", upload_id)};
-    struct s3_request_spec s = {.method = "DELETE", .bucket = bucket, .key = key, .query = q, .nquery = 1};
+    struct s3_request_spec s = {.method = "DELETE", .bucket = bucket, .key = key, .query = q, .nquery = 1,
+                                .max_attempts = max_attempts};
     return s3_request_start(c, &s, cb, ud);
 }
 

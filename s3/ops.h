@@ -74,9 +74,10 @@ struct s3_request *s3_mpu_upload_part_copy(struct s3_client *c, const char *buck
 /* CompleteMultipartUpload with part ETags 1..n (copied). A 200 with <Error> fails. */
 struct s3_request *s3_mpu_complete(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
                                    const char *const *etags, size_t n, s3_done_cb cb, void *ud);
-/* AbortMultipartUpload (the only DELETE the tool sends; it deletes no object). */
+/* AbortMultipartUpload (the only DELETE the tool sends; it deletes no object). max_attempts: 0 = the loop's
+ * policy; a run that is stopping tries once (an upload left behind is cleaned up by the next run). */
 struct s3_request *s3_mpu_abort(struct s3_client *c, const char *bucket, const char *key, const char *upload_id,
-                                s3_done_cb cb, void *ud);
+                                int max_attempts, s3_done_cb cb, void *ud);
 /* ListMultipartUploads, one page. */
 struct s3_request *s3_mpu_list(struct s3_reader *r, const char *bucket, const char *prefix, const char *key_marker,
                                const char *upload_id_marker, s3_done_cb cb, void *ud);

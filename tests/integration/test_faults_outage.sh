@@ -7,7 +7,9 @@
 #   2. cross endpoint, the target away for 4s, --retries 3 (too few to wait it out) and one pass: the run
 #      fails and names the objects and the reason (or completes);
 # in both cases what the run recorded as copied is in the target, and the following run completes with the
-# target equal to the source (awscli against RGW directly).
+# target equal to the source (awscli against RGW directly);
+#   3. cross endpoint, the target hangs (no reply at all) on a multipart object's parts and on aborts: SIGINT
+#      ends the run within seconds, with one AbortMultipartUpload per upload, not ten tries of --timeout each.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_init b faultproxy
@@ -111,5 +113,32 @@ rc=$?
 [ "$rc" = 0 ] && ok "cross-endpoint: the following run completed: $(grep '^done' "$T_TMP/cross2.out")" \
   || { bad "cross-endpoint: the following run exited $rc"; tail -n 20 "$T_TMP/cross2.err"; }
 same_content a "$src" b "$dst" cross-endpoint
+
+# ---- 3. the target hangs: a signal still ends the run promptly
+hsrc=$tag-hang-src dst=$tag-hang
+mkbucket a "$hsrc"
+s3tool_on a put "$hsrc" m/seventeen $((17 * MiB)) 8 || die "s3tool put"
+mkbucket b "$dst" --versioned
+start_proxy p-hang "$RGW_B_ENDPOINT" 0 --stall-seconds 600 --rule "stall:PUT /$dst/m/" --rule "stall:DELETE /$dst/" \
+  --log "$T_TMP/p-hang.log"
+"$REPLICATE" "${common[@]}" --timeout 2 --state-dir "$T_TMP/state-hang" --target-profile b \
+  --source-endpoint "$RGW_A_ENDPOINT" --target-endpoint "$PROXY_URL" "s3://$hsrc" "s3://$dst" \
+  >"$T_TMP/hang.out" 2>"$T_TMP/hang.err" &
+rp=$!
+lib_kill_at_exit "$rp"
+sleep 3 # the upload is created; its parts stall and are retried
+kill -INT "$rp"
+t0=$SECONDS
+wait "$rp"
+rc=$?
+took=$((SECONDS - t0))
+kill -USR1 "$PROXY_PID" && sleep 0.2 # the counts so far
+aborts=$(jget "$T_TMP/p-hang.counts.json" 'd["methods"].get("DELETE", 0)')
+[ "$rc" = 130 ] && ok "hung target: SIGINT gives exit 130" || { bad "hung target: exit $rc"; tail -n 15 "$T_TMP/hang.err"; }
+[ "$took" -le 20 ] && ok "hung target: the run ended ${took}s after the signal" \
+  || bad "hung target: the run took ${took}s to stop after the signal"
+[ "$aborts" = 1 ] && ok "hung target: one AbortMultipartUpload, tried once" \
+  || { bad "hung target: $aborts AbortMultipartUpload requests"; grep DELETE "$T_TMP/p-hang.log" | head -n 5; }
+stop_proxy "$PROXY_PID"
 
 finish

@@ -1124,7 +1124,7 @@ static void test_upload_part_copy(void **state)
         assert_int_equal(w3.resp->status, 412);
     s3_response_free(w3.resp);
     struct waiter wa = {0};
-    struct s3_response *ra = await(s3_mpu_abort(G.c, G.bucket, "upc/conditional", id3, waiter_cb, &wa), &wa);
+    struct s3_response *ra = await(s3_mpu_abort(G.c, G.bucket, "upc/conditional", id3, 0, waiter_cb, &wa), &wa);
     assert_ok(ra);
     s3_response_free(ra);
     free(id3);
@@ -1187,7 +1187,7 @@ static void test_multipart_abort_and_list(void **state)
     assert_true(mpu_listed(NULL, key, id));
 
     struct waiter wa = {0};
-    r = await(s3_mpu_abort(G.c, G.bucket, key, id, waiter_cb, &wa), &wa);
+    r = await(s3_mpu_abort(G.c, G.bucket, key, id, 0, waiter_cb, &wa), &wa);
     assert_ok(r);
     assert_int_equal(r->status, 204);
     s3_response_free(r);
