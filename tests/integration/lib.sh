@@ -52,7 +52,7 @@
 #   start_proxy NAME UPSTREAM-URL PORT ARGS...   faultproxy in the background: PROXY_URL, PROXY_PID
 #   stop_proxy PID           SIGTERM; it writes $T_TMP/NAME.counts.json and exits
 #   show_counts NAME         one line: requests by method, faults by kind
-#   same_content SIDE SRC SIDE DST LABEL   aws s3 sync both, diff -r (.replicate/ excluded)
+#   same_content SIDE SRC SIDE DST LABEL   snapshot both (BUCKET or BUCKET/PREFIX) and compare: keys, sizes, content
 #   recorded_exist MANIFEST SIDE BUCKET LABEL   what the manifest records as copied is in the target
 set -uo pipefail
 
@@ -243,7 +243,7 @@ rep() { # NAME ARGS...
 }
 
 # ---- tests/tools/s3check.py: JSON values, and buckets read back with awscli
-s3check() { python3 "$S3CHECK" "$@"; }
+s3check() { /usr/bin/python3 "$S3CHECK" "$@"; } # Debian's: snapshots import awscli's library
 free_port() { s3check free-port; }
 jget() { s3check jget "$1" "$2" 2>/dev/null; } # FILE EXPR: the value (JSON for lists/dicts/booleans/null), or nothing
 snapshot() { # SIDE BUCKET OUT [DETAIL_KEY...]
@@ -400,23 +400,29 @@ stop_proxy() { # PID
 }
 show_counts() { s3check counts "$T_TMP/$1.counts.json" "$1"; } # NAME
 
-same_content() { # SIDE SRC SIDE DST LABEL: the source's download is kept (sync only fetches what changed) for
-  # the next comparison
-  local s="$T_TMP/cmp-src-$2" d="$T_TMP/cmp-dst" ns nd t0=$SECONDS sp
-  rm -rf "$d" && mkdir -p "$d" "$s"
-  aws_on "$1" s3 sync --quiet --delete "s3://$2" "$s" &
-  sp=$!
-  aws_on "$3" s3 sync --quiet --exclude '.replicate/*' "s3://$4" "$d" || { bad "$5: aws s3 sync of the target failed"; wait $sp; return; }
-  wait $sp || { bad "$5: aws s3 sync of the source failed"; return; }
-  ns=$(find "$s" -type f | wc -l)
-  nd=$(find "$d" -type f | wc -l)
-  if [ "$ns" -gt 0 ] && diff -r "$s" "$d" >/dev/null; then
-    ok "$5: target equals source ($nd objects, same keys, sizes and content; awscli against RGW, $((SECONDS - t0))s)"
-  else
-    bad "$5: target differs from source ($ns source objects, $nd target objects)"
-    diff -rq "$s" "$d" | head
+same_content() { # SIDE SRC SIDE DST LABEL: SRC and DST are BUCKET or BUCKET/PREFIX; the same keys (the target's
+  # .replicate/ ignored), sizes and content MD5s: awscli's listings (a single-part ETag is the MD5 the server
+  # computed over what it stored) and get-object downloads of the multipart objects, hashed here
+  local s="$T_TMP/same-src-$$-$SECONDS.json" d="$T_TMP/same-dst-$$-$SECONDS.json" t0=$SECONDS out rc n
+  snapshot_bg "$1" "$2" "$s"
+  snapshot "$3" "$4" "$d" >"$d.log" 2>&1
+  rc=$?
+  snapshot_wait "$s" >/dev/null || rc=1
+  if [ "$rc" -ne 0 ]; then
+    bad "$5: a snapshot failed"
+    indent <"$s.log"
+    indent <"$d.log"
+    return
   fi
-  rm -rf "$d"
+  out=$(compare_snapshots "$s" "$d" content)
+  rc=$?
+  n=$(sed -n 's/^    compared .*: \([0-9]*\) source keys.*/\1/p' <<<"$out")
+  if [ "$rc" -eq 0 ] && [ "${n:-0}" -gt 0 ]; then
+    ok "$5: target equals source ($n objects, same keys, sizes and content; awscli against RGW, $((SECONDS - t0))s)"
+  else
+    bad "$5: target differs from source ($n source objects)"
+    printf '%s\n' "$out" | indent
+  fi
 }
 
 # recorded_exist MANIFEST SIDE BUCKET LABEL: every object the manifest records as copied exists in the target as

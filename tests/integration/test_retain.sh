@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Immutable backups (issue 14, --retain): on target buckets created with Object Lock, checked with /usr/bin/aws
-# (head-object of every version: awscli 2.9 cannot parse RGW's get-object-retention dates):
+# Immutable backups (issue 14, --retain): on target buckets created with Object Lock, checked with awscli
+# (s3check locks: a HEAD of every version; awscli 2.9 cannot parse RGW's get-object-retention dates):
 #   - same endpoint (CopyObject, UploadPartCopy above --copy-threshold) and cross (PutObject, piped multipart):
 #     every version written, and the run's manifest, has mode GOVERNANCE and a retain-until date DURATION after
 #     the write; the lease's versions have none (it is overwritten by every renewal)
@@ -36,11 +36,10 @@ lock_of() {
 # between T0 + SECONDS and T1 + SECONDS (T0, T1: before and after the run); the lease's versions are not locked
 check_locked() {
   local n=$1 side=$2 b=$3 mode=$4 secs=$5 t0=$6 t1=$7 key vid got m u data=0 manifests=0 leases=0 wrong=()
-  aws_on "$side" s3api list-object-versions --bucket "$b" --output json >"$T_TMP/versions-$n.json" ||
-    { bad "$n: list-object-versions failed"; return; }
-  while IFS=$'\t' read -r key vid; do
-    got=$(lock_of "$side" "$b" "$key" "$vid")
-    m=${got% *} u=${got#* }
+  s3check locks "$side" "$(side_endpoint "$side")" "$b" >"$T_TMP/locks-$n.tsv" ||
+    { bad "$n: listing the versions and their locks failed"; return; }
+  while IFS=$'\t' read -r key vid m u; do
+    got="$m $u"
     case $key in
       .replicate/lease*)
         leases=$((leases + 1))
@@ -53,7 +52,7 @@ check_locked() {
         fi
         ;;
     esac
-  done < <(jget "$T_TMP/versions-$n.json" '"\n".join(v["Key"] + "\t" + v["VersionId"] for v in d.get("Versions", []))')
+  done <"$T_TMP/locks-$n.tsv"
   if [ ${#wrong[@]} -eq 0 ] && [ "$data" -ge "$NOBJ" ] && [ "$manifests" -ge 1 ] && [ "$leases" -ge 1 ]; then
     ok "$n: all $data object versions and $manifests manifest(s) are locked ($mode, until now + ${secs}s); the $leases lease versions are not"
   else
