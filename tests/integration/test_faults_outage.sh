@@ -126,7 +126,12 @@ start_proxy p-hang "$RGW_B_ENDPOINT" 0 --stall-seconds 600 --rule "stall:PUT /$d
   >"$T_TMP/hang.out" 2>"$T_TMP/hang.err" &
 rp=$!
 lib_kill_at_exit "$rp"
-sleep 3 # the upload is created; its parts stall and are retried
+for ((i = 0; i < 300; i++)); do # until the upload is created (POST ?uploads): then its parts stall
+  kill -USR1 "$PROXY_PID" && sleep 0.1
+  [ "$(jget "$T_TMP/p-hang.counts.json" 'd["methods"].get("POST", 0)')" -ge 1 ] 2>/dev/null && break
+  kill -0 "$rp" 2>/dev/null || break
+done
+sleep 1
 kill -INT "$rp"
 t0=$SECONDS
 wait "$rp"
