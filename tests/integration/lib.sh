@@ -39,6 +39,8 @@
 #                            $T_TMP, exit code in $REP_RC, seconds in $REP_SECS; run_rep NAME ARGS...: the same
 #                            with nothing prepended
 #   s3check SUBCMD ARGS...   tests/tools/s3check.py (its docstring lists the subcommands)
+#   s3write SIDE BUCKET      puts and deletes as a user makes them, read from stdin (s3check write; one process)
+#   tsv ARGS...              one line of the arguments, tab-separated (for s3write)
 #   free_port                a TCP port on 127.0.0.1 that nothing listens on
 #   jget FILE EXPR           evaluate a Python expression over the JSON in FILE (as d)
 #   snapshot SIDE BUCKET OUT [DETAIL_KEY...]   list + download a bucket with awscli: keys, sizes, ETags, MD5s
@@ -245,6 +247,8 @@ rep() { # NAME ARGS...
 # ---- tests/tools/s3check.py: JSON values, and buckets read back with awscli
 s3check() { /usr/bin/python3 "$S3CHECK" "$@"; } # Debian's: snapshots import awscli's library
 free_port() { s3check free-port; }
+tsv() { local IFS=$'\t'; printf '%s\n' "$*"; } # ARGS...: one line, the arguments tab-separated
+s3write() { s3check write "$1" "$(side_endpoint "$1")" "$2"; } # SIDE BUCKET < "put KEY FILE [NAME=VALUE...]" / "delete KEY" lines
 jget() { s3check jget "$1" "$2" 2>/dev/null; } # FILE EXPR: the value (JSON for lists/dicts/booleans/null), or nothing
 snapshot() { # SIDE BUCKET OUT [DETAIL_KEY...]
   local side=$1 b=$2 out=$3
@@ -310,7 +314,7 @@ log_requests() { # SIDE FROM REGEX: request lines after line FROM matching an ex
 # with every preserved header and user metadata, and 1,100 small objects. Sets SRC_COUNT and DETAIL_KEYS (the
 # keys whose headers and metadata the comparison reads with get-object) and NAMED_KEYS (all but the bulk ones).
 build_source() {
-  local side=$1 b=$2 d=$T_TMP/srcfiles long pids=() p rc=0
+  local side=$1 b=$2 d=$T_TMP/srcfiles long rc=0
   long=special/long-$(printf 'L%.0s' $(seq 1 987))
   [ "${#long}" -eq 1000 ] || die "the long key is ${#long} bytes, not 1000"
   KEY_SPACE="special/sp ace/file one.txt"
@@ -344,32 +348,30 @@ build_source() {
 
   say "building the source s3://$b on $side"
   aws_on "$side" s3api create-bucket --bucket "$b" >/dev/null || die "create-bucket $b"
-  # awscli writes the awkward objects and the ones with headers (in parallel: each aws call costs ~1 s of CPU)
-  aws_on "$side" s3 cp --recursive --quiet "$d/tree" "s3://$b/" & pids+=($!)
-  aws_on "$side" s3api put-object --bucket "$b" --key "$KEY_DSLASH" --body "$d/dslash" >/dev/null & pids+=($!)
-  aws_on "$side" s3api put-object --bucket "$b" --key "$KEY_TSLASH" --body "$d/tslash" >/dev/null & pids+=($!)
-  aws_on "$side" s3api put-object --bucket "$b" --key "$KEY_LONG" --body "$d/long" >/dev/null & pids+=($!)
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  pids=()
-  aws_on "$side" s3api put-object --bucket "$b" --key "$KEY_META" --body "$d/meta.html" \
-    --content-type 'text/html; charset=utf-8' --cache-control 'max-age=3600, must-revalidate' \
-    --content-disposition 'attachment; filename="report 2026.html"' --content-encoding identity \
-    --content-language de-CH --expires 2031-05-06T07:08:09Z \
-    --metadata 'author=alice,project=replicate-test,empty-ish=-' >/dev/null & pids+=($!)
-  aws_on "$side" s3api put-object --bucket "$b" --key "$KEY_META2" --body "$d/meta.json" \
-    --content-type application/json --metadata 'colour=blue,n=42' >/dev/null & pids+=($!)
-  # multipart (awscli: 8 MiB parts), with every header and user metadata too
-  aws_on "$side" s3 cp --quiet "$d/big2" "s3://$b/$KEY_BIG2" --content-type application/x-test-data \
-    --cache-control no-cache --content-disposition inline --content-encoding identity --content-language en \
-    --expires 2030-01-02T03:04:05Z --metadata 'kind=multipart,size=20MiB' & pids+=($!)
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  [ "$rc" -eq 0 ] || die "awscli could not write the source objects"
+  # awscli's library writes the awkward objects and the ones with headers (s3write: one process for all of them)
+  {
+    for k in "$KEY_SPACE" "$KEY_PLUS" "$KEY_PCT" "$KEY_HASH" "$KEY_QUESTION" "$KEY_UNICODE" "$KEY_ZERO"; do
+      tsv put "$k" "$d/tree/$k" ContentType=guess
+    done
+    tsv put "$KEY_DSLASH" "$d/dslash"
+    tsv put "$KEY_TSLASH" "$d/tslash"
+    tsv put "$KEY_LONG" "$d/long"
+    tsv put "$KEY_META" "$d/meta.html" "ContentType=text/html; charset=utf-8" \
+      "CacheControl=max-age=3600, must-revalidate" 'ContentDisposition=attachment; filename="report 2026.html"' \
+      ContentEncoding=identity ContentLanguage=de-CH Expires=2031-05-06T07:08:09Z meta-author=alice \
+      meta-project=replicate-test meta-empty-ish=-
+    tsv put "$KEY_META2" "$d/meta.json" ContentType=application/json meta-colour=blue meta-n=42
+    # multipart in 8 MiB parts (as aws s3 cp makes it), with every header and user metadata too
+    tsv put "$KEY_BIG2" "$d/big2" PartSize=$((8 * 1024 * 1024)) ContentType=application/x-test-data \
+      CacheControl=no-cache ContentDisposition=inline ContentEncoding=identity ContentLanguage=en \
+      Expires=2030-01-02T03:04:05Z meta-kind=multipart meta-size=20MiB
+  } | s3write "$side" "$b" || rc=1
+  [ "$rc" -eq 0 ] || die "awscli's library could not write the source objects"
   s3tool_on "$side" put "$b" "$KEY_BIG1" $((12 * 1024 * 1024)) 7 || die "s3tool put $KEY_BIG1"
   s3tool_on "$side" put "$b" "$KEY_BIG3" $((11 * 1024 * 1024)) 8 || die "s3tool put $KEY_BIG3"
   s3tool_on "$side" fill "$b" bulk/ 1100 0 2048 11 || die "s3tool fill"
   SRC_COUNT=1115
-  # (each get-object is one more aws process, ~1 s of CPU: only the keys aws s3 cp cannot map to a file, and those
-  # whose headers and metadata matter)
+  # (the keys whose headers and metadata the comparisons read: awkward ones, those with headers, the big ones)
   DETAIL_KEYS=("$KEY_DSLASH" "$KEY_TSLASH" "$KEY_LONG" "$KEY_META" "$KEY_META2" "$KEY_BIG1" "$KEY_BIG2"
     "$KEY_BIG3")
   NAMED_KEYS=("$KEY_SPACE" "$KEY_PLUS" "$KEY_PCT" "$KEY_HASH" "$KEY_QUESTION" "$KEY_UNICODE" "$KEY_DSLASH" "$KEY_TSLASH"

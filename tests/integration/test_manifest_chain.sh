@@ -32,14 +32,15 @@ backup() { # NAME: a run, its id in RUN[NAME], a snapshot of the source as it wa
   say "$1 = ${RUN[$1]}: stored $(stored "$1" key), $(stored "$1" bytes) bytes, delta $(stored "$1" delta), $(stored "$1" records) records for $(stored "$1" objects) objects, depth $(stored "$1" depth)"
   snapshot a "$src" "$T_TMP/snap-$1"
 }
-put_new() { # KEY...: 300-byte objects with new content
-  local k
+put_new() { # KEY...: 300-byte objects with new content (awscli's library, one process)
+  local k i=0
   for k in "$@"; do
-    head -c 300 /dev/urandom >"$T_TMP/body"
-    aws_on a s3api put-object --bucket "$src" --key "$k" --body "$T_TMP/body" >/dev/null || die "put $k"
-  done
+    i=$((i + 1))
+    head -c 300 /dev/urandom >"$T_TMP/body$i"
+    tsv put "$k" "$T_TMP/body$i"
+  done | s3write a "$src" || die "put $*"
 }
-delete() { for k in "$@"; do aws_on a s3api delete-object --bucket "$src" --key "$k" >/dev/null || die "delete $k"; done; }
+delete() { local k; for k in "$@"; do tsv delete "$k"; done | s3write a "$src" || die "delete $*"; }
 key() { printf 'f/%06d' "$1"; } # as s3tool fill names them
 
 backup r1

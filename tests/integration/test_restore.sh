@@ -33,12 +33,14 @@ AT_BETWEEN=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 sleep 1.2
 head -c $((20 * 1024 * 1024)) /dev/urandom >"$T_TMP/big2-new"
 printf '{"user": "changed"}\n' >"$T_TMP/meta2-new"
-aws_on a s3 cp --quiet "$T_TMP/big2-new" "s3://$src/$KEY_BIG2" --content-type application/x-new || die "overwrite"
-aws_on a s3api put-object --bucket "$src" --key "$KEY_META2" --body "$T_TMP/meta2-new" \
-  --content-type text/plain --metadata colour=red >/dev/null || die "overwrite meta2"
 DELETED=("$KEY_SPACE" "$KEY_UNICODE" bulk/000001 bulk/000002 bulk/000003)
-for k in "${DELETED[@]}"; do aws_on a s3api delete-object --bucket "$src" --key "$k" >/dev/null || die "rm $k"; done
-for i in 1 2 3; do printf 'added %s\n' "$i" >"$T_TMP/add$i"; aws_on a s3 cp --quiet "$T_TMP/add$i" "s3://$src/added/$i.txt" || die add; done
+for i in 1 2 3; do printf 'added %s\n' "$i" >"$T_TMP/add$i"; done
+{ # overwrites (a multipart one in aws s3 cp's 8 MiB parts), deletions, additions: awscli's library, one process
+  tsv put "$KEY_BIG2" "$T_TMP/big2-new" PartSize=$((8 * MiB)) ContentType=application/x-new
+  tsv put "$KEY_META2" "$T_TMP/meta2-new" ContentType=text/plain meta-colour=red
+  for k in "${DELETED[@]}"; do tsv delete "$k"; done
+  for i in 1 2 3; do tsv put "added/$i.txt" "$T_TMP/add$i" ContentType=guess; done
+} | s3write a "$src" || die "changing the source"
 rep run2 "${SAME[@]}" --json "s3://$src" "s3://$bk"
 expect_rc run2 0 "run 2 backs up the changed source"
 R2=$(jget "$T_TMP/run2.out" 'd["run_id"]')

@@ -9,6 +9,7 @@ installed for).
   compare SRC-SNAPSHOT DST-SNAPSHOT [restored] [content]  same keys, sizes, content, headers, metadata (content:
                                                          keys, sizes and content only)
   locks SIDE ENDPOINT BUCKET                              every version's key, id, Object Lock mode and until (TSV)
+  write SIDE ENDPOINT BUCKET < OPS                        puts and deletes as a user makes them (TSV lines on stdin)
   source-ok SNAPSHOT COUNT KEY...                         the standard source as build_source wrote it
   jget FILE EXPR                                          a Python expression over the JSON in FILE (as d)
   versions VERSIONS-JSON KEY LATEST-ETAG [OLDER-ETAG...]  list-object-versions of KEY: exactly these versions
@@ -32,7 +33,7 @@ installed for).
 Exit status 0 = the check passed (or the value was printed), 1 = it failed, 2 = usage. Subcommands that make
 several checks print one "ok   - ..." or "FAIL - ..." line per check, the format of lib.sh, which counts them.
 """
-import glob, hashlib, inspect, json, math, os, re, subprocess, sys, time, concurrent.futures as cf
+import glob, hashlib, inspect, json, math, mimetypes, os, re, subprocess, sys, time, concurrent.futures as cf
 from urllib.parse import parse_qs
 
 AWS = "/usr/bin/aws"
@@ -129,6 +130,52 @@ def snapshot(side, endpoint, url, out, tmp, detail):
     for e in errors:
         print(f"    snapshot error: {e}")
     return 1 if errors else 0
+
+
+def write(side, endpoint, bucket):
+    """Changes to BUCKET as a user makes them, with awscli's library in this process, one per line of stdin,
+    tab-separated: "put KEY FILE [NAME=VALUE...]" (NAME: a PutObject parameter such as ContentType, CacheControl,
+    Expires; ContentType=guess guesses it from the key as aws s3 cp does from a file's name; meta-X for user
+    metadata X; PartSize=BYTES uploads in parts of that size, as aws s3 cp does above its threshold) or "delete KEY [VERSION]". Stops at the first failure (exit 1, the line on stderr)."""
+    c = s3client(side, endpoint)
+    for line in sys.stdin.read().splitlines():
+        f = line.split("\t")
+        try:
+            if f[0] == "put":
+                key, path, opts, meta, part = f[1], f[2], {}, {}, 0
+                for nv in f[3:]:
+                    n, v = nv.split("=", 1)
+                    if n.startswith("meta-"):
+                        meta[n[5:]] = v
+                    elif n == "PartSize":
+                        part = int(v)
+                    elif n == "ContentType" and v == "guess":  # as aws s3 cp guesses it from the file's name
+                        guess = mimetypes.guess_type(key)[0]
+                        if guess:
+                            opts[n] = guess
+                    else:
+                        opts[n] = v
+                if meta:
+                    opts["Metadata"] = meta
+                if part:
+                    up = c.create_multipart_upload(Bucket=bucket, Key=key, **opts)["UploadId"]
+                    parts = []
+                    with open(path, "rb") as fh:
+                        for no, chunk in enumerate(iter(lambda: fh.read(part), b""), 1):
+                            r = c.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=no, Body=chunk)
+                            parts.append({"PartNumber": no, "ETag": r["ETag"]})
+                    c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up, MultipartUpload={"Parts": parts})
+                else:
+                    with open(path, "rb") as fh:
+                        c.put_object(Bucket=bucket, Key=key, Body=fh.read(), **opts)
+            elif f[0] == "delete":
+                c.delete_object(Bucket=bucket, Key=f[1], **({"VersionId": f[2]} if len(f) > 2 else {}))
+            else:
+                raise ValueError("unknown operation")
+        except Exception as e:
+            print(f"write s3://{bucket}: {line!r}: {e}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def locks(side, endpoint, bucket):
@@ -644,6 +691,7 @@ COMMANDS = {
     "snapshot": lambda side, endpoint, bucket, out, tmp, *detail: snapshot(side, endpoint, bucket, out, tmp, set(detail)),
     "compare": lambda src, dst, *how: compare(src, dst, "restored" in how, "content" in how),
     "locks": locks,
+    "write": write,
     "source-ok": source_ok,
     "jget": jget,
     "versions": versions,
