@@ -15,6 +15,8 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 BUILD   := build$(if $(SANITIZE),-san)
+# check and demo build with one job per core unless make was given -j (the build is a minute on one core)
+SUBJOBS  = $(if $(findstring -j,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
 LIB_SRC := $(wildcard s3/*.c manifest/*.c)
 APP_SRC := $(wildcard replicator/*.c)
 APP_LIB := $(filter-out replicator/main.c,$(APP_SRC))
@@ -96,7 +98,7 @@ deps:
 
 # Everything: packages, build, RGW servers, unit + integration tests; servers are stopped on any exit.
 check: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(ITEST_BIN)
+	@$(MAKE) --no-print-directory $(SUBJOBS) all $(UNIT_BIN) $(ITEST_BIN)
 	@scripts/check-docs.sh $(BUILD)/replicate
 	@scripts/check.sh $(BUILD)
 
@@ -104,11 +106,11 @@ integration: all $(ITEST_BIN)
 	@scripts/check.sh $(BUILD) integration
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(SUBJOBS) all
 	@scripts/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(SUBJOBS) all
 	@scripts/bench.sh
 
 format:
