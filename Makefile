@@ -15,7 +15,7 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 BUILD   := build$(if $(SANITIZE),-san)
-# check and demo build with one job per core unless make was given -j (the build is a minute on one core)
+# check, demo and bench build with one job per core unless make was given -j (the build is a minute on one core)
 SUBJOBS  = $(if $(findstring -j,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 2))
 LIB_SRC := $(wildcard s3/*.c manifest/*.c)
 APP_SRC := $(wildcard replicator/*.c)

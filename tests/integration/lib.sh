@@ -248,12 +248,13 @@ rep() { # NAME ARGS...
 s3check() { /usr/bin/python3 "$S3CHECK" "$@"; } # Debian's: snapshots import awscli's library
 free_port() { s3check free-port; }
 tsv() { local IFS=$'\t'; printf '%s\n' "$*"; } # ARGS...: one line, the arguments tab-separated
-s3write() { s3check write "$1" "$(side_endpoint "$1")" "$2"; } # SIDE BUCKET < "put KEY FILE [NAME=VALUE...]" / "delete KEY" lines
+# s3write SIDE BUCKET < lines "put KEY FILE [NAME=VALUE...]" / "delete KEY [VERSION]" (s3check write)
+s3write() { s3check write "$1" "$(side_endpoint "$1")" "$2"; }
 jget() { s3check jget "$1" "$2" 2>/dev/null; } # FILE EXPR: the value (JSON for lists/dicts/booleans/null), or nothing
 snapshot() { # SIDE BUCKET OUT [DETAIL_KEY...]
   local side=$1 b=$2 out=$3
   shift 3
-  s3check snapshot "$side" "$(side_endpoint "$side")" "$b" "$out" "$T_TMP" "$@"
+  s3check snapshot "$side" "$(side_endpoint "$side")" "$b" "$out" "$@"
 }
 compare_snapshots() { s3check compare "$@"; }
 source_ok() { # SNAPSHOT: the source holds SRC_COUNT objects, among them every NAMED_KEY exactly as written
@@ -314,7 +315,7 @@ log_requests() { # SIDE FROM REGEX: request lines after line FROM matching an ex
 # with every preserved header and user metadata, and 1,100 small objects. Sets SRC_COUNT and DETAIL_KEYS (the
 # keys whose headers and metadata the comparison reads with get-object) and NAMED_KEYS (all but the bulk ones).
 build_source() {
-  local side=$1 b=$2 d=$T_TMP/srcfiles long rc=0
+  local side=$1 b=$2 d=$T_TMP/srcfiles long
   long=special/long-$(printf 'L%.0s' $(seq 1 987))
   [ "${#long}" -eq 1000 ] || die "the long key is ${#long} bytes, not 1000"
   KEY_SPACE="special/sp ace/file one.txt"
@@ -365,8 +366,7 @@ build_source() {
     tsv put "$KEY_BIG2" "$d/big2" PartSize=$((8 * 1024 * 1024)) ContentType=application/x-test-data \
       CacheControl=no-cache ContentDisposition=inline ContentEncoding=identity ContentLanguage=en \
       Expires=2030-01-02T03:04:05Z meta-kind=multipart meta-size=20MiB
-  } | s3write "$side" "$b" || rc=1
-  [ "$rc" -eq 0 ] || die "awscli's library could not write the source objects"
+  } | s3write "$side" "$b" || die "awscli's library could not write the source objects"
   s3tool_on "$side" put "$b" "$KEY_BIG1" $((12 * 1024 * 1024)) 7 || die "s3tool put $KEY_BIG1"
   s3tool_on "$side" put "$b" "$KEY_BIG3" $((11 * 1024 * 1024)) 8 || die "s3tool put $KEY_BIG3"
   s3tool_on "$side" fill "$b" bulk/ 1100 0 2048 11 || die "s3tool fill"

@@ -4,7 +4,7 @@
 for snapshots the same package's library in this process (run it with /usr/bin/python3, the interpreter awscli is
 installed for).
 
-  snapshot SIDE ENDPOINT BUCKET[/PREFIX] OUT TMP [DETAIL_KEY...]   list + read a bucket: keys, sizes, ETags, content
+  snapshot SIDE ENDPOINT BUCKET[/PREFIX] OUT [DETAIL_KEY...]   list + read a bucket: keys, sizes, ETags, content
                                                          MD5s, and headers/metadata of the DETAIL_KEYs
   compare SRC-SNAPSHOT DST-SNAPSHOT [restored] [content]  same keys, sizes, content, headers, metadata (content:
                                                          keys, sizes and content only)
@@ -75,7 +75,7 @@ def jsonable(v):
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 
-def snapshot(side, endpoint, url, out, tmp, detail):
+def snapshot(side, endpoint, url, out, detail):
     """url: BUCKET, or BUCKET/PREFIX: the keys under PREFIX/, named relative to it (as aws s3 sync names them)."""
     t0 = time.time()
     bucket, _, prefix = url.partition("/")
@@ -136,7 +136,8 @@ def write(side, endpoint, bucket):
     """Changes to BUCKET as a user makes them, with awscli's library in this process, one per line of stdin,
     tab-separated: "put KEY FILE [NAME=VALUE...]" (NAME: a PutObject parameter such as ContentType, CacheControl,
     Expires; ContentType=guess guesses it from the key as aws s3 cp does from a file's name; meta-X for user
-    metadata X; PartSize=BYTES uploads in parts of that size, as aws s3 cp does above its threshold) or "delete KEY [VERSION]". Stops at the first failure (exit 1, the line on stderr)."""
+    metadata X; PartSize=BYTES uploads in parts of that size, as aws s3 cp does above its threshold) or
+    "delete KEY [VERSION]". Stops at the first failure (exit 1, the line on stderr)."""
     c = s3client(side, endpoint)
     for line in sys.stdin.read().splitlines():
         f = line.split("\t")
@@ -688,7 +689,7 @@ def free_port():
 
 
 COMMANDS = {
-    "snapshot": lambda side, endpoint, bucket, out, tmp, *detail: snapshot(side, endpoint, bucket, out, tmp, set(detail)),
+    "snapshot": lambda side, endpoint, bucket, out, *detail: snapshot(side, endpoint, bucket, out, set(detail)),
     "compare": lambda src, dst, *how: compare(src, dst, "restored" in how, "content" in how),
     "locks": locks,
     "write": write,
